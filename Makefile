@@ -1,0 +1,45 @@
+# OpenCDP — everything a fresh machine with Python and the PostgreSQL binaries needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-fast bench lint format serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# The demo's real data ships inside this wheel; its old dependency pins are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps 'lifetimes==0.11.3'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install OpenCDP with its dev extras
+
+demo: $(STAMP) ## load CDNOW + an omnichannel layer, then serve on 127.0.0.1:8000
+	$(BIN)/opencdp demo
+
+test: $(STAMP) ## unit, contract (SQLite + PostgreSQL) and end-to-end tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not e2e"
+
+bench: $(STAMP) ## benchmarks; results go to docs/benchmarks.md by hand
+	$(BIN)/python bench/run.py
+
+lint: $(STAMP) ## ruff, formatting, mypy strict on the core, import-linter contracts
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+serve: $(STAMP)
+	$(BIN)/opencdp serve
+
+clean:
+	rm -rf $(VENV) .opencdp .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,318 @@
+"""The ingest service: from one request's bytes to committed inbox rows (an adapter).
+
+Requests from many concurrent clients meet in a :class:`GroupCommitter`: one writer thread takes
+everything queued, commits it in one transaction, and only then releases the waiting requests,
+which answer 2xx. So an acknowledged event is always durable, and the database sees a few large
+transactions instead of many small ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from opencdp.clock import Clock
+from opencdp.collect.envelope import (
+    Envelope,
+    decompress,
+    find_write_key,
+    parse_json_object,
+    split_envelope,
+)
+from opencdp.collect.normalize import (
+    BATCH_LIMIT_EXCEEDED,
+    NormalizedEvent,
+    Rejection,
+    normalize,
+    to_us,
+)
+from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
+from opencdp.errors import AuthenticationError, RateLimited
+from opencdp.settings import Settings
+from opencdp.storage.admin import AdminStore, Source
+from opencdp.storage.db import Database
+from opencdp.storage.inbox import InboxStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestResult:
+    """What happened to the messages of one request."""
+
+    accepted: int = 0
+    quarantined: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "success": True,
+            "accepted": self.accepted,
+            "quarantined": self.quarantined,
+        }
+        if self.errors:
+            out["errors"] = self.errors
+        return out
+
+
+@dataclass
+class _Pending:
+    events: list[dict[str, Any]]
+    rejected: list[dict[str, Any]]
+    done: Future[None]
+
+
+class GroupCommitter:
+    """One writer thread that commits the work of many requests per transaction."""
+
+    def __init__(self, db: Database, store: InboxStore, max_events: int) -> None:
+        self.db = db
+        self.store = store
+        self.max_events = max_events
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="opencdp-group-commit", daemon=True)
+        self._started = False
+        self._lock = threading.Lock()
+        self.commits = 0
+
+    def submit(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> Future[None]:
+        """Queue rows; the future completes once they are committed (or the commit failed)."""
+        with self._lock:
+            if not self._started:
+                self._thread.start()
+                self._started = True
+        pending = _Pending(events, rejected, Future())
+        self._queue.put(pending)
+        return pending.done
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        with self._lock:
+            if not self._started:
+                return
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            size = len(first.events) + len(first.rejected)
+            while size < self.max_events:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+                size += len(item.events) + len(item.rejected)
+            self._commit(group)
+
+    def _commit(self, group: Sequence[_Pending]) -> None:
+        events = [row for p in group for row in p.events]
+        rejected = [row for p in group for row in p.rejected]
+        try:
+            with self.db.write() as conn:
+                self.store.append(conn, events, rejected)
+            self.commits += 1
+        except BaseException as exc:
+            log.exception("group commit of %d events failed", len(events))
+            for p in group:
+                p.done.set_exception(exc)
+            return
+        for p in group:
+            p.done.set_result(None)
+
+
+class Collector:
+    """Validates requests of the Tracking API and lands their events in the inbox."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        admin: AdminStore,
+        inbox: InboxStore,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.admin = admin
+        self.inbox = inbox
+        self.committer = GroupCommitter(db, inbox, settings.group_commit_max_events)
+        self.rate_limiter = RateLimiter(settings.rate_limit_per_source, settings.rate_limit_burst)
+        self._sources: dict[str, tuple[Source | None, float]] = {}
+        self._backlog = 0
+        self._backlog_checked = -1e9
+
+    # The request path --------------------------------------------------------------------
+    def prepare(
+        self,
+        route: str,
+        raw_body: bytes,
+        *,
+        authorization: str | None,
+        content_encoding: str | None,
+    ) -> tuple[Source, list[dict[str, Any]], list[dict[str, Any]], IngestResult]:
+        """Everything up to the commit: decode, authenticate, limit, validate, build rows.
+
+        Raises a :class:`~opencdp.errors.RequestError` for envelope problems (the request is
+        rejected whole); returns the rows to commit otherwise.
+        """
+        body = decompress(raw_body, content_encoding, self.settings.max_batch_bytes)
+        doc = parse_json_object(body)
+        key = find_write_key(authorization, doc)
+        source = self._source(key)
+        envelope = split_envelope(route, doc)
+        self._check_limits(source, len(envelope.messages))
+        return (source, *self.build_rows(source, envelope))
+
+    def build_rows(
+        self, source: Source, envelope: Envelope
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], IngestResult]:
+        """Normalize every message of an envelope into inbox rows and quarantine rows."""
+        now = self.clock.now()
+        now_us = to_us(now)
+        limit = self.settings.max_batch_events
+        result = IngestResult()
+        events: list[dict[str, Any]] = []
+        rejected: list[dict[str, Any]] = []
+        for index, raw in enumerate(envelope.messages):
+            outcome: NormalizedEvent | Rejection
+            if index >= limit:
+                outcome = Rejection(
+                    BATCH_LIMIT_EXCEEDED,
+                    f"a batch may carry at most {limit} events; this one is number {index + 1}",
+                    raw,
+                )
+            else:
+                outcome = normalize(
+                    raw,
+                    envelope,
+                    received_at=now,
+                    max_event_bytes=self.settings.max_event_bytes,
+                )
+            if isinstance(outcome, NormalizedEvent):
+                events.append(
+                    {
+                        "workspace_id": source.workspace_id,
+                        "source_id": source.id,
+                        "message_id": outcome.message_id,
+                        "received_us": outcome.received_us,
+                        "payload": orjson.dumps(outcome.payload).decode(),
+                    }
+                )
+                result.accepted += 1
+            else:
+                rejected.append(quarantine_row(source, outcome, "collect", now_us))
+                result.quarantined += 1
+                if len(result.errors) < 20:
+                    result.errors.append(
+                        {"index": index, "code": outcome.reason, "message": outcome.detail}
+                    )
+        return events, rejected, result
+
+    async def commit_async(
+        self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]
+    ) -> None:
+        """Wait, without blocking the event loop, until the rows are committed."""
+        if events or rejected:
+            await asyncio.wrap_future(self.committer.submit(events, rejected))
+            self._backlog += len(events)
+
+    def commit(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
+        """Blocking variant of :meth:`commit_async` (CLI, demo loader, tests)."""
+        if events or rejected:
+            self.committer.submit(events, rejected).result()
+            self._backlog += len(events)
+
+    def ingest_messages(self, source: Source, messages: list[Any]) -> IngestResult:
+        """Validate and commit messages given as Python objects (bulk loads, tests)."""
+        events, rejected, result = self.build_rows(
+            source, Envelope(messages=messages, implied_type=None)
+        )
+        self.commit(events, rejected)
+        return result
+
+    def close(self) -> None:
+        self.committer.close()
+
+    # Helpers ---------------------------------------------------------------------------
+    def _source(self, write_key: str) -> Source:
+        now = self.clock.monotonic()
+        cached = self._sources.get(write_key)
+        if cached is None or now - cached[1] > 10.0:
+            cached = (self.admin.source_for_key(write_key), now)
+            if len(self._sources) > 10_000:
+                self._sources.clear()
+            self._sources[write_key] = cached
+        source = cached[0]
+        if source is None:
+            raise AuthenticationError(
+                "unknown write key: check the key, or create a source with `opencdp source add`",
+                code="invalid_write_key",
+            )
+        if not source.enabled:
+            raise AuthenticationError(f"source {source.name!r} is disabled", code="source_disabled")
+        return source
+
+    def _check_limits(self, source: Source, n: int) -> None:
+        wait = self.rate_limiter.try_acquire(source.id, n, self.clock.monotonic())
+        if wait > 0:
+            raise RateLimited(
+                f"source {source.name!r} is over its rate limit of "
+                f"{self.settings.rate_limit_per_source:g} events/s; retry later",
+                retry_after=retry_after_seconds(wait),
+            )
+        limit = self.settings.max_inbox_backlog
+        if limit > 0:
+            now = self.clock.monotonic()
+            if now - self._backlog_checked > 1.0:
+                self._backlog = self.inbox.pending()
+                self._backlog_checked = now
+            if self._backlog >= limit:
+                raise RateLimited(
+                    f"the inbox holds {self._backlog} unprocessed events (limit {limit}); "
+                    "the workers are behind, retry later",
+                    retry_after=5,
+                    code="backlog_full",
+                )
+
+
+def quarantine_row(
+    source: Source | None, rejection: Rejection, stage: str, now_us: int
+) -> dict[str, Any]:
+    """The quarantine table row that keeps a rejected message whole, with its reason."""
+    raw = rejection.raw
+    if isinstance(raw, dict) and "writeKey" in raw:
+        raw = {k: v for k, v in raw.items() if k != "writeKey"}  # a secret: never stored
+    try:
+        payload = orjson.dumps(raw).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        payload = orjson.dumps(repr(raw)).decode()
+    return {
+        "workspace_id": source.workspace_id if source else "default",
+        "source_id": source.id if source else None,
+        "message_id": rejection.message_id,
+        "stage": stage,
+        "reason": rejection.reason,
+        "detail": rejection.detail,
+        "event_type": rejection.type,
+        "event_name": (rejection.event or None) and rejection.event[:200],
+        "payload": payload,
+        "created_us": now_us,
+    }

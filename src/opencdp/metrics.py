@@ -1,0 +1,45 @@
+"""Prometheus metrics of one runtime (its own registry, so several runtimes can coexist)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+_COUNTERS = {
+    "opencdp_events_accepted_total": "Events committed to the inbox by the collector.",
+    "opencdp_events_quarantined_total": "Events put in quarantine (collection or processing).",
+    "opencdp_events_processed_total": "Events processed by workers into profiles.",
+    "opencdp_profiles_created_total": "Profiles created by identity resolution.",
+    "opencdp_profiles_merged_total": "Profiles merged into another by identity resolution.",
+}
+
+
+class Metrics:
+    """Counters and gauges exposed at ``/metrics``."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._counters = {
+            name: Counter(name.removesuffix("_total"), doc, registry=self.registry)
+            for name, doc in _COUNTERS.items()
+        }
+        self.inbox_pending = Gauge(
+            "opencdp_inbox_pending", "Events waiting in the inbox.", registry=self.registry
+        )
+        self.worker_lag = Gauge(
+            "opencdp_worker_lag_seconds",
+            "Age of the oldest unprocessed event.",
+            registry=self.registry,
+        )
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Increase a counter by ``n``."""
+        if n:
+            self._counters[name].inc(n)
+
+    def value(self, name: str) -> float:
+        """The current value of a counter (for tests and status output)."""
+        return float(self._counters[name]._value.get())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)

@@ -1,0 +1,1 @@
+"""Process: the worker that turns inbox events into identity links, profiles and timelines."""

@@ -1,0 +1,287 @@
+"""One micro-batch of events through identity resolution and trait resolution, in memory.
+
+The :class:`BatchState` is loaded from the database by :mod:`opencdp.process.processor`, then
+every event runs through :meth:`BatchState.apply` in order, and the accumulated changes are
+written back in one transaction. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from opencdp.errors import IdentityError
+from opencdp.identity import (
+    PREVIOUS_ID,
+    Identifier,
+    IdentityConfig,
+    IdentityGraph,
+    IdInfo,
+    ProfileNode,
+    Resolution,
+    extract_group_identifiers,
+    extract_user_identifiers,
+)
+from opencdp.profiles.traits import TraitValue, apply_traits, merge_traits
+
+
+@dataclass(slots=True)
+class Event:
+    """An event to process: a normalized message and where it came from."""
+
+    seq: int | None
+    workspace_id: str
+    source_id: str | None
+    message_id: str
+    received_us: int
+    timestamp_us: int
+    message: dict[str, Any]
+
+
+def lookup_pairs(
+    events: list[Event], config: IdentityConfig
+) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The (type, value) identifier keys a batch needs loaded: users and accounts."""
+    users: set[tuple[str, str]] = set()
+    accounts: set[tuple[str, str]] = set()
+    for ev in events:
+        for ident in extract_user_identifiers(ev.message, config):
+            if ident.type == PREVIOUS_ID:
+                users.add(("user_id", ident.value))
+                users.add(("anonymous_id", ident.value))
+            else:
+                users.add((ident.type, ident.value))
+        if ev.message.get("type") == "group":
+            accounts.update(
+                (i.type, i.value) for i in extract_group_identifiers(ev.message, config)
+            )
+    return users, accounts
+
+
+@dataclass
+class BatchState:
+    """The slice of the graph and the traits a batch touches, plus everything it changed."""
+
+    workspace_id: str
+    users: IdentityGraph
+    accounts: IdentityGraph
+    traits: dict[str, dict[str, TraitValue]]
+    existing: set[str]
+    new_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    touched: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merged_into: dict[str, str] = field(default_factory=dict)
+    merge_rows: list[dict[str, Any]] = field(default_factory=list)
+    dirty_traits: dict[str, set[str]] = field(default_factory=dict)
+    touched_identifiers: dict[str, set[Identifier]] = field(default_factory=dict)
+    event_rows: list[dict[str, Any]] = field(default_factory=list)
+    link_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    failures: list[tuple[Event, str, str]] = field(default_factory=list)
+    created: int = 0
+
+    # -- loading ---------------------------------------------------------------------------------
+    @staticmethod
+    def node(row: Any, identifier_rows: list[Any]) -> ProfileNode:
+        """A graph node from a stored profile row and its identifier rows."""
+        return ProfileNode(
+            id=row.id,
+            collection=row.collection,
+            created_us=row.created_us,
+            merge_count=row.merge_count,
+            identifiers={
+                Identifier(r.id_type, r.id_value): IdInfo(
+                    r.created_us, r.last_seen_us, r.message_id, r.source_id, r.rule
+                )
+                for r in identifier_rows
+            },
+        )
+
+    # -- processing ------------------------------------------------------------------------------
+    def apply(self, ev: Event) -> None:
+        """Resolve one event; a failure is recorded (for quarantine) and changes nothing."""
+        msg = ev.message
+        try:
+            res = self.users.resolve_message(msg, at_us=ev.timestamp_us, source_id=ev.source_id)
+        except IdentityError as exc:
+            self.failures.append((ev, "missing_identity", exc.message))
+            return
+        self._record(res, ev, "users")
+        profile_id = res.profile_id
+        incoming = _user_traits(msg)
+        if incoming:
+            self._set_traits(profile_id, incoming, ev)
+        account_id = None
+        if msg.get("type") == "group":
+            try:
+                acc = self.accounts.resolve_message(
+                    msg, at_us=ev.timestamp_us, source_id=ev.source_id
+                )
+            except IdentityError:
+                acc = None
+            if acc is not None:
+                self._record(acc, ev, "accounts")
+                account_id = acc.profile_id
+                group_traits = msg.get("traits")
+                if isinstance(group_traits, dict) and group_traits:
+                    self._set_traits(account_id, group_traits, ev)
+                self.link_rows[(profile_id, account_id)] = {
+                    "workspace_id": self.workspace_id,
+                    "user_profile_id": profile_id,
+                    "account_profile_id": account_id,
+                    "message_id": ev.message_id,
+                    "created_us": ev.timestamp_us,
+                }
+        self.event_rows.append(
+            {
+                "workspace_id": self.workspace_id,
+                "message_id": ev.message_id,
+                "profile_id": profile_id,
+                "source_id": ev.source_id,
+                "type": msg.get("type", "track"),
+                "event": (msg.get("event") or msg.get("name") or None),
+                "timestamp_us": ev.timestamp_us,
+                "received_us": ev.received_us,
+                "payload": orjson.dumps(msg).decode(),
+                "resolution": orjson.dumps(
+                    {**res.to_json(), "account_id": account_id} if account_id else res.to_json()
+                ).decode(),
+            }
+        )
+
+    def _record(self, res: Resolution, ev: Event, collection: str) -> None:
+        pid = res.profile_id
+        if res.created:
+            self.created += 1
+            self.new_profiles[pid] = {
+                "workspace_id": self.workspace_id,
+                "id": pid,
+                "collection": collection,
+                "merged_into": None,
+                "created_us": ev.timestamp_us,
+                "updated_us": ev.received_us,
+                "first_message_id": ev.message_id,
+                "first_source_id": ev.source_id,
+                "last_message_id": ev.message_id,
+                "last_source_id": ev.source_id,
+                "merge_count": 0,
+            }
+        for merge in res.merged:
+            absorbed, into = merge.from_profile_id, merge.into_profile_id
+            self.merged_into[absorbed] = into
+            for key in self.merged_into:
+                if self.merged_into[key] == absorbed:
+                    self.merged_into[key] = into
+            absorbed_traits = self.traits.pop(absorbed, {})
+            if absorbed_traits:
+                self.traits[into] = merge_traits(self.traits.get(into, {}), absorbed_traits)
+                self.dirty_traits.setdefault(into, set()).update(absorbed_traits)
+            self.dirty_traits.pop(absorbed, None)
+            moved = self.touched_identifiers.pop(absorbed, set())
+            self.touched_identifiers.setdefault(into, set()).update(moved)
+            self.touched.pop(absorbed, None)
+            self.merge_rows.append(
+                {
+                    "workspace_id": self.workspace_id,
+                    "from_profile_id": absorbed,
+                    "into_profile_id": into,
+                    "message_id": ev.message_id,
+                    "rule": merge.rule,
+                    "detail": orjson.dumps(
+                        {"identifiers": [str(i) for i in merge.identifiers]}
+                    ).decode(),
+                    "created_us": ev.received_us,
+                }
+            )
+        ids = self.touched_identifiers.setdefault(pid, set())
+        ids.update(a.identifier for a in res.added)
+        ids.update(res.seen)
+        node = self._node(pid)
+        self.touched[pid] = {
+            "id": pid,
+            "updated_us": max(ev.received_us, self.touched.get(pid, {}).get("updated_us", 0)),
+            "last_message_id": ev.message_id,
+            "last_source_id": ev.source_id,
+            "merge_count": node.merge_count,
+        }
+
+    def _set_traits(self, profile_id: str, incoming: dict[str, Any], ev: Event) -> None:
+        current = self.traits.setdefault(profile_id, {})
+        changed = apply_traits(
+            current,
+            incoming,
+            source_id=ev.source_id,
+            message_id=ev.message_id,
+            event_us=ev.timestamp_us,
+        )
+        if changed:
+            current.update(changed)
+            self.dirty_traits.setdefault(profile_id, set()).update(changed)
+
+    # -- results ---------------------------------------------------------------------------------
+    def final(self, profile_id: str) -> str:
+        """The profile an id ended up as after this batch's merges."""
+        return self.merged_into.get(profile_id, profile_id)
+
+    def identifier_rows(self, now_us: int) -> list[dict[str, Any]]:
+        rows = []
+        for pid, idents in self.touched_identifiers.items():
+            node = self._node(pid)
+            for ident in idents:
+                info = node.identifiers.get(ident)
+                if info is None:
+                    continue
+                rows.append(
+                    {
+                        "workspace_id": self.workspace_id,
+                        "collection": node.collection,
+                        "id_type": ident.type,
+                        "id_value": ident.value,
+                        "profile_id": pid,
+                        "source_id": info.source_id,
+                        "message_id": info.message_id,
+                        "rule": info.rule or "co-occurrence",
+                        "created_us": info.first_seen_us,
+                        "last_seen_us": info.last_seen_us,
+                    }
+                )
+        return rows
+
+    def _node(self, profile_id: str) -> ProfileNode:
+        try:
+            return self.users.profile(profile_id)
+        except KeyError:
+            return self.accounts.profile(profile_id)
+
+    def trait_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for pid, keys in self.dirty_traits.items():
+            values = self.traits.get(pid, {})
+            for key in keys:
+                tv = values[key]
+                rows.append(
+                    {
+                        "workspace_id": self.workspace_id,
+                        "profile_id": pid,
+                        "key": key,
+                        "value": orjson.dumps(tv.value).decode(),
+                        "source_id": tv.source_id,
+                        "message_id": tv.message_id,
+                        "event_us": tv.event_us,
+                    }
+                )
+        return rows
+
+
+def _user_traits(msg: dict[str, Any]) -> dict[str, Any]:
+    """Traits an event sets on the user: ``context.traits`` always, plus identify's ``traits``."""
+    context = msg.get("context")
+    context_traits = context.get("traits") if isinstance(context, dict) else None
+    out: dict[str, Any] = dict(context_traits) if isinstance(context_traits, dict) else {}
+    if msg.get("type") == "identify" and isinstance(msg.get("traits"), dict):
+        out.update(msg["traits"])
+    return out
+
+
+NewId = Callable[[], str]

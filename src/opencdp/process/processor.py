@@ -1,0 +1,268 @@
+"""The processor: claims micro-batches from the inbox and persists what identity resolution and
+trait resolution make of them, in one transaction per batch (so a crash redoes the batch, and
+idempotency by message id makes the redo harmless)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import Connection, text
+
+from opencdp.collect.normalize import Rejection
+from opencdp.errors import RequestError
+from opencdp.identity import IdentityGraph
+from opencdp.ids import new_id
+from opencdp.process.batch import BatchState, Event, lookup_pairs
+from opencdp.storage.inbox import InboxRow
+from opencdp.timeutil import parse_timestamp, to_us
+
+if TYPE_CHECKING:
+    from opencdp.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_PREFIX = {"users": "use", "accounts": "acc"}
+
+
+class Processor:
+    """Runs inbox events (and Contact API calls) through identity and profile resolution."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.db = runtime.db
+        self.store = runtime.profiles
+        self.inbox = runtime.inbox
+
+    # -- the worker's unit of work ----------------------------------------------------------------
+    def run_once(self, limit: int | None = None) -> int:
+        """Claim up to ``limit`` events, process them and commit; returns how many were claimed."""
+        limit = limit or self.runtime.settings.worker_batch_size
+        with self.db.write() as conn:
+            self._lock_identity(conn)
+            rows = self.inbox.claim(conn, limit)
+            if not rows:
+                return 0
+            self._process_rows(conn, rows)
+            self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us())
+        return len(rows)
+
+    def run_until_idle(self, max_batches: int = 1_000_000) -> int:
+        """Process until the inbox is empty (tests and bulk loads wait on this, not on sleep)."""
+        total = 0
+        for _ in range(max_batches):
+            n = self.run_once()
+            if n == 0:
+                break
+            total += n
+        return total
+
+    def _lock_identity(self, conn: Connection) -> None:
+        # PostgreSQL: one identity writer at a time across processes (SQLite's BEGIN IMMEDIATE
+        # already gives that). Per-identity partitioning is a later scale-out step.
+        if not self.db.dialect.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
+
+    def _process_rows(self, conn: Connection, rows: list[InboxRow]) -> None:
+        by_workspace: dict[str, list[Event]] = defaultdict(list)
+        failures: list[tuple[Event | InboxRow, str, str]] = []
+        for row in rows:
+            try:
+                message = orjson.loads(row.payload)
+                ts = to_us(parse_timestamp(message.get("timestamp")))
+            except (orjson.JSONDecodeError, ValueError, AttributeError) as exc:
+                failures.append((row, "processing_error", f"stored payload is unreadable: {exc}"))
+                continue
+            by_workspace[row.workspace_id].append(
+                Event(
+                    row.seq,
+                    row.workspace_id,
+                    row.source_id,
+                    row.message_id,
+                    row.received_us,
+                    ts,
+                    message,
+                )
+            )
+        for workspace_id, events in by_workspace.items():
+            failures.extend(self.process_events(conn, workspace_id, events))
+        self._quarantine(conn, failures)
+
+    def process_events(
+        self, conn: Connection, workspace_id: str, events: list[Event]
+    ) -> list[tuple[Event | InboxRow, str, str]]:
+        """Resolve and persist events of one workspace inside ``conn``'s transaction.
+
+        Returns the events that could not be processed, with reason and detail.
+        """
+        known = self.store.known_message_ids(conn, workspace_id, [e.message_id for e in events])
+        fresh: list[Event] = []
+        seen_ids: set[str] = set()
+        for ev in events:
+            if ev.message_id in known or ev.message_id in seen_ids:
+                continue  # processed before: idempotent
+            seen_ids.add(ev.message_id)
+            fresh.append(ev)
+        if not fresh:
+            return []
+        state = self._load(conn, workspace_id, fresh)
+        for ev in fresh:
+            try:
+                state.apply(ev)
+            except Exception as exc:  # one bad event must not stop the others
+                log.exception("processing %s failed", ev.message_id)
+                state.failures.append((ev, "processing_error", f"{type(exc).__name__}: {exc}"))
+        self._persist(conn, state)
+        metrics = self.runtime.metrics
+        metrics.add("opencdp_events_processed_total", len(state.event_rows))
+        metrics.add("opencdp_profiles_created_total", state.created)
+        metrics.add("opencdp_profiles_merged_total", len(state.merge_rows))
+        return list(state.failures)
+
+    # -- loading ----------------------------------------------------------------------------------
+    def _load(self, conn: Connection, workspace_id: str, events: list[Event]) -> BatchState:
+        config = self.runtime.identity_config(workspace_id)
+        user_pairs, account_pairs = lookup_pairs(events, config)
+        graphs = {
+            "users": IdentityGraph(config, lambda: new_id("use"), "users"),
+            "accounts": IdentityGraph(config, lambda: new_id("acc"), "accounts"),
+        }
+        pids: set[str] = set()
+        for collection, pairs in (("users", user_pairs), ("accounts", account_pairs)):
+            if pairs:
+                pids |= self.store.profiles_for(conn, workspace_id, collection, sorted(pairs))
+        profile_rows, identifier_rows = self.store.load_profiles(conn, workspace_id, pids)
+        by_profile: dict[str, list[Any]] = defaultdict(list)
+        for r in identifier_rows:
+            by_profile[r.profile_id].append(r)
+        for row in profile_rows:
+            graphs[row.collection].load_profile(BatchState.node(row, by_profile[row.id]))
+        return BatchState(
+            workspace_id=workspace_id,
+            users=graphs["users"],
+            accounts=graphs["accounts"],
+            traits=self.store.load_traits(conn, workspace_id, pids),
+            existing={r.id for r in profile_rows},
+        )
+
+    # -- persisting -------------------------------------------------------------------------------
+    def _persist(self, conn: Connection, state: BatchState) -> None:
+        ws = state.workspace_id
+        store = self.store
+        new_rows = []
+        for pid, row in state.new_profiles.items():
+            final = state.final(pid)
+            row = dict(row)
+            if final != pid:
+                row["merged_into"] = final
+            elif pid in state.touched:
+                row.update({k: v for k, v in state.touched[pid].items() if k != "id"})
+            new_rows.append(row)
+        store.insert_profiles(conn, new_rows)
+        existing_absorbed = {a: i for a, i in state.merged_into.items() if a in state.existing}
+        store.apply_merges(conn, ws, existing_absorbed, state.merge_rows)
+        store.touch_profiles(
+            conn,
+            ws,
+            [
+                t
+                for pid, t in state.touched.items()
+                if pid in state.existing and state.final(pid) == pid
+            ],
+        )
+        store.write_identifiers(conn, state.identifier_rows(self.runtime.now_us()))
+        store.write_traits(conn, state.trait_rows())
+        events = state.event_rows
+        for row in events:
+            row["profile_id"] = state.final(row["profile_id"])
+        store.insert_events(conn, events)
+        store.insert_links(
+            conn,
+            [
+                {**row, "user_profile_id": state.final(u), "account_profile_id": state.final(a)}
+                for (u, a), row in state.link_rows.items()
+            ],
+        )
+
+    def _quarantine(
+        self, conn: Connection, failures: list[tuple[Event | InboxRow, str, str]]
+    ) -> None:
+        if not failures:
+            return
+        from opencdp.collect.ingest import quarantine_row
+
+        now_us = self.runtime.now_us()
+        rows = []
+        for item, reason, detail in failures:
+            if isinstance(item, Event):
+                raw: Any = item.message
+                typ, name = item.message.get("type"), item.message.get("event")
+            else:
+                raw, typ, name = item.payload, None, None
+            rejection = Rejection(
+                reason, detail, raw, message_id=item.message_id, type=typ, event=name
+            )
+            row = quarantine_row(None, rejection, "process", now_us)
+            row["workspace_id"], row["source_id"] = item.workspace_id, item.source_id
+            rows.append(row)
+        self.runtime.quarantine.add(conn, rows)
+        self.runtime.metrics.add("opencdp_events_quarantined_total", len(rows))
+
+    # -- Contact API -------------------------------------------------------------------------------
+    def upsert_contact(
+        self, workspace_id: str, identifiers: Mapping[str, str], traits: Mapping[str, Any]
+    ) -> tuple[str, bool]:
+        """Look up the profile of these identifiers or create it; returns (profile id, created).
+
+        Runs through the same identity rules as events, serialized with the workers, so two
+        concurrent calls for the same customer create one profile.
+        """
+        message = contact_message(identifiers, traits)
+        now = self.runtime.clock.now()
+        ev = Event(None, workspace_id, None, message["messageId"], to_us(now), to_us(now), message)
+        message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = (
+            now.isoformat()
+        )
+        with self.db.write() as conn:
+            self._lock_identity(conn)
+            state = self._load(conn, workspace_id, [ev])
+            state.apply(ev)
+            if state.failures:
+                raise RequestError(state.failures[0][2], code="invalid_contact")
+            self._persist(conn, state)
+            resolution = orjson.loads(state.event_rows[0]["resolution"])
+        return state.final(resolution["profile_id"]), bool(resolution["created"])
+
+
+def contact_message(identifiers: Mapping[str, str], traits: Mapping[str, Any]) -> dict[str, Any]:
+    """The identify message that stands for a Contact API call."""
+    if not identifiers:
+        raise RequestError("identifiers must name at least one identifier", code="invalid_contact")
+    msg: dict[str, Any] = {
+        "type": "identify",
+        "messageId": f"contact-{uuid.uuid4()}",
+        "traits": dict(traits),
+        "context": {"library": {"name": "opencdp-contact-api"}},
+    }
+    external: list[dict[str, str]] = []
+    for key, value in identifiers.items():
+        if not isinstance(value, str) or not value.strip():
+            raise RequestError(
+                f"identifier {key!r} needs a non-empty string value", code="invalid_contact"
+            )
+        kind = key.strip().lower()
+        if kind in ("user_id", "userid"):
+            msg["userId"] = value
+        elif kind in ("anonymous_id", "anonymousid"):
+            msg["anonymousId"] = value
+        elif kind in ("email", "phone"):
+            msg["traits"][kind] = value
+        else:
+            external.append({"id": value, "type": kind, "collection": "users", "encoding": "none"})
+    if external:
+        msg["context"]["externalIds"] = external
+    return msg

@@ -1,0 +1,80 @@
+"""The worker loop: process the inbox continuously, back off on database errors, prune the dedup
+window now and then. Runs as a thread inside ``opencdp serve`` or as ``opencdp worker``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from opencdp.errors import is_retryable
+from opencdp.process.backoff import compute_backoff
+
+if TYPE_CHECKING:
+    from opencdp.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_SECONDS = 60.0
+
+
+class Worker:
+    """A background thread around :class:`~opencdp.process.processor.Processor`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_prune = -1e18
+        self.failures = 0
+
+    def start(self) -> None:
+        """Start processing in a background thread (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="opencdp-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the current batch and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def run(self) -> None:
+        """Process until stopped (blocks; ``opencdp worker`` runs this in the main thread)."""
+        settings = self.runtime.settings
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                n = self.runtime.processor.run_once(settings.worker_batch_size)
+                attempt = 0
+                self._maybe_prune()
+            except Exception as exc:
+                self.failures += 1
+                attempt += 1
+                delay = compute_backoff(attempt, base=0.2, cap=30.0)
+                level = logging.WARNING if is_retryable(exc) else logging.ERROR
+                log.log(
+                    level,
+                    "worker batch failed (attempt %d), retrying in %.1fs: %s",
+                    attempt,
+                    delay,
+                    exc,
+                )
+                self._stop.wait(delay)
+                continue
+            if n == 0:
+                self._stop.wait(settings.worker_poll_interval)
+
+    def _maybe_prune(self) -> None:
+        now = self.runtime.clock.monotonic()
+        if now - self._last_prune < PRUNE_EVERY_SECONDS:
+            return
+        self._last_prune = now
+        window_us = int(self.runtime.settings.dedup_window_days * 86_400 * 1_000_000)
+        pruned = self.runtime.inbox.prune(self.runtime.now_us() - window_us)
+        if pruned:
+            log.info("pruned %d processed inbox rows older than the dedup window", pruned)

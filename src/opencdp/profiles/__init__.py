@@ -1,0 +1,1 @@
+"""Profiles: traits resolved last-write-wins by event time, with provenance (pure core)."""

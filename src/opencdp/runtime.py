@@ -1,0 +1,129 @@
+"""The composition root: builds OpenCDP's runtime from settings.
+
+This is the only module that picks concrete backends. The web app and the CLI receive a
+:class:`Runtime` and never construct stores themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from opencdp.clock import Clock, SystemClock
+from opencdp.collect.ingest import Collector
+from opencdp.identity.rules import IdentityConfig
+from opencdp.metrics import Metrics
+from opencdp.settings import Settings
+from opencdp.storage import migrate
+from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
+from opencdp.storage.db import Database
+from opencdp.storage.inbox import InboxStore, QuarantineStore
+from opencdp.storage.profiles import ProfileStore
+from opencdp.timeutil import to_us
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenCache:
+    """Access tokens by secret, cached briefly so each API call does not hit the database."""
+
+    admin: AdminStore
+    clock: Clock
+    ttl: float = 10.0
+    _cache: dict[str, tuple[AccessToken | None, float]] = field(default_factory=dict)
+
+    def get(self, secret: str) -> AccessToken | None:
+        now = self.clock.monotonic()
+        hit = self._cache.get(secret)
+        if hit is None or now - hit[1] > self.ttl:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            hit = (self.admin.token_for_secret(secret), now)
+            self._cache[secret] = hit
+        return hit[0]
+
+
+class Runtime:
+    """Everything a server, worker or CLI command needs, wired together."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.db = Database(settings.resolved_database_url())
+        migrate.upgrade(self.db)
+        self.metrics = Metrics()
+        self.admin = AdminStore(self.db)
+        self.inbox = InboxStore(self.db)
+        self.quarantine = QuarantineStore(self.db)
+        self.profiles = ProfileStore(self.db)
+        self.tokens = TokenCache(self.admin, self.clock)
+        self.collector = Collector(self.db, settings, self.clock, self.admin, self.inbox)
+        self._identity_configs: dict[str, tuple[IdentityConfig, float]] = {}
+        self._lock = threading.Lock()
+        self._worker: Any = None
+        self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
+        self._bootstrap()
+        # Imported here: the processor needs the runtime's stores, which exist only now.
+        from opencdp.process.processor import Processor
+
+        self.processor = Processor(self)
+
+    def now_us(self) -> int:
+        return to_us(self.clock.now())
+
+    def _bootstrap(self) -> None:
+        s = self.settings
+        if s.bootstrap_write_key is not None:
+            self.admin.ensure_source_with_key(
+                DEFAULT_WORKSPACE,
+                "bootstrap",
+                s.bootstrap_write_key.get_secret_value(),
+                self.now_us(),
+            )
+        if s.bootstrap_token is not None:
+            self.admin.ensure_token(
+                DEFAULT_WORKSPACE, "bootstrap", s.bootstrap_token.get_secret_value(), self.now_us()
+            )
+
+    def identity_config(self, workspace_id: str) -> IdentityConfig:
+        """The identity rules of a workspace: defaults from settings, overridden per workspace."""
+        now = self.clock.monotonic()
+        hit = self._identity_configs.get(workspace_id)
+        if hit is None or now - hit[1] > 10.0:
+            base = IdentityConfig(
+                trait_keys=dict(self.settings.identity_trait_keys),
+                default_phone_region=self.settings.default_phone_region,
+            )
+            overrides = self.admin.identity_config(workspace_id)
+            config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
+            hit = (config, now)
+            self._identity_configs[workspace_id] = hit
+        return hit[0]
+
+    def invalidate_identity_config(self, workspace_id: str) -> None:
+        self._identity_configs.pop(workspace_id, None)
+
+    @property
+    def worker(self) -> Any:
+        """The in-process worker (created on first use, not started)."""
+        with self._lock:
+            if self._worker is None:
+                from opencdp.process.worker import Worker
+
+                self._worker = Worker(self)
+            return self._worker
+
+    def close(self) -> None:
+        """Stop background threads and close database connections."""
+        if self._worker is not None:
+            self._worker.stop()
+        self.collector.close()
+        self.db.dispose()
+
+
+def build_runtime(settings: Settings | None = None, clock: Clock | None = None) -> Runtime:
+    """Build a runtime from settings (environment and config file when not given)."""
+    return Runtime(settings or Settings(), clock)

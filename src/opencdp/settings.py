@@ -1,0 +1,130 @@
+"""Typed settings.
+
+Precedence, highest first: explicit keyword arguments (the CLI passes its flags this way) >
+environment (``OPENCDP_…``, nested with ``__``) > the TOML file named by ``OPENCDP_CONFIG_FILE``
+(or ``opencdp.toml`` in the working directory) > defaults. Every field carries a description; a
+test checks that each one appears in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OPENCDP_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        default=Path(".opencdp"),
+        description="Directory for the embedded SQLite database and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the system of record, e.g. postgresql+psycopg://user@host/db. "
+            "Empty: SQLite in WAL mode at DATA_DIR/opencdp.db."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Interface `opencdp serve` binds to.")
+    port: int = Field(default=8000, description="TCP port `opencdp serve` listens on.")
+    bootstrap_write_key: SecretStr | None = Field(
+        default=None,
+        description="If set, a source with this write key is created in the default workspace at start.",
+    )
+    bootstrap_token: SecretStr | None = Field(
+        default=None,
+        description="If set, an admin access token with this value is created in the default workspace at start.",
+    )
+    max_event_bytes: int = Field(
+        default=32 * 1024, description="Largest accepted single event, in bytes (Segment: 32 KB)."
+    )
+    max_batch_bytes: int = Field(
+        default=500 * 1024,
+        description="Largest accepted request body after decompression (Segment: 500 KB; RudderStack clients: 4 MB).",
+    )
+    max_batch_events: int = Field(default=2500, description="Most events accepted in one batch.")
+    dedup_window_days: float = Field(
+        default=7.0,
+        description="How long message ids are remembered in the inbox to drop retried duplicates.",
+    )
+    rate_limit_per_source: float = Field(
+        default=0.0,
+        description="Events per second accepted per source before answering 429; 0 turns it off.",
+    )
+    rate_limit_burst: float = Field(
+        default=0.0,
+        description="Burst size of the per-source rate limit; 0 means one second's worth of events.",
+    )
+    max_inbox_backlog: int = Field(
+        default=5_000_000,
+        description="Unprocessed events in the inbox above which the collector answers 429; 0 turns it off.",
+    )
+    worker_in_process: bool = Field(
+        default=True, description="Run a processing worker inside `opencdp serve`."
+    )
+    worker_batch_size: int = Field(
+        default=1000, description="Events a worker claims and processes per micro-batch."
+    )
+    worker_poll_interval: float = Field(
+        default=0.05, description="Seconds an idle worker waits before looking for new events."
+    )
+    group_commit_max_events: int = Field(
+        default=20_000,
+        description="Most events the collector commits in one group-commit transaction.",
+    )
+    default_phone_region: str = Field(
+        default="US",
+        description="ISO country used to read phone numbers written without a country code.",
+    )
+    identity_trait_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Extra identifiers read from traits/properties: trait key -> identifier type, "
+            'e.g. {"loyalty_card": "loyalty_card", "magento_customer_id": "magento_id"}.'
+        ),
+    )
+    log_level: str = Field(default="INFO", description="Log level of server and worker.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get("OPENCDP_CONFIG_FILE", "opencdp.toml")
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=config_file),
+        )
+
+    def resolved_database_url(self) -> str:
+        """The database URL to use: the configured one, or SQLite under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'opencdp.db').resolve()}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings; ``overrides`` (e.g. CLI flags) win over everything else. ``None`` is ignored."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,107 @@
+"""Engine construction and the one thin place that executes SQL.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` so that an acknowledged commit survives a
+crash of the process or the machine; writes use ``BEGIN IMMEDIATE`` so that concurrent writers
+queue on the lock instead of failing half-way. PostgreSQL needs nothing special.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
+
+from opencdp.errors import ConfigurationError, StorageUnavailable
+from opencdp.storage.dialect import Dialect
+
+
+class Database:
+    """An engine plus its dialect; ``write()`` and ``read()`` open transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        self.url = url
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend == "sqlite":
+            path = parsed.database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine = create_engine(
+                url,
+                connect_args={"timeout": 60, "check_same_thread": False},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            _configure_sqlite(self.engine)
+        elif backend == "postgresql":
+            try:
+                self.engine = create_engine(
+                    url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                )
+            except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
+                raise ConfigurationError(
+                    "PostgreSQL needs the psycopg driver: pip install 'opencdp[postgres]'"
+                ) from exc
+        else:
+            raise ConfigurationError(
+                f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://…"
+            )
+        self.dialect = Dialect(backend)
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success."""
+        try:
+            with self.engine.connect().execution_options(opencdp_write=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StorageUnavailable(f"database write failed: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both databases)."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            raise StorageUnavailable(f"database read failed: {exc.orig}") from exc
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        """The URL with any password hidden, for logs and status output."""
+        return make_url(self.url).render_as_string(hide_password=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so that BEGIN is ours to emit.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("opencdp_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def null_pool_engine(url: str) -> Engine:
+    """A pool-less engine for one-off work (migrations)."""
+    return create_engine(url, poolclass=NullPool)

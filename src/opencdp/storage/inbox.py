@@ -1,0 +1,156 @@
+"""The durable inbox (a queue in the system-of-record database) and the quarantine table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from opencdp.storage.db import Database
+from opencdp.storage.schema import inbox, quarantine
+
+
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One claimed event waiting to be processed."""
+
+    seq: int
+    workspace_id: str
+    source_id: str
+    message_id: str
+    received_us: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    """One event kept aside with the reason it could not be used."""
+
+    id: int
+    workspace_id: str
+    source_id: str | None
+    message_id: str | None
+    stage: str
+    reason: str
+    detail: str
+    event_type: str | None
+    event_name: str | None
+    payload: str
+    created_us: int
+
+
+class InboxStore:
+    """Appends to, claims from and prunes the inbox; writes quarantine rows."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert_inbox = db.dialect.insert_ignore(inbox)
+
+    def append(
+        self, conn: Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
+    ) -> None:
+        """Insert events (duplicates of a stored messageId are dropped) and quarantine rows."""
+        if events:
+            conn.execute(self._insert_inbox, list(events))
+        if rejected:
+            conn.execute(quarantine.insert(), list(rejected))
+
+    def claim(self, conn: Connection, limit: int) -> list[InboxRow]:
+        """The oldest unprocessed events, in arrival order, locked for this transaction."""
+        query = (
+            select(
+                inbox.c.seq,
+                inbox.c.workspace_id,
+                inbox.c.source_id,
+                inbox.c.message_id,
+                inbox.c.received_us,
+                inbox.c.payload,
+            )
+            .where(inbox.c.processed_us.is_(None))
+            .order_by(inbox.c.seq)
+            .limit(limit)
+        )
+        rows = conn.execute(self.db.dialect.lock_claim(query)).all()
+        return [InboxRow(*row) for row in rows]
+
+    def mark_processed(self, conn: Connection, seqs: Sequence[int], now_us: int) -> None:
+        """Mark events done; they stay until the dedup window passes."""
+        for chunk in _chunks(list(seqs), 5000):
+            conn.execute(update(inbox).where(inbox.c.seq.in_(chunk)).values(processed_us=now_us))
+
+    def pending(self) -> int:
+        """How many events wait to be processed."""
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).select_from(inbox).where(inbox.c.processed_us.is_(None))
+                ).scalar_one()
+            )
+
+    def oldest_pending_received_us(self) -> int | None:
+        """Receive time of the oldest unprocessed event (for lag), or None when idle."""
+        with self.db.read() as conn:
+            return conn.execute(
+                select(inbox.c.received_us)
+                .where(inbox.c.processed_us.is_(None))
+                .order_by(inbox.c.seq)
+                .limit(1)
+            ).scalar()
+
+    def prune(self, processed_before_us: int) -> int:
+        """Forget processed events older than the dedup window; returns how many."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                delete(inbox).where(
+                    inbox.c.processed_us.is_not(None), inbox.c.received_us < processed_before_us
+                )
+            )
+            return int(result.rowcount or 0)
+
+
+class QuarantineStore:
+    """Reads quarantined events."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(quarantine.insert(), list(rows))
+
+    def list(
+        self,
+        workspace_id: str,
+        *,
+        reason: str | None = None,
+        source_id: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[QuarantineRow]:
+        """Newest first, filtered by reason and source; page with ``before_id``."""
+        query = select(quarantine).where(quarantine.c.workspace_id == workspace_id)
+        if reason:
+            query = query.where(quarantine.c.reason == reason)
+        if source_id:
+            query = query.where(quarantine.c.source_id == source_id)
+        if before_id is not None:
+            query = query.where(quarantine.c.id < before_id)
+        query = query.order_by(quarantine.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            return [QuarantineRow(**r._asdict()) for r in conn.execute(query)]
+
+    def counts(self, workspace_id: str) -> dict[str, int]:
+        """Quarantined events per reason."""
+        query = (
+            select(quarantine.c.reason, func.count())
+            .where(quarantine.c.workspace_id == workspace_id)
+            .group_by(quarantine.c.reason)
+        )
+        with self.db.read() as conn:
+            return {reason: int(n) for reason, n in conn.execute(query)}
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,476 @@
+"""Profiles, identifiers, traits, events and links: the worker's loads and writes, and the reads
+behind the Profile API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
+
+from opencdp.errors import NotFound
+from opencdp.profiles.traits import TraitValue
+from opencdp.storage.db import Database
+from opencdp.storage.schema import events, identifiers, links, merges, profiles, traits
+
+_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierRow:
+    """An identifier as stored, with the provenance of the link that put it on its profile."""
+
+    collection: str
+    id_type: str
+    id_value: str
+    profile_id: str
+    source_id: str | None
+    message_id: str | None
+    rule: str
+    created_us: int
+    last_seen_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    workspace_id: str
+    id: str
+    collection: str
+    merged_into: str | None
+    created_us: int
+    updated_us: int
+    first_message_id: str | None
+    first_source_id: str | None
+    last_message_id: str | None
+    last_source_id: str | None
+    merge_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    message_id: str
+    profile_id: str
+    source_id: str | None
+    type: str
+    event: str | None
+    timestamp_us: int
+    received_us: int
+    payload: dict[str, Any]
+    resolution: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeRow:
+    id: int
+    from_profile_id: str
+    into_profile_id: str
+    message_id: str | None
+    rule: str
+    detail: dict[str, Any]
+    created_us: int
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class ProfileStore:
+    """All SQL about profiles. Worker methods take the caller's connection (one transaction)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._upsert_traits = db.dialect.upsert(
+            traits,
+            ["workspace_id", "profile_id", "key"],
+            ["value", "source_id", "message_id", "event_us"],
+        )
+        self._upsert_identifiers = db.dialect.upsert(
+            identifiers,
+            ["workspace_id", "collection", "id_type", "id_value"],
+            ["profile_id", "last_seen_us"],
+        )
+        self._insert_events = db.dialect.insert_ignore(events)
+        self._insert_links = db.dialect.insert_ignore(links)
+
+    # Worker: loading state ---------------------------------------------------------------
+    def known_message_ids(
+        self, conn: Connection, workspace_id: str, ids: Sequence[str]
+    ) -> set[str]:
+        """Which of these message ids were processed already (idempotency)."""
+        found: set[str] = set()
+        for part in chunks(list(ids)):
+            found.update(
+                conn.execute(
+                    select(events.c.message_id).where(
+                        events.c.workspace_id == workspace_id, events.c.message_id.in_(part)
+                    )
+                ).scalars()
+            )
+        return found
+
+    def profiles_for(
+        self, conn: Connection, workspace_id: str, collection: str, pairs: Sequence[tuple[str, str]]
+    ) -> set[str]:
+        """Ids of the profiles that hold any of these (type, value) identifiers."""
+        found: set[str] = set()
+        for part in chunks(list(pairs), _CHUNK // 2):
+            found.update(
+                conn.execute(
+                    select(identifiers.c.profile_id).where(
+                        identifiers.c.workspace_id == workspace_id,
+                        identifiers.c.collection == collection,
+                        tuple_(identifiers.c.id_type, identifiers.c.id_value).in_(part),
+                    )
+                ).scalars()
+            )
+        return found
+
+    def load_profiles(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> tuple[list[ProfileRow], list[IdentifierRow]]:
+        """The profile rows and all their identifiers."""
+        ids = sorted(set(profile_ids))
+        rows: list[ProfileRow] = []
+        idents: list[IdentifierRow] = []
+        for part in chunks(ids):
+            rows.extend(
+                ProfileRow(**r._asdict())
+                for r in conn.execute(
+                    select(profiles).where(
+                        profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part)
+                    )
+                )
+            )
+            idents.extend(
+                _identifier(r)
+                for r in conn.execute(
+                    select(identifiers).where(
+                        identifiers.c.workspace_id == workspace_id,
+                        identifiers.c.profile_id.in_(part),
+                    )
+                )
+            )
+        return rows, idents
+
+    def load_traits(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> dict[str, dict[str, TraitValue]]:
+        out: dict[str, dict[str, TraitValue]] = {}
+        for part in chunks(sorted(set(profile_ids))):
+            for r in conn.execute(
+                select(traits).where(
+                    traits.c.workspace_id == workspace_id, traits.c.profile_id.in_(part)
+                )
+            ):
+                out.setdefault(r.profile_id, {})[r.key] = TraitValue(
+                    orjson.loads(r.value), r.source_id, r.message_id, r.event_us
+                )
+        return out
+
+    # Worker: writing changes -------------------------------------------------------------
+    def insert_profiles(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(profiles.insert(), list(rows))
+
+    def touch_profiles(
+        self, conn: Connection, workspace_id: str, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        """Update updated/last-message metadata (rows: id, updated_us, last_message_id, last_source_id)."""
+        for row in rows:
+            conn.execute(
+                update(profiles)
+                .where(profiles.c.workspace_id == workspace_id, profiles.c.id == row["id"])
+                .values(
+                    updated_us=row["updated_us"],
+                    last_message_id=row["last_message_id"],
+                    last_source_id=row["last_source_id"],
+                    merge_count=row["merge_count"],
+                )
+            )
+
+    def apply_merges(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        final: dict[str, str],
+        records: Sequence[dict[str, Any]],
+    ) -> None:
+        """Point every row of absorbed profiles at their final canonical profile."""
+        if records:
+            conn.execute(merges.insert(), list(records))
+        for absorbed, into in final.items():
+            where_ws = profiles.c.workspace_id == workspace_id
+            conn.execute(
+                update(profiles).where(where_ws, profiles.c.id == absorbed).values(merged_into=into)
+            )
+            # Profiles merged earlier into the absorbed one now point at the new canonical.
+            conn.execute(
+                update(profiles)
+                .where(where_ws, profiles.c.merged_into == absorbed)
+                .values(merged_into=into)
+            )
+            conn.execute(
+                update(identifiers)
+                .where(
+                    identifiers.c.workspace_id == workspace_id, identifiers.c.profile_id == absorbed
+                )
+                .values(profile_id=into)
+            )
+            conn.execute(
+                update(events)
+                .where(events.c.workspace_id == workspace_id, events.c.profile_id == absorbed)
+                .values(profile_id=into)
+            )
+            conn.execute(
+                delete(traits).where(
+                    traits.c.workspace_id == workspace_id, traits.c.profile_id == absorbed
+                )
+            )
+            self._repoint_links(conn, workspace_id, absorbed, into)
+
+    def _repoint_links(self, conn: Connection, workspace_id: str, absorbed: str, into: str) -> None:
+        rows = conn.execute(
+            select(links).where(
+                links.c.workspace_id == workspace_id,
+                or_(links.c.user_profile_id == absorbed, links.c.account_profile_id == absorbed),
+            )
+        ).all()
+        if not rows:
+            return
+        conn.execute(
+            delete(links).where(
+                links.c.workspace_id == workspace_id,
+                or_(links.c.user_profile_id == absorbed, links.c.account_profile_id == absorbed),
+            )
+        )
+        moved = []
+        for r in rows:
+            d = r._asdict()
+            if d["user_profile_id"] == absorbed:
+                d["user_profile_id"] = into
+            if d["account_profile_id"] == absorbed:
+                d["account_profile_id"] = into
+            moved.append(d)
+        conn.execute(self._insert_links, moved)
+
+    def write_identifiers(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new identifiers; for known ones move them and refresh ``last_seen_us``."""
+        for part in chunks(list(rows), 1000):
+            conn.execute(self._upsert_identifiers, list(part))
+
+    def write_traits(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        for part in chunks(list(rows), 1000):
+            conn.execute(self._upsert_traits, list(part))
+
+    def insert_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        for part in chunks(list(rows), 1000):
+            conn.execute(self._insert_events, list(part))
+
+    def insert_links(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            conn.execute(self._insert_links, list(rows))
+
+    # Reads (Profile API, CLI) ------------------------------------------------------------
+    def find(self, workspace_id: str, collection: str, id_type: str, value: str) -> str:
+        """The profile id holding an identifier; raises NotFound."""
+        with self.db.read() as conn:
+            pid = conn.execute(
+                select(identifiers.c.profile_id).where(
+                    identifiers.c.workspace_id == workspace_id,
+                    identifiers.c.collection == collection,
+                    identifiers.c.id_type == id_type,
+                    identifiers.c.id_value == value,
+                )
+            ).scalar()
+        if pid is None:
+            raise NotFound("Profile was not found.")
+        return str(pid)
+
+    def resolve_id(
+        self, workspace_id: str, profile_id: str, collection: str | None = None
+    ) -> ProfileRow:
+        """The live profile for an id, following merges; raises NotFound."""
+        with self.db.read() as conn:
+            for _ in range(1000):
+                row = conn.execute(
+                    select(profiles).where(
+                        profiles.c.workspace_id == workspace_id, profiles.c.id == profile_id
+                    )
+                ).first()
+                if row is None:
+                    raise NotFound("Profile was not found.")
+                if row.merged_into is None:
+                    profile = ProfileRow(**row._asdict())
+                    if collection is not None and profile.collection != collection:
+                        raise NotFound("Profile was not found.")
+                    return profile
+                profile_id = row.merged_into
+        raise NotFound("Profile was not found.")  # pragma: no cover - a merge cycle
+
+    def traits(self, workspace_id: str, profile_id: str) -> dict[str, TraitValue]:
+        with self.db.read() as conn:
+            return self.load_traits(conn, workspace_id, [profile_id]).get(profile_id, {})
+
+    def identifiers(self, workspace_id: str, profile_id: str) -> list[IdentifierRow]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(identifiers)
+                .where(
+                    identifiers.c.workspace_id == workspace_id,
+                    identifiers.c.profile_id == profile_id,
+                )
+                .order_by(identifiers.c.created_us, identifiers.c.id_type, identifiers.c.id_value)
+            )
+            return [_identifier(r) for r in rows]
+
+    def merges_of(self, workspace_id: str, profile_ids: Sequence[str]) -> list[MergeRow]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(merges)
+                .where(
+                    merges.c.workspace_id == workspace_id,
+                    or_(
+                        merges.c.into_profile_id.in_(profile_ids),
+                        merges.c.from_profile_id.in_(profile_ids),
+                    ),
+                )
+                .order_by(merges.c.id)
+            )
+            return [
+                MergeRow(
+                    id=r.id,
+                    from_profile_id=r.from_profile_id,
+                    into_profile_id=r.into_profile_id,
+                    message_id=r.message_id,
+                    rule=r.rule,
+                    detail=orjson.loads(r.detail),
+                    created_us=r.created_us,
+                )
+                for r in rows
+            ]
+
+    def absorbed_ids(self, workspace_id: str, profile_id: str) -> list[str]:
+        """Ids of the profiles that were merged into this one (directly or transitively)."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(profiles.c.id).where(
+                        profiles.c.workspace_id == workspace_id,
+                        profiles.c.merged_into == profile_id,
+                    )
+                ).scalars()
+            )
+
+    def events(
+        self,
+        workspace_id: str,
+        profile_id: str,
+        *,
+        start_us: int | None = None,
+        end_us: int | None = None,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        limit: int = 10,
+        descending: bool = True,
+        after: tuple[int, str] | None = None,
+    ) -> list[EventRow]:
+        """A page of the profile's timeline; ``after`` is the (timestamp, message id) keyset cursor."""
+        query = select(events).where(
+            events.c.workspace_id == workspace_id, events.c.profile_id == profile_id
+        )
+        if start_us is not None:
+            query = query.where(events.c.timestamp_us >= start_us)
+        if end_us is not None:
+            query = query.where(events.c.timestamp_us <= end_us)
+        if include:
+            query = query.where(events.c.event.in_(list(include)))
+        if exclude:
+            query = query.where(or_(events.c.event.is_(None), events.c.event.not_in(list(exclude))))
+        if after is not None:
+            ts, mid = after
+            if descending:
+                query = query.where(
+                    or_(
+                        events.c.timestamp_us < ts,
+                        and_(events.c.timestamp_us == ts, events.c.message_id < mid),
+                    )
+                )
+            else:
+                query = query.where(
+                    or_(
+                        events.c.timestamp_us > ts,
+                        and_(events.c.timestamp_us == ts, events.c.message_id > mid),
+                    )
+                )
+        order = (
+            (events.c.timestamp_us.desc(), events.c.message_id.desc())
+            if descending
+            else (events.c.timestamp_us.asc(), events.c.message_id.asc())
+        )
+        query = query.order_by(*order).limit(limit)
+        with self.db.read() as conn:
+            return [
+                EventRow(
+                    message_id=r.message_id,
+                    profile_id=r.profile_id,
+                    source_id=r.source_id,
+                    type=r.type,
+                    event=r.event,
+                    timestamp_us=r.timestamp_us,
+                    received_us=r.received_us,
+                    payload=orjson.loads(r.payload),
+                    resolution=orjson.loads(r.resolution) if r.resolution else None,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def links_of(
+        self, workspace_id: str, profile_id: str, collection: str, limit: int
+    ) -> list[str]:
+        """Profiles linked to this one (accounts of a user, users of an account)."""
+        mine, other = (
+            (links.c.user_profile_id, links.c.account_profile_id)
+            if collection == "users"
+            else (links.c.account_profile_id, links.c.user_profile_id)
+        )
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(other)
+                    .where(links.c.workspace_id == workspace_id, mine == profile_id)
+                    .order_by(links.c.created_us)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def count_profiles(self, workspace_id: str, collection: str = "users") -> int:
+
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(profiles)
+                    .where(
+                        profiles.c.workspace_id == workspace_id,
+                        profiles.c.collection == collection,
+                        profiles.c.merged_into.is_(None),
+                    )
+                ).scalar_one()
+            )
+
+
+def _identifier(r: Any) -> IdentifierRow:
+    return IdentifierRow(
+        collection=r.collection,
+        id_type=r.id_type,
+        id_value=r.id_value,
+        profile_id=r.profile_id,
+        source_id=r.source_id,
+        message_id=r.message_id,
+        rule=r.rule,
+        created_us=r.created_us,
+        last_seen_us=r.last_seen_us,
+    )

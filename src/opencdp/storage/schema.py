@@ -1,0 +1,194 @@
+"""The relational schema of the system of record (SQLAlchemy Core).
+
+Conventions that keep SQLite and PostgreSQL in lockstep:
+
+* every table has ``workspace_id`` as the first column of its key;
+* times are integers of microseconds since the Unix epoch, UTC (``*_us`` columns): portable,
+  sortable, and free of driver timezone quirks;
+* JSON documents are stored as text written by orjson.
+
+Migrations under ``migrations/versions`` must produce exactly this metadata; a contract test
+compares them on both databases.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+    true,
+)
+
+metadata = MetaData()
+
+# Integer primary keys that autoincrement on both dialects (SQLite needs plain INTEGER for rowid).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("identity_config", Text, nullable=True, comment="JSON overrides of identity rules"),
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("write_key_hash", String(64), nullable=False, unique=True),
+    Column("write_key_hint", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_hint", String(16), nullable=False),
+    Column("scope", String(32), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+# The durable queue. Rows stay after processing for the dedup window, so a retried messageId
+# hits the unique key and is dropped; ``processed_us`` marks them done.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("source_id", String(64), nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("processed_us", BigInteger, nullable=True),
+    UniqueConstraint("workspace_id", "message_id", name="uq_inbox_message"),
+    Index(
+        "ix_inbox_pending",
+        "seq",
+        sqlite_where=text("processed_us IS NULL"),
+        postgresql_where=text("processed_us IS NULL"),
+    ),
+    Index("ix_inbox_received", "received_us"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("source_id", String(64), nullable=True),
+    Column("message_id", String(200), nullable=True),
+    Column("stage", String(16), nullable=False, comment="collect | process"),
+    Column("reason", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("event_type", String(32), nullable=True),
+    Column("event_name", String(200), nullable=True),
+    Column("payload", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_quarantine_ws_created", "workspace_id", "created_us"),
+    Index("ix_quarantine_ws_reason", "workspace_id", "reason"),
+)
+
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("workspace_id", String(64), nullable=False),
+    Column("id", String(64), primary_key=True),
+    Column("collection", String(16), nullable=False, comment="users | accounts"),
+    Column("merged_into", String(64), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("first_message_id", String(100), nullable=True),
+    Column("first_source_id", String(64), nullable=True),
+    Column("last_message_id", String(100), nullable=True),
+    Column("last_source_id", String(64), nullable=True),
+    Column("merge_count", Integer, nullable=False, server_default=text("0")),
+    Index("ix_profiles_ws", "workspace_id", "collection"),
+)
+
+identifiers = Table(
+    "identifiers",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("collection", String(16), primary_key=True),
+    Column("id_type", String(64), primary_key=True),
+    Column("id_value", String(500), primary_key=True),
+    Column("profile_id", String(64), nullable=False),
+    Column("source_id", String(64), nullable=True),
+    Column("message_id", String(100), nullable=True, comment="event that linked it"),
+    Column("rule", String(64), nullable=False, comment="rule that linked it"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+    Index("ix_identifiers_profile", "profile_id"),
+)
+
+merges = Table(
+    "merges",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("from_profile_id", String(64), nullable=False),
+    Column("into_profile_id", String(64), nullable=False),
+    Column("message_id", String(100), nullable=True),
+    Column("rule", String(64), nullable=False),
+    Column("detail", Text, nullable=False, comment="JSON: the identifiers that bridged them"),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_merges_into", "workspace_id", "into_profile_id"),
+    Index("ix_merges_from", "workspace_id", "from_profile_id"),
+)
+
+traits = Table(
+    "traits",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("profile_id", String(64), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("source_id", String(64), nullable=True),
+    Column("message_id", String(100), nullable=True),
+    Column("event_us", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("message_id", String(100), primary_key=True),
+    Column("profile_id", String(64), nullable=False),
+    Column("source_id", String(64), nullable=True),
+    Column("type", String(16), nullable=False),
+    Column("event", String(200), nullable=True),
+    Column("timestamp_us", BigInteger, nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("resolution", Text, nullable=True, comment="JSON: how identity resolution placed it"),
+    Index("ix_events_profile_ts", "workspace_id", "profile_id", "timestamp_us"),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("user_profile_id", String(64), primary_key=True),
+    Column("account_profile_id", String(64), primary_key=True),
+    Column("message_id", String(100), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_links_account", "workspace_id", "account_profile_id"),
+)

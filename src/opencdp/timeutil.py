@@ -1,0 +1,37 @@
+"""Conversions between stored microsecond integers and datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def from_us(us: int) -> datetime:
+    """The aware UTC datetime of a stored ``*_us`` value."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def to_us(ts: datetime) -> int:
+    """Microseconds since the Unix epoch (the storage representation of time)."""
+    delta = ts - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """An ISO-8601 / RFC 3339 string as an aware UTC datetime; naive times are taken as UTC.
+
+    Raises ``ValueError`` for anything else, including times before 1970 or after 2200.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"expected an ISO-8601 string, got {type(value).__name__}")
+    text = value.strip()
+    if text[-1] in "zZ":
+        text = text[:-1] + "+00:00"
+    ts = datetime.fromisoformat(text)
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if not EPOCH <= ts < LATEST:
+        raise ValueError(f"{value!r} is outside 1970..2200")
+    return ts

@@ -1,0 +1,1 @@
+"""HTTP adapters: the Segment Tracking API, the Segment-shaped Profile API, OpenCDP's own APIs."""

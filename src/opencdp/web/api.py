@@ -1,0 +1,151 @@
+"""OpenCDP's own APIs under ``/api``: contacts, identity explanations, quarantine, sources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from opencdp.clock import isoformat
+from opencdp.errors import OpenCDPError, RequestError
+from opencdp.runtime import Runtime
+from opencdp.timeutil import from_us
+from opencdp.web.auth import authenticate
+from opencdp.web.responses import JSON, from_exception
+
+
+class ContactIn(BaseModel):
+    """A customer as a touchpoint knows them (e.g. the web shop's account-creation form)."""
+
+    identifiers: dict[str, str] = Field(
+        description='Identifier type -> value, e.g. {"email": "a@b.com", "user_id": "shop-42"}.'
+    )
+    traits: dict[str, Any] = Field(
+        default_factory=dict, description="Traits to set on the profile."
+    )
+    workspace_id: str | None = Field(default=None, description="Defaults to the token's workspace.")
+
+
+class ContactOut(BaseModel):
+    profile_id: str
+    created: bool
+
+
+def api_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["OpenCDP API"])
+
+    @router.post("/contacts", response_model=ContactOut, summary="Look up or create a contact")
+    async def contacts(request: Request) -> Response:
+        """Look up the profile these identifiers belong to, or create it, under the same identity
+        rules as events. Safe under concurrency: the same customer is never created twice."""
+        try:
+            token = authenticate(runtime, request)
+            try:
+                body = ContactIn.model_validate_json(await request.body())
+            except ValueError as exc:
+                raise RequestError(f"invalid contact: {exc}", code="invalid_contact") from None
+            workspace = body.workspace_id or token.workspace_id
+            if workspace != token.workspace_id:
+                raise RequestError("the token does not belong to that workspace", code="forbidden")
+            profile_id, created = runtime.processor.upsert_contact(
+                workspace, body.identifiers, body.traits
+            )
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON(
+            {"profile_id": profile_id, "created": created}, status_code=201 if created else 200
+        )
+
+    @router.get("/profiles/{profile_id}/identity", summary="Why identifiers belong together")
+    async def identity(profile_id: str, request: Request) -> Response:
+        try:
+            token = authenticate(runtime, request)
+            body = explain_profile(runtime, token.workspace_id, profile_id)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON(body)
+
+    @router.get("/quarantine", summary="Quarantined events")
+    async def quarantine(request: Request) -> Response:
+        try:
+            token = authenticate(runtime, request)
+            q = request.query_params
+            try:
+                limit = min(max(int(q.get("limit", "100")), 1), 1000)
+                before = int(q["before"]) if q.get("before") else None
+            except ValueError:
+                raise RequestError(
+                    "limit and before must be integers", code="invalid_request"
+                ) from None
+            rows = runtime.quarantine.list(
+                token.workspace_id,
+                reason=q.get("reason"),
+                source_id=q.get("source_id"),
+                limit=limit,
+                before_id=before,
+            )
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON(
+            {
+                "data": [
+                    {
+                        "id": r.id,
+                        "source_id": r.source_id,
+                        "message_id": r.message_id,
+                        "stage": r.stage,
+                        "reason": r.reason,
+                        "detail": r.detail,
+                        "event_type": r.event_type,
+                        "event_name": r.event_name,
+                        "payload": r.payload,
+                        "created_at": isoformat(from_us(r.created_us)),
+                    }
+                    for r in rows
+                ],
+                "counts": runtime.quarantine.counts(token.workspace_id),
+                "next_before": rows[-1].id if len(rows) == limit else None,
+            }
+        )
+
+    return router
+
+
+def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dict[str, Any]:
+    """Why the identifiers of a profile belong together: each link and each merge, with the
+    message and rule that made it."""
+    store = runtime.profiles
+    profile = store.resolve_id(workspace_id, profile_id)
+    absorbed = store.absorbed_ids(workspace_id, profile.id)
+    return {
+        "profile_id": profile.id,
+        "requested_id": profile_id,
+        "collection": profile.collection,
+        "created_at": isoformat(from_us(profile.created_us)),
+        "identifiers": [
+            {
+                "type": r.id_type,
+                "value": r.id_value,
+                "rule": r.rule,
+                "message_id": r.message_id,
+                "source_id": r.source_id,
+                "linked_at": isoformat(from_us(r.created_us)),
+                "last_seen_at": isoformat(from_us(r.last_seen_us)),
+            }
+            for r in store.identifiers(workspace_id, profile.id)
+        ],
+        "merges": [
+            {
+                "from_profile_id": m.from_profile_id,
+                "into_profile_id": m.into_profile_id,
+                "rule": m.rule,
+                "message_id": m.message_id,
+                "bridging_identifiers": m.detail.get("identifiers", []),
+                "merged_at": isoformat(from_us(m.created_us)),
+            }
+            for m in store.merges_of(workspace_id, [profile.id, *absorbed])
+        ],
+        "absorbed_profile_ids": absorbed,
+    }

@@ -1,0 +1,126 @@
+"""The ASGI application: routes, CORS for the Tracking API only, errors in the documented shapes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from opencdp import __version__
+from opencdp.runtime import Runtime
+from opencdp.web.api import api_router
+from opencdp.web.profile_api import profile_router
+from opencdp.web.responses import JSON, error, profile_error
+from opencdp.web.tracking import tracking_router
+
+
+class TrackingCORS:
+    """CORS for the browser-facing Tracking API (``/v1/…``) only; the Profile API gets none."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.cors = CORSMiddleware(
+            app,
+            allow_origin_regex=r".*",
+            allow_methods=["POST", "OPTIONS"],
+            allow_headers=["*"],
+            allow_credentials=True,
+            max_age=900,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path.startswith("/v1/") and not path.startswith("/v1/spaces/"):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI:
+    """The HTTP app over ``runtime``; runs the in-process worker unless told otherwise."""
+    run_worker = runtime.settings.worker_in_process if start_worker is None else start_worker
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        if run_worker:
+            runtime.worker.start()
+        try:
+            yield
+        finally:
+            if run_worker:
+                runtime.worker.stop()
+            runtime.collector.close()
+
+    app = FastAPI(
+        title="OpenCDP",
+        version=__version__,
+        summary="Segment-compatible customer data platform",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.request_id = request.headers.get("request-id") or str(uuid.uuid4())
+        return await call_next(request)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {
+            404: f"no such endpoint: {request.method} {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(exc.status_code, str(exc.detail))
+        if request.url.path.startswith("/v1/spaces/"):
+            return profile_error(exc.status_code, code, message)
+        return error(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        return error(400, "invalid_request", str(exc.errors()[:3]))
+
+    app.include_router(tracking_router(runtime))
+    app.include_router(profile_router(runtime))
+    app.include_router(api_router(runtime))
+
+    @app.get("/healthz", tags=["Operations"])
+    async def healthz() -> Response:
+        return JSON({"status": "ok"})
+
+    @app.get("/readyz", tags=["Operations"])
+    async def readyz() -> Response:
+        try:
+            pending = runtime.inbox.pending()
+            oldest = runtime.inbox.oldest_pending_received_us()
+        except Exception as exc:
+            return JSON({"status": "unavailable", "error": str(exc)}, status_code=503)
+        lag = max(0.0, (runtime.now_us() - oldest) / 1e6) if oldest is not None else 0.0
+        runtime.metrics.inbox_pending.set(pending)
+        runtime.metrics.worker_lag.set(lag)
+        return JSON(
+            {
+                "status": "ready",
+                "database": runtime.db.dialect.name,
+                "inbox_pending": pending,
+                "worker_lag_seconds": round(lag, 3),
+                "worker_running": bool(run_worker),
+            }
+        )
+
+    @app.get("/metrics", tags=["Operations"])
+    async def metrics() -> Response:
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    app.add_middleware(TrackingCORS)
+    return app

@@ -1,0 +1,288 @@
+"""The Profile API in Segment's shape (segment-compat.md §2.1):
+``GET /v1/spaces/{space}/collections/{users|accounts}/profiles/{type}:{value}/{resource}``."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from opencdp.clock import isoformat
+from opencdp.errors import NotFound, OpenCDPError, RequestError
+from opencdp.identity.identifiers import normalize_email, normalize_phone
+from opencdp.runtime import Runtime
+from opencdp.storage.profiles import IdentifierRow, ProfileRow
+from opencdp.timeutil import from_us, parse_timestamp, to_us
+from opencdp.web.auth import authenticate
+from opencdp.web.responses import JSON, profile_error
+
+COLLECTIONS = ("users", "accounts")
+_STATUS_CODES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found"}
+
+
+def _cursor(value: Any) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
+
+
+def _uncursor(text: str) -> Any:
+    try:
+        return orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, orjson.JSONDecodeError):
+        raise RequestError(
+            "next is not a cursor this API returned", code="validation_error"
+        ) from None
+
+
+def _limit(request: Request, default: int, maximum: int) -> int:
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise RequestError(
+            f"limit must be an integer, got {raw!r}", code="validation_error"
+        ) from None
+    if not 1 <= value <= maximum:
+        raise RequestError(f"limit must be between 1 and {maximum}", code="validation_error")
+    return value
+
+
+def _csv(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.get(name)
+    if not raw:
+        return None
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+def _flag(request: Request, name: str) -> bool:
+    return request.query_params.get(name, "").lower() in ("1", "true", "yes")
+
+
+def _page_url(request: Request, next_cursor: str | None) -> str:
+    params = dict(request.query_params)
+    if next_cursor:
+        params["next"] = next_cursor
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+def external_id_json(row: IdentifierRow) -> dict[str, Any]:
+    return {
+        "source_id": row.source_id,
+        "collection": row.collection,
+        "id": row.id_value,
+        "type": row.id_type,
+        "created_at": isoformat(from_us(row.created_us)),
+        "encoding": "none",
+        "first_message_id": row.message_id,
+    }
+
+
+def profile_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["Profile API"])
+    store = runtime.profiles
+
+    def locate(space: str, collection: str, external_id: str) -> ProfileRow:
+        if collection not in COLLECTIONS:
+            raise NotFound(f"collection must be users or accounts, not {collection!r}")
+        if ":" not in external_id:
+            return store.resolve_id(space, external_id, collection)
+        id_type, _, value = external_id.partition(":")
+        id_type = id_type.strip().lower()
+        if not value:
+            raise RequestError(
+                "external id must look like type:value, e.g. user_id:u123", code="validation_error"
+            )
+        if id_type == "email":
+            value = normalize_email(value) or value.strip().lower()
+        elif id_type == "phone":
+            value = normalize_phone(value, runtime.settings.default_phone_region) or value
+        pid = store.find(space, collection, id_type, value)
+        return store.resolve_id(space, pid, collection)
+
+    def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
+        async def endpoint(
+            space: str, collection: str, external_id: str, request: Request
+        ) -> Response:
+            try:
+                authenticate(runtime, request, space)
+                profile = locate(space, collection, external_id)
+                body = handler(request, profile)
+            except OpenCDPError as exc:
+                code = (
+                    exc.code
+                    if exc.code in _STATUS_CODES.values() or exc.code == "validation_error"
+                    else _STATUS_CODES.get(exc.status, exc.code)
+                )
+                return profile_error(exc.status, code, exc.message)
+            return JSON(body, headers={"Request-Id": request.state.request_id})
+
+        return endpoint
+
+    def traits(request: Request, profile: ProfileRow) -> dict[str, Any]:
+        cls = request.query_params.get("class")
+        values = (
+            {}
+            if cls in ("audience", "computed_trait")
+            else store.traits(profile.workspace_id, profile.id)
+        )
+        include = _csv(request, "include")
+        keys = sorted(k for k in values if include is None or k in include)
+        limit = _limit(request, 10, 200)
+        after = request.query_params.get("next")
+        if after:
+            start = _uncursor(after)
+            keys = [k for k in keys if k > start]
+        page, more = keys[:limit], len(keys) > limit
+        if _flag(request, "verbose"):
+            out: dict[str, Any] = {
+                k: {
+                    "value": values[k].value,
+                    "source_id": values[k].source_id,
+                    "message_id": values[k].message_id,
+                    "updated_at": isoformat(from_us(values[k].event_us)),
+                }
+                for k in page
+            }
+        else:
+            out = {k: values[k].value for k in page}
+        nxt = _cursor(page[-1]) if more else None
+        return {
+            "traits": out,
+            "cursor": {
+                "url": _page_url(request, None),
+                "has_more": more,
+                "next": nxt,
+                "limit": limit,
+            },
+        }
+
+    def external_ids(request: Request, profile: ProfileRow) -> dict[str, Any]:
+        rows = store.identifiers(profile.workspace_id, profile.id)
+        include = _csv(request, "include")
+        if include:
+            rows = [r for r in rows if r.id_type in include]
+        limit = _limit(request, 25, 100)
+        offset = (
+            int(_uncursor(request.query_params["next"])) if request.query_params.get("next") else 0
+        )
+        page = rows[offset : offset + limit]
+        more = len(rows) > offset + limit
+        return {
+            "data": [external_id_json(r) for r in page],
+            "cursor": {
+                "url": _page_url(request, None),
+                "has_more": more,
+                "next": _cursor(offset + limit) if more else None,
+            },
+        }
+
+    def events_(request: Request, profile: ProfileRow) -> dict[str, Any]:
+        def when(name: str) -> int | None:
+            raw = request.query_params.get(name)
+            if not raw:
+                return None
+            try:
+                return to_us(parse_timestamp(raw))
+            except ValueError:
+                raise RequestError(
+                    f"{name} must be an ISO-8601 time, got {raw!r}", code="validation_error"
+                ) from None
+
+        sort = request.query_params.get("sort", "desc").lower()
+        if sort not in ("asc", "desc"):
+            raise RequestError("sort must be asc or desc", code="validation_error")
+        limit = _limit(request, 10, 100)
+        after = None
+        if request.query_params.get("next"):
+            ts, mid = _uncursor(request.query_params["next"])
+            after = (int(ts), str(mid))
+        rows = store.events(
+            profile.workspace_id,
+            profile.id,
+            start_us=when("start"),
+            end_us=when("end"),
+            include=_csv(request, "include"),
+            exclude=_csv(request, "exclude"),
+            limit=limit + 1,
+            descending=sort == "desc",
+            after=after,
+        )
+        page, more = rows[:limit], len(rows) > limit
+        ids = [
+            {"collection": r.collection, "type": r.id_type, "id": r.id_value, "encoding": "none"}
+            for r in store.identifiers(profile.workspace_id, profile.id)[:20]
+        ]
+        data = []
+        for r in page:
+            p = r.payload
+            data.append(
+                {
+                    "external_ids": ids,
+                    "context": p.get("context", {}),
+                    "type": r.type,
+                    "message_id": r.message_id,
+                    "source_id": r.source_id,
+                    "timestamp": p.get("timestamp"),
+                    "received_at": p.get("receivedAt"),
+                    "properties": p.get("properties", {}),
+                    "traits": p.get("traits"),
+                    "event": r.event,
+                    "name": p.get("name"),
+                    "related": {profile.collection: profile.id},
+                }
+            )
+        nxt = _cursor([page[-1].timestamp_us, page[-1].message_id]) if more else None
+        return {
+            "data": data,
+            "cursor": {"url": _page_url(request, None), "has_more": more, "next": nxt},
+        }
+
+    def metadata(request: Request, profile: ProfileRow) -> dict[str, Any]:
+        return {
+            "metadata": {
+                "created_at": isoformat(from_us(profile.created_us)),
+                "updated_at": isoformat(from_us(profile.updated_us)),
+                "expires_at": None,
+                "first_message_id": profile.first_message_id,
+                "first_source_id": profile.first_source_id,
+                "last_message_id": profile.last_message_id,
+                "last_source_id": profile.last_source_id,
+            }
+        }
+
+    def links_(request: Request, profile: ProfileRow) -> dict[str, Any]:
+        limit = _limit(request, 20, 20)
+        other = "accounts" if profile.collection == "users" else "users"
+        data = [
+            {
+                "to_collection": other,
+                "external_ids": [
+                    external_id_json(r) for r in store.identifiers(profile.workspace_id, pid)
+                ],
+            }
+            for pid in store.links_of(profile.workspace_id, profile.id, profile.collection, limit)
+        ]
+        return {"data": data}
+
+    base = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
+    for name, handler in (
+        ("traits", traits),
+        ("external_ids", external_ids),
+        ("events", events_),
+        ("metadata", metadata),
+        ("links", links_),
+    ):
+        router.add_api_route(
+            f"{base}/{name}",
+            guarded(handler),
+            methods=["GET"],
+            name=f"profile_{name}",
+            summary=f"Profile {name}",
+        )
+    return router

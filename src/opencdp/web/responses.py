@@ -1,0 +1,42 @@
+"""JSON responses and error bodies shared by every route."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from opencdp.errors import OpenCDPError, RateLimited
+
+
+class JSON(Response):
+    """A JSON response rendered by orjson."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSON:
+    """Tracking API / OpenCDP API error body: ``{"code", "message"}``."""
+    return JSON({"code": code, "message": message}, status_code=status, headers=headers)
+
+
+def from_exception(exc: OpenCDPError) -> JSON:
+    """The response for an OpenCDP error (429s carry Retry-After and X-RateLimit-Reset)."""
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after), "X-RateLimit-Reset": str(exc.retry_after)}
+    return error(exc.status, exc.code, exc.message, headers)
+
+
+def profile_error(status: int, code: str, message: str) -> JSON:
+    """Segment Profile API error body: ``{"error": {"code", "message"}}`` plus a Request-Id."""
+    return JSON(
+        {"error": {"code": code, "message": message}},
+        status_code=status,
+        headers={"Request-Id": str(uuid.uuid4())},
+    )

@@ -1,0 +1,59 @@
+"""The Segment HTTP Tracking API: ``POST /v1/{identify,track,page,screen,group,alias,batch,import}``
+and the analytics.js short paths ``/v1/{i,t,p,s,g,a,b}``; ``/v1/m`` (telemetry) is accepted and
+ignored."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from opencdp.collect.envelope import ROUTES
+from opencdp.errors import OpenCDPError
+from opencdp.runtime import Runtime
+from opencdp.web.responses import JSON, error, from_exception
+
+
+def tracking_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(tags=["Tracking API"])
+    collector = runtime.collector
+
+    async def handle(route: str, request: Request) -> Response:
+        raw = await request.body()
+        try:
+            _source, events, rejected, result = collector.prepare(
+                route,
+                raw,
+                authorization=request.headers.get("authorization"),
+                content_encoding=request.headers.get("content-encoding"),
+            )
+            await collector.commit_async(events, rejected)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        runtime.metrics.add("opencdp_events_accepted_total", result.accepted)
+        runtime.metrics.add("opencdp_events_quarantined_total", result.quarantined)
+        single = ROUTES[route] is not None
+        if single and result.quarantined:
+            # One event that could not be used: tell the sender why (it is kept in quarantine).
+            first = result.errors[0]
+            return error(400, first["code"], first["message"] + " (kept in quarantine)")
+        return JSON(result.body())
+
+    for route in ROUTES:
+
+        async def endpoint(request: Request, _route: str = route) -> Response:
+            return await handle(_route, request)
+
+        router.add_api_route(
+            f"/v1/{route}",
+            endpoint,
+            methods=["POST"],
+            name=f"tracking_{route}",
+            summary=f"Segment Tracking API: {route}",
+            include_in_schema=len(route) > 1,
+        )
+
+    @router.post("/v1/m", include_in_schema=False)
+    async def metrics_sink() -> Response:
+        return JSON({"success": True})
+
+    return router

@@ -358,7 +358,7 @@ def test_order_messages_carry_the_exact_cdnow_values() -> None:
         assert props["currency"] == "USD"
         (product,) = props["products"]
         assert product["quantity"] == order.quantity
-        assert product["price"] == round(float(order.amount) / order.quantity, 2)
+        assert product["price"] == float((order.amount / order.quantity).quantize(CENT, ROUND_HALF_UP))
         assert m["context"] == {"library": {"name": "opencdp-demo"}, "channel": "web"}
 
 

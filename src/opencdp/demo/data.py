@@ -33,9 +33,12 @@ from opencdp.demo.omnichannel import (
     OmnichannelPlan,
     Tills,
     at_second,
+    below,
+    between,
     context,
     iso_z,
     order_properties,
+    pick,
     plan_omnichannel,
     render_omnichannel,
 )
@@ -115,16 +118,22 @@ def read_cdnow(path: Path | None = None) -> Iterator[CdnowOrder]:
     naming the file and line.
     """
     path = cdnow_path() if path is None else path
+    days: dict[str, date] = {}  # 546 distinct days over 69,659 rows
     with path.open(encoding="ascii") as lines:
         for line_no, line in enumerate(lines, start=1):
             fields = line.split()
             if not fields or (line_no == 1 and not fields[0].isdigit()):
                 continue
             try:
-                customer, day, quantity, amount = fields
+                customer, yyyymmdd, quantity, amount = fields
+                day = days.get(yyyymmdd)
+                if day is None:
+                    day = days[yyyymmdd] = date(
+                        int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8])
+                    )
                 yield CdnowOrder(
                     customer_id=int(customer),
-                    day=date(int(day[:4]), int(day[4:6]), int(day[6:8])),
+                    day=day,
                     quantity=int(quantity),
                     amount=Decimal(amount),
                     line_no=line_no,
@@ -189,8 +198,8 @@ def _phone(customer_id: int, rng: random.Random) -> str:
     # (exchange, first two line digits) encode the customer id: unique for ids below 79,200
     # (CDNOW's go to 23,570), whatever the area code and the last two digits.
     block, exchange_index = divmod(customer_id, len(_EXCHANGES))
-    area = rng.choice(_AREA_CODES)
-    line = f"{block % 100:02d}{rng.randrange(100):02d}"
+    area = pick(rng, _AREA_CODES)
+    line = f"{block % 100:02d}{below(rng, 100):02d}"
     exchange = _EXCHANGES[exchange_index]
     if rng.random() < 0.5:
         return f"+1{area}{exchange}{line}"
@@ -201,21 +210,21 @@ def _make_customer(
     seed: int, customer_id: int, first_day: date, rng: random.Random
 ) -> DemoCustomer:
     pools = _name_pools(seed)
-    first = rng.choice(pools["first_name"])
-    last = rng.choice(pools["last_name"])
+    first = pick(rng, pools["first_name"])
+    last = pick(rng, pools["last_name"])
     local = "".join(ch for ch in f"{first}.{last}".lower() if ch in _EMAIL_CHARS)
     has_card = rng.random() < LOYALTY_CARD_SHARE
     return DemoCustomer(
         customer_id=customer_id,
         user_id=f"cdnow-{customer_id}",
         # Sign-up between 08:00 and 19:00, so that same-day orders fit after it (see below).
-        signup_at=at_second(first_day, rng.randrange(8 * 3600, 19 * 3600)),
+        signup_at=at_second(first_day, between(rng, 8 * 3600, 19 * 3600)),
         first_name=first,
         last_name=last,
         # The customer id keeps addresses unique across customers with the same name.
-        email=f"{local}{customer_id}@{rng.choice(_EMAIL_DOMAINS)}",
+        email=f"{local}{customer_id}@{pick(rng, _EMAIL_DOMAINS)}",
         phone=_phone(customer_id, rng),
-        city=rng.choice(pools["city"]),
+        city=pick(rng, pools["city"]),
         country="US",
         loyalty_card=_loyalty_card(seed, customer_id) if has_card else None,
     )
@@ -250,9 +259,9 @@ def _signup(customer: DemoCustomer) -> Message:
 def _order(customer: DemoCustomer, order: CdnowOrder, rng: random.Random) -> Message:
     if order.day == customer.signup_at.date():
         # Orders of the sign-up day come after the sign-up (within four hours).
-        moment = customer.signup_at + timedelta(seconds=rng.randrange(120, 4 * 3600))
+        moment = customer.signup_at + timedelta(seconds=between(rng, 120, 4 * 3600))
     else:
-        moment = at_second(order.day, rng.randrange(7 * 3600, 23 * 3600 + 1800))
+        moment = at_second(order.day, between(rng, 7 * 3600, 23 * 3600 + 1800))
     return {
         "type": "track",
         "messageId": f"cdnow-order-{order.line_no}",

@@ -1,0 +1,109 @@
+"""A throwaway PostgreSQL cluster for the test session (infra.md recipe A).
+
+Started from the local binaries; as root, the server runs as the ``postgres`` user. When it
+cannot start, local runs skip the PostgreSQL tests, but a CI run (``CI=true``) fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresCluster:
+    """initdb + pg_ctl start on a free loopback port; ``stop()`` removes it."""
+
+    def __init__(self) -> None:
+        initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+        if not initdb or not pg_ctl:
+            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+        self.pg_ctl = pg_ctl
+        self.root = Path(tempfile.mkdtemp(prefix="opencdp-pg-"))
+        self.datadir = self.root / "data"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        os.chmod(self.root, 0o755)
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+            # Every ancestor must be traversable by postgres.
+            for parent in self.root.parents:
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    os.chmod(parent, mode | 0o001)
+        self._run(
+            [
+                initdb,
+                "-D",
+                str(self.datadir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+            ]
+        )
+        self._run(
+            [
+                pg_ctl,
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.root / "server.log"),
+                "-w",
+                "start",
+                "-o",
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            ]
+        )
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._n = 0
+
+    def _run(self, cmd: list[str]) -> None:
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            log = self.root / "server.log"
+            extra = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"{cmd[0]} failed: {result.stderr}\n{extra}")
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its SQLAlchemy URL."""
+        import psycopg
+
+        self._n += 1
+        name = f"t{os.getpid()}_{self._n}"
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run([self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop"])
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -77,3 +77,23 @@ def sqlite_runtime(tmp_path: Path) -> Iterator[Runtime]:
     rt = Runtime(make_settings(tmp_path))
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[object]:
+    """A real server process (SQLite) on a free loopback port, with the in-process worker."""
+    from tests.support.server import LiveServer
+
+    server = LiveServer(tmp_path / "live", WRITE_KEY, TOKEN).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def live_server_any(tmp_path: Path, database_url: str | None) -> Iterator[object]:
+    """A real server process on each storage backend."""
+    from tests.support.server import LiveServer
+
+    server = LiveServer(tmp_path / "live", WRITE_KEY, TOKEN, database_url).start()
+    yield server
+    server.stop()

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from opencdp.demo.data import (
 from opencdp.errors import ConfigurationError
 
 SEED = 7
+CENT = Decimal("0.01")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
@@ -277,9 +278,11 @@ def test_generated_identities_are_unique_and_plausible(full: StreamFacts) -> Non
     assert all(s["traits"]["created_at"] == s["timestamp"] for s in full.signups)
     assert len({t["email"] for t in traits}) == len(traits)
 
-    numbers = [phonenumbers.parse(t["phone"], "US") for t in traits]
-    assert all(phonenumbers.is_valid_number(n) for n in numbers)
-    e164 = {phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164) for n in numbers}
+    # Both spellings are valid US numbers (phonenumbers is slow: a sample is enough)...
+    for t in traits[::20]:
+        assert phonenumbers.is_valid_number(phonenumbers.parse(t["phone"], "US")), t["phone"]
+    # ...and no two customers share one once normalised to E.164
+    e164 = {"+1" + re.sub(r"\D", "", t["phone"]).removeprefix("1")[-10:] for t in traits}
     assert len(e164) == len(traits)
 
     cards = [t["loyalty_card"] for t in traits if "loyalty_card" in t]
@@ -299,8 +302,8 @@ def test_the_omnichannel_layer_has_the_promised_shares() -> None:
     assert 0.55 < summary["web_sessions"] / customers < 0.65
     assert 0.08 < summary["second_emails"] / customers < 0.12
     assert 0.18 < summary["app_installs"] / customers < 0.22
-    store_shoppers_min = summary["store_orders"] / 2  # each shopper makes one or two purchases
-    assert 0.4 < store_shoppers_min / summary["loyalty_card_holders"] < 0.6
+    assert 0.45 < summary["store_shoppers"] / summary["loyalty_card_holders"] < 0.55
+    assert summary["store_shoppers"] < summary["store_orders"] <= 2 * summary["store_shoppers"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,7 +361,9 @@ def test_order_messages_carry_the_exact_cdnow_values() -> None:
         assert props["currency"] == "USD"
         (product,) = props["products"]
         assert product["quantity"] == order.quantity
-        assert product["price"] == float((order.amount / order.quantity).quantize(CENT, ROUND_HALF_UP))
+        assert product["price"] == float(
+            (order.amount / order.quantity).quantize(CENT, ROUND_HALF_UP)
+        )
         assert m["context"] == {"library": {"name": "opencdp-demo"}, "channel": "web"}
 
 

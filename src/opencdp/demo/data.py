@@ -340,6 +340,7 @@ def _summary(
             counts["anonymous_sessions"] += plan.anonymous_sessions
             counts["second_emails"] += plan.second_email is not None
             counts["store_orders"] += len(plan.store_orders)
+            counts["store_shoppers"] += bool(plan.store_orders)
             counts["app_installs"] += plan.app_install is not None
             store_revenue += sum((o.amount for o in plan.store_orders), Decimal(0))
     by_type = {t: counts[t] for t in ("identify", "track", "page") if counts[t]}
@@ -361,6 +362,7 @@ def _summary(
         "web_sessions": counts["web_sessions"],
         "anonymous_sessions": counts["anonymous_sessions"],
         "second_emails": counts["second_emails"],
+        "store_shoppers": counts["store_shoppers"],
         "store_orders": counts["store_orders"],
         "store_revenue": store_revenue,
         "app_installs": counts["app_installs"],
@@ -383,7 +385,7 @@ def expected_summary(
     ``customers``, ``cdnow_orders``, ``cdnow_revenue`` (exact :class:`~decimal.Decimal`),
     ``first_day``/``last_day`` of CDNOW orders, ``messages`` and ``messages_by_type``,
     ``events_by_name`` (track events), the generated layer's ``loyalty_card_holders``,
-    ``web_sessions``, ``anonymous_sessions`` (never log in), ``second_emails``, ``store_orders``,
+    ``web_sessions``, ``anonymous_sessions`` (never log in), ``second_emails``, ``store_shoppers``, ``store_orders``,
     ``store_revenue``, ``app_installs``, and ``profiles``: how many profiles identity resolution
     must end with (one per customer plus one per session that never logs in), given the identity
     trait keys :data:`DEMO_IDENTITY_TRAIT_KEYS`.

@@ -1,0 +1,363 @@
+"""The ``opencdp`` command line: a thin shell over the runtime (Typer + Rich)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opencdp.errors import OpenCDPError
+from opencdp.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="opencdp",
+    help="OpenCDP: a Segment-compatible customer data platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+source_app = typer.Typer(
+    help="Sources: the senders of events and their write keys.", no_args_is_help=True
+)
+token_app = typer.Typer(help="Access tokens for the Profile API and /api.", no_args_is_help=True)
+profile_app = typer.Typer(
+    help="Look at profiles and why identifiers belong together.", no_args_is_help=True
+)
+events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+app.add_typer(token_app, name="token")
+app.add_typer(profile_app, name="profile")
+app.add_typer(events_app, name="events")
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    str | None, typer.Option("--data-dir", help="Data directory (OPENCDP_DATA_DIR).")
+]
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Database URL (OPENCDP_DATABASE_URL).")
+]
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+
+
+def settings_from(data_dir: str | None, database_url: str | None, **extra: Any) -> Settings:
+    return load_settings(data_dir=data_dir, database_url=database_url, **extra)
+
+
+@contextmanager
+def runtime_for(settings: Settings) -> Iterator[Any]:
+    """A runtime for one command; OpenCDP errors become a message and exit code 1."""
+    from opencdp.runtime import Runtime
+
+    rt = None
+    try:
+        rt = Runtime(settings)
+        yield rt
+    except OpenCDPError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    finally:
+        if rt is not None:
+            rt.close()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Do not process events in this process.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Run the HTTP API (and, by default, a worker) until interrupted."""
+    import uvicorn
+
+    settings = settings_from(data_dir, database_url, host=host, port=port)
+    if no_worker:
+        settings = settings.model_copy(update={"worker_in_process": False})
+    _logging(settings.log_level)
+    from opencdp.web.app import create_app
+
+    with runtime_for(settings) as rt:
+        err.print(
+            f"OpenCDP on http://{settings.host}:{settings.port} "
+            f"(database: {rt.db.describe()}, worker: {'on' if settings.worker_in_process else 'off'})"
+        )
+        uvicorn.run(
+            create_app(rt),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+
+
+@app.command()
+def worker(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Process the inbox in this process until interrupted (scale out with several)."""
+    settings = settings_from(data_dir, database_url)
+    _logging(settings.log_level)
+    with runtime_for(settings) as rt:
+        err.print(f"worker on {rt.db.describe()}; Ctrl-C to stop")
+        with suppress(KeyboardInterrupt):
+            rt.worker.run()
+
+
+@app.command()
+def status(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Inbox backlog, worker lag, profile and quarantine counts."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        oldest = rt.inbox.oldest_pending_received_us()
+        lag = max(0.0, (rt.now_us() - oldest) / 1e6) if oldest else 0.0
+        table = Table(show_header=False)
+        table.add_row("database", rt.db.describe())
+        table.add_row("inbox pending", str(rt.inbox.pending()))
+        table.add_row("worker lag", f"{lag:.1f} s")
+        table.add_row("profiles (users)", str(rt.profiles.count_profiles("default", "users")))
+        table.add_row("profiles (accounts)", str(rt.profiles.count_profiles("default", "accounts")))
+        table.add_row("quarantine", orjson.dumps(rt.quarantine.counts("default")).decode())
+        console.print(table)
+
+
+@app.command()
+def demo(
+    customers: Annotated[
+        int | None, typer.Option(help="Load only the first N CDNOW customers.")
+    ] = None,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the API afterwards.")
+    ] = True,
+    port: Annotated[int | None, typer.Option(help="TCP port to serve on.")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Load the real CDNOW history plus an omnichannel layer, resolve identities, then serve."""
+    from opencdp.demo.loader import run_demo
+
+    settings = settings_from(data_dir, database_url, port=port)
+    run_demo(settings, customers=customers, serve=serve_after, console=err)
+
+
+# Sources ---------------------------------------------------------------------------------
+@source_app.command("add")
+def source_add(
+    name: Annotated[str, typer.Argument(help="A name, e.g. web-shop.")],
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create a source and print its write key (shown only this once)."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        src, key = rt.admin.add_source(workspace, name, rt.now_us())
+        console.print(f"source [bold]{src.name}[/bold] ({src.id}) in workspace {workspace}")
+        console.print(
+            f"write key: [bold green]{key}[/bold green]  (store it now: it is not shown again)"
+        )
+
+
+@source_app.command("list")
+def source_list(
+    workspace: Workspace = "default", data_dir: DataDir = None, database_url: DbUrl = None
+) -> None:
+    """List the sources of a workspace."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        table = Table("id", "name", "write key", "enabled")
+        for s in rt.admin.list_sources(workspace):
+            table.add_row(s.id, s.name, s.write_key_hint, "yes" if s.enabled else "no")
+        console.print(table)
+
+
+# Tokens ----------------------------------------------------------------------------------
+@token_app.command("add")
+def token_add(
+    name: Annotated[str, typer.Argument(help="What the token is for.")],
+    scope: Annotated[str, typer.Option(help="admin or read.")] = "admin",
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Create an access token and print it (shown only this once)."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        tok, secret = rt.admin.add_token(workspace, name, rt.now_us(), scope)
+        console.print(
+            f"token [bold]{tok.name}[/bold] ({tok.id}, {tok.scope}) in workspace {workspace}"
+        )
+        console.print(
+            f"secret: [bold green]{secret}[/bold green]  (store it now: it is not shown again)"
+        )
+
+
+@token_app.command("list")
+def token_list(
+    workspace: Workspace = "default", data_dir: DataDir = None, database_url: DbUrl = None
+) -> None:
+    """List the access tokens of a workspace."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        table = Table("id", "name", "scope", "token")
+        for t in rt.admin.list_tokens(workspace):
+            table.add_row(t.id, t.name, t.scope, t.token_hint)
+        console.print(table)
+
+
+# Profiles --------------------------------------------------------------------------------
+def _locate(rt: Any, workspace: str, ref: str) -> str:
+    if ":" in ref:
+        id_type, _, value = ref.partition(":")
+        from opencdp.identity import normalize_email, normalize_phone
+
+        id_type = id_type.strip().lower()
+        if id_type == "email":
+            value = normalize_email(value) or value
+        elif id_type == "phone":
+            value = normalize_phone(value, rt.settings.default_phone_region) or value
+        collection = "accounts" if id_type == "group_id" else "users"
+        return str(rt.profiles.find(workspace, collection, id_type, value))
+    return str(rt.profiles.resolve_id(workspace, ref).id)
+
+
+@profile_app.command("show")
+def profile_show(
+    ref: Annotated[
+        str, typer.Argument(help="TYPE:VALUE (e.g. email:ann@example.com) or a profile id.")
+    ],
+    events: Annotated[int, typer.Option(help="How many recent events to show.")] = 10,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """A profile's identifiers, traits and latest events."""
+    from opencdp.clock import isoformat
+    from opencdp.timeutil import from_us
+
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        pid = _locate(rt, workspace, ref)
+        console.print(f"[bold]{pid}[/bold]")
+        ids = Table("type", "value", "first seen")
+        for r in rt.profiles.identifiers(workspace, pid):
+            ids.add_row(r.id_type, r.id_value, isoformat(from_us(r.created_us)))
+        console.print(ids)
+        traits = Table("trait", "value", "updated", "source")
+        for key, tv in sorted(rt.profiles.traits(workspace, pid).items()):
+            traits.add_row(
+                key,
+                orjson.dumps(tv.value).decode(),
+                isoformat(from_us(tv.event_us)),
+                tv.source_id or "",
+            )
+        console.print(traits)
+        table = Table("time", "type", "event", "message id")
+        for e in rt.profiles.events(workspace, pid, limit=events):
+            table.add_row(isoformat(from_us(e.timestamp_us)), e.type, e.event or "", e.message_id)
+        console.print(table)
+
+
+@profile_app.command("explain")
+def profile_explain(
+    ref: Annotated[
+        str, typer.Argument(help="TYPE:VALUE (e.g. email:ann@example.com) or a profile id.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Why these identifiers belong to one profile: every link and merge, with its message and rule."""
+    from opencdp.web.api import explain_profile
+
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        body = explain_profile(rt, workspace, _locate(rt, workspace, ref))
+        if as_json:
+            sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+            return
+        console.print(
+            f"[bold]{body['profile_id']}[/bold] ({body['collection']}), created {body['created_at']}"
+        )
+        table = Table("identifier", "linked by rule", "message", "source", "linked at")
+        for i in body["identifiers"]:
+            table.add_row(
+                f"{i['type']}:{i['value']}",
+                i["rule"],
+                i["message_id"] or "",
+                i["source_id"] or "",
+                i["linked_at"],
+            )
+        console.print(table)
+        if body["merges"]:
+            merges = Table("merged profile", "into", "rule", "bridging identifiers", "message")
+            for m in body["merges"]:
+                merges.add_row(
+                    m["from_profile_id"],
+                    m["into_profile_id"],
+                    m["rule"],
+                    ", ".join(m["bridging_identifiers"]),
+                    m["message_id"] or "",
+                )
+            console.print(merges)
+        else:
+            console.print("no merges: every identifier was linked directly")
+
+
+# Events ----------------------------------------------------------------------------------
+@events_app.command("tail")
+def events_tail(
+    n: Annotated[int, typer.Option("-n", help="How many of the latest events to show.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """The latest events received (from the inbox), newest last."""
+    from sqlalchemy import select
+
+    from opencdp.storage.schema import inbox
+
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        with rt.db.read() as conn:
+            rows = conn.execute(select(inbox).order_by(inbox.c.seq.desc()).limit(n)).all()
+        last = 0
+        for row in reversed(rows):
+            _print_inbox_row(row)
+            last = row.seq
+        while follow:
+            time.sleep(0.5)
+            with rt.db.read() as conn:
+                rows = conn.execute(
+                    select(inbox).where(inbox.c.seq > last).order_by(inbox.c.seq).limit(1000)
+                ).all()
+            for row in rows:
+                _print_inbox_row(row)
+                last = row.seq
+
+
+def _print_inbox_row(row: Any) -> None:
+    msg = orjson.loads(row.payload)
+    who = msg.get("userId") or msg.get("anonymousId") or ""
+    what = msg.get("event") or msg.get("name") or ""
+    state = "processed" if row.processed_us else "pending"
+    console.print(
+        f"{msg.get('timestamp', '')}  {msg.get('type', ''):8} {what:24} {who:28} {row.message_id}  [dim]{state}[/dim]"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``opencdp`` script."""
+    app()

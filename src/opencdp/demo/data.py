@@ -15,6 +15,7 @@ stream contains and how many profiles identity resolution must end with.
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import itertools
 import random
@@ -30,7 +31,6 @@ from typing import Any
 from opencdp.demo.omnichannel import (
     DemoCustomer,
     Message,
-    OmnichannelPlan,
     Tills,
     at_second,
     below,
@@ -180,9 +180,24 @@ def _name_pools(seed: int) -> dict[str, tuple[str, ...]]:
     }
 
 
-def _rng(seed: int, customer_id: int, stream: int) -> random.Random:
-    """An independent random stream per (seed, customer, purpose)."""
-    return random.Random((seed << 40) | (customer_id << 2) | stream)
+def _traits_rng(seed: int, customer_id: int) -> random.Random:
+    """The customer's random stream for their traits and order times."""
+    return random.Random((seed << 40) | (customer_id << 1))
+
+
+def _omni_rng(seed: int, customer_id: int) -> random.Random:
+    """The customer's random stream for the omnichannel layer (their traits use another)."""
+    return random.Random((seed << 40) | (customer_id << 1) | 1)
+
+
+def _limit(limit_customers: int | None) -> int | None:
+    return None if limit_customers is None else max(limit_customers, 0)
+
+
+def _holds_loyalty_card(seed: int, customer_id: int) -> bool:
+    """Whether the customer has a card: a hash, so no random stream depends on it."""
+    digest = hashlib.blake2b(f"{seed}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest) < LOYALTY_CARD_SHARE * 2**64
 
 
 def _loyalty_card(seed: int, customer_id: int) -> str:
@@ -213,7 +228,6 @@ def _make_customer(
     first = pick(rng, pools["first_name"])
     last = pick(rng, pools["last_name"])
     local = "".join(ch for ch in f"{first}.{last}".lower() if ch in _EMAIL_CHARS)
-    has_card = rng.random() < LOYALTY_CARD_SHARE
     return DemoCustomer(
         customer_id=customer_id,
         user_id=f"cdnow-{customer_id}",
@@ -226,7 +240,9 @@ def _make_customer(
         phone=_phone(customer_id, rng),
         city=pick(rng, pools["city"]),
         country="US",
-        loyalty_card=_loyalty_card(seed, customer_id) if has_card else None,
+        loyalty_card=(
+            _loyalty_card(seed, customer_id) if _holds_loyalty_card(seed, customer_id) else None
+        ),
     )
 
 
@@ -278,10 +294,8 @@ def _customers(
 ) -> Iterator[tuple[DemoCustomer, list[CdnowOrder], random.Random]]:
     """Each customer with their orders and the random stream their order times come from."""
     grouped = _by_customer(read_cdnow(path))
-    if limit_customers is not None:
-        grouped = itertools.islice(grouped, max(limit_customers, 0))
-    for customer_id, orders in grouped:
-        rng = _rng(seed, customer_id, 0)
+    for customer_id, orders in itertools.islice(grouped, _limit(limit_customers)):
+        rng = _traits_rng(seed, customer_id)
         first_day = min(o.day for o in orders)
         yield _make_customer(seed, customer_id, first_day, rng), orders, rng
 
@@ -309,7 +323,11 @@ def iter_demo_messages(
         for order in orders:
             yield _order(customer, order, rng)
         if omnichannel:
-            plan = plan_omnichannel(customer, _rng(seed, customer.customer_id, 1), tills)
+            first_day = customer.signup_at.date()
+            has_card = customer.loyalty_card is not None
+            plan = plan_omnichannel(
+                first_day, has_card, _omni_rng(seed, customer.customer_id), tills
+            )
             yield from render_omnichannel(customer, plan)
 
 
@@ -317,24 +335,26 @@ def iter_demo_messages(
 def _summary(
     seed: int, omnichannel: bool, limit_customers: int | None, path: Path | None
 ) -> dict[str, Any]:
+    # Walks the file and the plans only: no identity traits, no message is rendered.
     counts: Counter[str] = Counter()
     revenue = Decimal(0)
     days: set[date] = set()
     store_revenue = Decimal(0)
     tills = Tills()
-    for customer, orders, _ in _customers(seed, limit_customers, path):
+    grouped = _by_customer(read_cdnow(path))
+    for customer_id, orders in itertools.islice(grouped, _limit(limit_customers)):
+        has_card = _holds_loyalty_card(seed, customer_id)
         counts["customers"] += 1
         counts["identify"] += 1
         counts["track"] += len(orders)
         counts["event:Order Completed"] += len(orders)
         counts["cdnow_orders"] += len(orders)
-        counts["loyalty_card_holders"] += customer.loyalty_card is not None
+        counts["loyalty_card_holders"] += has_card
         revenue += sum((o.amount for o in orders), Decimal(0))
         days.update(o.day for o in orders)
         if omnichannel:
-            plan: OmnichannelPlan = plan_omnichannel(
-                customer, _rng(seed, customer.customer_id, 1), tills
-            )
+            first_day = min(o.day for o in orders)
+            plan = plan_omnichannel(first_day, has_card, _omni_rng(seed, customer_id), tills)
             counts.update(plan.message_counts())
             counts["web_sessions"] += len(plan.sessions)
             counts["anonymous_sessions"] += plan.anonymous_sessions
@@ -385,10 +405,10 @@ def expected_summary(
     ``customers``, ``cdnow_orders``, ``cdnow_revenue`` (exact :class:`~decimal.Decimal`),
     ``first_day``/``last_day`` of CDNOW orders, ``messages`` and ``messages_by_type``,
     ``events_by_name`` (track events), the generated layer's ``loyalty_card_holders``,
-    ``web_sessions``, ``anonymous_sessions`` (never log in), ``second_emails``, ``store_shoppers``, ``store_orders``,
-    ``store_revenue``, ``app_installs``, and ``profiles``: how many profiles identity resolution
-    must end with (one per customer plus one per session that never logs in), given the identity
-    trait keys :data:`DEMO_IDENTITY_TRAIT_KEYS`.
+    ``web_sessions``, ``anonymous_sessions`` (never log in), ``second_emails``,
+    ``store_shoppers``, ``store_orders``, ``store_revenue``, ``app_installs``, and ``profiles``:
+    how many profiles identity resolution must end with (one per customer plus one per session
+    that never logs in), given the identity trait keys :data:`DEMO_IDENTITY_TRAIT_KEYS`.
     """
     # A copy: callers may change what they get without touching the cache.
     return copy.deepcopy(_summary(seed, omnichannel, limit_customers, path))

@@ -197,6 +197,7 @@ class OmnichannelPlan:
 
     sessions: tuple[WebSession, ...] = ()
     second_email: tuple[datetime, str] | None = None
+    """When the customer starts using a second address, and its domain."""
     store_orders: tuple[StoreOrder, ...] = ()
     app_install: AppInstall | None = None
 
@@ -247,13 +248,16 @@ def _later_moment(rng: random.Random, after: date, earliest: int, latest: int) -
     return at_second(day, between(rng, earliest, latest))
 
 
-def plan_omnichannel(customer: DemoCustomer, rng: random.Random, tills: Tills) -> OmnichannelPlan:
-    """Decide, from ``rng`` alone, what the generated layer does for ``customer``.
+def plan_omnichannel(
+    first_day: date, has_loyalty_card: bool, rng: random.Random, tills: Tills
+) -> OmnichannelPlan:
+    """Decide, from ``rng`` alone, what the generated layer does for a customer.
 
-    Every event happens after the customer's sign-up day and no later than :data:`LAST_DAY`.
-    Draws happen in a fixed order, so the same ``rng`` state always gives the same plan.
+    ``first_day`` is the customer's sign-up day: every planned event happens on a later day, and
+    no later than :data:`LAST_DAY`. Only card holders shop in stores. Draws happen in a fixed
+    order, so the same ``rng`` state always gives the same plan (and the same receipt ids, given
+    the same ``tills``).
     """
-    first_day = customer.signup_at.date()
 
     sessions: list[WebSession] = []
     if rng.random() < WEB_CUSTOMER_SHARE:
@@ -270,12 +274,10 @@ def plan_omnichannel(customer: DemoCustomer, rng: random.Random, tills: Tills) -
     second_email = None
     if rng.random() < SECOND_EMAIL_SHARE:
         moment = _later_moment(rng, first_day + timedelta(days=29), 7 * 3600, 23 * 3600)
-        local = _letters(customer.first_name[:1] + customer.last_name)
-        domain = pick(rng, SECOND_EMAIL_DOMAINS)
-        second_email = (moment, f"{local}{customer.customer_id}@{domain}")
+        second_email = (moment, pick(rng, SECOND_EMAIL_DOMAINS))
 
     store_orders: list[StoreOrder] = []
-    if customer.loyalty_card is not None and rng.random() < STORE_SHOPPER_SHARE:
+    if has_loyalty_card and rng.random() < STORE_SHOPPER_SHARE:
         for _ in range(between(rng, 1, 3)):
             store = between(rng, 1, STORES + 1)
             moment = _later_moment(rng, first_day, 9 * 3600, 20 * 3600)
@@ -340,7 +342,10 @@ def render_omnichannel(customer: DemoCustomer, plan: OmnichannelPlan) -> list[Me
         messages.extend(_render_session(customer, session, f"web-{cid}-{s_no}"))
 
     if plan.second_email is not None:
-        moment, email = plan.second_email
+        moment, domain = plan.second_email
+        # Letters, then the customer id: unique, and never equal to a first address.
+        local = _letters(customer.first_name[:1] + customer.last_name)
+        email = f"{local}{cid}@{domain}"
         messages.append(
             {
                 "type": "identify",

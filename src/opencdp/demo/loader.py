@@ -1,0 +1,118 @@
+"""``opencdp demo``: load the real CDNOW history and the omnichannel layer through the same
+collector and worker as live traffic, show what identity resolution made of it, then serve."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from opencdp.settings import Settings
+from opencdp.storage.admin import DEFAULT_WORKSPACE
+
+DEMO_WRITE_KEY = "demo-write-key"
+DEMO_TOKEN = "demo-token"
+CHUNK = 2000
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[str, Any]:
+    """Ingest and process the demo data; returns the ground truth it should match."""
+    from opencdp.demo.data import DEMO_IDENTITY_TRAIT_KEYS, expected_summary, iter_demo_messages
+
+    admin = runtime.admin
+    overrides = admin.identity_config(DEFAULT_WORKSPACE) or {}
+    trait_keys = {**overrides.get("trait_keys", {}), **DEMO_IDENTITY_TRAIT_KEYS}
+    if overrides.get("trait_keys") != trait_keys:
+        admin.set_identity_config(DEFAULT_WORKSPACE, {**overrides, "trait_keys": trait_keys})
+        runtime.invalidate_identity_config(DEFAULT_WORKSPACE)
+    source = admin.ensure_source_with_key(
+        DEFAULT_WORKSPACE, "demo", DEMO_WRITE_KEY, runtime.now_us()
+    )
+    admin.ensure_token(DEFAULT_WORKSPACE, "demo", DEMO_TOKEN, runtime.now_us())
+
+    truth = expected_summary(7, True, customers)
+    total = int(truth["messages"])
+    clock = runtime.clock
+    with _progress(console) as progress:
+        task = progress.add_task("collecting", total=total, rate="")
+        started = clock.monotonic()
+        done = 0
+        messages = iter_demo_messages(7, omnichannel=True, limit_customers=customers)
+        while chunk := list(itertools.islice(messages, CHUNK)):
+            runtime.collector.ingest_messages(source, chunk)
+            done += len(chunk)
+            rate = done / max(clock.monotonic() - started, 1e-6)
+            progress.update(task, completed=done, rate=f"{rate:,.0f} events/s")
+        pending = runtime.inbox.pending()
+        task = progress.add_task("resolving identities", total=pending, rate="")
+        started = clock.monotonic()
+        processed = 0
+        while (n := runtime.processor.run_once(5000)) > 0:
+            processed += n
+            rate = processed / max(clock.monotonic() - started, 1e-6)
+            progress.update(task, completed=processed, rate=f"{rate:,.0f} events/s")
+    return truth
+
+
+def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
+    """Print the demo's ground truth beside what the platform holds."""
+    profiles = runtime.profiles.count_profiles(DEFAULT_WORKSPACE, "users")
+    table = Table(title="OpenCDP demo: CDNOW (real) + omnichannel layer (generated)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("CDNOW customers", f"{truth['customers']:,}")
+    table.add_row("CDNOW orders", f"{truth['cdnow_orders']:,}")
+    table.add_row("CDNOW revenue", f"${truth['cdnow_revenue']:,.2f}")
+    table.add_row("events sent", f"{truth['messages']:,}")
+    table.add_row("anonymous sessions that never log in", f"{truth['anonymous_sessions']:,}")
+    table.add_row("store orders identified only by loyalty card", f"{truth['store_orders']:,}")
+    table.add_row("profiles expected", f"{truth['profiles']:,}")
+    verdict = "[green]match[/green]" if profiles == truth["profiles"] else "[red]differs[/red]"
+    table.add_row("profiles resolved", f"{profiles:,} {verdict}")
+    table.add_row("quarantined", str(runtime.quarantine.counts(DEFAULT_WORKSPACE) or "none"))
+    console.print(table)
+
+
+def run_demo(settings: Settings, *, customers: int | None, serve: bool, console: Console) -> None:
+    """Load the demo into the configured database and (optionally) serve it."""
+    from opencdp.runtime import Runtime
+
+    rt = Runtime(settings)
+    try:
+        console.print(f"Loading the demo into {rt.db.describe()} …")
+        truth = load_demo(rt, customers=customers, console=console)
+        summarize(rt, truth, console)
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(
+            "\n[bold]Try it[/bold] (write key [green]demo-write-key[/green], "
+            "access token [green]demo-token[/green]):\n"
+            f"  curl -u demo-token: {url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/traits\n"
+            f"  curl -u demo-token: '{url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/events?limit=5'\n"
+            f'  curl -u demo-write-key: {url}/v1/track -d \'{{"userId":"cdnow-1","event":"Product Viewed"}}\'\n'
+            "  opencdp profile explain user_id:cdnow-1\n"
+            f"  open {url}/docs for the whole API\n",
+            soft_wrap=True,
+        )
+        if serve:
+            import uvicorn
+
+            from opencdp.web.app import create_app
+
+            console.print(f"Serving on {url} (Ctrl-C to stop)")
+            uvicorn.run(create_app(rt), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        rt.close()

@@ -27,7 +27,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -258,7 +258,6 @@ def plan_omnichannel(
     order, so the same ``rng`` state always gives the same plan (and the same receipt ids, given
     the same ``tills``).
     """
-
     sessions: list[WebSession] = []
     if rng.random() < WEB_CUSTOMER_SHARE:
         for _ in range(between(rng, 1, 4)):
@@ -268,8 +267,7 @@ def plan_omnichannel(
             sessions.append(WebSession(random_uuid(rng), start, genres, logs_in))
         sessions.sort(key=lambda s: s.start)
         # The last session always ends with a log-in: that is how the visitor became known.
-        last = sessions[-1]
-        sessions[-1] = WebSession(last.anonymous_id, last.start, last.genres, True)
+        sessions[-1] = replace(sessions[-1], logs_in=True)
 
     second_email = None
     if rng.random() < SECOND_EMAIL_SHARE:
@@ -316,7 +314,7 @@ def plan_omnichannel(
         if logged_in <= budget:
             break
         if session.logs_in and i < len(sessions) - 1:
-            sessions[i] = WebSession(session.anonymous_id, session.start, session.genres, False)
+            sessions[i] = replace(session, logs_in=False)
             logged_in -= 1
 
     return OmnichannelPlan(tuple(sessions), second_email, tuple(store_orders), app_install)

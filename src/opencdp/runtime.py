@@ -88,8 +88,13 @@ class Runtime:
                 DEFAULT_WORKSPACE, "bootstrap", s.bootstrap_token.get_secret_value(), self.now_us()
             )
 
-    def identity_config(self, workspace_id: str) -> IdentityConfig:
-        """The identity rules of a workspace: defaults from settings, overridden per workspace."""
+    def identity_config(self, workspace_id: str, collection: str = "users") -> IdentityConfig:
+        """The identity rules of a workspace: defaults from settings, overridden per workspace.
+
+        Accounts (``group``) use Segment's account defaults: ``group_id`` first, one per account.
+        """
+        if collection == "accounts":
+            return IdentityConfig.accounts_default()
         now = self.clock.monotonic()
         hit = self._identity_configs.get(workspace_id)
         if hit is None or now - hit[1] > 10.0:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from opencdp.identity import (
-    IdentityConfig,
     Identifier,
+    IdentityConfig,
     coerce_value,
     extract_group_identifiers,
     extract_user_identifiers,

@@ -11,9 +11,9 @@ from opencdp.errors import IdentityError
 from opencdp.identity import (
     Added,
     Demotion,
+    Identifier,
     IdentityConfig,
     IdentityGraph,
-    Identifier,
     IdInfo,
     Limit,
     Merge,
@@ -26,9 +26,7 @@ DAY_US = 24 * HOUR_US
 WINDOW_DAYS = {"daily": 1, "weekly": 7, "monthly": 30, "annually": 365}
 
 
-def make_graph(
-    config: IdentityConfig | None = None, collection: str = "users"
-) -> IdentityGraph:
+def make_graph(config: IdentityConfig | None = None, collection: str = "users") -> IdentityGraph:
     counter = itertools.count(1)
     return IdentityGraph(config or IdentityConfig(), lambda: f"p{next(counter)}", collection)
 
@@ -46,9 +44,7 @@ def members(graph: IdentityGraph, profile_id: str) -> set[str]:
 
 
 def node(pid: str, *ids: str, created: int = 0, merges: int = 0, seen: int = 0) -> ProfileNode:
-    return ProfileNode(
-        pid, "users", created, merges, {i(s): IdInfo(seen, seen) for s in ids}
-    )
+    return ProfileNode(pid, "users", created, merges, {i(s): IdInfo(seen, seen) for s in ids})
 
 
 # -- flat matching ---------------------------------------------------------------------------------
@@ -119,7 +115,10 @@ def test_three_profiles_merge_in_one_event() -> None:
     r = resolve(graph, "anonymous_id:a2", "email:j@x.io", "anonymous_id:a1", "phone:+12015550123")
 
     assert r.profile_id == "p1"
-    assert [(m.from_profile_id, m.into_profile_id) for m in r.merged] == [("p2", "p1"), ("p3", "p1")]
+    assert [(m.from_profile_id, m.into_profile_id) for m in r.merged] == [
+        ("p2", "p1"),
+        ("p3", "p1"),
+    ]
     assert r.added == (Added(i("phone:+12015550123"), "co-occurrence"),)
     assert graph.profile("p1").merge_count == 2
     assert members(graph, "p1") == {
@@ -169,7 +168,9 @@ def test_seen_identifiers_widen_their_seen_range_either_way() -> None:
 
 def test_blocked_values_are_dropped_and_recorded() -> None:
     graph = make_graph()
-    r = resolve(graph, "user_id:null", "anonymous_id:a1", "ios.idfa:00000000-0000-0000-0000-000000000000")
+    r = resolve(
+        graph, "user_id:null", "anonymous_id:a1", "ios.idfa:00000000-0000-0000-0000-000000000000"
+    )
     assert r.blocked == (i("ios.idfa:00000000-0000-0000-0000-000000000000"), i("user_id:null"))
     assert members(graph, r.profile_id) == {"anonymous_id:a1"}
     assert graph.lookup(i("user_id:null")) is None
@@ -177,7 +178,9 @@ def test_blocked_values_are_dropped_and_recorded() -> None:
 
 def test_event_with_only_blocked_identifiers_raises_and_changes_nothing() -> None:
     graph = make_graph()
-    with pytest.raises(IdentityError, match="blocked placeholder values: anonymous_id:0, user_id:null"):
+    with pytest.raises(
+        IdentityError, match="blocked placeholder values: anonymous_id:0, user_id:null"
+    ):
         resolve(graph, "user_id:null", "anonymous_id:0")
     assert len(graph) == 0
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 from opencdp.errors import IdentityError
 from opencdp.identity import (
+    Identifier,
     IdentityConfig,
     IdentityGraph,
-    Identifier,
     Limit,
     extract_user_identifiers,
 )
@@ -45,7 +45,9 @@ class Event:
         return str(self.message["messageId"])
 
 
-def build_message(message_id: str, ids: Sequence[Identifier], traits: dict[str, Any]) -> dict[str, Any]:
+def build_message(
+    message_id: str, ids: Sequence[Identifier], traits: dict[str, Any]
+) -> dict[str, Any]:
     """A normalized identify message carrying ``ids`` in the places real clients put them."""
     message: dict[str, Any] = {"type": "identify", "messageId": message_id, "traits": dict(traits)}
     context: dict[str, Any] = {"traits": {}}
@@ -69,7 +71,8 @@ def build_message(message_id: str, ids: Sequence[Identifier], traits: dict[str, 
     if emails:
         context["traits"]["email"] = emails[0].upper()  # extraction lower-cases it
         external += [
-            {"id": e, "type": "email", "collection": "users", "encoding": "none"} for e in emails[1:]
+            {"id": e, "type": "email", "collection": "users", "encoding": "none"}
+            for e in emails[1:]
         ]
     if external:
         context["externalIds"] = external

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opencdp.errors import ConfigurationError
-from opencdp.identity import DEFAULT_LIMITS, IdentityConfig, Identifier, Limit
+from opencdp.identity import DEFAULT_LIMITS, Identifier, IdentityConfig, Limit
 
 DAY_US = 86_400 * 1_000_000
 
@@ -79,8 +79,10 @@ def test_default_limit_can_be_changed() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["-1", "null", "NULL", "Null", "anonymous", "undefined", "None", "nil", "void", "abc123"]
-    + ["test", "TEST", "0"],
+    [
+        *("-1", "null", "NULL", "Null", "anonymous", "undefined", "None"),
+        *("nil", "void", "abc123", "test", "TEST", "0"),
+    ],
 )
 def test_default_blocked_exact_values_case_insensitive(value: str) -> None:
     assert IdentityConfig().is_blocked(Identifier("user_id", value))

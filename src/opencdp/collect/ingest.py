@@ -32,7 +32,6 @@ from opencdp.collect.normalize import (
     NormalizedEvent,
     Rejection,
     normalize,
-    to_us,
 )
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.errors import AuthenticationError, RateLimited
@@ -40,6 +39,7 @@ from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.db import Database
 from opencdp.storage.inbox import InboxStore
+from opencdp.timeutil import to_us
 
 log = logging.getLogger(__name__)
 

@@ -85,6 +85,10 @@ class ProfileNode:
     )
 
     def __post_init__(self) -> None:
+        self._reindex()
+
+    def _reindex(self) -> None:
+        self._by_type = {}
         for identifier in self.identifiers:
             self._by_type.setdefault(identifier.type, set()).add(identifier)
 
@@ -210,6 +214,7 @@ class IdentityGraph:
             owner = self._index.get(identifier)
             if owner is not None:
                 raise ValueError(f"identifier {identifier} is on both {owner} and {node.id}")
+        node._reindex()  # in case the caller filled ``identifiers`` after construction
         for identifier in node.identifiers:
             self._index[identifier] = node.id
         self._profiles[node.id] = node

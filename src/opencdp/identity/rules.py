@@ -54,7 +54,8 @@ class Limit:
     """At most ``max_values`` distinct values of one identifier type per profile.
 
     A value counts against the limit while it was last seen less than one ``window`` before the
-    event being resolved; with ``window="ever"`` every value counts.
+    event being resolved (or after it: events arrive out of order); with ``window="ever"``
+    every value counts.
     """
 
     max_values: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 
@@ -17,6 +18,6 @@ def compute_backoff(
     ``cap``, spread by ±``jitter`` so that many workers do not retry in lockstep."""
     if attempt < 1:
         return 0.0
-    delay = min(cap, base * (2 ** min(attempt - 1, 30)))
-    spread = (rng or random).uniform(-jitter, jitter)
+    delay = min(cap, base * math.pow(2.0, min(attempt - 1, 30)))
+    spread: float = (rng or random).uniform(-jitter, jitter)
     return max(0.0, delay * (1 + spread))

@@ -39,25 +39,30 @@ class Event:
     received_us: int
     timestamp_us: int
     message: dict[str, Any]
+    user_identifiers: list[Identifier] | None = None
+    group_identifiers: list[Identifier] | None = None
 
 
 def lookup_pairs(
     events: list[Event], config: IdentityConfig
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
-    """The (type, value) identifier keys a batch needs loaded: users and accounts."""
+    """The (type, value) identifier keys a batch needs loaded: users and accounts.
+
+    Extracts each event's identifiers once and keeps them on the event for ``BatchState.apply``.
+    """
     users: set[tuple[str, str]] = set()
     accounts: set[tuple[str, str]] = set()
     for ev in events:
-        for ident in extract_user_identifiers(ev.message, config):
+        ev.user_identifiers = extract_user_identifiers(ev.message, config)
+        for ident in ev.user_identifiers:
             if ident.type == PREVIOUS_ID:
                 users.add(("user_id", ident.value))
                 users.add(("anonymous_id", ident.value))
             else:
                 users.add((ident.type, ident.value))
         if ev.message.get("type") == "group":
-            accounts.update(
-                (i.type, i.value) for i in extract_group_identifiers(ev.message, config)
-            )
+            ev.group_identifiers = extract_group_identifiers(ev.message, config)
+            accounts.update((i.type, i.value) for i in ev.group_identifiers)
     return users, accounts
 
 
@@ -102,8 +107,15 @@ class BatchState:
     def apply(self, ev: Event) -> None:
         """Resolve one event; a failure is recorded (for quarantine) and changes nothing."""
         msg = ev.message
+        if ev.user_identifiers is None:
+            ev.user_identifiers = extract_user_identifiers(msg, self.users.config)
         try:
-            res = self.users.resolve_message(msg, at_us=ev.timestamp_us, source_id=ev.source_id)
+            res = self.users.resolve(
+                ev.user_identifiers,
+                message_id=ev.message_id,
+                source_id=ev.source_id,
+                at_us=ev.timestamp_us,
+            )
         except IdentityError as exc:
             self.failures.append((ev, "missing_identity", exc.message))
             return

@@ -129,7 +129,11 @@ class Processor:
         user_pairs, account_pairs = lookup_pairs(events, config)
         graphs = {
             "users": IdentityGraph(config, lambda: new_id("use"), "users"),
-            "accounts": IdentityGraph(config, lambda: new_id("acc"), "accounts"),
+            "accounts": IdentityGraph(
+                self.runtime.identity_config(workspace_id, "accounts"),
+                lambda: new_id("acc"),
+                "accounts",
+            ),
         }
         pids: set[str] = set()
         for collection, pairs in (("users", user_pairs), ("accounts", account_pairs)):

@@ -28,13 +28,18 @@ def _cursor(value: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(value)).decode().rstrip("=")
 
 
-def _uncursor(text: str) -> Any:
+def _uncursor(text: str, valid: Callable[[Any], bool] = lambda _v: True) -> Any:
+    """The value of a ``next`` cursor; ``valid`` checks its shape (a 400, never a 500)."""
     try:
-        return orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        value = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, orjson.JSONDecodeError):
-        raise RequestError(
-            "next is not a cursor this API returned", code="validation_error"
-        ) from None
+        value = _BAD
+    if value is _BAD or not valid(value):
+        raise RequestError("next is not a cursor this API returned", code="validation_error")
+    return value
+
+
+_BAD = object()
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:
@@ -136,7 +141,7 @@ def profile_router(runtime: Runtime) -> APIRouter:
         limit = _limit(request, 10, 200)
         after = request.query_params.get("next")
         if after:
-            start = _uncursor(after)
+            start = _uncursor(after, lambda v: isinstance(v, str))
             keys = [k for k in keys if k > start]
         page, more = keys[:limit], len(keys) > limit
         if _flag(request, "verbose"):
@@ -169,7 +174,12 @@ def profile_router(runtime: Runtime) -> APIRouter:
             rows = [r for r in rows if r.id_type in include]
         limit = _limit(request, 25, 100)
         offset = (
-            int(_uncursor(request.query_params["next"])) if request.query_params.get("next") else 0
+            _uncursor(
+                request.query_params["next"],
+                lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            )
+            if request.query_params.get("next")
+            else 0
         )
         page = rows[offset : offset + limit]
         more = len(rows) > offset + limit
@@ -200,8 +210,17 @@ def profile_router(runtime: Runtime) -> APIRouter:
         limit = _limit(request, 10, 100)
         after = None
         if request.query_params.get("next"):
-            ts, mid = _uncursor(request.query_params["next"])
-            after = (int(ts), str(mid))
+            ts, mid = _uncursor(
+                request.query_params["next"],
+                lambda v: (
+                    isinstance(v, list)
+                    and len(v) == 2
+                    and isinstance(v[0], int)
+                    and not isinstance(v[0], bool)
+                    and isinstance(v[1], str)
+                ),
+            )
+            after = (ts, mid)
         rows = store.events(
             profile.workspace_id,
             profile.id,

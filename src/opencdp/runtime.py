@@ -98,15 +98,19 @@ class Runtime:
         now = self.clock.monotonic()
         hit = self._identity_configs.get(workspace_id)
         if hit is None or now - hit[1] > 10.0:
-            base = IdentityConfig(
-                trait_keys=dict(self.settings.identity_trait_keys),
-                default_phone_region=self.settings.default_phone_region,
-            )
+            base = self.base_identity_config()
             overrides = self.admin.identity_config(workspace_id)
             config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
             hit = (config, now)
             self._identity_configs[workspace_id] = hit
         return hit[0]
+
+    def base_identity_config(self) -> IdentityConfig:
+        """Identity rules from settings alone (Segment's defaults plus configured trait keys)."""
+        return IdentityConfig(
+            trait_keys=dict(self.settings.identity_trait_keys),
+            default_phone_region=self.settings.default_phone_region,
+        )
 
     def invalidate_identity_config(self, workspace_id: str) -> None:
         self._identity_configs.pop(workspace_id, None)

@@ -215,3 +215,31 @@ def test_workspaces_are_isolated(runtime: Runtime) -> None:
     assert a != b
     assert runtime.profiles.traits(DEFAULT_WORKSPACE, a)["brand"].value == "a"
     assert runtime.profiles.traits("brand-b", b)["brand"].value == "b"
+
+
+def test_identity_rule_overrides_apply_to_new_events(runtime: Runtime) -> None:
+    from opencdp.web.api import set_identity_rules
+
+    # Given a workspace that allows one anonymous id per profile
+    set_identity_rules(runtime, DEFAULT_WORKSPACE, {"limits": {"anonymous_id": {"max_values": 1}}})
+    assert runtime.admin.identity_config(DEFAULT_WORKSPACE) == {
+        "limits": {"anonymous_id": {"max_values": 1}}
+    }
+    # When a user shows up with a second anonymous id
+    ingest(runtime, {"type": "identify", "userId": "u-7", "anonymousId": "a-1"})
+    ingest(runtime, {"type": "identify", "userId": "u-7", "anonymousId": "a-2"})
+    # Then the second one is demoted (left off the profile), and the event is explained
+    pid = runtime.profiles.find(DEFAULT_WORKSPACE, "users", "user_id", "u-7")
+    assert [
+        r.id_value
+        for r in runtime.profiles.identifiers(DEFAULT_WORKSPACE, pid)
+        if r.id_type == "anonymous_id"
+    ] == ["a-1"]
+    latest = runtime.profiles.events(DEFAULT_WORKSPACE, pid, limit=1)[0]
+    assert latest.resolution is not None
+    assert latest.resolution["demoted"] == [
+        {"id": "anonymous_id:a-2", "reason": "limit:anonymous_id"}
+    ]
+    # And resetting restores the defaults
+    set_identity_rules(runtime, DEFAULT_WORKSPACE, {})
+    assert runtime.admin.identity_config(DEFAULT_WORKSPACE) is None

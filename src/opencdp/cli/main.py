@@ -32,10 +32,12 @@ profile_app = typer.Typer(
     help="Look at profiles and why identifiers belong together.", no_args_is_help=True
 )
 events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
+rules_app = typer.Typer(help="Identity rules of a workspace.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
 app.add_typer(profile_app, name="profile")
 app.add_typer(events_app, name="events")
+app.add_typer(rules_app, name="identity-rules")
 
 console = Console()
 err = Console(stderr=True)
@@ -313,6 +315,45 @@ def profile_explain(
             console.print(merges)
         else:
             console.print("no merges: every identifier was linked directly")
+
+
+# Identity rules --------------------------------------------------------------------------
+@rules_app.command("show")
+def rules_show(
+    workspace: Workspace = "default", data_dir: DataDir = None, database_url: DbUrl = None
+) -> None:
+    """The identity rules in force (defaults plus the workspace's overrides), as JSON."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        body = {
+            "rules": rt.identity_config(workspace).to_dict(),
+            "overrides": rt.admin.identity_config(workspace),
+        }
+        sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@rules_app.command("set")
+def rules_set(
+    file: Annotated[
+        typer.FileText, typer.Argument(help="A JSON file of overrides ({} resets to defaults).")
+    ],
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Replace the workspace's identity-rule overrides (applies to events processed from now on)."""
+    from opencdp.web.api import set_identity_rules
+
+    try:
+        overrides = orjson.loads(file.read())
+    except orjson.JSONDecodeError as exc:
+        err.print(f"[red]error:[/red] {file.name} is not valid JSON: {exc}")
+        raise typer.Exit(1) from None
+    if not isinstance(overrides, dict):
+        err.print(f"[red]error:[/red] {file.name} must hold a JSON object of overrides")
+        raise typer.Exit(1)
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        set_identity_rules(rt, workspace, overrides)
+        console.print(f"identity rules of workspace {workspace} updated")
 
 
 # Events ----------------------------------------------------------------------------------

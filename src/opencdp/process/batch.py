@@ -39,6 +39,7 @@ class Event:
     received_us: int
     timestamp_us: int
     message: dict[str, Any]
+    raw: str | None = None  # the stored JSON of ``message``, reused instead of re-encoding
     user_identifiers: list[Identifier] | None = None
     group_identifiers: list[Identifier] | None = None
 
@@ -155,7 +156,7 @@ class BatchState:
                 "event": (msg.get("event") or msg.get("name") or None),
                 "timestamp_us": ev.timestamp_us,
                 "received_us": ev.received_us,
-                "payload": orjson.dumps(msg).decode(),
+                "payload": ev.raw if ev.raw is not None else orjson.dumps(msg).decode(),
                 "resolution": orjson.dumps(
                     {**res.to_json(), "account_id": account_id} if account_id else res.to_json()
                 ).decode(),

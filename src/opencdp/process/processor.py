@@ -86,6 +86,7 @@ class Processor:
                     row.received_us,
                     ts,
                     message,
+                    raw=row.payload,
                 )
             )
         for workspace_id, events in by_workspace.items():

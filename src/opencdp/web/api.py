@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -110,7 +111,50 @@ def api_router(runtime: Runtime) -> APIRouter:
             }
         )
 
+    @router.get("/workspaces/{workspace_id}/identity-rules", summary="Identity rules")
+    async def get_rules(workspace_id: str, request: Request) -> Response:
+        """The identity rules in force for a workspace (defaults plus its overrides)."""
+        try:
+            authenticate(runtime, request, workspace_id)
+            config = runtime.identity_config(workspace_id)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON(
+            {"rules": config.to_dict(), "overrides": runtime.admin.identity_config(workspace_id)}
+        )
+
+    @router.put("/workspaces/{workspace_id}/identity-rules", summary="Set identity rules")
+    async def put_rules(workspace_id: str, request: Request) -> Response:
+        """Replace the workspace's identity-rule overrides (``{}`` resets to the defaults).
+
+        They apply to events processed from now on; existing links are not re-evaluated."""
+        try:
+            token = authenticate(runtime, request, workspace_id)
+            if token.scope != "admin":
+                raise RequestError("changing identity rules needs an admin token", code="forbidden")
+            try:
+                overrides = orjson.loads(await request.body())
+            except orjson.JSONDecodeError as exc:
+                raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+            if not isinstance(overrides, dict):
+                raise RequestError("send a JSON object of overrides", code="invalid_rules")
+            config = set_identity_rules(runtime, workspace_id, overrides)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON({"rules": config.to_dict(), "overrides": overrides or None})
+
     return router
+
+
+def set_identity_rules(runtime: Runtime, workspace_id: str, overrides: dict[str, Any]) -> Any:
+    """Validate and store a workspace's identity-rule overrides; returns the effective rules."""
+    from opencdp.identity import IdentityConfig
+
+    base = runtime.base_identity_config()
+    config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
+    runtime.admin.set_identity_config(workspace_id, overrides or None)
+    runtime.invalidate_identity_config(workspace_id)
+    return config
 
 
 def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dict[str, Any]:

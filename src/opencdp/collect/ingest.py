@@ -307,12 +307,17 @@ def quarantine_row(
     return {
         "workspace_id": source.workspace_id if source else "default",
         "source_id": source.id if source else None,
-        "message_id": rejection.message_id,
+        # Column values must be storable on every backend (no NUL in PostgreSQL text).
+        "message_id": _storable(rejection.message_id),
         "stage": stage,
         "reason": rejection.reason,
-        "detail": rejection.detail,
+        "detail": _storable(rejection.detail),
         "event_type": rejection.type,
-        "event_name": (rejection.event or None) and rejection.event[:200],
+        "event_name": _storable((rejection.event or None) and rejection.event[:200]),
         "payload": payload,
         "created_us": now_us,
     }
+
+
+def _storable(text: str | None) -> str | None:
+    return text.replace("\x00", "\ufffd") if text else text

@@ -21,8 +21,9 @@ from opencdp.timeutil import EPOCH, LATEST, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID = 100
-MAX_EVENT_NAME = 200
+MAX_EVENT_NAME = 200  # also page/screen names: both land in the 200-character events.event
 MAX_ID_LENGTH = 500
+MAX_TRAIT_KEY = 300  # the traits.key column
 
 # Reasons a message is quarantined at collection time. Stable strings: the API filters on them.
 MISSING_IDENTITY = "missing_identity"
@@ -124,9 +125,14 @@ def normalize(
     msg["type"] = typ
 
     try:
-        raw_size = len(orjson.dumps(raw))
+        encoded = orjson.dumps(raw)
     except (TypeError, orjson.JSONEncodeError) as exc:  # pragma: no cover - input came from JSON
         return Rejection(INVALID_FIELD, f"message cannot be encoded: {exc}", raw, type=typ)
+    # PostgreSQL text cannot hold NUL: a message carrying one would fail the inbox commit or,
+    # worse, every worker batch it is in. Refuse it on every backend (orjson writes \u0000).
+    if (b"\\u0000" in encoded and _has_nul(raw)) or _has_nul(envelope.context):
+        return Rejection(INVALID_FIELD, "message contains a NUL character (\\u0000)", raw, type=typ)
+    raw_size = len(encoded)
     if raw_size > max_event_bytes:
         return Rejection(
             OVERSIZE_EVENT,
@@ -196,6 +202,8 @@ def normalize(
     for name in ("name", "category"):
         if name in msg and not isinstance(msg[name], str):
             return reject(INVALID_FIELD, f"{name} must be a string, not {_kind(msg[name])}")
+    if len(msg.get("name", "")) > MAX_EVENT_NAME:
+        return reject(INVALID_FIELD, f"name is longer than {MAX_EVENT_NAME} characters")
 
     # Batch-level context and integrations apply to every item; the item's own keys win.
     if envelope.context:
@@ -206,6 +214,11 @@ def normalize(
         context_traits = msg.get("context", {}).get("traits")
         if isinstance(context_traits, dict):
             msg["traits"] = dict(context_traits)
+    for where, traits in (("traits", msg.get("traits")), ("context.traits", _context_traits(msg))):
+        if isinstance(traits, dict) and any(len(k) > MAX_TRAIT_KEY for k in traits):
+            return reject(
+                INVALID_FIELD, f"a key of {where} is longer than {MAX_TRAIT_KEY} characters"
+            )
 
     # Timestamps (segment-compat.md §1.5).
     try:
@@ -241,6 +254,27 @@ def _first_time(msg: dict[str, Any], *names: str) -> datetime | None:
         if name in msg:
             return parse_timestamp(msg[name])
     return None
+
+
+def _context_traits(msg: dict[str, Any]) -> Any:
+    context = msg.get("context")
+    return context.get("traits") if isinstance(context, dict) else None
+
+
+def _has_nul(value: Any) -> bool:
+    """True when a string (or object key) anywhere in ``value`` contains U+0000."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def _maybe_str(value: Any) -> str | None:

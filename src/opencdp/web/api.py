@@ -37,7 +37,19 @@ class ContactOut(BaseModel):
 def api_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["OpenCDP API"])
 
-    @router.post("/contacts", response_model=ContactOut, summary="Look up or create a contact")
+    @router.post(
+        "/contacts",
+        response_model=ContactOut,
+        summary="Look up or create a contact",
+        # The body is parsed by hand (for the error shape), so declare it for OpenAPI clients.
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ContactIn.model_json_schema()}},
+            }
+        },
+        responses={201: {"model": ContactOut, "description": "A new profile was created"}},
+    )
     async def contacts(request: Request) -> Response:
         """Look up the profile these identifiers belong to, or create it, under the same identity
         rules as events. Safe under concurrency: the same customer is never created twice."""

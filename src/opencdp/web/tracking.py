@@ -8,9 +8,34 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from opencdp.collect.envelope import ROUTES
-from opencdp.errors import OpenCDPError
+from opencdp.errors import OpenCDPError, PayloadTooLarge
 from opencdp.runtime import Runtime
 from opencdp.web.responses import JSON, error, from_exception
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body; raises :class:`PayloadTooLarge` when it cannot fit ``max_bytes``.
+
+    The limit applies after decompression (in the collector); a compressed body is never much
+    larger than what it inflates to, so past twice the limit it cannot be valid. Such a body is
+    read to its end but not kept: the client still gets a clean 400 (not a reset connection,
+    which SDKs would retry) and the server never buffers more than that of it.
+    """
+    limit = 2 * max_bytes
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            chunks.append(chunk)
+        else:
+            chunks.clear()
+    if size > limit:
+        raise PayloadTooLarge(
+            f"request body is {size} bytes; the limit is {max_bytes} bytes",
+            code="payload_too_large",
+        )
+    return b"".join(chunks)
 
 
 def tracking_router(runtime: Runtime) -> APIRouter:
@@ -18,8 +43,8 @@ def tracking_router(runtime: Runtime) -> APIRouter:
     collector = runtime.collector
 
     async def handle(route: str, request: Request) -> Response:
-        raw = await request.body()
         try:
+            raw = await read_body(request, runtime.settings.max_batch_bytes)
             _source, events, rejected, result = collector.prepare(
                 route,
                 raw,

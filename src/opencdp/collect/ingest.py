@@ -34,7 +34,7 @@ from opencdp.collect.normalize import (
     normalize,
 )
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
-from opencdp.errors import AuthenticationError, RateLimited
+from opencdp.errors import AuthenticationError, RateLimited, StorageUnavailable
 from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.db import Database
@@ -122,19 +122,37 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: Sequence[_Pending]) -> None:
-        events = [row for p in group for row in p.events]
-        rejected = [row for p in group for row in p.rejected]
         try:
-            with self.db.write() as conn:
-                self.store.append(conn, events, rejected)
-            self.commits += 1
-        except BaseException as exc:
-            log.exception("group commit of %d events failed", len(events))
+            self._write(group)
+        except Exception as exc:
+            if len(group) == 1 or isinstance(exc, StorageUnavailable):
+                log.error("commit of %d requests failed: %s", len(group), exc)
+                for p in group:
+                    p.done.set_exception(exc)
+                return
+            # One request the database refuses must not fail the others that shared its
+            # transaction: commit them one by one.
+            log.warning(
+                "group commit failed (%s); committing its %d requests one by one", exc, len(group)
+            )
             for p in group:
-                p.done.set_exception(exc)
+                try:
+                    self._write([p])
+                except Exception as single:
+                    log.error("commit of one request failed: %s", single)
+                    p.done.set_exception(single)
+                else:
+                    p.done.set_result(None)
             return
         for p in group:
             p.done.set_result(None)
+
+    def _write(self, group: Sequence[_Pending]) -> None:
+        events = [row for p in group for row in p.events]
+        rejected = [row for p in group for row in p.rejected]
+        with self.db.write() as conn:
+            self.store.append(conn, events, rejected)
+        self.commits += 1
 
 
 class Collector:

@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Connection, text
 
 from opencdp.collect.normalize import Rejection
-from opencdp.errors import RequestError
+from opencdp.errors import RequestError, StorageUnavailable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
 from opencdp.process.batch import BatchState, Event, lookup_pairs
@@ -40,8 +40,24 @@ class Processor:
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
-        """Claim up to ``limit`` events, process them and commit; returns how many were claimed."""
+        """Claim up to ``limit`` events, process them and commit; returns how many were claimed.
+
+        If the database refuses the batch's writes (a row it cannot store), the batch is redone
+        one event at a time so that only the offending event goes to quarantine and the rest
+        carry on. An unreachable database raises :class:`StorageUnavailable` (retry later).
+        """
         limit = limit or self.runtime.settings.worker_batch_size
+        try:
+            return self._run_batch(limit)
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            log.warning(
+                "batch failed (%s: %s); isolating the event at fault", type(exc).__name__, exc
+            )
+            return self._run_isolated(limit)
+
+    def _run_batch(self, limit: int) -> int:
         with self.db.write() as conn:
             self._lock_identity(conn)
             rows = self.inbox.claim(conn, limit)
@@ -50,6 +66,31 @@ class Processor:
             self._process_rows(conn, rows)
             self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us())
         return len(rows)
+
+    def _run_isolated(self, limit: int) -> int:
+        done = 0
+        while done < limit:
+            try:
+                n = self._run_batch(1)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                n = self._quarantine_head(f"{type(exc).__name__}: {exc}")
+            if n == 0:
+                break
+            done += n
+        return done
+
+    def _quarantine_head(self, detail: str) -> int:
+        """Move the oldest pending event to quarantine (``processing_error``) and mark it done."""
+        with self.db.write() as conn:
+            rows = self.inbox.claim(conn, 1)
+            if not rows:
+                return 0
+            log.error("event %s cannot be stored, quarantined: %s", rows[0].message_id, detail)
+            self._quarantine(conn, [(rows[0], "processing_error", detail[:2000])])
+            self.inbox.mark_processed(conn, [rows[0].seq], self.runtime.now_us())
+        return 1
 
     def run_until_idle(self, max_batches: int = 1_000_000) -> int:
         """Process until the inbox is empty (tests and bulk loads wait on this, not on sleep)."""
@@ -207,7 +248,12 @@ class Processor:
                 raw: Any = item.message
                 typ, name = item.message.get("type"), item.message.get("event")
             else:
-                raw, typ, name = item.payload, None, None
+                try:  # keep the stored JSON as JSON, not as a string of it
+                    raw = orjson.loads(item.payload)
+                except orjson.JSONDecodeError:
+                    raw = item.payload
+                typ = raw.get("type") if isinstance(raw, dict) else None
+                name = raw.get("event") if isinstance(raw, dict) else None
             rejection = Rejection(
                 reason, detail, raw, message_id=item.message_id, type=typ, event=name
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,11 +17,14 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opencdp import __version__
+from opencdp.errors import OpenCDPError
 from opencdp.runtime import Runtime
 from opencdp.web.api import api_router
 from opencdp.web.profile_api import profile_router
-from opencdp.web.responses import JSON, error, profile_error
+from opencdp.web.responses import JSON, error, from_exception, profile_error
 from opencdp.web.tracking import tracking_router
+
+log = logging.getLogger(__name__)
 
 
 class TrackingCORS:
@@ -85,6 +89,14 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
         if request.url.path.startswith("/v1/spaces/"):
             return profile_error(exc.status_code, code, message)
         return error(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        # Clients retry 5xx; the body still has a code so that no SDK mistakes it for success.
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if isinstance(exc, OpenCDPError):
+            return from_exception(exc)
+        return error(500, "internal_error", "the server failed; retry later")
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> Response:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
 
 from opencdp.errors import NotFound
 from opencdp.profiles.traits import TraitValue
@@ -178,18 +178,21 @@ class ProfileStore:
     def touch_profiles(
         self, conn: Connection, workspace_id: str, rows: Sequence[dict[str, Any]]
     ) -> None:
-        """Update updated/last-message metadata (rows: id, updated_us, last_message_id, last_source_id)."""
-        for row in rows:
-            conn.execute(
-                update(profiles)
-                .where(profiles.c.workspace_id == workspace_id, profiles.c.id == row["id"])
-                .values(
-                    updated_us=row["updated_us"],
-                    last_message_id=row["last_message_id"],
-                    last_source_id=row["last_source_id"],
-                    merge_count=row["merge_count"],
-                )
+        """Update updated/last-message metadata (rows: id, updated_us, last_message_id,
+        last_source_id, merge_count), in one executemany."""
+        if not rows:
+            return
+        stmt = (
+            update(profiles)
+            .where(profiles.c.workspace_id == workspace_id, profiles.c.id == bindparam("b_id"))
+            .values(
+                updated_us=bindparam("b_updated_us"),
+                last_message_id=bindparam("b_last_message_id"),
+                last_source_id=bindparam("b_last_source_id"),
+                merge_count=bindparam("b_merge_count"),
             )
+        )
+        conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
 
     def apply_merges(
         self,

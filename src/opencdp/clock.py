@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -63,6 +64,13 @@ class FrozenClock:
             self._now = when
 
 
+_ZERO = timedelta(0)
+
+
+@lru_cache(maxsize=4096)
 def isoformat(ts: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as Segment emits it."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+    if ts.utcoffset() != _ZERO:
+        ts = ts.astimezone(UTC)
+    # isoformat() is several times faster than strftime() on this hot path.
+    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

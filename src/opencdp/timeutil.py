@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -21,6 +22,19 @@ def to_us(ts: datetime) -> int:
 
 
 def parse_timestamp(value: Any) -> datetime:
+    """An ISO-8601 / RFC 3339 string as an aware UTC datetime (see :func:`_parse`); cached,
+    because batches repeat the same ``sentAt`` and often the same timestamps."""
+    if isinstance(value, str):
+        return _parse_cached(value)
+    return _parse(value)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(value: str) -> datetime:
+    return _parse(value)
+
+
+def _parse(value: Any) -> datetime:
     """An ISO-8601 / RFC 3339 string as an aware UTC datetime; naive times are taken as UTC.
 
     Raises ``ValueError`` for anything else, including times before 1970 or after 2200.

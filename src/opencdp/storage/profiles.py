@@ -292,6 +292,33 @@ class ProfileStore:
             raise NotFound("Profile was not found.")
         return str(pid)
 
+    def find_profile(
+        self, workspace_id: str, collection: str, id_type: str, value: str
+    ) -> ProfileRow:
+        """The live profile holding an identifier, in one query; raises NotFound."""
+        query = (
+            select(profiles)
+            .join(
+                identifiers,
+                (identifiers.c.workspace_id == profiles.c.workspace_id)
+                & (identifiers.c.profile_id == profiles.c.id),
+            )
+            .where(
+                identifiers.c.workspace_id == workspace_id,
+                identifiers.c.collection == collection,
+                identifiers.c.id_type == id_type,
+                identifiers.c.id_value == value,
+            )
+        )
+        with self.db.read() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound("Profile was not found.")
+        profile = ProfileRow(**row._asdict())
+        if profile.merged_into is not None:  # identifiers move at merge time; be safe anyway
+            return self.resolve_id(workspace_id, profile.merged_into, collection)
+        return profile
+
     def resolve_id(
         self, workspace_id: str, profile_id: str, collection: str | None = None
     ) -> ProfileRow:

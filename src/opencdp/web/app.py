@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -71,13 +69,6 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request.state.request_id = request.headers.get("request-id") or str(uuid.uuid4())
-        return await call_next(request)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -107,8 +108,7 @@ def profile_router(runtime: Runtime) -> APIRouter:
             value = normalize_email(value) or value.strip().lower()
         elif id_type == "phone":
             value = normalize_phone(value, runtime.settings.default_phone_region) or value
-        pid = store.find(space, collection, id_type, value)
-        return store.resolve_id(space, pid, collection)
+        return store.find_profile(space, collection, id_type, value)
 
     def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
         async def endpoint(
@@ -125,7 +125,8 @@ def profile_router(runtime: Runtime) -> APIRouter:
                     else _STATUS_CODES.get(exc.status, exc.code)
                 )
                 return profile_error(exc.status, code, exc.message)
-            return JSON(body, headers={"Request-Id": request.state.request_id})
+            request_id = request.headers.get("request-id") or str(uuid.uuid4())
+            return JSON(body, headers={"Request-Id": request_id})
 
         return endpoint
 

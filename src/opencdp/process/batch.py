@@ -76,6 +76,11 @@ class BatchState:
     accounts: IdentityGraph
     traits: dict[str, dict[str, TraitValue]]
     existing: set[str]
+    # (collection, type, value) -> (profile, first seen, last seen) as loaded: unchanged rows
+    # are not written back.
+    stored_identifiers: dict[tuple[str, str, str], tuple[str, int, int]] = field(
+        default_factory=dict
+    )
     new_profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     touched: dict[str, dict[str, Any]] = field(default_factory=dict)
     merged_into: dict[str, str] = field(default_factory=dict)
@@ -244,6 +249,9 @@ class BatchState:
             for ident in idents:
                 info = node.identifiers.get(ident)
                 if info is None:
+                    continue
+                stored = self.stored_identifiers.get((node.collection, ident.type, ident.value))
+                if stored == (pid, info.first_seen_us, info.last_seen_us):
                     continue
                 rows.append(
                     {

@@ -193,6 +193,10 @@ class Processor:
             accounts=graphs["accounts"],
             traits=self.store.load_traits(conn, workspace_id, pids),
             existing={r.id for r in profile_rows},
+            stored_identifiers={
+                (r.collection, r.id_type, r.id_value): (r.profile_id, r.created_us, r.last_seen_us)
+                for r in identifier_rows
+            },
         )
 
     # -- persisting -------------------------------------------------------------------------------

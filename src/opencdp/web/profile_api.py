@@ -7,6 +7,7 @@ import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -73,7 +74,7 @@ def _page_url(request: Request, next_cursor: str | None) -> str:
     params = dict(request.query_params)
     if next_cursor:
         params["next"] = next_cursor
-    query = "&".join(f"{k}={v}" for k, v in params.items())
+    query = urlencode(params)
     return f"{request.url.path}?{query}" if query else request.url.path
 
 

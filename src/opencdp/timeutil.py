@@ -45,7 +45,9 @@ def _parse(value: Any) -> datetime:
     if text[-1] in "zZ":
         text = text[:-1] + "+00:00"
     ts = datetime.fromisoformat(text)
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    # Compare before converting: astimezone() overflows at the ends of the datetime range.
     if not EPOCH <= ts < LATEST:
         raise ValueError(f"{value!r} is outside 1970..2200")
-    return ts
+    return ts.astimezone(UTC)

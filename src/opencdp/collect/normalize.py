@@ -82,7 +82,12 @@ def _clean_id(value: Any) -> str | None:
     if isinstance(value, bool):
         raise TypeError("must be a string, not a boolean")
     if isinstance(value, int | float):
-        value = format(value, "g") if isinstance(value, float) else str(value)
+        # Whole floats read as integers (42.0 -> "42"); others keep every digit (repr).
+        value = (
+            (str(int(value)) if value.is_integer() else repr(value))
+            if isinstance(value, float)
+            else str(value)
+        )
     if not isinstance(value, str):
         raise TypeError(f"must be a string, not {type(value).__name__}")
     value = value.strip()
@@ -130,7 +135,11 @@ def normalize(
         return Rejection(INVALID_FIELD, f"message cannot be encoded: {exc}", raw, type=typ)
     # PostgreSQL text cannot hold NUL: a message carrying one would fail the inbox commit or,
     # worse, every worker batch it is in. Refuse it on every backend (orjson writes \u0000).
-    if (b"\\u0000" in encoded and _has_nul(raw)) or _has_nul(envelope.context):
+    if (
+        (b"\\u0000" in encoded and _has_nul(raw))
+        or _has_nul(envelope.context)
+        or _has_nul(envelope.integrations)
+    ):
         return Rejection(INVALID_FIELD, "message contains a NUL character (\\u0000)", raw, type=typ)
     raw_size = len(encoded)
     if raw_size > max_event_bytes:

@@ -23,6 +23,7 @@ class LiveServer:
         write_key: str,
         token: str,
         database_url: str | None = None,
+        args: tuple[str, ...] = (),
         **env: str,
     ) -> None:
         self.data_dir = data_dir
@@ -30,6 +31,7 @@ class LiveServer:
         self.token = token
         self.database_url = database_url
         self.extra_env = env
+        self.args = args
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,6 +60,7 @@ class LiveServer:
                 "127.0.0.1",
                 "--port",
                 str(self.port),
+                *self.args,
             ],
             env=env,
             stdout=self.log.open("ab"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -85,6 +86,13 @@ def serve(
     no_worker: Annotated[
         bool, typer.Option("--no-worker", help="Do not process events in this process.")
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="HTTP processes sharing the port (use the machine's cores); one worker runs beside them.",
+        ),
+    ] = 1,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -100,16 +108,37 @@ def serve(
     with runtime_for(settings) as rt:
         err.print(
             f"OpenCDP on http://{settings.host}:{settings.port} "
-            f"(database: {rt.db.describe()}, worker: {'on' if settings.worker_in_process else 'off'})"
+            f"(database: {rt.db.describe()}, HTTP processes: {processes}, "
+            f"worker: {'on' if settings.worker_in_process else 'off'})"
         )
-        uvicorn.run(
-            create_app(rt),
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            access_log=False,
-            timeout_graceful_shutdown=10,
+        options: dict[str, Any] = {
+            "host": settings.host,
+            "port": settings.port,
+            "log_level": settings.log_level.lower(),
+            "access_log": False,
+            "timeout_graceful_shutdown": 10,
+        }
+        if processes == 1:
+            uvicorn.run(create_app(rt), **options)
+            return
+        # Several HTTP processes: each builds its runtime from the environment (the flags are
+        # passed on through it) without a worker; this process runs the one worker.
+        os.environ.update(
+            OPENCDP_DATA_DIR=str(settings.data_dir),
+            OPENCDP_WORKER_IN_PROCESS="false",
+            **({"OPENCDP_DATABASE_URL": settings.database_url} if settings.database_url else {}),
         )
+        if settings.worker_in_process:
+            rt.worker.start()
+        try:
+            uvicorn.run(
+                "opencdp.web.app:create_app_from_environment",
+                factory=True,
+                workers=processes,
+                **options,
+            )
+        finally:
+            rt.worker.stop()
 
 
 @app.command()

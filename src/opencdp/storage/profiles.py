@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from opencdp.errors import NotFound
 from opencdp.profiles.traits import TraitValue
@@ -115,17 +115,25 @@ class ProfileStore:
         self, conn: Connection, workspace_id: str, collection: str, pairs: Sequence[tuple[str, str]]
     ) -> set[str]:
         """Ids of the profiles that hold any of these (type, value) identifiers."""
+        # One ``id_type = ? AND id_value IN (...)`` per type rather than a row-value IN over the
+        # pairs: PostgreSQL plans a 1,000-pair ``(a, b) IN (...)`` as 1,000 ORed index scans and
+        # spends ~0.6 s planning it; a scalar IN list becomes one ``= ANY(array)`` index scan.
+        by_type: dict[str, list[str]] = {}
+        for id_type, value in pairs:
+            by_type.setdefault(id_type, []).append(value)
         found: set[str] = set()
-        for part in chunks(list(pairs), _CHUNK // 2):
-            found.update(
-                conn.execute(
-                    select(identifiers.c.profile_id).where(
-                        identifiers.c.workspace_id == workspace_id,
-                        identifiers.c.collection == collection,
-                        tuple_(identifiers.c.id_type, identifiers.c.id_value).in_(part),
-                    )
-                ).scalars()
-            )
+        for id_type, values in sorted(by_type.items()):
+            for part in chunks(values):
+                found.update(
+                    conn.execute(
+                        select(identifiers.c.profile_id).where(
+                            identifiers.c.workspace_id == workspace_id,
+                            identifiers.c.collection == collection,
+                            identifiers.c.id_type == id_type,
+                            identifiers.c.id_value.in_(part),
+                        )
+                    ).scalars()
+                )
         return found
 
     def load_profiles(

@@ -127,3 +127,10 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
 
     app.add_middleware(TrackingCORS)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """An app over a runtime built from the environment (for ``opencdp serve --processes N``)."""
+    from opencdp.settings import Settings
+
+    return create_app(Runtime(Settings()))

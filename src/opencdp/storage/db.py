@@ -7,6 +7,7 @@ queue on the lock instead of failing half-way. PostgreSQL needs nothing special.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,6 +54,10 @@ class Database:
                 f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://…"
             )
         self.dialect = Dialect(backend)
+        # SQLite has one writer. Inside a process, writers queue on this lock and are handed it
+        # the moment it is free, instead of polling SQLite's busy handler (which sleeps up to
+        # 100 ms between tries); across processes, BEGIN IMMEDIATE and busy_timeout still rule.
+        self._write_lock: threading.Lock | None = threading.Lock() if backend == "sqlite" else None
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Connection]:
@@ -63,6 +68,9 @@ class Database:
         it. Only for work that can be derived again from durable data (the worker's output,
         whose inbox rows are committed durably and re-processed if their marks are lost).
         """
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
         try:
             with self.engine.connect().execution_options(opencdp_write=True) as conn:
                 relaxed = not durable and self.dialect.is_sqlite
@@ -76,6 +84,9 @@ class Database:
                         _raw(conn).execute("PRAGMA synchronous=FULL")
         except OperationalError as exc:
             raise StorageUnavailable(f"database write failed: {exc.orig}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -1,0 +1,1 @@
+"""OpenCDP benchmarks: see bench/run.py and docs/benchmarks.md."""

@@ -1,0 +1,340 @@
+"""OpenCDP benchmarks (``make bench``): ingest, end to end, Profile API, peak memory.
+
+Every benchmark starts its own server process(es) on loopback, drives them from load-generator
+processes, prints a table and writes ``bench/results/<name>.json``. See docs/benchmarks.md.
+
+    .venv/bin/python bench/run.py                 # everything, full sizes (< 15 min)
+    .venv/bin/python bench/run.py --quick         # small sizes, about a minute or two
+    .venv/bin/python bench/run.py --only ingest --backends sqlite --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make ``bench`` and ``opencdp`` importable
+    sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from bench import common  # noqa: E402
+
+BENCHMARKS = ("ingest", "e2e", "profile-api", "rss")
+TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
+CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated benchmarks to run, from: {', '.join(BENCHMARKS)} (default: all)",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes and short runs (~1-2 min)")
+    p.add_argument("--duration", type=float, default=None, help="seconds of measured load per run")
+    p.add_argument(
+        "--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres"
+    )
+    p.add_argument(
+        "--profiles",
+        type=int,
+        default=None,
+        help="profiles in the Profile API store (default 1,000,000; --quick 20,000)",
+    )
+    p.add_argument(
+        "--events", type=int, default=None, help="events the worker-throughput run processes"
+    )
+    p.add_argument("--rate", type=float, default=5000, help="e2e offered events/s (target)")
+    p.add_argument(
+        "--low-rate", type=float, default=1000, help="e2e second, lower offered events/s"
+    )
+    p.add_argument(
+        "--profile-rate", type=float, default=1000, help="Profile API offered requests/s (target)"
+    )
+    p.add_argument(
+        "--profile-low-rate",
+        type=float,
+        default=250,
+        help="Profile API second, lower offered requests/s",
+    )
+    return p.parse_args(argv)
+
+
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM, and SIGINT even in a background job (where it starts ignored), unwind through the
+    # finally blocks that stop servers, workers and the PostgreSQL cluster.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # wide tables stay readable in logs and CI output
+    only = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = [b for b in only if b not in BENCHMARKS]
+    if unknown:
+        console.print(f"[red]unknown benchmark(s): {', '.join(unknown)}[/red]")
+        return 2
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    facts = common.machine_facts()
+    _print_facts(console, facts, command)
+    load1 = os.getloadavg()[0]
+    if load1 > 1.0:
+        console.print(
+            f"[yellow]load average is {load1:.2f}: something else is running, and the numbers "
+            "will show it (the load generator and the server already share the cores)[/yellow]"
+        )
+    meta = {"machine": facts, "command": command, "quick": args.quick, "load_at_start": load1}
+    started = time.monotonic()
+    pg = _postgres(backends, only, console)
+    if pg is None:
+        backends = [b for b in backends if b != "postgres"]
+    try:
+        if "ingest" in only:
+            from bench import ingest
+
+            since = time.monotonic()
+
+            res = ingest.run(
+                backends, pg=pg, quick=args.quick, duration=args.duration, console=console
+            )
+            _save("ingest", meta, res, console, since)
+            _ingest_table(console, res)
+        if "e2e" in only:
+            from bench import e2e
+
+            since = time.monotonic()
+
+            res = e2e.run(
+                backends,
+                pg=pg,
+                quick=args.quick,
+                duration=args.duration,
+                events=args.events,
+                rate=args.rate,
+                low_rate=args.low_rate,
+                console=console,
+            )
+            _save("e2e", meta, res, console, since)
+            _e2e_tables(console, res)
+        if "profile-api" in only:
+            from bench import profile_api
+
+            since = time.monotonic()
+
+            profiles = args.profiles or (20_000 if args.quick else 1_000_000)
+            res = profile_api.run(
+                profiles=profiles,
+                quick=args.quick,
+                duration=args.duration,
+                rate=args.profile_rate,
+                low_rate=args.profile_low_rate,
+                console=console,
+            )
+            _save("profile-api", meta, res, console, since)
+            _profile_table(console, res)
+        if "rss" in only:
+            from bench import rss
+
+            since = time.monotonic()
+
+            res = rss.run(
+                backends, pg=pg, quick=args.quick, duration=args.duration, console=console
+            )
+            _save("rss", meta, res, console, since)
+            _rss_table(console, res)
+    finally:
+        if pg is not None:
+            pg.stop()
+    console.print(f"\ntotal {time.monotonic() - started:.0f} s; command: [bold]{command}[/bold]")
+    return 0
+
+
+def _postgres(backends: list[str], only: list[str], console: Console) -> Any:
+    """One throwaway PostgreSQL for the whole run (a fresh database per measurement)."""
+    if "postgres" not in backends or only == ["profile-api"]:
+        return None
+    try:
+        return common.PostgresCluster()
+    except Exception as exc:
+        if CI:
+            raise
+        console.print(f"[yellow]PostgreSQL could not start, skipping it: {exc}[/yellow]")
+        return None
+
+
+def _save(
+    name: str, meta: dict[str, Any], res: dict[str, Any], console: Console, since: float
+) -> None:
+    seconds = round(time.monotonic() - since, 1)
+    path = common.write_result(name, {**meta, "wall_seconds": seconds, "results": res})
+    console.print(f"{name}: {seconds:g} s; wrote {path.relative_to(common.ROOT)}")
+
+
+def _print_facts(console: Console, facts: dict[str, Any], command: str) -> None:
+    t = Table(title="Machine", show_header=False)
+    t.add_row("CPU", f"{facts['cpus']} x {facts['cpu_model']}")
+    t.add_row("RAM", f"{facts['ram_gib']} GiB")
+    t.add_row("kernel", facts["kernel"])
+    t.add_row("Python", facts["python"])
+    t.add_row("SQLite", facts["sqlite"])
+    t.add_row("PostgreSQL", facts["postgres"] or "-")
+    t.add_row("git", facts["git"] or "-")
+    t.add_row("command", command)
+    console.print(t)
+
+
+def _n(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _mark(value: float, target: float) -> str:
+    return "[green]met[/green]" if value >= target else f"[red]missed ({value / target:.0%})[/red]"
+
+
+def _ingest_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(
+        title=f"Ingest: /v1/batch, 100 events/request, {res['mean_event_bytes']} B/event, "
+        "worker off; acknowledged events/s"
+    )
+    for col in (
+        "backend",
+        "HTTP, 1 API process",
+        "target",
+        "HTTP, 2 API processes",
+        "collector, no HTTP",
+        "inbox append only",
+        "HTTP / no-HTTP",
+        "req p50 / p99 ms",
+        "server CPU",
+        "db CPU",
+    ):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        target = TARGETS["ingest"][backend]
+        two = r.get("two_api_processes", {}).get("events_per_s")
+        t.add_row(
+            backend,
+            _n(r["events_per_s"]),
+            f"{target:,} {_mark(r['events_per_s'], target)}",
+            f"{_n(two)} {_mark(two, target)}" if two else "-",
+            _n(r["ceiling"]["collector_events_per_s"]),
+            _n(r["ceiling"]["append_events_per_s"]),
+            f"{r['ratio_to_collector_ceiling']:.0%} / {r['ratio_to_append_ceiling']:.0%}",
+            f"{_n(r['latency_p50_ms'])} / {_n(r['latency_p99_ms'])}",
+            _n(r["server_cpu_cores"], 2),
+            _n(r["db_cpu_cores"], 2),
+        )
+    console.print(t)
+
+
+def _e2e_tables(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title="End to end: worker throughput (identity + profiles), one worker process")
+    for col in ("backend", "events", "events/s", "worker CPU", "drain from launch s"):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        w = r["worker"]
+        t.add_row(
+            backend,
+            _n(w["events"]),
+            _n(w.get("events_per_s")) if w["drained"] else "[red]did not drain[/red]",
+            _n(w.get("worker_cpu_cores"), 2),
+            _n(w.get("drain_seconds_from_launch"), 1),
+        )
+    console.print(t)
+    t = Table(title="End to end: acknowledgement -> profile visible (identify, new userIds)")
+    for col in (
+        "backend",
+        "config",
+        "offered ev/s",
+        "acked ev/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "samples",
+        "not visible",
+        "lag at end s",
+    ):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        for lat in r["latency"]:
+            acked = lat["acked_events_per_s"] or 0
+            ok = acked >= 0.95 * lat["offered_events_per_s"]
+            t.add_row(
+                backend,
+                lat["config"],
+                _n(lat["offered_events_per_s"]),
+                _n(acked) if ok else f"[red]{_n(acked)}[/red]",
+                _n(lat["p50_ms"]),
+                _n(lat["p99_ms"]),
+                _n(lat["max_ms"]),
+                _n(lat["samples"]),
+                _n(lat["not_visible"]),
+                _n(lat["worker_lag_at_end_s"], 2),
+            )
+    console.print(t)
+
+
+def _profile_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title=f"Profile API: GET traits, {res['profiles']:,} profiles (SQLite)")
+    for col in (
+        "offered req/s",
+        "achieved req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "service p99 ms",
+        "not sent",
+        "server CPU",
+    ):
+        t.add_column(col, justify="right")
+    for r in res["runs"]:
+        ok = (r["achieved_requests_per_s"] or 0) >= 0.95 * r["offered_requests_per_s"]
+        achieved = _n(r["achieved_requests_per_s"])
+        t.add_row(
+            _n(r["offered_requests_per_s"]),
+            achieved if ok else f"[red]{achieved}[/red]",
+            _n(r["p50_ms"], 1),
+            _n(r["p99_ms"], 1),
+            _n(r["max_ms"], 1),
+            _n(r["service_p99_ms"], 1),
+            _n(r["not_sent"]),
+            _n(r["server_cpu_cores"], 2),
+        )
+    console.print(t)
+
+
+def _rss_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title="Peak memory (VmHWM) under ingest load, server and worker processes")
+    for col in ("backend", "process", "RSS after start MiB", "peak RSS MiB", "ingest ev/s"):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        for proc in ("server", "worker"):
+            t.add_row(
+                backend,
+                proc,
+                _n(r["idle_kib"][proc].get("VmRSS", 0) / 1024, 1),
+                _n(r["peak_kib"][proc].get("VmHWM", 0) / 1024, 1),
+                _n(r["ingest_events_per_s"]),
+            )
+    console.print(t)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

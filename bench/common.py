@@ -8,18 +8,17 @@ import glob
 import os
 import platform
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from tests.support.pg import PostgresCluster, free_port
+from tests.support.pg import binary as pg_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -30,12 +29,6 @@ TOKEN = "bench-access-token"
 def basic(secret: str) -> str:
     """``Authorization`` header value with ``secret`` as the Basic username (Segment's form)."""
     return "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # Machine facts ---------------------------------------------------------------------------------
@@ -237,81 +230,15 @@ def wait_drained(server: Server, timeout: float, poll: float = 0.2) -> float | N
 
 
 # PostgreSQL -----------------------------------------------------------------------------------
-def pg_binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
+#: A throwaway cluster with PostgreSQL's default durability (fsync on). Unlike the test suite's
+#: cluster (fsync off), a benchmark must pay for durable commits, or the comparison with SQLite
+#: (``synchronous=FULL``) would flatter PostgreSQL.
+DURABLE = ("max_connections=200", "shared_buffers=512MB", "max_wal_size=4GB")
 
 
-class PostgresCluster:
-    """A throwaway PostgreSQL on loopback, with the *default durability* settings.
-
-    Unlike the test suite's cluster (fsync off), a benchmark must pay for durable commits, or the
-    comparison with SQLite (``synchronous=FULL``) would flatter PostgreSQL. As root the server
-    runs as the ``postgres`` user (infra.md recipe A).
-    """
-
-    def __init__(self) -> None:
-        initdb, pg_ctl = pg_binary("initdb"), pg_binary("pg_ctl")
-        if not initdb or not pg_ctl:
-            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-        self.pg_ctl = pg_ctl
-        self.root = Path(tempfile.mkdtemp(prefix="opencdp-bench-pg-"))
-        self.datadir = self.root / "data"
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
-        os.chmod(self.root, 0o755)
-        if self.as_root:
-            shutil.chown(self.root, "postgres", "postgres")
-            for parent in self.root.parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    os.chmod(parent, mode | 0o001)
-        init = ["-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8"]
-        self._run([initdb, *init, "--locale=C.UTF-8", "--no-sync"])
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=200 -c shared_buffers=512MB -c max_wal_size=4GB"
-        )
-        log = str(self.root / "server.log")
-        self._run([pg_ctl, "-D", str(self.datadir), "-l", log, "-w", "start", "-o", options])
-        self._n = 0
-
-    def _run(self, cmd: list[str]) -> None:
-        if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{cmd} failed: {result.stderr}")
-
-    def new_database(self) -> str:
-        """A fresh database; returns its SQLAlchemy URL."""
-        import psycopg
-
-        self._n += 1
-        name = f"bench_{os.getpid()}_{self._n}"
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
-
-    def backend_pids(self) -> list[int]:
-        """Pids of the cluster's processes (postmaster and backends), for peak-memory reads."""
-        pidfile = self.datadir / "postmaster.pid"
-        try:
-            main = int(pidfile.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return []
-        return [main, *child_pids(main)]
-
-    def stop(self) -> None:
-        try:
-            self._run([self.pg_ctl, "-D", str(self.datadir), "-m", "fast", "stop"])
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
+def durable_cluster() -> PostgresCluster:
+    """A benchmark PostgreSQL cluster (see :data:`DURABLE`)."""
+    return PostgresCluster(DURABLE, prefix="opencdp-bench-pg-")
 
 
 # Results --------------------------------------------------------------------------------------

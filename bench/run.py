@@ -169,7 +169,7 @@ def _postgres(backends: list[str], only: list[str], console: Console) -> Any:
     if "postgres" not in backends or only == ["profile-api"]:
         return None
     try:
-        return common.PostgresCluster()
+        return common.durable_cluster()
     except Exception as exc:
         if CI:
             raise

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 
-def _binary(name: str) -> str | None:
+def binary(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
@@ -29,15 +29,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class PostgresCluster:
-    """initdb + pg_ctl start on a free loopback port; ``stop()`` removes it."""
+#: Settings for tests: no durability, so that hundreds of small databases are cheap.
+FAST = ("fsync=off", "synchronous_commit=off", "full_page_writes=off", "max_connections=200")
 
-    def __init__(self) -> None:
-        initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+
+class PostgresCluster:
+    """initdb + pg_ctl start on a free loopback port; ``stop()`` removes it.
+
+    ``settings`` are ``-c`` server settings (default :data:`FAST`; benchmarks pass durable ones).
+    """
+
+    def __init__(self, settings: tuple[str, ...] = FAST, prefix: str = "opencdp-pg-") -> None:
+        initdb, pg_ctl = binary("initdb"), binary("pg_ctl")
         if not initdb or not pg_ctl:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) are not installed")
         self.pg_ctl = pg_ctl
-        self.root = Path(tempfile.mkdtemp(prefix="opencdp-pg-"))
+        self.root = Path(tempfile.mkdtemp(prefix=prefix))
         self.datadir = self.root / "data"
         self.port = free_port()
         self.as_root = os.geteuid() == 0
@@ -74,8 +81,8 @@ class PostgresCluster:
                 "-w",
                 "start",
                 "-o",
-                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                + " ".join(f"-c {setting}" for setting in settings),
             ]
         )
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
@@ -101,6 +108,18 @@ class PostgresCluster:
         ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def backend_pids(self) -> list[int]:
+        """Pids of the postmaster and its backends (for CPU and memory readings)."""
+        try:
+            main = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        children = Path(f"/proc/{main}/task/{main}/children")
+        try:
+            return [main, *(int(p) for p in children.read_text().split())]
+        except OSError:
+            return [main]
 
     def stop(self) -> None:
         try:

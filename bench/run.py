@@ -3,8 +3,8 @@
 Every benchmark starts its own server process(es) on loopback, drives them from load-generator
 processes, prints a table and writes ``bench/results/<name>.json``. See docs/benchmarks.md.
 
-    .venv/bin/python bench/run.py                 # everything, full sizes (< 15 min)
-    .venv/bin/python bench/run.py --quick         # small sizes, about a minute or two
+    .venv/bin/python bench/run.py                 # everything, full sizes (~13 min, < 15)
+    .venv/bin/python bench/run.py --quick         # small sizes, about 2-3 minutes
     .venv/bin/python bench/run.py --only ingest --backends sqlite --duration 30
 """
 
@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=",".join(BENCHMARKS),
         help=f"comma-separated benchmarks to run, from: {', '.join(BENCHMARKS)} (default: all)",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes and short runs (~1-2 min)")
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes and short runs (~2-3 min on 2 vCPUs)"
+    )
     p.add_argument("--duration", type=float, default=None, help="seconds of measured load per run")
     p.add_argument(
         "--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres"

@@ -45,8 +45,9 @@ class Database:
                 self.engine = create_engine(
                     url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
                 )
-                # Batch executemany INSERTs into multi-row VALUES pages (SQLAlchemy's
-                # "insertmanyvalues") instead of one server round per row.
+                # Batch plain executemany INSERTs into multi-row VALUES pages (SQLAlchemy's
+                # "insertmanyvalues"). SQLAlchemy does not do this for ON CONFLICT statements,
+                # which still go row by row through psycopg (see docs/benchmarks.md).
                 self.engine.dialect.use_insertmanyvalues_wo_returning = True
             except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
                 raise ConfigurationError(

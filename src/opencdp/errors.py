@@ -10,6 +10,7 @@
     │   ├── AuthenticationError       missing or unknown write key / access token      → 401
     │   ├── PayloadTooLarge           body or event over the configured limit         → 400/413
     │   ├── InvalidPayload            not JSON, not an object, corrupt compression     → 400
+    │   ├── Forbidden                 the token may not do this (scope, workspace)      → 403
     │   ├── NotFound                  no such profile, source, token                    → 404
     │   └── RateLimited               per-source rate or inbox backlog limit reached    → 429
     └── IdentityError                 identity resolution could not place an event (permanent)
@@ -66,6 +67,11 @@ class PayloadTooLarge(RequestError):
 class InvalidPayload(RequestError):
     code = "invalid_json"
     status = 400
+
+
+class Forbidden(RequestError):
+    code = "forbidden"
+    status = 403
 
 
 class NotFound(RequestError):

@@ -36,10 +36,6 @@ class Metrics:
         if n:
             self._counters[name].inc(n)
 
-    def value(self, name: str) -> float:
-        """The current value of a counter (for tests and status output)."""
-        return float(self._counters[name]._value.get())
-
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)

@@ -546,3 +546,22 @@ def test_profile_show_of_an_unknown_customer_is_a_clear_error(cli: Cli) -> None:
     assert "Profile was not found" in result.stderr
     assert result.stdout == ""
     assert "Traceback" not in result.output
+
+
+def test_read_only_tokens_cannot_create_contacts_or_change_rules(sqlite_runtime: Runtime) -> None:
+    # Given a read-only token
+    _tok, secret = sqlite_runtime.admin.add_token(
+        "default", "support", sqlite_runtime.now_us(), "read"
+    )
+    client = TestClient(create_app(sqlite_runtime, start_worker=False))
+    # When it tries to write, Then it is refused with 403 and nothing is created
+    r = client.post(
+        "/api/contacts", json={"identifiers": {"email": "ro@example.com"}}, headers=basic(secret)
+    )
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    r = client.put("/api/workspaces/default/identity-rules", json={}, headers=basic(secret))
+    assert r.status_code == 403 and r.json()["code"] == "forbidden"
+    assert sqlite_runtime.profiles.count_profiles("default") == 0
+    # And it can still read
+    r = client.get("/api/workspaces/default/identity-rules", headers=basic(secret))
+    assert r.status_code == 200

@@ -7,7 +7,6 @@ written back in one transaction. Nothing in this module does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,7 +241,7 @@ class BatchState:
         """The profile an id ended up as after this batch's merges."""
         return self.merged_into.get(profile_id, profile_id)
 
-    def identifier_rows(self, now_us: int) -> list[dict[str, Any]]:
+    def identifier_rows(self) -> list[dict[str, Any]]:
         rows = []
         for pid, idents in self.touched_identifiers.items():
             node = self._node(pid)
@@ -303,6 +302,3 @@ def _user_traits(msg: dict[str, Any]) -> dict[str, Any]:
     if msg.get("type") == "identify" and isinstance(msg.get("traits"), dict):
         out.update(msg["traits"])
     return out
-
-
-NewId = Callable[[], str]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import Connection, text
 
+from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
 from opencdp.errors import RequestError, StorageUnavailable
 from opencdp.identity import IdentityGraph
@@ -226,7 +227,7 @@ class Processor:
                 if pid in state.existing and state.final(pid) == pid
             ],
         )
-        store.write_identifiers(conn, state.identifier_rows(self.runtime.now_us()))
+        store.write_identifiers(conn, state.identifier_rows())
         store.write_traits(conn, state.trait_rows())
         events = state.event_rows
         for row in events:
@@ -245,8 +246,6 @@ class Processor:
     ) -> None:
         if not failures:
             return
-        from opencdp.collect.ingest import quarantine_row
-
         now_us = self.runtime.now_us()
         rows = []
         for item, reason, detail in failures:

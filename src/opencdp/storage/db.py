@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.pool import NullPool
 
 from opencdp.errors import ConfigurationError, StorageUnavailable
 from opencdp.storage.dialect import Dialect
@@ -134,8 +133,3 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
-
-
-def null_pool_engine(url: str) -> Engine:
-    """A pool-less engine for one-off work (migrations)."""
-    return create_engine(url, poolclass=NullPool)

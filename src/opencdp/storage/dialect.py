@@ -43,8 +43,3 @@ class Dialect:
         if self.is_sqlite:
             return query  # one writer at a time: BEGIN IMMEDIATE already serializes workers
         return query.with_for_update(skip_locked=True)
-
-    @property
-    def max_bind_params(self) -> int:
-        """Bind parameters one statement may carry (SQLite's compile-time default is 32766)."""
-        return 30_000 if self.is_sqlite else 60_000

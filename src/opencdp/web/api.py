@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from opencdp.clock import isoformat
-from opencdp.errors import OpenCDPError, RequestError
+from opencdp.errors import Forbidden, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.timeutil import from_us
 from opencdp.web.auth import authenticate
@@ -55,13 +55,15 @@ def api_router(runtime: Runtime) -> APIRouter:
         rules as events. Safe under concurrency: the same customer is never created twice."""
         try:
             token = authenticate(runtime, request)
+            if token.scope != "admin":
+                raise Forbidden("creating contacts needs an admin token; this one is read-only")
             try:
                 body = ContactIn.model_validate_json(await request.body())
             except ValueError as exc:
                 raise RequestError(f"invalid contact: {exc}", code="invalid_contact") from None
             workspace = body.workspace_id or token.workspace_id
             if workspace != token.workspace_id:
-                raise RequestError("the token does not belong to that workspace", code="forbidden")
+                raise Forbidden("the token does not belong to that workspace")
             profile_id, created = runtime.processor.upsert_contact(
                 workspace, body.identifiers, body.traits
             )
@@ -143,7 +145,7 @@ def api_router(runtime: Runtime) -> APIRouter:
         try:
             token = authenticate(runtime, request, workspace_id)
             if token.scope != "admin":
-                raise RequestError("changing identity rules needs an admin token", code="forbidden")
+                raise Forbidden("changing identity rules needs an admin token")
             try:
                 overrides = orjson.loads(await request.body())
             except orjson.JSONDecodeError as exc:

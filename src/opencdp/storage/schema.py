@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -102,8 +103,17 @@ quarantine = Table(
     Column("event_name", String(200), nullable=True),
     Column("payload", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    Column("plan_id", String(64), nullable=True, comment="tracking plan that judged it"),
+    Column("plan_revision", Integer, nullable=True),
+    Column("violations", Text, nullable=True, comment="JSON: [{type, field, description}]"),
+    Column("replays", Integer, nullable=False, server_default=text("0")),
+    Column("last_replay_us", BigInteger, nullable=True),
+    Column("resolved_us", BigInteger, nullable=True, comment="set once replayed successfully"),
+    Column("resolution", String(32), nullable=True, comment="replayed | duplicate"),
     Index("ix_quarantine_ws_created", "workspace_id", "created_us"),
     Index("ix_quarantine_ws_reason", "workspace_id", "reason"),
+    # One row per message: a retried or re-imported bad message updates its row.
+    Index("uq_quarantine_message", "workspace_id", "message_id", unique=True),
 )
 
 profiles = Table(
@@ -191,4 +201,63 @@ links = Table(
     Column("message_id", String(100), nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Index("ix_links_account", "workspace_id", "account_profile_id"),
+)
+
+
+tracking_plans = Table(
+    "tracking_plans",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("revision", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("rules", Text, nullable=False, comment="JSON: Segment RuleV1 objects"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("deleted_us", BigInteger, nullable=True),
+)
+
+schema_settings = Table(
+    "schema_settings",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("scope", String(64), primary_key=True, comment="a source id, or * for the workspace"),
+    Column("tracking_plan_id", String(64), nullable=True),
+    Column("settings", Text, nullable=False, comment="JSON: enforcement settings"),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(200), primary_key=True, comment="product id or SKU"),
+    Column("sku", String(200), nullable=True),
+    Column("name", String(500), nullable=True),
+    Column("category", String(300), nullable=True),
+    Column("brand", String(200), nullable=True),
+    Column("price", Float, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("url", Text, nullable=True),
+    Column("image_url", Text, nullable=True),
+    Column("quantity", Integer, nullable=True, comment="stock on hand, when known"),
+    Column("attributes", Text, nullable=False, comment="JSON: every other column"),
+    Column("source_id", String(64), nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+import_runs = Table(
+    "import_runs",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True, comment="digest of source, kind, mapping, file"),
+    Column("source_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("file_name", String(500), nullable=False),
+    Column("rows_done", BigInteger, nullable=False, server_default=text("0")),
+    Column("status", String(16), nullable=False, comment="running | completed"),
+    Column("started_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("report", Text, nullable=True, comment="JSON: counts so far"),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opencdp.clock import Clock, SystemClock
+from opencdp.collect.governance import GovernanceCache
 from opencdp.collect.ingest import Collector
 from opencdp.identity.rules import IdentityConfig
 from opencdp.metrics import Metrics
@@ -19,8 +20,10 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.db import Database
-from opencdp.storage.inbox import InboxStore, QuarantineStore
+from opencdp.storage.inbox import InboxStore
+from opencdp.storage.plans import PlanStore
 from opencdp.storage.profiles import ProfileStore
+from opencdp.storage.quarantine import QuarantineStore
 from opencdp.timeutil import to_us
 
 log = logging.getLogger(__name__)
@@ -57,10 +60,16 @@ class Runtime:
         self.metrics = Metrics()
         self.admin = AdminStore(self.db)
         self.inbox = InboxStore(self.db)
-        self.quarantine = QuarantineStore(self.db)
+        self.quarantine = QuarantineStore(self.db, self.inbox)
         self.profiles = ProfileStore(self.db)
         self.tokens = TokenCache(self.admin, self.clock)
-        self.collector = Collector(self.db, settings, self.clock, self.admin, self.inbox)
+        self.plans = PlanStore(self.db)
+        self.governance = GovernanceCache(
+            self.plans, self.admin, self.clock, settings.governance_refresh_seconds
+        )
+        self.collector = Collector(
+            self.db, settings, self.clock, self.admin, self.inbox, self.governance
+        )
         self._identity_configs: dict[str, tuple[IdentityConfig, float]] = {}
         self._lock = threading.Lock()
         self._worker: Any = None

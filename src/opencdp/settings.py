@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         default=20_000,
         description="Most events the collector commits in one group-commit transaction.",
     )
+    governance_refresh_seconds: float = Field(
+        default=5.0,
+        description=(
+            "How long a process keeps a source's tracking plan and enforcement settings cached; "
+            "a plan applied elsewhere takes effect within this time."
+        ),
+    )
     default_phone_region: str = Field(
         default="US",
         description="ISO country used to read phone numbers written without a country code.",

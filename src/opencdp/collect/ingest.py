@@ -15,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ from opencdp.collect.envelope import (
     parse_json_object,
     split_envelope,
 )
+from opencdp.collect.governance import GovernanceCache
 from opencdp.collect.normalize import (
     BATCH_LIMIT_EXCEEDED,
     NormalizedEvent,
@@ -165,8 +167,10 @@ class Collector:
         clock: Clock,
         admin: AdminStore,
         inbox: InboxStore,
+        governance: GovernanceCache | None = None,
     ) -> None:
         self.db = db
+        self.governance = governance
         self.settings = settings
         self.clock = clock
         self.admin = admin
@@ -202,7 +206,12 @@ class Collector:
     def build_rows(
         self, source: Source, envelope: Envelope
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], IngestResult]:
-        """Normalize every message of an envelope into inbox rows and quarantine rows."""
+        """Normalize every message of an envelope and enforce the source's tracking plan.
+
+        Returns inbox rows, quarantine rows (each with its typed reason) and the request's
+        result. Events forwarded to another source (violations, blocked events) are among the
+        inbox rows, under that source.
+        """
         now = self.clock.now()
         now_us = to_us(now)
         limit = self.settings.max_batch_events
@@ -210,7 +219,7 @@ class Collector:
         events: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         for index, raw in enumerate(envelope.messages):
-            outcome: NormalizedEvent | Rejection
+            outcome: NormalizedEvent | Rejection | None
             if index >= limit:
                 outcome = Rejection(
                     BATCH_LIMIT_EXCEEDED,
@@ -218,31 +227,48 @@ class Collector:
                     raw,
                 )
             else:
-                outcome = normalize(
-                    raw,
-                    envelope,
-                    received_at=now,
-                    max_event_bytes=self.settings.max_event_bytes,
-                )
-            if isinstance(outcome, NormalizedEvent):
-                events.append(
-                    {
-                        "workspace_id": source.workspace_id,
-                        "source_id": source.id,
-                        "message_id": outcome.message_id,
-                        "received_us": outcome.received_us,
-                        "payload": orjson.dumps(outcome.payload).decode(),
-                    }
-                )
+                outcome = self.judge(source, raw, envelope, now, events)
+            if outcome is None:
+                result.accepted += 1  # blocked, and forwarded to another source: not lost
+            elif isinstance(outcome, NormalizedEvent):
+                events.append(inbox_row(source, outcome))
                 result.accepted += 1
             else:
-                rejected.append(quarantine_row(source, outcome, "collect", now_us))
+                stage = "govern" if outcome.plan_id else "collect"
+                rejected.append(quarantine_row(source, outcome, stage, now_us))
                 result.quarantined += 1
                 if len(result.errors) < 20:
                     result.errors.append(
                         {"index": index, "code": outcome.reason, "message": outcome.detail}
                     )
         return events, rejected, result
+
+    def judge(
+        self,
+        source: Source,
+        raw: Any,
+        envelope: Envelope,
+        received_at: datetime,
+        forwards: list[dict[str, Any]],
+    ) -> NormalizedEvent | Rejection | None:
+        """Normalize one message and enforce the source's plan on it.
+
+        Inbox rows for events forwarded to other sources are appended to ``forwards``. None
+        means the event was blocked and forwarded (so it is neither accepted nor quarantined).
+        """
+        outcome = normalize(
+            raw, envelope, received_at=received_at, max_event_bytes=self.settings.max_event_bytes
+        )
+        if not isinstance(outcome, NormalizedEvent) or self.governance is None:
+            return outcome
+        judgement = self.governance.judge(source, outcome)
+        for target, message in judgement.forwards:
+            forwarded = normalize(
+                message, _NO_ENVELOPE, received_at=received_at, max_event_bytes=1 << 30
+            )
+            if isinstance(forwarded, NormalizedEvent):
+                forwards.append(inbox_row(target, forwarded))
+        return judgement.outcome
 
     async def commit_async(
         self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]
@@ -311,6 +337,20 @@ class Collector:
                 )
 
 
+_NO_ENVELOPE = Envelope(messages=[], implied_type=None)
+
+
+def inbox_row(source: Source, event: NormalizedEvent) -> dict[str, Any]:
+    """The inbox table row of a normalized event."""
+    return {
+        "workspace_id": source.workspace_id,
+        "source_id": source.id,
+        "message_id": event.message_id,
+        "received_us": event.received_us,
+        "payload": orjson.dumps(event.payload).decode(),
+    }
+
+
 def quarantine_row(
     source: Source | None, rejection: Rejection, stage: str, now_us: int
 ) -> dict[str, Any]:
@@ -334,6 +374,13 @@ def quarantine_row(
         "event_name": _storable((rejection.event or None) and rejection.event[:200]),
         "payload": payload,
         "created_us": now_us,
+        "plan_id": rejection.plan_id,
+        "plan_revision": rejection.plan_revision,
+        "violations": (
+            orjson.dumps(list(rejection.violations)).decode() if rejection.violations else None
+        ),
+        "resolved_us": None,
+        "resolution": None,
     }
 
 

@@ -73,6 +73,10 @@ class Rejection:
     message_id: str | None = None
     type: str | None = None
     event: str | None = None
+    # Set when a tracking plan blocked the message.
+    plan_id: str | None = None
+    plan_revision: int | None = None
+    violations: tuple[dict[str, str], ...] = ()
 
 
 def _clean_id(value: Any) -> str | None:

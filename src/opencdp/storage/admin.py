@@ -125,6 +125,19 @@ class AdminStore:
             return None
         return _source(row._asdict())
 
+    def source_by_id(self, source_id: str) -> Source | None:
+        """The source with this id (in any workspace), or None."""
+        with self.db.read() as conn:
+            row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
+        return _source(row._asdict()) if row is not None else None
+
+    def find_source(self, workspace_id: str, name_or_id: str) -> Source | None:
+        """A source of the workspace named or identified by ``name_or_id``."""
+        for source in self.list_sources(workspace_id):
+            if name_or_id in (source.id, source.name):
+                return source
+        return None
+
     def list_sources(self, workspace_id: str | None = None) -> list[Source]:
         query = select(sources).order_by(sources.c.created_us, sources.c.id)
         if workspace_id is not None:

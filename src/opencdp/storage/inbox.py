@@ -1,4 +1,4 @@
-"""The durable inbox (a queue in the system-of-record database) and the quarantine table."""
+"""The durable inbox: a queue in the system-of-record database."""
 
 from __future__ import annotations
 
@@ -24,29 +24,31 @@ class InboxRow:
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
-class QuarantineRow:
-    """One event kept aside with the reason it could not be used."""
-
-    id: int
-    workspace_id: str
-    source_id: str | None
-    message_id: str | None
-    stage: str
-    reason: str
-    detail: str
-    event_type: str | None
-    event_name: str | None
-    payload: str
-    created_us: int
-
-
 class InboxStore:
     """Appends to, claims from and prunes the inbox; writes quarantine rows."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._insert_inbox = db.dialect.insert_ignore(inbox)
+        self._upsert_quarantine = db.dialect.upsert(
+            quarantine,
+            ["workspace_id", "message_id"],
+            [
+                "source_id",
+                "stage",
+                "reason",
+                "detail",
+                "event_type",
+                "event_name",
+                "payload",
+                "created_us",
+                "plan_id",
+                "plan_revision",
+                "violations",
+                "resolved_us",
+                "resolution",
+            ],
+        )
 
     def append(
         self, conn: Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
@@ -55,7 +57,22 @@ class InboxStore:
         if events:
             conn.execute(self._insert_inbox, list(events))
         if rejected:
-            conn.execute(quarantine.insert(), list(rejected))
+            self.quarantine_rows(conn, rejected)
+
+    def quarantine_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Store quarantine rows; a message already quarantined has its row updated (one row
+        per message id, so retries and re-imports of a bad message do not pile up)."""
+        keyed: dict[tuple[str, str], dict[str, Any]] = {}
+        unkeyed = []
+        for row in rows:
+            if row.get("message_id"):
+                keyed[(row["workspace_id"], row["message_id"])] = row
+            else:
+                unkeyed.append(row)
+        if keyed:
+            conn.execute(self._upsert_quarantine, list(keyed.values()))
+        if unkeyed:
+            conn.execute(quarantine.insert(), unkeyed)
 
     def claim(self, conn: Connection, limit: int) -> list[InboxRow]:
         """The oldest unprocessed events, in arrival order, locked for this transaction."""
@@ -108,48 +125,6 @@ class InboxStore:
                 )
             )
             return int(result.rowcount or 0)
-
-
-class QuarantineStore:
-    """Reads quarantined events."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(quarantine.insert(), list(rows))
-
-    def list(
-        self,
-        workspace_id: str,
-        *,
-        reason: str | None = None,
-        source_id: str | None = None,
-        limit: int = 100,
-        before_id: int | None = None,
-    ) -> list[QuarantineRow]:
-        """Newest first, filtered by reason and source; page with ``before_id``."""
-        query = select(quarantine).where(quarantine.c.workspace_id == workspace_id)
-        if reason:
-            query = query.where(quarantine.c.reason == reason)
-        if source_id:
-            query = query.where(quarantine.c.source_id == source_id)
-        if before_id is not None:
-            query = query.where(quarantine.c.id < before_id)
-        query = query.order_by(quarantine.c.id.desc()).limit(limit)
-        with self.db.read() as conn:
-            return [QuarantineRow(**r._asdict()) for r in conn.execute(query)]
-
-    def counts(self, workspace_id: str) -> dict[str, int]:
-        """Quarantined events per reason."""
-        query = (
-            select(quarantine.c.reason, func.count())
-            .where(quarantine.c.workspace_id == workspace_id)
-            .group_by(quarantine.c.reason)
-        )
-        with self.db.read() as conn:
-            return {reason: int(n) for reason, n in conn.execute(query)}
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:

@@ -1,0 +1,198 @@
+"""The quarantine: every event that was blocked, failed validation or failed processing, kept
+whole with a typed reason, queryable and replayable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.sql import Select
+
+from opencdp.storage.db import Database
+from opencdp.storage.inbox import InboxStore
+from opencdp.storage.schema import quarantine
+
+BUCKETS_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineRow:
+    """One event kept aside with the reason it could not be used."""
+
+    id: int
+    workspace_id: str
+    source_id: str | None
+    message_id: str | None
+    stage: str
+    reason: str
+    detail: str
+    event_type: str | None
+    event_name: str | None
+    payload: str
+    created_us: int
+    plan_id: str | None = None
+    plan_revision: int | None = None
+    violations: str | None = None
+    replays: int = 0
+    last_replay_us: int | None = None
+    resolved_us: int | None = None
+    resolution: str | None = None
+
+    @property
+    def violation_list(self) -> list[dict[str, Any]]:
+        return list(orjson.loads(self.violations)) if self.violations else []
+
+
+@dataclass(frozen=True)
+class QuarantineFilter:
+    """Which quarantined events a list, count or replay is about."""
+
+    workspace_id: str
+    source_id: str | None = None
+    reason: str | None = None
+    event_name: str | None = None
+    event_type: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    ids: tuple[int, ...] = ()
+    status: str = "open"  # open | resolved | all
+
+    def apply(self, query: Select[Any]) -> Select[Any]:
+        c = quarantine.c
+        query = query.where(c.workspace_id == self.workspace_id)
+        if self.source_id:
+            query = query.where(c.source_id == self.source_id)
+        if self.reason:
+            query = query.where(c.reason == self.reason)
+        if self.event_name:
+            query = query.where(c.event_name == self.event_name)
+        if self.event_type:
+            query = query.where(c.event_type == self.event_type)
+        if self.since_us is not None:
+            query = query.where(c.created_us >= self.since_us)
+        if self.until_us is not None:
+            query = query.where(c.created_us < self.until_us)
+        if self.ids:
+            query = query.where(c.id.in_(self.ids))
+        if self.status == "open":
+            query = query.where(c.resolved_us.is_(None))
+        elif self.status == "resolved":
+            query = query.where(c.resolved_us.is_not(None))
+        return query
+
+
+class QuarantineStore:
+    """Reads, counts and updates quarantined events."""
+
+    def __init__(self, db: Database, inbox: InboxStore) -> None:
+        self.db = db
+        self.inbox = inbox
+
+    def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self.inbox.quarantine_rows(conn, rows)
+
+    def list(
+        self,
+        workspace_id: str,
+        *,
+        reason: str | None = None,
+        source_id: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        where: QuarantineFilter | None = None,
+    ) -> list[QuarantineRow]:
+        """Newest first, filtered; page with ``before_id``."""
+        flt = where or QuarantineFilter(workspace_id, source_id=source_id, reason=reason)
+        query = flt.apply(select(quarantine))
+        if before_id is not None:
+            query = query.where(quarantine.c.id < before_id)
+        query = query.order_by(quarantine.c.id.desc()).limit(limit)
+        with self.db.read() as conn:
+            return [QuarantineRow(**r._asdict()) for r in conn.execute(query)]
+
+    def get(self, workspace_id: str, row_id: int) -> QuarantineRow | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(quarantine).where(
+                    quarantine.c.workspace_id == workspace_id, quarantine.c.id == row_id
+                )
+            ).first()
+        return QuarantineRow(**row._asdict()) if row else None
+
+    def counts(self, workspace_id: str, where: QuarantineFilter | None = None) -> dict[str, int]:
+        """Open quarantined events per reason."""
+        flt = where or QuarantineFilter(workspace_id)
+        query = flt.apply(select(quarantine.c.reason, func.count())).group_by(quarantine.c.reason)
+        with self.db.read() as conn:
+            return {reason: int(n) for reason, n in conn.execute(query)}
+
+    def stats(self, where: QuarantineFilter, bucket: str = "day") -> dict[str, Any]:
+        """Counts per reason, per source, per event name, and per reason over time."""
+        size = BUCKETS_US[bucket]
+        c = quarantine.c
+        slot = (c.created_us // size).label("slot")
+        with self.db.read() as conn:
+            by_reason = dict(
+                conn.execute(where.apply(select(c.reason, func.count())).group_by(c.reason)).all()
+            )
+            by_source = dict(
+                conn.execute(
+                    where.apply(select(c.source_id, func.count())).group_by(c.source_id)
+                ).all()
+            )
+            by_event = conn.execute(
+                where.apply(select(c.event_name, func.count()))
+                .group_by(c.event_name)
+                .order_by(func.count().desc())
+                .limit(20)
+            ).all()
+            series = conn.execute(
+                where.apply(select(slot, c.reason, func.count()))
+                .group_by(slot, c.reason)
+                .order_by(slot)
+            ).all()
+        timeline: dict[int, dict[str, int]] = {}
+        for s, reason, n in series:
+            timeline.setdefault(int(s) * size, {})[reason] = int(n)
+        return {
+            "total": sum(int(n) for n in by_reason.values()),
+            "by_reason": {k: int(v) for k, v in by_reason.items()},
+            "by_source": {str(k): int(v) for k, v in by_source.items()},
+            "by_event": {str(k): int(v) for k, v in by_event},
+            "bucket": bucket,
+            "over_time": sorted(timeline.items()),
+        }
+
+    def for_replay(self, where: QuarantineFilter, limit: int) -> list[QuarantineRow]:
+        """Open rows to replay, oldest first."""
+        query = where.apply(select(quarantine)).order_by(quarantine.c.id).limit(limit)
+        with self.db.read() as conn:
+            return [QuarantineRow(**r._asdict()) for r in conn.execute(query)]
+
+    def resolve(self, conn: Connection, ids: Sequence[int], resolution: str, now_us: int) -> None:
+        """Mark rows as resolved by a replay (they stay, for the record)."""
+        if ids:
+            conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id.in_(list(ids)))
+                .values(
+                    resolved_us=now_us,
+                    resolution=resolution,
+                    replays=quarantine.c.replays + 1,
+                    last_replay_us=now_us,
+                )
+            )
+
+    def still_failing(
+        self, conn: Connection, row_id: int, fields: dict[str, Any], now_us: int
+    ) -> None:
+        """Record the new reason of a row that failed again on replay."""
+        conn.execute(
+            update(quarantine)
+            .where(quarantine.c.id == row_id)
+            .values(**fields, replays=quarantine.c.replays + 1, last_replay_us=now_us)
+        )

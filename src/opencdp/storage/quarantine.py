@@ -3,6 +3,7 @@ whole with a typed reason, queryable and replayable."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -167,9 +168,16 @@ class QuarantineStore:
             "over_time": sorted(timeline.items()),
         }
 
-    def for_replay(self, where: QuarantineFilter, limit: int) -> list[QuarantineRow]:
-        """Open rows to replay, oldest first."""
-        query = where.apply(select(quarantine)).order_by(quarantine.c.id).limit(limit)
+    def for_replay(
+        self, where: QuarantineFilter, limit: int, after_id: int = 0
+    ) -> builtins.list[QuarantineRow]:
+        """Rows to replay, oldest first, after ``after_id``."""
+        query = (
+            where.apply(select(quarantine))
+            .where(quarantine.c.id > after_id)
+            .order_by(quarantine.c.id)
+            .limit(limit)
+        )
         with self.db.read() as conn:
             return [QuarantineRow(**r._asdict()) for r in conn.execute(query)]
 

@@ -1,4 +1,6 @@
-"""OpenCDP's own APIs under ``/api``: contacts, identity explanations, quarantine, sources."""
+"""OpenCDP's own APIs under ``/api``: contacts, identity explanations, identity rules.
+
+Tracking plans and the quarantine live in :mod:`opencdp.web.governance_api`."""
 
 from __future__ import annotations
 
@@ -81,49 +83,6 @@ def api_router(runtime: Runtime) -> APIRouter:
         except OpenCDPError as exc:
             return from_exception(exc)
         return JSON(body)
-
-    @router.get("/quarantine", summary="Quarantined events")
-    async def quarantine(request: Request) -> Response:
-        try:
-            token = authenticate(runtime, request)
-            q = request.query_params
-            try:
-                limit = min(max(int(q.get("limit", "100")), 1), 1000)
-                before = int(q["before"]) if q.get("before") else None
-            except ValueError:
-                raise RequestError(
-                    "limit and before must be integers", code="invalid_request"
-                ) from None
-            rows = runtime.quarantine.list(
-                token.workspace_id,
-                reason=q.get("reason"),
-                source_id=q.get("source_id"),
-                limit=limit,
-                before_id=before,
-            )
-        except OpenCDPError as exc:
-            return from_exception(exc)
-        return JSON(
-            {
-                "data": [
-                    {
-                        "id": r.id,
-                        "source_id": r.source_id,
-                        "message_id": r.message_id,
-                        "stage": r.stage,
-                        "reason": r.reason,
-                        "detail": r.detail,
-                        "event_type": r.event_type,
-                        "event_name": r.event_name,
-                        "payload": r.payload,
-                        "created_at": isoformat(from_us(r.created_us)),
-                    }
-                    for r in rows
-                ],
-                "counts": runtime.quarantine.counts(token.workspace_id),
-                "next_before": rows[-1].id if len(rows) == limit else None,
-            }
-        )
 
     @router.get("/workspaces/{workspace_id}/identity-rules", summary="Identity rules")
     async def get_rules(workspace_id: str, request: Request) -> Response:

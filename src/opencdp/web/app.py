@@ -18,6 +18,7 @@ from opencdp import __version__
 from opencdp.errors import OpenCDPError
 from opencdp.runtime import Runtime
 from opencdp.web.api import api_router
+from opencdp.web.governance_api import governance_router
 from opencdp.web.profile_api import profile_router
 from opencdp.web.responses import JSON, error, from_exception, profile_error
 from opencdp.web.tracking import tracking_router
@@ -96,6 +97,7 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
     app.include_router(tracking_router(runtime))
     app.include_router(profile_router(runtime))
     app.include_router(api_router(runtime))
+    app.include_router(governance_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

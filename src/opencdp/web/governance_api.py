@@ -1,0 +1,283 @@
+"""Governance under ``/api``: tracking plans, enforcement settings, quarantine and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from opencdp import governance as gov
+from opencdp.errors import Forbidden, OpenCDPError, RequestError
+from opencdp.runtime import Runtime
+from opencdp.storage.admin import AccessToken
+from opencdp.web.auth import authenticate
+from opencdp.web.responses import JSON, from_exception
+
+Handler = Callable[[Request, AccessToken], Awaitable[Any]]
+
+
+async def _json_body(request: Request, default: Any = None) -> Any:
+    raw = await request.body()
+    if not raw.strip():
+        if default is not None:
+            return default
+        raise RequestError("send a JSON body", code="invalid_json")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise RequestError(f"{name} must be an integer", code="invalid_request") from None
+    return min(max(number, low), high)
+
+
+def _settings_json(config: Any) -> dict[str, Any]:
+    return config.to_dict()
+
+
+def governance_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["Governance"])
+
+    async def run(
+        request: Request, handler: Handler, *, admin: bool = False, status: int = 200
+    ) -> Response:
+        """Authenticate, run, and turn OpenCDP errors into the ``{code, message}`` shape."""
+        try:
+            token = authenticate(runtime, request)
+            if admin and token.scope != "admin":
+                raise Forbidden("this change needs an admin token; this one is read-only")
+            body = await handler(request, token)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        return JSON(body, status_code=status)
+
+    # -- tracking plans ---------------------------------------------------------------------------
+    @router.get("/tracking-plans", summary="List tracking plans")
+    async def list_plans(request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            plans = runtime.plans.list(token.workspace_id)
+            return {"data": [p.to_dict() for p in plans]}
+
+        return await run(request, handler)
+
+    @router.get("/tracking-plans/{plan_id}", summary="A tracking plan")
+    async def get_plan(plan_id: str, request: Request) -> Response:
+        """The current revision, or ``?revision=N``."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            rev = request.query_params.get("revision")
+            revision = _int(rev, "revision", 0, 1, 1 << 30) if rev else None
+            plan = gov.get_plan(runtime, token.workspace_id, plan_id, revision)
+            return {
+                **plan.to_dict(),
+                "scopes": runtime.plans.scopes_using(token.workspace_id, plan_id),
+            }
+
+        return await run(request, handler)
+
+    @router.put("/tracking-plans/{plan_id}", summary="Create or change a tracking plan")
+    async def put_plan(plan_id: str, request: Request) -> Response:
+        """Body: ``{name, description, rules: [{type, key, version, jsonSchema}]}``. A change
+        stores a new revision; an identical body changes nothing."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            plan = gov.parse_plan_document(await _json_body(request), plan_id)
+            stored, created = gov.save_plan(runtime, token.workspace_id, plan)
+            return {**stored.to_dict(), "created_revision": created}
+
+        return await run(request, handler, admin=True)
+
+    @router.delete("/tracking-plans/{plan_id}", summary="Retire a tracking plan")
+    async def delete_plan(plan_id: str, request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            gov.delete_plan(runtime, token.workspace_id, plan_id)
+            return {"deleted": plan_id}
+
+        return await run(request, handler, admin=True)
+
+    @router.post("/tracking-plans/{plan_id}/dry-run", summary="What a plan would do")
+    async def dry_run(plan_id: str, request: Request) -> Response:
+        """Body (optional): ``{"days": 7, "plan": {...}, "sources": [...], "settings": {...}}``.
+        Without ``plan`` the stored plan is tried; nothing is changed either way."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await _json_body(request, default={})
+            if not isinstance(body, dict):
+                raise RequestError("send a JSON object", code="invalid_request")
+            days = body.get("days", 7)
+            if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
+                raise RequestError("days must be a positive number", code="invalid_request")
+            if body.get("plan") is not None:
+                plan = gov.parse_plan_document(body["plan"], plan_id)
+            else:
+                plan = gov.get_plan(runtime, token.workspace_id, plan_id)
+            doc = {
+                **plan.to_dict(),
+                "sources": body.get("sources"),
+                "settings": body.get("settings"),
+            }
+            doc = {k: v for k, v in doc.items() if v is not None}
+            return gov.apply_plan_document(
+                runtime, token.workspace_id, doc, dry_run=True, days=float(days)
+            )
+
+        return await run(request, handler)
+
+    # -- enforcement settings ---------------------------------------------------------------------
+    @router.get("/sources/{source}/schema-settings", summary="A source's plan and settings")
+    async def get_source_settings(source: str, request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            scope = gov.scope_for(runtime, token.workspace_id, source)
+            return _settings_json(gov.schema_config(runtime, token.workspace_id, scope))
+
+        return await run(request, handler)
+
+    @router.put("/sources/{source}/schema-settings", summary="Set a source's plan and settings")
+    async def put_source_settings(source: str, request: Request) -> Response:
+        """Body: ``{"trackingPlanId": "web", "settings": {"track": {...}, ...}}``; a key left out
+        keeps its value. Segment's setting names."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            scope = gov.scope_for(runtime, token.workspace_id, source)
+            return _put_settings(token.workspace_id, scope, await _json_body(request))
+
+        return await run(request, handler, admin=True)
+
+    @router.get("/workspaces/{workspace_id}/schema-settings", summary="Workspace plan and settings")
+    async def get_ws_settings(workspace_id: str, request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            authenticate(runtime, request, workspace_id)
+            return _settings_json(gov.schema_config(runtime, workspace_id, "*"))
+
+        return await run(request, handler)
+
+    @router.put("/workspaces/{workspace_id}/schema-settings", summary="Set workspace plan")
+    async def put_ws_settings(workspace_id: str, request: Request) -> Response:
+        """The plan and settings of every source of the workspace that has none of its own."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            authenticate(runtime, request, workspace_id)
+            return _put_settings(workspace_id, "*", await _json_body(request))
+
+        return await run(request, handler, admin=True)
+
+    def _put_settings(workspace_id: str, scope: str, body: Any) -> Any:
+        if not isinstance(body, dict):
+            raise RequestError("send a JSON object", code="invalid_settings")
+        unknown = set(body) - {"trackingPlanId", "settings"}
+        if unknown:
+            raise RequestError(
+                f"unknown keys {sorted(unknown)}; send trackingPlanId and/or settings",
+                code="invalid_settings",
+            )
+        config = gov.set_schema_config(
+            runtime,
+            workspace_id,
+            scope,
+            tracking_plan_id=body.get("trackingPlanId", ...),
+            settings=body.get("settings", ...),
+        )
+        return _settings_json(config)
+
+    # -- quarantine -------------------------------------------------------------------------------
+    def _filter(token: AccessToken, q: Any, ids: list[int] | None = None) -> Any:
+        return gov.quarantine_filter(
+            runtime,
+            token.workspace_id,
+            source=q.get("source") or q.get("source_id"),
+            reason=q.get("reason"),
+            event=q.get("event"),
+            event_type=q.get("type"),
+            since=q.get("since"),
+            until=q.get("until"),
+            ids=ids,
+            status=q.get("status") or "open",
+        )
+
+    @router.get("/quarantine", summary="Quarantined events")
+    async def quarantine(request: Request) -> Response:
+        """Filters: ``source`` (name or id), ``reason``, ``event``, ``type``, ``since``/``until``
+        (ISO-8601 or ``24h``, ``7d``), ``status`` (open, resolved, all); paging with ``before``."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            q = request.query_params
+            limit = _int(q.get("limit"), "limit", 100, 1, 1000)
+            before = _int(q.get("before"), "before", 0, 1, 1 << 62) if q.get("before") else None
+            where = _filter(token, q)
+            rows = runtime.quarantine.list(
+                token.workspace_id, limit=limit, before_id=before, where=where
+            )
+            return {
+                "data": [gov.quarantine_json(r) for r in rows],
+                "counts": runtime.quarantine.counts(token.workspace_id, where),
+                "next_before": rows[-1].id if len(rows) == limit else None,
+            }
+
+        return await run(request, handler)
+
+    @router.get("/quarantine/stats", summary="Quarantine counts per reason over time")
+    async def quarantine_stats(request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            bucket = request.query_params.get("bucket", "day")
+            if bucket not in ("hour", "day"):
+                raise RequestError("bucket must be hour or day", code="invalid_request")
+            stats = runtime.quarantine.stats(_filter(token, request.query_params), bucket)
+            from opencdp.clock import isoformat
+            from opencdp.timeutil import from_us
+
+            stats["over_time"] = [
+                {"start": isoformat(from_us(start)), "counts": counts}
+                for start, counts in stats["over_time"]
+            ]
+            return stats
+
+        return await run(request, handler)
+
+    @router.get("/quarantine/{row_id}", summary="One quarantined event, whole")
+    async def quarantine_one(row_id: int, request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            row = runtime.quarantine.get(token.workspace_id, row_id)
+            if row is None:
+                from opencdp.errors import NotFound
+
+                raise NotFound(f"no quarantined event {row_id}", code="not_found")
+            return gov.quarantine_json(row)
+
+        return await run(request, handler)
+
+    @router.post("/quarantine/replay", summary="Replay quarantined events")
+    async def quarantine_replay(request: Request) -> Response:
+        """Body: the list filters (``source``, ``reason``, ``event``, ``type``, ``since``,
+        ``until``) and/or ``ids``, plus ``limit`` and ``dry_run``. Events that now pass go to
+        the inbox with their message ids (processed exactly once); the rest stay, with their
+        new reason."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await _json_body(request, default={})
+            if not isinstance(body, dict):
+                raise RequestError("send a JSON object of filters", code="invalid_request")
+            ids = body.get("ids")
+            if ids is not None and (
+                not isinstance(ids, list) or not all(isinstance(i, int) for i in ids)
+            ):
+                raise RequestError("ids must be a list of integers", code="invalid_request")
+            q = {k: (str(v) if v is not None else None) for k, v in body.items() if k != "ids"}
+            where = _filter(token, q, ids)
+            limit = _int(q.get("limit"), "limit", 100_000, 1, 1_000_000)
+            dry = body.get("dry_run") is True
+            result = gov.replay_quarantine(runtime, where, limit=limit, dry_run=dry)
+            return result.to_dict()
+
+        return await run(request, handler, admin=True)
+
+    return router

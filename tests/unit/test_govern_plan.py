@@ -193,12 +193,6 @@ def test_legacy_event_that_is_not_an_object_names_its_place() -> None:
     assert where_of({"id": "p", "rules": {"events": [{"name": "A"}, "B"]}}) == "rules.events[1]"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: errors in a legacy Config API plan name the converted RuleV1 list "
-    "(rules[1].jsonSchema for a bad 'global', rules[1].key for an unnamed events[1]), "
-    "places that do not exist in the document",
-)
 @pytest.mark.parametrize(
     ("rules", "expected"),
     [

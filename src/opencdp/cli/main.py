@@ -431,3 +431,10 @@ def _print_inbox_row(row: Any) -> None:
 def main() -> None:
     """Entry point of the ``opencdp`` script."""
     app()
+
+
+# Registered last: these modules build on the helpers above.
+from opencdp.cli.governance_cmd import plan_app, quarantine_app  # noqa: E402
+
+app.add_typer(plan_app, name="plan")
+app.add_typer(quarantine_app, name="quarantine")

@@ -46,6 +46,8 @@ class Violation:
     field: str
     description: str
     rule: str
+    # The path as a list (names may contain dots): what omission uses. Not part of the record.
+    path: tuple[str | int, ...] = ()
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -229,13 +231,18 @@ def _violations(compiled: _CompiledRule, message: dict[str, Any]) -> list[Violat
     label = compiled.rule.label
     out = []
     for error in validator.iter_errors(message):
-        path = ".".join(str(p) for p in error.instance_path)
+        parts = tuple(error.instance_path)
+        path = ".".join(str(p) for p in parts)
         kind = error.kind
         name = type(kind).__name__
         if name == "Required":
             prop = kind.property
             field_name = f"{path}.{prop}" if path else str(prop)
-            out.append(Violation("Required", field_name, f"{field_name} is required", label))
+            out.append(
+                Violation(
+                    "Required", field_name, f"{field_name} is required", label, (*parts, prop)
+                )
+            )
         elif name == "Type":
             expected = ", ".join(str(t) for t in kind.types)
             given = _JSON_TYPE.get(type(error.instance), "unknown")
@@ -245,6 +252,7 @@ def _violations(compiled: _CompiledRule, message: dict[str, Any]) -> list[Violat
                     path,
                     f"Invalid type. Expected: {expected}, given: {given}",
                     label,
+                    parts,
                 )
             )
         else:
@@ -254,23 +262,22 @@ def _violations(compiled: _CompiledRule, message: dict[str, Any]) -> list[Violat
                 "Format": "Invalid Format",
                 "Constant": "Invalid Value",
             }.get(name, f"Invalid {name}")
-            out.append(Violation(kind_name, path, f"{path or 'event'}: {error.message}", label))
+            out.append(
+                Violation(kind_name, path, f"{path or 'event'}: {error.message}", label, parts)
+            )
     return out
 
 
 def _omit_failing(writable: Any, section: str, violations: list[Violation]) -> list[str]:
     """Remove the top-level properties (or traits) that failed; returns their names."""
-    prefix = section + "."
     names: list[str] = []
     for v in violations:
-        if v.field.startswith(prefix):
-            name = v.field[len(prefix) :].split(".", 1)[0]
-            if name not in names:
-                names.append(name)
+        name = v.path[1] if len(v.path) >= 2 and v.path[0] == section else None
+        if isinstance(name, str) and name not in names:
+            names.append(name)
     omitted = []
     for name in names:
-        msg = writable()
-        values = msg.get(section)
+        values = writable().get(section)
         if isinstance(values, dict) and name in values:
             del values[name]
             omitted.append(name)

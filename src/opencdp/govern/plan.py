@@ -118,16 +118,19 @@ def parse_plan(doc: Any, *, plan_id: str | None = None) -> TrackingPlan:
     if description is not None and not isinstance(description, str):
         raise PlanError("description", "must be a string")
     raw_rules = doc.get("rules", [])
+    placed: list[tuple[str, Any]]
     if isinstance(raw_rules, dict):
-        raw_rules = _from_config_api(raw_rules)
-    if not isinstance(raw_rules, list):
+        placed = _from_config_api(raw_rules)
+    elif isinstance(raw_rules, list):
+        placed = [(f"rules[{i}]", raw) for i, raw in enumerate(raw_rules)]
+    else:
         raise PlanError("rules", "must be a list of rules")
-    rules = [_parse_rule(f"rules[{i}]", raw) for i, raw in enumerate(raw_rules)]
+    rules = [_parse_rule(where, raw) for where, raw in placed]
     seen: set[tuple[str, str | None, int]] = set()
-    for i, rule in enumerate(rules):
+    for (where, _), rule in zip(placed, rules, strict=True):
         ident = (rule.type, rule.key, rule.version)
         if ident in seen:
-            raise PlanError(f"rules[{i}]", f"{rule.label} is defined twice")
+            raise PlanError(where, f"{rule.label} is defined twice")
         seen.add(ident)
     extra = {k: v for k, v in doc.items() if k not in ("id", "name", "description", "rules")}
     return TrackingPlan(pid, name, tuple(rules), description, 0, extra)
@@ -167,21 +170,30 @@ def _parse_rule(where: str, raw: Any) -> Rule:
     return Rule(typ, key, version, schema)
 
 
-def _from_config_api(rules: dict[str, Any]) -> list[Any]:
-    """Rules of the legacy Config API plan shape, as RuleV1 objects."""
-    out: list[Any] = []
-    for i, ev in enumerate(rules.get("events") or []):
+def _from_config_api(rules: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Rules of the legacy Config API plan shape as RuleV1 objects, each with its place in the
+    legacy document (so that errors point at what the user wrote)."""
+    out: list[tuple[str, Any]] = []
+    events = rules.get("events") or []
+    if not isinstance(events, list):
+        raise PlanError("rules.events", "must be a list of events")
+    for i, ev in enumerate(events):
         if not isinstance(ev, dict):
             raise PlanError(f"rules.events[{i}]", "must be an object with name and rules")
         out.append(
-            {
-                "type": "TRACK",
-                "key": ev.get("name"),
-                "version": ev.get("version", 1),
-                "jsonSchema": ev.get("rules"),
-            }
+            (
+                f"rules.events[{i}]",
+                {
+                    "type": "TRACK",
+                    "key": ev.get("name"),
+                    "version": ev.get("version", 1),
+                    "jsonSchema": ev.get("rules"),
+                },
+            )
         )
     for legacy, typ in (("global", "COMMON"), ("identify", "IDENTIFY"), ("group", "GROUP")):
         if rules.get(legacy) is not None:
-            out.append({"type": typ, "version": 1, "jsonSchema": rules[legacy]})
+            out.append(
+                (f"rules.{legacy}", {"type": typ, "version": 1, "jsonSchema": rules[legacy]})
+            )
     return out

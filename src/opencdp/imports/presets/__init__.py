@@ -1,0 +1,1 @@
+"""Packaged import mappings, usable by name: ``--mapping cdnow``."""

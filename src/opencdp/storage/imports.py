@@ -1,0 +1,210 @@
+"""Import runs: how far each import of a file got, so an interrupted import resumes there."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, func, select
+
+from opencdp.storage.db import Database
+from opencdp.storage.schema import events, identifiers, import_runs, merges, profiles, quarantine
+
+RUNNING = "running"
+COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportRun:
+    """One import of one file with one mapping into one source."""
+
+    workspace_id: str
+    id: str
+    source_id: str
+    kind: str
+    file_name: str
+    rows_done: int
+    status: str
+    started_us: int
+    updated_us: int
+    report: dict[str, Any]
+
+
+class ImportRunStore:
+    """Creates, checkpoints and completes import runs."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, workspace_id: str, run_id: str) -> ImportRun | None:
+        """The run, or None if this file was never imported this way."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(import_runs).where(
+                    import_runs.c.workspace_id == workspace_id, import_runs.c.id == run_id
+                )
+            ).first()
+        if row is None:
+            return None
+        data = row._asdict()
+        data["report"] = orjson.loads(data["report"]) if data["report"] else {}
+        return ImportRun(**data)
+
+    def start(
+        self,
+        workspace_id: str,
+        run_id: str,
+        *,
+        source_id: str,
+        kind: str,
+        file_name: str,
+        now_us: int,
+        report: dict[str, Any],
+    ) -> None:
+        """Create the run (status running, nothing done), or reset a completed one (--force)."""
+        values = {
+            "workspace_id": workspace_id,
+            "id": run_id,
+            "source_id": source_id,
+            "kind": kind,
+            "file_name": file_name[:500],
+            "rows_done": 0,
+            "status": RUNNING,
+            "started_us": now_us,
+            "updated_us": now_us,
+            "report": orjson.dumps(report).decode(),
+        }
+        stmt = self.db.dialect.upsert(
+            import_runs,
+            ["workspace_id", "id"],
+            ["rows_done", "status", "started_us", "updated_us", "report"],
+        )
+        with self.db.write() as conn:
+            conn.execute(stmt, values)
+
+    def checkpoint(
+        self,
+        workspace_id: str,
+        run_id: str,
+        rows_done: int,
+        report: dict[str, Any],
+        now_us: int,
+        *,
+        conn: Connection | None = None,
+        status: str = RUNNING,
+    ) -> None:
+        """Record that every row numbered ``<= rows_done`` is imported (and the counts so far)."""
+        stmt = (
+            import_runs.update()
+            .where(import_runs.c.workspace_id == workspace_id, import_runs.c.id == run_id)
+            .values(
+                rows_done=rows_done,
+                status=status,
+                updated_us=now_us,
+                report=orjson.dumps(report, default=str).decode(),
+            )
+        )
+        if conn is not None:
+            conn.execute(stmt)
+            return
+        with self.db.write() as own:
+            own.execute(stmt)
+
+    def complete(
+        self, workspace_id: str, run_id: str, rows_done: int, report: dict[str, Any], now_us: int
+    ) -> None:
+        """Mark the run completed with its final report."""
+        self.checkpoint(workspace_id, run_id, rows_done, report, now_us, status=COMPLETED)
+
+    def list(self, workspace_id: str, limit: int = 50) -> list[ImportRun]:
+        """Latest runs first."""
+        query = (
+            select(import_runs)
+            .where(import_runs.c.workspace_id == workspace_id)
+            .order_by(import_runs.c.updated_us.desc())
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            rows = [r._asdict() for r in conn.execute(query)]
+        for r in rows:
+            r["report"] = orjson.loads(r["report"]) if r["report"] else {}
+        return [ImportRun(**r) for r in rows]
+
+    def counts(self, workspace_id: str, source_id: str) -> dict[str, Any]:
+        """What an import changes, counted: the source's events, the workspace's live user
+        profiles, merges and quarantine rows per reason (compared before and after a run)."""
+        with self.db.read() as conn:
+            n_events = conn.execute(
+                select(func.count())
+                .select_from(events)
+                .where(events.c.workspace_id == workspace_id, events.c.source_id == source_id)
+            ).scalar_one()
+            n_profiles = conn.execute(
+                select(func.count())
+                .select_from(profiles)
+                .where(
+                    profiles.c.workspace_id == workspace_id,
+                    profiles.c.collection == "users",
+                    profiles.c.merged_into.is_(None),
+                )
+            ).scalar_one()
+            n_merges = conn.execute(
+                select(func.count())
+                .select_from(merges)
+                .where(merges.c.workspace_id == workspace_id)
+            ).scalar_one()
+            by_reason = {
+                str(reason): int(n)
+                for reason, n in conn.execute(
+                    select(quarantine.c.reason, func.count())
+                    .where(
+                        quarantine.c.workspace_id == workspace_id,
+                        quarantine.c.source_id == source_id,
+                    )
+                    .group_by(quarantine.c.reason)
+                )
+            }
+        return {
+            "events": int(n_events),
+            "profiles": int(n_profiles),
+            "merges": int(n_merges),
+            "quarantine": by_reason,
+        }
+
+    def known_customers(self, workspace_id: str, values: Sequence[str]) -> set[str]:
+        """Which of ``values`` are already a user id or e-mail of a profile in the workspace."""
+        found: set[str] = set()
+        distinct = sorted(set(values))
+        for start in range(0, len(distinct), 500):
+            part = distinct[start : start + 500]
+            with self.db.read() as conn:
+                found.update(
+                    conn.execute(
+                        select(identifiers.c.id_value).where(
+                            identifiers.c.workspace_id == workspace_id,
+                            identifiers.c.collection == "users",
+                            identifiers.c.id_type.in_(("user_id", "email")),
+                            identifiers.c.id_value.in_(part),
+                        )
+                    ).scalars()
+                )
+        return found
+
+    def existing_quarantine(self, workspace_id: str, message_ids: Sequence[str]) -> set[str]:
+        """Which of these message ids are already in quarantine (a re-run must not add them
+        twice)."""
+        found: set[str] = set()
+        ids = sorted({m for m in message_ids if m})
+        for start in range(0, len(ids), 500):
+            with self.db.read() as conn:
+                found.update(
+                    conn.execute(
+                        select(quarantine.c.message_id).where(
+                            quarantine.c.workspace_id == workspace_id,
+                            quarantine.c.message_id.in_(ids[start : start + 500]),
+                        )
+                    ).scalars()
+                )
+        return found

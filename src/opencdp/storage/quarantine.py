@@ -131,6 +131,11 @@ class QuarantineStore:
         with self.db.read() as conn:
             return {reason: int(n) for reason, n in conn.execute(query)}
 
+    def counts_total(self) -> int:
+        """Rows in quarantine, all workspaces (to measure what an operation added)."""
+        with self.db.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(quarantine)).scalar_one())
+
     def stats(self, where: QuarantineFilter, bucket: str = "day") -> dict[str, Any]:
         """Counts per reason, per source, per event name, and per reason over time."""
         size = BUCKETS_US[bucket]

@@ -438,3 +438,7 @@ from opencdp.cli.governance_cmd import plan_app, quarantine_app  # noqa: E402
 
 app.add_typer(plan_app, name="plan")
 app.add_typer(quarantine_app, name="quarantine")
+
+from opencdp.cli.import_cmd import import_app  # noqa: E402
+
+app.add_typer(import_app, name="import")

@@ -1,0 +1,277 @@
+"""``opencdp import customers|orders|products|events FILE…``: a thin shell over
+:mod:`opencdp.imports.runner`, with a Rich progress bar and the data-quality report."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from opencdp.cli.main import DataDir, DbUrl, console, err, runtime_for, settings_from
+from opencdp.errors import ConfigurationError, OpenCDPError
+from opencdp.imports.mapping import ImportMapping, compile_mapping, load_mapping, parse_mapping
+from opencdp.imports.report import print_report, write_html, write_json
+from opencdp.imports.runner import ImportRequest, check_file, import_file, read_known_customers
+from opencdp.storage.imports import ImportRunStore
+
+import_app = typer.Typer(
+    help="Historical import of customers, orders, products and events (CSV, JSON Lines, "
+    "Parquet), with a data-quality report.",
+    no_args_is_help=True,
+)
+
+#: ``--mapping NAME`` for the mappings shipped with OpenCDP.
+PRESETS = {
+    "cdnow": "cdnow-orders.yaml",
+    "magento2-customers": "magento2-customers.yaml",
+    "magento2-orders": "magento2-orders.yaml",
+    "magento2-order-items": "magento2-order-items.yaml",
+}
+
+Files = Annotated[
+    list[str],
+    typer.Argument(help="Files to import (CSV, JSON Lines, Parquet; 'cdnow' = the CDNOW file)."),
+]
+MappingOpt = Annotated[
+    str | None,
+    typer.Option("--mapping", "-m", help=f"YAML mapping file, or a preset: {', '.join(PRESETS)}."),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(help="Source name or id the rows come from (default: 'import', created)."),
+]
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+CheckOpt = Annotated[
+    bool, typer.Option("--check", help="Only profile the file(s): write nothing to the database.")
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Directory for report.json and report.html (default ./opencdp-reports/<run>).",
+    ),
+]
+KnownOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--known-customers",
+        help="With --check: customer keys (one per line, or a CSV's first column) that orders "
+        "may point to; default: the customers in the database plus those of the same file.",
+    ),
+]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Run again a file that was already imported (idempotent).")
+]
+ChunkOpt = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows per transaction.")]
+
+
+def resolve_mapping(value: str | None, kind: str) -> ImportMapping:
+    """A mapping from a file path or a preset name; events without a mapping pass through."""
+    if value is None:
+        if kind == "events":
+            return compile_mapping({"kind": "events"}, name="segment-passthrough")
+        raise ConfigurationError(
+            f"importing {kind} needs --mapping FILE.yaml (or a preset: {', '.join(PRESETS)}); "
+            "see docs/import.md and examples/mappings/"
+        )
+    if value in PRESETS:
+        text = resources.files("opencdp.imports.presets").joinpath(PRESETS[value]).read_text()
+        return parse_mapping(text, kind=kind, name=PRESETS[value])
+    return load_mapping(value, kind=kind)
+
+
+def resolve_file(value: str) -> Path:
+    """``cdnow`` means CDNOW_master.txt inside the installed ``lifetimes`` package."""
+    if value == "cdnow" and not Path(value).exists():
+        from opencdp.demo.data import cdnow_path
+
+        return cdnow_path()
+    return Path(value)
+
+
+class RowsPerSecond(ProgressColumn):
+    """Rows so far and rows per second."""
+
+    def render(self, task: Task) -> Text:
+        rows = int(task.fields.get("rows", 0))
+        started = task.fields.get("since") or time.monotonic()
+        rate = rows / max(time.monotonic() - started, 1e-6)
+        return Text(f"{rows:,} rows  {rate:,.0f} rows/s", style="cyan")
+
+
+class RichProgress:
+    """The runner's progress, drawn as a Rich bar with rows/s and ETA."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, file_name: str, total: int, unit: str, done: int) -> None:
+        self.task = self.progress.add_task(
+            file_name, total=total, rows=0, since=time.monotonic(), unit=unit
+        )
+
+    def advance(self, rows: int, position: int) -> None:
+        task = self.progress.tasks[self.task]
+        self.progress.update(
+            self.task, completed=position, rows=int(task.fields.get("rows", 0)) + rows
+        )
+
+    def note(self, text: str) -> None:
+        self.progress.console.print(text)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        RowsPerSecond(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _run(
+    kind: str,
+    files: list[str],
+    mapping_ref: str | None,
+    source: str | None,
+    workspace: str,
+    check: bool,
+    report_dir: Path | None,
+    known: Path | None,
+    force: bool,
+    chunk_size: int,
+    data_dir: str | None,
+    database_url: str | None,
+) -> None:
+    try:
+        mapping = resolve_mapping(mapping_ref, kind)
+        paths = [resolve_file(f) for f in files]
+        for p in paths:
+            if not p.is_file():
+                raise ConfigurationError(f"{p}: no such file")
+    except OpenCDPError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    settings = settings_from(data_dir, database_url)
+    with runtime_for(settings) as rt:
+        for path in paths:
+            request = ImportRequest(
+                path, mapping, workspace_id=workspace, source=source, chunk_size=chunk_size
+            )
+            if not rt.admin.workspace_exists(workspace):
+                raise ConfigurationError(f"workspace {workspace!r} does not exist")
+            with _progress() as bar:
+                progress = RichProgress(bar)
+                if check:
+                    known_keys: Any
+                    if known is not None:
+                        known_keys = read_known_customers(known, mapping)
+                    else:
+                        runs = ImportRunStore(rt.db)
+
+                        def known_keys(refs: list[str], runs: ImportRunStore = runs) -> set[str]:
+                            return runs.known_customers(workspace, refs)
+
+                    report = check_file(
+                        request,
+                        rt.identity_config(workspace),
+                        known_customers=known_keys,
+                        progress=progress,
+                    )
+                    name = f"check-{path.stem}"
+                else:
+                    request = ImportRequest(
+                        path,
+                        mapping,
+                        workspace_id=workspace,
+                        source=source,
+                        chunk_size=chunk_size,
+                        force=force,
+                    )
+                    report = import_file(rt, request, progress=progress)
+                    name = str(report.get("run"))
+            if report.get("status") == "already_imported":
+                err.print(
+                    f"{path.name} was already imported (run {report['run']}); "
+                    "use --force to run it again (it changes nothing)"
+                )
+                continue
+            print_report(report, console)
+            target = report_dir if report_dir is not None else Path("opencdp-reports") / name
+            if len(paths) > 1 and report_dir is not None:
+                target = report_dir / name
+            j = write_json(report, target / "report.json")
+            h = write_html(report, target / "report.html")
+            err.print(f"report: {j} and {h}")
+
+
+def _command(kind: str, doc: str) -> Any:
+    def command(
+        files: Files,
+        mapping: MappingOpt = None,
+        source: SourceOpt = None,
+        workspace: WorkspaceOpt = "default",
+        check: CheckOpt = False,
+        report: ReportOpt = None,
+        known_customers: KnownOpt = None,
+        force: ForceOpt = False,
+        chunk_size: ChunkOpt = 10_000,
+        data_dir: DataDir = None,
+        database_url: DbUrl = None,
+    ) -> None:
+        _run(
+            kind,
+            files,
+            mapping,
+            source,
+            workspace,
+            check,
+            report,
+            known_customers,
+            force,
+            chunk_size,
+            data_dir,
+            database_url,
+        )
+
+    command.__doc__ = doc
+    command.__name__ = kind
+    return command
+
+
+import_app.command("customers")(
+    _command("customers", "Import customers: each row becomes an identify event (a profile).")
+)
+import_app.command("orders")(
+    _command(
+        "orders",
+        "Import orders: each order becomes an 'Order Completed' event with its line items, "
+        "at its historical time.",
+    )
+)
+import_app.command("products")(
+    _command("products", "Import products into the catalog (upserted by product id).")
+)
+import_app.command("events")(
+    _command(
+        "events",
+        "Import events: Segment-shaped JSON Lines pass through; other files need a mapping.",
+    )
+)

@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 
 from bench import common  # noqa: E402
 
-BENCHMARKS = ("ingest", "e2e", "profile-api", "rss")
+BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss")
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -116,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             _save("ingest", meta, res, console, since)
             _ingest_table(console, res)
+        if "plans" in only:
+            from bench import plans
+
+            since = time.monotonic()
+            res = plans.run(
+                backends, pg=pg, quick=args.quick, duration=args.duration, console=console
+            )
+            _save("plans", meta, res, console, since)
+            _plans_table(console, res)
         if "e2e" in only:
             from bench import e2e
 
@@ -185,6 +194,36 @@ def _save(
     seconds = round(time.monotonic() - since, 1)
     path = common.write_result(name, {**meta, "wall_seconds": seconds, "results": res})
     console.print(f"{name}: {seconds:g} s; wrote {path.relative_to(common.ROOT)}")
+
+
+def _plans_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title=f"Ingest with a {res['rules']}-rule tracking plan (target: >= 70 % of without)")
+    for col in ("backend", "measure", "without plan ev/s", "with plan ev/s", "ratio"):
+        t.add_column(col)
+    for backend, r in res["backends"].items():
+        t.add_row(
+            backend,
+            "HTTP /v1/batch",
+            f"{r['without_plan']['events_per_s']:,.0f}",
+            f"{r['with_plan']['events_per_s']:,.0f}",
+            f"{r['ratio_http']:.0%}",
+        )
+        n = r["no_http"]
+        t.add_row(
+            backend,
+            "collector, no HTTP",
+            f"{n['without_plan']['events_per_s']:,.0f}",
+            f"{n['with_plan']['events_per_s']:,.0f}",
+            f"{n['ratio']:.0%}",
+        )
+        t.add_row(
+            backend,
+            "prepare, µs/event",
+            f"{n['without_plan']['prepare_us_per_event']:.1f}",
+            f"{n['with_plan']['prepare_us_per_event']:.1f}",
+            "",
+        )
+    console.print(t)
 
 
 def _print_facts(console: Console, facts: dict[str, Any], command: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -419,3 +420,30 @@ def test_settings_errors_are_clear(runtime: Runtime) -> None:
         gov.set_schema_config(runtime, WS, "*", tracking_plan_id="missing")
     with pytest.raises(RequestError, match=r"rules\[0\]\.key"):
         gov.parse_plan_document({"id": "p", "rules": [{"type": "TRACK"}]})
+
+
+def test_the_example_plan_file_applies(runtime: Runtime) -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    doc = yaml.safe_load((root / "examples" / "plans" / "web-shop.yaml").read_text())
+    runtime.admin.add_source(WS, "web-shop", runtime.now_us())
+    dry = gov.apply_plan_document(runtime, WS, doc, dry_run=True)
+    assert dry["dry_run"]["events"] == 0 and runtime.plans.get(WS, "web-shop") is None
+    out = gov.apply_plan_document(runtime, WS, doc)
+    assert (out["revision"], out["created_revision"]) == (1, True)
+    web = runtime.admin.find_source(WS, "web-shop")
+    assert web is not None
+    result = runtime.collector.ingest_messages(
+        web,
+        [
+            {
+                **order("v2"),
+                "context": {"library": {"name": "x"}, "protocols": {"event_version": 2}},
+            },
+            {**order("v1"), "context": {"library": {"name": "x"}}},
+            {"type": "track", "event": "Unplanned", "userId": "u", "messageId": "u"},
+        ],
+    )
+    # version 2 needs revenue and currency: recorded as violations (allowed); the unplanned is blocked
+    assert (result.accepted, result.quarantined) == (2, 1)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +21,7 @@ from rich.text import Text
 
 from opencdp.cli.main import DataDir, DbUrl, console, err, runtime_for, settings_from
 from opencdp.errors import ConfigurationError, OpenCDPError
-from opencdp.imports.mapping import ImportMapping, compile_mapping, load_mapping, parse_mapping
+from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json
 from opencdp.imports.runner import ImportRequest, check_file, import_file, read_known_customers
 from opencdp.storage.imports import ImportRunStore
@@ -32,14 +31,6 @@ import_app = typer.Typer(
     "Parquet), with a data-quality report.",
     no_args_is_help=True,
 )
-
-#: ``--mapping NAME`` for the mappings shipped with OpenCDP.
-PRESETS = {
-    "cdnow": "cdnow-orders.yaml",
-    "magento2-customers": "magento2-customers.yaml",
-    "magento2-orders": "magento2-orders.yaml",
-    "magento2-order-items": "magento2-order-items.yaml",
-}
 
 Files = Annotated[
     list[str],
@@ -76,30 +67,6 @@ ForceOpt = Annotated[
     bool, typer.Option("--force", help="Run again a file that was already imported (idempotent).")
 ]
 ChunkOpt = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows per transaction.")]
-
-
-def resolve_mapping(value: str | None, kind: str) -> ImportMapping:
-    """A mapping from a file path or a preset name; events without a mapping pass through."""
-    if value is None:
-        if kind == "events":
-            return compile_mapping({"kind": "events"}, name="segment-passthrough")
-        raise ConfigurationError(
-            f"importing {kind} needs --mapping FILE.yaml (or a preset: {', '.join(PRESETS)}); "
-            "see docs/import.md and examples/mappings/"
-        )
-    if value in PRESETS:
-        text = resources.files("opencdp.imports.presets").joinpath(PRESETS[value]).read_text()
-        return parse_mapping(text, kind=kind, name=PRESETS[value])
-    return load_mapping(value, kind=kind)
-
-
-def resolve_file(value: str) -> Path:
-    """``cdnow`` means CDNOW_master.txt inside the installed ``lifetimes`` package."""
-    if value == "cdnow" and not Path(value).exists():
-        from opencdp.demo.data import cdnow_path
-
-        return cdnow_path()
-    return Path(value)
 
 
 class RowsPerSecond(ProgressColumn):

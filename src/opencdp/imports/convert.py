@@ -122,7 +122,8 @@ def convert_value(spec: FieldSpec, raw: Any, *, region: str = "US", tz: tzinfo =
     if typ == "datetime":
         return isoformat(parse_datetime(raw, spec.format, tz))
     if typ == "date":
-        return parse_datetime(raw, spec.format, tz).date().isoformat()
+        # Dates are calendar facts (birthdays before 1970 are fine); only event times are bounded.
+        return parse_datetime(raw, spec.format, tz, bounded=False).date().isoformat()
     if typ == "email":
         email = normalize_email(raw)
         if email is None:
@@ -213,12 +214,14 @@ def _bool(raw: Any) -> bool:
     raise ValueError(f"{_show(raw)} is not true/false/yes/no/1/0")
 
 
-def parse_datetime(raw: Any, fmt: str | None, tz: tzinfo = UTC) -> datetime:
+def parse_datetime(
+    raw: Any, fmt: str | None, tz: tzinfo = UTC, *, bounded: bool = True
+) -> datetime:
     """A date or time as an aware UTC datetime; naive values are read in ``tz``.
 
     ``fmt`` is ``None``/``"iso"`` (ISO 8601, date only allowed), ``"yyyymmdd"``, ``"unix"``
     (seconds), ``"unix_ms"`` or a ``strptime`` format. Raises ``ValueError`` for values that do
-    not parse or fall outside 1970..2200 (the range OpenCDP stores).
+    not parse or, when ``bounded``, fall outside 1970..2200 (the range OpenCDP stores times in).
     """
     if isinstance(raw, datetime):
         ts = raw
@@ -229,9 +232,9 @@ def parse_datetime(raw: Any, fmt: str | None, tz: tzinfo = UTC) -> datetime:
         ts = _parse_text(text.strip(), fmt or "iso")
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=tz)
-    if not EPOCH <= ts < LATEST:
+    if bounded and not EPOCH <= ts < LATEST:
         raise ValueError(f"{_show(raw)} is outside 1970..2200")
-    return ts.astimezone(UTC)
+    return ts if not bounded else ts.astimezone(UTC)
 
 
 @lru_cache(maxsize=65536)

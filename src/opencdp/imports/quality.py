@@ -203,6 +203,7 @@ class QualityProfile:
             columns[name].nulls += 1
         problems = {id(spec): (problem, value) for spec, problem, value in rv.problems}
         values = rv.values
+        flagged: set[str] = set()  # a column mapped twice (e-mail as userId and email) counts once
         for column, section, spec in self._specs:
             stats = columns.get(column)
             if stats is None:
@@ -211,6 +212,9 @@ class QualityProfile:
                 stats.target, stats.type = spec.target, spec.type
             hit = problems.get(id(spec))
             if hit is not None:
+                if column in flagged:
+                    continue
+                flagged.add(column)
                 stats.invalid += 1
                 if len(stats.examples) < MAX_EXAMPLES:
                     stats.examples.append(

@@ -61,10 +61,13 @@ def write(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 def counts(rt: Runtime, ws: str = "default") -> dict[str, Any]:
     with rt.db.read() as conn:
+
         def n(table: Any, *where: Any) -> int:
             return int(
                 conn.execute(
-                    select(func.count()).select_from(table).where(table.c.workspace_id == ws, *where)
+                    select(func.count())
+                    .select_from(table)
+                    .where(table.c.workspace_id == ws, *where)
                 ).scalar_one()
             )
 
@@ -104,7 +107,9 @@ def test_orders_import_from_each_format(runtime: Runtime, tmp_path: Path, suffix
     # Historical time is kept, and the event says where it came from.
     with runtime.db.read() as conn:
         payload = orjson.loads(
-            conn.execute(select(events.c.payload).where(events.c.event == "Order Completed").limit(1)).scalar_one()
+            conn.execute(
+                select(events.c.payload).where(events.c.event == "Order Completed").limit(1)
+            ).scalar_one()
         )
     assert payload["timestamp"].startswith("2021-")
     assert payload["context"]["library"]["name"] == "opencdp-import"
@@ -113,7 +118,10 @@ def test_orders_import_from_each_format(runtime: Runtime, tmp_path: Path, suffix
 
 
 def test_rerun_changes_nothing(runtime: Runtime, tmp_path: Path) -> None:
-    path = write(tmp_path / "orders.csv", [*order_rows(60), {**order_rows(1)[0], "order_id": "bad", "total": "x"}])
+    path = write(
+        tmp_path / "orders.csv",
+        [*order_rows(60), {**order_rows(1)[0], "order_id": "bad", "total": "x"}],
+    )
     request = ImportRequest(path, mapping(ORDERS), chunk_size=25)
     import_file(runtime, request)
     first = counts(runtime)
@@ -195,8 +203,18 @@ def test_customers_then_orders_join_one_profile(runtime: Runtime, tmp_path: Path
     customers = write(
         tmp_path / "customers.jsonl",
         [
-            {"customer_id": "c1", "email": "ANN@example.com", "first_name": "Ann", "created_at": "2020-01-01"},
-            {"customer_id": "c2", "email": "bob@example.com", "first_name": "Bob", "created_at": "2020-01-02"},
+            {
+                "customer_id": "c1",
+                "email": "ANN@example.com",
+                "first_name": "Ann",
+                "created_at": "2020-01-01",
+            },
+            {
+                "customer_id": "c2",
+                "email": "bob@example.com",
+                "first_name": "Bob",
+                "created_at": "2020-01-02",
+            },
         ],
     )
     import_file(runtime, ImportRequest(customers, mapping(CUSTOMERS)))
@@ -204,7 +222,12 @@ def test_customers_then_orders_join_one_profile(runtime: Runtime, tmp_path: Path
     report = import_file(runtime, ImportRequest(orders, mapping(ORDERS)))
     assert counts(runtime)["profiles"] == 2
     assert report["customer_refs"]["unknown_customers"] == 0
-    assert runtime.profiles.traits("default", runtime.profiles.find("default", "users", "email", "ann@example.com"))["first_name"].value == "Ann"
+    assert (
+        runtime.profiles.traits(
+            "default", runtime.profiles.find("default", "users", "email", "ann@example.com")
+        )["first_name"].value
+        == "Ann"
+    )
 
 
 def test_products_are_upserted(runtime: Runtime, tmp_path: Path) -> None:
@@ -212,12 +235,18 @@ def test_products_are_upserted(runtime: Runtime, tmp_path: Path) -> None:
         "kind: products\nconstants: {currency: USD}\n"
         "fields: {id: sku, name: title, price: {column: price, type: decimal}, category: cat}"
     )
-    first = write(tmp_path / "p1.csv", [
-        {"sku": "S1", "title": "Shirt", "price": "9.50", "cat": "tops", "color": "red"},
-        {"sku": "S2", "title": "Socks", "price": "3", "cat": "feet", "color": "blue"},
-    ])
+    first = write(
+        tmp_path / "p1.csv",
+        [
+            {"sku": "S1", "title": "Shirt", "price": "9.50", "cat": "tops", "color": "red"},
+            {"sku": "S2", "title": "Socks", "price": "3", "cat": "feet", "color": "blue"},
+        ],
+    )
     import_file(runtime, ImportRequest(first, m))
-    second = write(tmp_path / "p2.csv", [{"sku": "S1", "title": "Shirt v2", "price": "11", "cat": "tops", "color": "green"}])
+    second = write(
+        tmp_path / "p2.csv",
+        [{"sku": "S1", "title": "Shirt v2", "price": "11", "cat": "tops", "color": "green"}],
+    )
     report = import_file(runtime, ImportRequest(second, m))
     store = ProductStore(runtime.db)
     assert store.count("default") == 2

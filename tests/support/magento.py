@@ -158,7 +158,9 @@ def write_magento_exports(
             if k < orphan_orders:
                 row["Customer Email"] = f"ghost{k}@example.org"
             elif k < orphan_orders + broken_dates:
-                row["Purchase Date"] = ("Feb 30, 2023 10:00:00 AM", "yesterday", "2023-13-01")[k % 3]
+                row["Purchase Date"] = ("Feb 30, 2023 10:00:00 AM", "yesterday", "2023-13-01")[
+                    k % 3
+                ]
             elif k < orphan_orders + broken_dates + bad_amounts:
                 row["Grand Total (Purchased)"] = "12,34.5x"
             if orphan_orders + broken_dates <= k < orphan_orders + broken_dates + bad_amounts:

@@ -39,7 +39,12 @@ def spec(typ: str, fmt: str | None = None) -> FieldSpec:
         ("phone", "(415) 555-2671", None, "+14155552671"),
         ("datetime", "19970101", "yyyymmdd", "1997-01-01T00:00:00.000Z"),
         ("datetime", "2024-03-04T10:15:00+01:00", None, "2024-03-04T09:15:00.000Z"),
-        ("datetime", "Mar 4, 2024 10:15:32 PM", "%b %d, %Y %I:%M:%S %p", "2024-03-04T22:15:32.000Z"),
+        (
+            "datetime",
+            "Mar 4, 2024 10:15:32 PM",
+            "%b %d, %Y %I:%M:%S %p",
+            "2024-03-04T22:15:32.000Z",
+        ),
         ("datetime", "1700000000", "unix", "2023-11-14T22:13:20.000Z"),
         ("date", "1960-01-10", None, "1960-01-10"),
         ("json", '{"a": 1}', None, {"a": 1}),
@@ -68,8 +73,7 @@ def test_bad_values_say_why(typ: str, raw: Any, fmt: str | None, needle: str) ->
 
 def test_naive_times_are_read_in_the_mapping_time_zone() -> None:
     m = parse_mapping(
-        "kind: orders\ntimezone: Europe/Berlin\n"
-        "fields: {order_id: id, user_id: u, timestamp: at}"
+        "kind: orders\ntimezone: Europe/Berlin\nfields: {order_id: id, user_id: u, timestamp: at}"
     )
     conv = Converter(m, CTX)
     out = conv.feed(conv.values({"id": "1", "u": "7", "at": "2024-07-01 12:00:00"}, 2))
@@ -133,7 +137,9 @@ def test_bad_value_rejects_the_row_naming_row_and_column() -> None:
         "kind: orders\nfields: {order_id: id, user_id: u, timestamp: at, total: amount}"
     )
     conv = Converter(m, CTX)
-    [(_, err)] = conv.feed(conv.values({"id": "9", "u": "1", "at": "2024-01-01", "amount": "x1"}, 12))
+    [(_, err)] = conv.feed(
+        conv.values({"id": "9", "u": "1", "at": "2024-01-01", "amount": "x1"}, 12)
+    )
     assert isinstance(err, RowError)
     assert err.detail("orders.csv") == "orders.csv: row 12, column 'amount': 'x1' is not a number"
     assert err.message_id == conv.message_id(("9",), 12)
@@ -152,7 +158,13 @@ def test_orders_get_segment_ecommerce_properties() -> None:
         "fields: {order_id: id, email: mail, timestamp: at, total: amount, status: st}"
     )
     conv = Converter(m, CTX)
-    row = {"id": "1001", "mail": "X@Y.de", "at": "2023-02-01T10:00:00Z", "amount": "19.90", "st": "complete"}
+    row = {
+        "id": "1001",
+        "mail": "X@Y.de",
+        "at": "2023-02-01T10:00:00Z",
+        "amount": "19.90",
+        "st": "complete",
+    }
     [(_, msg)] = conv.feed(conv.values(row, 2))
     assert isinstance(msg, dict)
     assert msg["event"] == "Order Completed"
@@ -178,9 +190,33 @@ items: {sku: sku, name: name, quantity: {column: qty, type: int}, price: {column
 def test_line_items_group_consecutive_rows_of_an_order() -> None:
     conv = Converter(parse_mapping(ITEMS), CTX)
     rows = [
-        {"order": "A", "customer": "1", "at": "2024-01-01", "sku": "s1", "name": "One", "qty": "2", "price": "5.00"},
-        {"order": "A", "customer": "1", "at": "2024-01-01", "sku": "s2", "name": "Two", "qty": "1", "price": "2.50"},
-        {"order": "B", "customer": "2", "at": "2024-01-02", "sku": "s1", "name": "One", "qty": "1", "price": "5.00"},
+        {
+            "order": "A",
+            "customer": "1",
+            "at": "2024-01-01",
+            "sku": "s1",
+            "name": "One",
+            "qty": "2",
+            "price": "5.00",
+        },
+        {
+            "order": "A",
+            "customer": "1",
+            "at": "2024-01-01",
+            "sku": "s2",
+            "name": "Two",
+            "qty": "1",
+            "price": "2.50",
+        },
+        {
+            "order": "B",
+            "customer": "2",
+            "at": "2024-01-02",
+            "sku": "s1",
+            "name": "One",
+            "qty": "1",
+            "price": "5.00",
+        },
     ]
     out: list[Any] = []
     for n, row in enumerate(rows, start=2):
@@ -202,7 +238,14 @@ def test_line_items_group_consecutive_rows_of_an_order() -> None:
 
 def test_one_bad_item_keeps_the_whole_order_aside() -> None:
     conv = Converter(parse_mapping(ITEMS), CTX)
-    good = {"order": "A", "customer": "1", "at": "2024-01-01", "sku": "s1", "qty": "1", "price": "1"}
+    good = {
+        "order": "A",
+        "customer": "1",
+        "at": "2024-01-01",
+        "sku": "s1",
+        "qty": "1",
+        "price": "1",
+    }
     conv.feed(conv.values(good, 2))
     conv.feed(conv.values({**good, "sku": "s2", "price": "abc"}, 3))
     [(n, err)] = conv.flush()
@@ -213,9 +256,13 @@ def test_one_bad_item_keeps_the_whole_order_aside() -> None:
 
 
 def test_products_keep_unmapped_columns_as_attributes() -> None:
-    m = parse_mapping("kind: products\nfields: {id: sku, name: title, price: {column: p, type: decimal}}")
+    m = parse_mapping(
+        "kind: products\nfields: {id: sku, name: title, price: {column: p, type: decimal}}"
+    )
     conv = Converter(m, CTX)
-    [(_, row)] = conv.feed(conv.values({"sku": "S1", "title": "Shirt", "p": "9.5", "color": "red", "x": ""}, 2))
+    [(_, row)] = conv.feed(
+        conv.values({"sku": "S1", "title": "Shirt", "p": "9.5", "color": "red", "x": ""}, 2)
+    )
     assert isinstance(row, dict)
     assert row["id"] == "S1" and row["price"] == 9.5
     assert row["attributes"] == '{"color":"red"}'

@@ -12,7 +12,9 @@ from opencdp.imports.quality import QualityProfile
 CTX = ImportContext("default", "check", "f.csv", "check")
 
 
-def profile(mapping_text: str, rows: list[dict[str, Any]], known: set[str] | None = None) -> dict[str, Any]:
+def profile(
+    mapping_text: str, rows: list[dict[str, Any]], known: set[str] | None = None
+) -> dict[str, Any]:
     mapping = parse_mapping(mapping_text)
     conv = Converter(mapping, CTX)
     q = QualityProfile(mapping, IdentityConfig())

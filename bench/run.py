@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 
 from bench import common  # noqa: E402
 
-BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss")
+BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import")
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -168,6 +168,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             _save("rss", meta, res, console, since)
             _rss_table(console, res)
+        if "import" in only:
+            from bench import imports
+
+            since = time.monotonic()
+            res = imports.run(quick=args.quick, console=console)
+            _save("import", meta, res, console, since)
+            _import_table(console, res)
     finally:
         if pg is not None:
             pg.stop()
@@ -374,6 +381,26 @@ def _rss_table(console: Console, res: dict[str, Any]) -> None:
                 _n(r["peak_kib"][proc].get("VmHWM", 0) / 1024, 1),
                 _n(r["ingest_events_per_s"]),
             )
+    console.print(t)
+
+
+def _import_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title="Import: opencdp import orders, SQLite, identity resolution on")
+    for col in ("file", "rows", "seconds", "rows/s", "target", "peak RSS MiB", "target MiB"):
+        t.add_column(col, justify="right")
+    rows_target, rss_target = res["target_rows_per_s"], res["target_rss_mib"]
+    for name in ("cdnow", "generated"):
+        r = res[name]
+        rss_ok = r["peak_rss_mib"] <= rss_target
+        t.add_row(
+            "CDNOW" if name == "cdnow" else f"generated {r['orders']:,} orders",
+            _n(r["rows"]),
+            _n(r["seconds"], 1),
+            _n(r["rows_per_s"]),
+            f"{rows_target:,} {_mark(r['rows_per_s'], rows_target)}",
+            _n(r["peak_rss_mib"], 1),
+            f"{rss_target} " + ("[green]met[/green]" if rss_ok else "[red]missed[/red]"),
+        )
     console.print(t)
 
 

@@ -12,7 +12,7 @@ import yaml
 from rich.table import Table
 
 from opencdp import governance as gov
-from opencdp.cli.main import (
+from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
@@ -20,7 +20,6 @@ from opencdp.cli.main import (
     err,
     runtime_for,
     settings_from,
-    source_app,
 )
 from opencdp.clock import isoformat
 from opencdp.timeutil import from_us
@@ -167,7 +166,6 @@ def plan_delete(
     console.print(f"plan {plan_id} retired")
 
 
-@source_app.command("settings")
 def source_settings(
     source: Annotated[str, typer.Argument(help="Source name or id; 'workspace' for the default.")],
     plan: Annotated[

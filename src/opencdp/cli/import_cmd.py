@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from opencdp.cli.main import DataDir, DbUrl, console, err, runtime_for, settings_from
+from opencdp.cli.common import DataDir, DbUrl, console, err, runtime_for, settings_from
 from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json

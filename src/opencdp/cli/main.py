@@ -6,17 +6,24 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opencdp.errors import OpenCDPError
-from opencdp.settings import Settings, load_settings
+from opencdp.cli.common import (
+    DataDir,
+    DbUrl,
+    Workspace,
+    console,
+    err,
+    runtime_for,
+    settings_from,
+)
+from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
+from opencdp.cli.import_cmd import import_app
 
 app = typer.Typer(
     name="opencdp",
@@ -39,38 +46,9 @@ app.add_typer(token_app, name="token")
 app.add_typer(profile_app, name="profile")
 app.add_typer(events_app, name="events")
 app.add_typer(rules_app, name="identity-rules")
-
-console = Console()
-err = Console(stderr=True)
-
-DataDir = Annotated[
-    str | None, typer.Option("--data-dir", help="Data directory (OPENCDP_DATA_DIR).")
-]
-DbUrl = Annotated[
-    str | None, typer.Option("--database-url", help="Database URL (OPENCDP_DATABASE_URL).")
-]
-Workspace = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
-
-
-def settings_from(data_dir: str | None, database_url: str | None, **extra: Any) -> Settings:
-    return load_settings(data_dir=data_dir, database_url=database_url, **extra)
-
-
-@contextmanager
-def runtime_for(settings: Settings) -> Iterator[Any]:
-    """A runtime for one command; OpenCDP errors become a message and exit code 1."""
-    from opencdp.runtime import Runtime
-
-    rt = None
-    try:
-        rt = Runtime(settings)
-        yield rt
-    except OpenCDPError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
-    finally:
-        if rt is not None:
-            rt.close()
+app.add_typer(plan_app, name="plan")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(import_app, name="import")
 
 
 def _logging(level: str) -> None:
@@ -428,17 +406,10 @@ def _print_inbox_row(row: Any) -> None:
     )
 
 
+# Defined with the other governance commands, listed after `source add` and `source list`.
+source_app.command("settings")(source_settings)
+
+
 def main() -> None:
     """Entry point of the ``opencdp`` script."""
     app()
-
-
-# Registered last: these modules build on the helpers above.
-from opencdp.cli.governance_cmd import plan_app, quarantine_app  # noqa: E402
-
-app.add_typer(plan_app, name="plan")
-app.add_typer(quarantine_app, name="quarantine")
-
-from opencdp.cli.import_cmd import import_app  # noqa: E402
-
-app.add_typer(import_app, name="import")

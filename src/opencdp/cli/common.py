@@ -1,0 +1,45 @@
+"""What every ``opencdp`` command shares: consoles, common options, the runtime context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from opencdp.errors import OpenCDPError
+from opencdp.settings import Settings, load_settings
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    str | None, typer.Option("--data-dir", help="Data directory (OPENCDP_DATA_DIR).")
+]
+DbUrl = Annotated[
+    str | None, typer.Option("--database-url", help="Database URL (OPENCDP_DATABASE_URL).")
+]
+Workspace = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+
+
+def settings_from(data_dir: str | None, database_url: str | None, **extra: Any) -> Settings:
+    return load_settings(data_dir=data_dir, database_url=database_url, **extra)
+
+
+@contextmanager
+def runtime_for(settings: Settings) -> Iterator[Any]:
+    """A runtime for one command; OpenCDP errors become a message and exit code 1."""
+    from opencdp.runtime import Runtime
+
+    rt = None
+    try:
+        rt = Runtime(settings)
+        yield rt
+    except OpenCDPError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    finally:
+        if rt is not None:
+            rt.close()

@@ -99,11 +99,12 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             rows.append(("unknown customers", "not checked"))
     ident = report["identity"]
-    rows += [
-        ("profiles the rows become", f"{ident['profiles']:,}"),
-        ("merges identity would make", f"{ident['merges']:,}"),
-        ("identifiers left out (limits)", f"{ident['conflicts']:,}"),
-    ]
+    if ident.get("simulated", True):
+        rows += [
+            ("profiles the rows become", f"{ident['profiles']:,}"),
+            ("merges identity would make", f"{ident['merges']:,}"),
+            ("identifiers left out (limits)", f"{ident['conflicts']:,}"),
+        ]
     imported = report.get("imported")
     if imported:
         rows += [

@@ -269,7 +269,8 @@ def import_file(
         default_timestamp=isoformat(from_us(int(path.stat().st_mtime * 1_000_000))),
     )
     converter = Converter(mapping, ctx)
-    quality = QualityProfile(mapping, runtime.identity_config(ws))
+    # The real import reports the real merges: no simulation (it would cost time and memory).
+    quality = QualityProfile(mapping, runtime.identity_config(ws), simulate_identity=False)
     products = ProductStore(runtime.db)
     seen_refs: set[str] = set()
     known_refs: set[str] = set()

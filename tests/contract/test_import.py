@@ -275,3 +275,46 @@ def test_segment_jsonl_events_pass_through(runtime: Runtime, tmp_path: Path) -> 
     reasons = {r.reason for r in runtime.quarantine.list("default")}
     assert reasons == {"invalid_row", "missing_event"}
     assert report["imported"]["quarantined"] == 2
+
+
+def test_import_goes_through_the_source_tracking_plan(runtime: Runtime, tmp_path: Path) -> None:
+    from opencdp import governance
+    from opencdp.imports.runner import resolve_source
+
+    # Given an import source whose plan wants order totals of at least 30, else blocks
+    source = resolve_source(runtime, "default", None)
+    rule = {
+        "type": "TRACK",
+        "key": "Order Completed",
+        "version": 1,
+        "jsonSchema": {
+            "type": "object",
+            "properties": {
+                "properties": {
+                    "type": "object",
+                    "properties": {"revenue": {"type": "number", "minimum": 30}},
+                }
+            },
+        },
+    }
+    governance.apply_plan_document(
+        runtime,
+        "default",
+        {
+            "id": "imports",
+            "rules": [rule],
+            "sources": [source.id],
+            "settings": {"track": {"allowEventOnViolations": False}},
+        },
+    )
+    rows = order_rows(50)
+    path = write(tmp_path / "orders.csv", rows)
+    # When the file is imported
+    report = import_file(runtime, ImportRequest(path, parse_mapping(ORDERS)))
+    # Then orders under 30 are quarantined with the plan's reason, the rest are events
+    low = sum(1 for r in rows if float(r["total"]) < 30)
+    assert 0 < low < 50
+    assert report["imported"]["new_events"] == 50 - low
+    assert runtime.quarantine.counts("default") == {"schema_violation": low}
+    [row] = runtime.quarantine.list("default", limit=1)
+    assert (row.plan_id, row.stage) == ("imports", "govern")

@@ -165,6 +165,8 @@ def test_governance_api_errors(server: LiveServer) -> None:
         api(server, "PUT", "/api/tracking-plans/web", content=b"{").json()["code"] == "invalid_json"
     )
     assert api(server, "GET", "/api/tracking-plans/nope").status_code == 404
+    extra = api(server, "PUT", "/api/tracking-plans/web", json={"rules": [], "sources": ["x"]})
+    assert extra.status_code == 400 and "sources" in extra.json()["message"]
     r = api(
         server,
         "PUT",

@@ -91,6 +91,11 @@ def plan_apply(
     console.print(f"plan [bold]{out['plan_id']}[/bold] {verb} {out['revision']}")
     for scope in out["scopes"]:
         console.print(f"  enforced on {scope}")
+    if not out["scopes"]:
+        console.print(
+            "  not attached here: name `sources:` (or `workspace: true`) in the file, or run "
+            f"`opencdp source settings SOURCE --plan {out['plan_id']}`"
+        )
 
 
 def _print_dry_run(out: dict[str, Any]) -> None:

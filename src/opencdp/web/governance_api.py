@@ -92,6 +92,13 @@ def governance_router(runtime: Runtime) -> APIRouter:
 
         async def handler(request: Request, token: AccessToken) -> Any:
             plan = gov.parse_plan_document(await _json_body(request), plan_id)
+            extra = sorted(set(plan.meta) - {"revision", "scopes", "created_revision"})
+            if extra:
+                raise RequestError(
+                    f"unknown keys {extra}: a plan has name, description and rules; attach it "
+                    "to sources with PUT /api/sources/{source}/schema-settings",
+                    code="invalid_plan",
+                )
             stored, created = gov.save_plan(runtime, token.workspace_id, plan)
             return {**stored.to_dict(), "created_revision": created}
 

@@ -421,9 +421,7 @@ def test_more_than_2500_events_keeps_the_first_2500(cdp: Cdp) -> None:
     stored = cdp.runtime.profiles.events("default", profile, limit=5000)
     assert sorted(int(e.message_id[1:]) for e in stored) == list(range(2500))
     rows = cdp.quarantine("batch_limit_exceeded")
-    assert sorted(int(r["payload"]["messageId"][1:]) for r in rows) == list(
-        range(2500, 2600)
-    )
+    assert sorted(int(r["payload"]["messageId"][1:]) for r in rows) == list(range(2500, 2600))
 
 
 def test_exactly_2500_events_are_all_accepted(cdp: Cdp) -> None:

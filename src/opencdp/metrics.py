@@ -22,6 +22,12 @@ class Metrics:
             name: Counter(name.removesuffix("_total"), doc, registry=self.registry)
             for name, doc in _COUNTERS.items()
         }
+        self.quarantined_by_reason = Counter(
+            "opencdp_events_quarantined_by_reason",
+            "Events put in quarantine, by typed reason (e.g. schema_violation, unplanned_event).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.inbox_pending = Gauge(
             "opencdp_inbox_pending", "Events waiting in the inbox.", registry=self.registry
         )
@@ -35,6 +41,13 @@ class Metrics:
         """Increase a counter by ``n``."""
         if n:
             self._counters[name].inc(n)
+
+    def quarantined(self, reasons: dict[str, int]) -> None:
+        """Count quarantined events per reason (and in the total)."""
+        for reason, n in reasons.items():
+            if n:
+                self.quarantined_by_reason.labels(reason=reason).inc(n)
+                self._counters["opencdp_events_quarantined_total"].inc(n)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

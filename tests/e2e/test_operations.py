@@ -124,6 +124,7 @@ def test_metrics_are_prometheus_text_and_count_what_happens(make_ops: Callable[.
     # Then the counters moved by exactly that much
     assert metric(text, "opencdp_events_accepted_total") == 3
     assert metric(text, "opencdp_events_quarantined_total") == 1
+    assert 'opencdp_events_quarantined_by_reason_total{reason="missing_event"} 1.0' in text
     assert metric(text, "opencdp_events_processed_total") == 3
     assert metric(text, "opencdp_profiles_created_total") == 1
     assert metric(text, "opencdp_inbox_pending") == 0

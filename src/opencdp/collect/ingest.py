@@ -53,6 +53,7 @@ class IngestResult:
     accepted: int = 0
     quarantined: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)  # quarantined per reason
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -237,6 +238,7 @@ class Collector:
                 stage = "govern" if outcome.plan_id else "collect"
                 rejected.append(quarantine_row(source, outcome, stage, now_us))
                 result.quarantined += 1
+                result.reasons[outcome.reason] = result.reasons.get(outcome.reason, 0) + 1
                 if len(result.errors) < 20:
                     result.errors.append(
                         {"index": index, "code": outcome.reason, "message": outcome.detail}

@@ -343,7 +343,10 @@ class Processor:
             row["workspace_id"], row["source_id"] = item.workspace_id, item.source_id
             rows.append(row)
         self.runtime.quarantine.add(conn, rows)
-        self.runtime.metrics.add("opencdp_events_quarantined_total", len(rows))
+        reasons: dict[str, int] = {}
+        for row in rows:
+            reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
+        self.runtime.metrics.quarantined(reasons)
 
     # -- Contact API -------------------------------------------------------------------------------
     def upsert_contact(

@@ -55,7 +55,7 @@ def tracking_router(runtime: Runtime) -> APIRouter:
         except OpenCDPError as exc:
             return from_exception(exc)
         runtime.metrics.add("opencdp_events_accepted_total", result.accepted)
-        runtime.metrics.add("opencdp_events_quarantined_total", result.quarantined)
+        runtime.metrics.quarantined(result.reasons)
         single = ROUTES[route] is not None
         if single and result.quarantined:
             # One event that could not be used: tell the sender why (it is kept in quarantine).

@@ -184,3 +184,30 @@ def test_governance_api_errors(server: LiveServer) -> None:
     assert api(server, "GET", "/api/quarantine/999").status_code == 404
     anon = httpx.get(server.url + "/api/tracking-plans", timeout=10)
     assert anon.status_code == 401 and anon.json()["code"] == "authentication_error"
+
+
+def test_blocked_single_event_is_200_and_counted(server: LiveServer) -> None:
+    rules = [ORDER_RULE]
+    assert api(server, "PUT", "/api/tracking-plans/web", json={"rules": rules}).status_code == 200
+    r = api(
+        server,
+        "PUT",
+        "/api/sources/bootstrap/schema-settings",
+        json={"trackingPlanId": "web", "settings": {"track": {"allowUnplannedEvents": False}}},
+    )
+    assert r.status_code == 200
+    sent = httpx.post(
+        server.url + "/v1/track",
+        headers=basic(WRITE_KEY),
+        json={"userId": "u", "event": "Unplanned Thing"},
+        timeout=10,
+    )
+    assert sent.status_code == 200
+    body = sent.json()
+    assert (body["accepted"], body["quarantined"]) == (0, 1)
+    assert body["errors"][0]["code"] == "unplanned_event"
+    # a malformed event is still a 400
+    bad = httpx.post(
+        server.url + "/v1/track", headers=basic(WRITE_KEY), json={"userId": "u"}, timeout=10
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "missing_event"

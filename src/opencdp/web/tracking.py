@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from opencdp.collect.envelope import ROUTES
 from opencdp.errors import OpenCDPError, PayloadTooLarge
+from opencdp.govern import REASONS as GOVERN_REASONS
 from opencdp.runtime import Runtime
 from opencdp.web.responses import JSON, error, from_exception
 
@@ -56,8 +57,10 @@ def tracking_router(runtime: Runtime) -> APIRouter:
             return from_exception(exc)
         runtime.metrics.add("opencdp_events_accepted_total", result.accepted)
         runtime.metrics.quarantined(result.reasons)
+        # A malformed single event is answered 400 with its reason. An event a tracking plan
+        # blocks was well-formed: 200, as Segment Protocols does (the body still counts it).
         single = ROUTES[route] is not None
-        if single and result.quarantined:
+        if single and result.quarantined and result.errors[0]["code"] not in GOVERN_REASONS:
             # One event that could not be used: tell the sender why (it is kept in quarantine).
             first = result.errors[0]
             return error(400, first["code"], first["message"] + " (kept in quarantine)")

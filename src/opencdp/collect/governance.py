@@ -87,11 +87,8 @@ class GovernanceCache:
                 self._sources[source_id] = hit
         return hit[0]
 
-    def judge(self, source: Source, event: NormalizedEvent) -> Judgement:
-        """Enforce the source's plan on one normalized event."""
-        gov = self.for_source(source)
-        if gov is None:
-            return Judgement(event, [])
+    def judge(self, source: Source, event: NormalizedEvent, gov: Governance) -> Judgement:
+        """Enforce the source's plan (``gov``, from :meth:`for_source`) on one event."""
         verdict = enforce(gov.plan, gov.settings, event.payload)
         plan = gov.plan.plan
         forwards: list[tuple[Source, dict[str, Any]]] = []

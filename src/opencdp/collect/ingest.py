@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -28,7 +28,7 @@ from opencdp.collect.envelope import (
     parse_json_object,
     split_envelope,
 )
-from opencdp.collect.governance import GovernanceCache
+from opencdp.collect.governance import Governance, GovernanceCache
 from opencdp.collect.normalize import (
     BATCH_LIMIT_EXCEEDED,
     NormalizedEvent,
@@ -219,6 +219,7 @@ class Collector:
         result = IngestResult()
         events: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
+        gov = self.governance.for_source(source) if self.governance else None
         for index, raw in enumerate(envelope.messages):
             outcome: NormalizedEvent | Rejection | None
             if index >= limit:
@@ -228,7 +229,7 @@ class Collector:
                     raw,
                 )
             else:
-                outcome = self.judge(source, raw, envelope, now, events)
+                outcome = self.judge(source, raw, envelope, now, events, gov)
             if outcome is None:
                 result.accepted += 1  # blocked, and forwarded to another source: not lost
             elif isinstance(outcome, NormalizedEvent):
@@ -252,6 +253,7 @@ class Collector:
         envelope: Envelope,
         received_at: datetime,
         forwards: list[dict[str, Any]],
+        gov: Governance | Literal[False] | None = False,
     ) -> NormalizedEvent | Rejection | None:
         """Normalize one message and enforce the source's plan on it.
 
@@ -263,7 +265,11 @@ class Collector:
         )
         if not isinstance(outcome, NormalizedEvent) or self.governance is None:
             return outcome
-        judgement = self.governance.judge(source, outcome)
+        if gov is False:  # not looked up by the caller
+            gov = self.governance.for_source(source)
+        if gov is None:
+            return outcome
+        judgement = self.governance.judge(source, outcome, gov)
         for target, message in judgement.forwards:
             forwarded = normalize(
                 message, _NO_ENVELOPE, received_at=received_at, max_event_bytes=1 << 30

@@ -213,6 +213,8 @@ def _compile(rule: Rule) -> _CompiledRule:
 def _pick(versions: list[_CompiledRule], message: dict[str, Any]) -> _CompiledRule:
     """The version ``context.protocols.event_version`` asks for; the oldest when it is
     missing or names no version (Segment's rule)."""
+    if len(versions) == 1:
+        return versions[0]
     context = message.get("context")
     wanted = None
     if isinstance(context, dict) and isinstance(context.get("protocols"), dict):

@@ -595,3 +595,14 @@ def test_with_value_rejects_what_from_dict_rejects(dotted: str, value: Any, wher
     with pytest.raises(PlanError) as info:
         EnforcementSettings().with_value(dotted, value)
     assert info.value.where == where
+
+
+def test_a_yaml_date_in_a_schema_is_a_plan_error_not_a_crash() -> None:
+    import datetime
+
+    schema = {
+        "properties": {"properties": {"properties": {"d": {"const": datetime.date(2021, 1, 1)}}}}
+    }
+    with pytest.raises(PlanError) as info:
+        parse_plan({"id": "p", "rules": [{"type": "TRACK", "key": "X", "jsonSchema": schema}]})
+    assert info.value.where == "rules[0].jsonSchema"

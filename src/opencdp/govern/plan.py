@@ -164,8 +164,9 @@ def _parse_rule(where: str, raw: Any) -> Rule:
         try:
             jsonschema_rs.meta.validate(schema)
             jsonschema_rs.validator_for(schema)
-        except (jsonschema_rs.ValidationError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0]
+        except (jsonschema_rs.ValidationError, ValueError, TypeError) as exc:
+            # TypeError: a value JSON cannot hold, e.g. a YAML date (quote it in the file)
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise PlanError(f"{where}.jsonSchema", f"is not a valid JSON Schema: {first}") from exc
     return Rule(typ, key, version, schema)
 

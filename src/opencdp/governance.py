@@ -211,27 +211,29 @@ def dry_run_plan(
     }
     since_us = runtime.now_us() - int(days * 86_400_000_000)
     report = DryRunReport()
-    last: tuple[int, str] = (since_us - 1, "")
+    # Keyset paging along the primary key (workspace, message id): every page is an index
+    # range scan, so the whole dry run reads the workspace's events once.
+    last = ""
     while source_ids:
         query = (
-            select(events.c.received_us, events.c.message_id, events.c.source_id, events.c.payload)
+            select(events.c.message_id, events.c.source_id, events.c.payload)
             .where(
                 events.c.workspace_id == workspace_id,
+                events.c.message_id > last,
+                events.c.received_us >= since_us,
                 events.c.source_id.in_(source_ids),
-                (events.c.received_us > last[0])
-                | ((events.c.received_us == last[0]) & (events.c.message_id > last[1])),
             )
-            .order_by(events.c.received_us, events.c.message_id)
+            .order_by(events.c.message_id)
             .limit(page)
         )
         with runtime.db.read() as conn:
             rows = conn.execute(query).all()
-        for _received, _mid, source_id, payload in rows:
+        for _mid, source_id, payload in rows:
             message = _without_protocols(orjson.loads(payload))
             report.add(message, enforce(compiled, per_source[source_id], message))
         if len(rows) < page:
             break
-        last = (rows[-1][0], rows[-1][1])
+        last = rows[-1][0]
     for sid in source_ids:
         where = QuarantineFilter(workspace_id, source_id=sid, since_us=since_us)
         for row in runtime.quarantine.for_replay(where, 100_000):

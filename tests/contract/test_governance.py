@@ -447,3 +447,18 @@ def test_the_example_plan_file_applies(runtime: Runtime) -> None:
     )
     # version 2 needs revenue and currency: recorded as violations (allowed); the unplanned is blocked
     assert (result.accepted, result.quarantined) == (2, 1)
+
+
+def test_dry_run_pages_through_every_event(runtime: Runtime) -> None:
+    runtime.collector.ingest_messages(source(runtime), [order(f"m{i:02d}") for i in range(7)])
+    runtime.collector.ingest_messages(
+        source(runtime), [{"type": "track", "event": "Nope", "userId": "u", "messageId": "n"}]
+    )
+    runtime.processor.run_until_idle()
+    plan = gov.parse_plan_document(plan_doc())
+    strict = gov.EnforcementSettings.from_dict({"track": {"allowUnplannedEvents": False}})
+    report = gov.dry_run_plan(
+        runtime, WS, plan, scopes=[source(runtime).id], settings=strict, page=2
+    )
+    assert (report["events"], report["would_pass"]) == (8, 7)
+    assert report["would_block"] == {"unplanned_event": 1}

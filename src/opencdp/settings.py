@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         default=20_000,
         description="Most events the collector commits in one group-commit transaction.",
     )
+    quarantine_resolved_retention_days: float = Field(
+        default=30.0,
+        description=(
+            "How long quarantined events that a replay resolved (replayed, duplicate, forwarded) "
+            "are kept for the record; 0 keeps them forever. Open events are never pruned."
+        ),
+    )
     governance_refresh_seconds: float = Field(
         default=5.0,
         description=(

@@ -462,3 +462,18 @@ def test_dry_run_pages_through_every_event(runtime: Runtime) -> None:
     )
     assert (report["events"], report["would_pass"]) == (8, 7)
     assert report["would_block"] == {"unplanned_event": 1}
+
+
+def test_resolved_quarantine_rows_are_pruned_open_ones_stay(runtime: Runtime) -> None:
+    enforce_on_source(runtime, {"track": {"allowEventOnViolations": False}})
+    runtime.collector.ingest_messages(
+        source(runtime), [order("a", total="x"), order("b", total="y")]
+    )
+    gov.set_schema_config(runtime, WS, source(runtime).id, tracking_plan_id=None)
+    gov.replay_quarantine(runtime, gov.quarantine_filter(runtime, WS), limit=1)
+    assert runtime.quarantine.prune_resolved(runtime.now_us() - 60_000_000) == 0  # too recent
+    assert runtime.quarantine.prune_resolved(runtime.now_us() + 1) == 1
+    assert [
+        r.message_id
+        for r in runtime.quarantine.list(WS, where=gov.quarantine_filter(runtime, WS, status="all"))
+    ] == ["b"]

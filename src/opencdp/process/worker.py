@@ -78,3 +78,9 @@ class Worker:
         pruned = self.runtime.inbox.prune(self.runtime.now_us() - window_us)
         if pruned:
             log.info("pruned %d processed inbox rows older than the dedup window", pruned)
+        keep_days = self.runtime.settings.quarantine_resolved_retention_days
+        if keep_days > 0:
+            cutoff = self.runtime.now_us() - int(keep_days * 86_400 * 1_000_000)
+            gone = self.runtime.quarantine.prune_resolved(cutoff)
+            if gone:
+                log.info("pruned %d resolved quarantine rows older than %g days", gone, keep_days)

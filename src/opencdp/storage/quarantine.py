@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from opencdp.storage.db import Database
@@ -199,6 +199,17 @@ class QuarantineStore:
                     last_replay_us=now_us,
                 )
             )
+
+    def prune_resolved(self, resolved_before_us: int) -> int:
+        """Forget rows a replay resolved before this time; open rows always stay."""
+        with self.db.write() as conn:
+            result = conn.execute(
+                delete(quarantine).where(
+                    quarantine.c.resolved_us.is_not(None),
+                    quarantine.c.resolved_us < resolved_before_us,
+                )
+            )
+            return int(result.rowcount or 0)
 
     def still_failing(
         self, conn: Connection, row_id: int, fields: dict[str, Any], now_us: int

@@ -3,6 +3,7 @@ replay. The HTTP API and the CLI are thin shells over these functions."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,7 @@ from opencdp.collect.replay import ReplayResult, replay
 from opencdp.errors import NotFound, RequestError
 from opencdp.govern import CompiledPlan, EnforcementSettings, PlanError, TrackingPlan, enforce
 from opencdp.govern.dryrun import DryRunReport
+from opencdp.govern.enforce import strip_protocols
 from opencdp.govern.plan import parse_plan
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
 from opencdp.storage.quarantine import QuarantineFilter
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DRY_RUN_DAYS = 3650
 
 
 def plan_error(exc: PlanError) -> RequestError:
@@ -118,10 +121,16 @@ def set_schema_config(
         new_settings.forwarding_blocked_events_to,
         new_settings.forwarding_violations_to,
     ):
-        if target is not None and runtime.admin.source_by_id(target) is None:
+        found = runtime.admin.source_by_id(target) if target is not None else None
+        # Only a source of the same workspace: an admin of one workspace must not be able to
+        # write events into another (and ids of other workspaces are not confirmed either).
+        if target is not None and (found is None or found.workspace_id != workspace_id):
             raise NotFound(
-                f"forwarding target {target!r} is not a source id", code="source_not_found"
+                f"forwarding target {target!r} is not a source id of workspace {workspace_id!r}",
+                code="source_not_found",
             )
+        if found is not None and scope == found.id:
+            raise RequestError("a source cannot forward to itself", code="invalid_settings")
     config = runtime.plans.set_config(workspace_id, scope, plan_id, new_settings, runtime.now_us())
     runtime.governance.invalidate()
     return config
@@ -209,6 +218,10 @@ def dry_run_plan(
         ).settings
         for sid in source_ids
     }
+    if not 0 < days <= MAX_DRY_RUN_DAYS:
+        raise RequestError(
+            f"days must be more than 0 and at most {MAX_DRY_RUN_DAYS}", code="invalid_request"
+        )
     since_us = runtime.now_us() - int(days * 86_400_000_000)
     report = DryRunReport()
     # Keyset paging along the primary key (workspace, message id): every page is an index
@@ -229,7 +242,7 @@ def dry_run_plan(
         with runtime.db.read() as conn:
             rows = conn.execute(query).all()
         for _mid, source_id, payload in rows:
-            message = _without_protocols(orjson.loads(payload))
+            message = strip_protocols(orjson.loads(payload))
             report.add(message, enforce(compiled, per_source[source_id], message))
         if len(rows) < page:
             break
@@ -241,37 +254,10 @@ def dry_run_plan(
                 continue
             message = orjson.loads(row.payload)
             if isinstance(message, dict):
-                report.add_quarantined(
-                    enforce(compiled, per_source[sid], _without_protocols(message))
-                )
+                report.add_quarantined(enforce(compiled, per_source[sid], strip_protocols(message)))
     out = report.to_dict()
     out.update({"days": days, "sources": source_ids, "plan_id": plan.id})
     return out
-
-
-def _without_protocols(message: Any) -> Any:
-    """A stored event as it arrived: without what an earlier plan recorded on it."""
-    context = message.get("context") if isinstance(message, dict) else None
-    if isinstance(context, dict) and isinstance(context.get("protocols"), dict):
-        protocols = {
-            k: v
-            for k, v in context["protocols"].items()
-            if k
-            not in (
-                "omitted",
-                "omitted_on_violation",
-                "violations",
-                "trackingPlanId",
-                "trackingPlanRevision",
-            )
-        }
-        context = (
-            {**context, "protocols": protocols}
-            if protocols
-            else {k: v for k, v in context.items() if k != "protocols"}
-        )
-        message = {**message, "context": context}
-    return message
 
 
 # -- quarantine --------------------------------------------------------------------------------
@@ -281,8 +267,14 @@ def parse_time(value: str | None, now: datetime, name: str) -> int | None:
         return None
     match = _RELATIVE.match(value.strip())
     if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
-        return to_us(now - delta)
+        try:
+            delta = timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+            return to_us(now - delta)
+        except (OverflowError, ValueError):
+            raise RequestError(
+                f"{name} {value!r} reaches too far back; use a time after 0001-01-01",
+                code="invalid_request",
+            ) from None
     try:
         return to_us(parse_timestamp(value))
     except ValueError:
@@ -309,7 +301,8 @@ def quarantine_filter(
     if status not in ("open", "resolved", "all"):
         raise RequestError("status must be open, resolved or all", code="invalid_request")
     now = runtime.clock.now()
-    source_id = scope_for(runtime, workspace_id, source) if source else None
+    scope = scope_for(runtime, workspace_id, source) if source else WORKSPACE_SCOPE
+    source_id = None if scope == WORKSPACE_SCOPE else scope
     return QuarantineFilter(
         workspace_id,
         source_id=source_id,
@@ -332,6 +325,8 @@ def replay_quarantine(
     process: bool = False,
 ) -> ReplayResult:
     """Replay matching events through the current plan; optionally process them right away."""
+    if where.status != "open":  # resolved rows were replayed already: never twice
+        where = dataclasses.replace(where, status="open")
     result = replay(runtime, where, limit=limit, dry_run=dry_run)
     if process and not dry_run and (result.replayed or result.forwarded):
         result.processed = runtime.processor.run_until_idle()

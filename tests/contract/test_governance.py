@@ -289,9 +289,8 @@ def test_violations_forwarded_as_violation_generated(runtime: Runtime) -> None:
     assert props["sourceID"] == source(runtime).id
 
 
-def test_blocked_events_forwarded_to_another_workspace_source(runtime: Runtime) -> None:
-    runtime.admin.ensure_workspace("quarantine-ws", "Blocked events", runtime.now_us())
-    target, _ = runtime.admin.add_source("quarantine-ws", "blocked", runtime.now_us())
+def test_blocked_events_forwarded_to_another_source(runtime: Runtime) -> None:
+    target, _ = runtime.admin.add_source(WS, "blocked", runtime.now_us())
     enforce_on_source(
         runtime, {"track": {"allowUnplannedEvents": False}, "forwardingBlockedEventsTo": target.id}
     )
@@ -300,8 +299,34 @@ def test_blocked_events_forwarded_to_another_workspace_source(runtime: Runtime) 
     )
     runtime.processor.run_until_idle()
     assert (result.accepted, result.quarantined) == (1, 0)
-    assert runtime.profiles.count_profiles(WS) == 0
-    assert runtime.profiles.count_profiles("quarantine-ws") == 1
+    with runtime.db.read() as conn:
+        row = conn.execute(select(events.c.source_id, events.c.payload)).one()
+    assert row.source_id == target.id
+    assert orjson.loads(row.payload)["context"]["protocols"]["blocked"] == "unplanned_event"
+
+
+def test_forwarding_never_crosses_workspaces(runtime: Runtime) -> None:
+    # Given a source in another workspace
+    runtime.admin.ensure_workspace("other", "Other brand", runtime.now_us())
+    theirs, _ = runtime.admin.add_source("other", "theirs", runtime.now_us())
+    # Then it cannot be set as a forwarding target (and its existence is not confirmed)
+    with pytest.raises(NotFound):
+        gov.set_schema_config(runtime, WS, "*", changes={"forwardingViolationsTo": theirs.id})
+    with pytest.raises(NotFound):
+        gov.set_schema_config(runtime, WS, "*", changes={"forwardingViolationsTo": "src_nope"})
+    # And one stored anyway (an older version, a direct write) is ignored at ingest
+    gov.apply_plan_document(runtime, WS, {**plan_doc(), "sources": [source(runtime).id]})
+    settings = gov.EnforcementSettings.from_dict(
+        {"track": {"allowUnplannedEvents": False}, "forwardingBlockedEventsTo": theirs.id}
+    )
+    runtime.plans.set_config(WS, source(runtime).id, "web", settings, runtime.now_us())
+    runtime.governance.invalidate()
+    result = runtime.collector.ingest_messages(
+        source(runtime), [{"type": "track", "event": "X", "userId": "u", "messageId": "x"}]
+    )
+    runtime.processor.run_until_idle()
+    assert result.quarantined == 1
+    assert runtime.profiles.count_profiles("other") == 0
 
 
 def test_quarantine_keeps_one_row_per_message(runtime: Runtime) -> None:
@@ -477,3 +502,74 @@ def test_resolved_quarantine_rows_are_pruned_open_ones_stay(runtime: Runtime) ->
         r.message_id
         for r in runtime.quarantine.list(WS, where=gov.quarantine_filter(runtime, WS, status="all"))
     ] == ["b"]
+
+
+def test_replaying_a_row_without_message_id_twice_makes_one_event(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    from tests.conftest import make_settings
+
+    rt = Runtime(make_settings(tmp_path, database_url, max_batch_events=1))
+    try:
+        batch = [
+            {"type": "track", "event": "E1", "userId": "u"},
+            {"type": "track", "event": "E2", "userId": "u"},
+        ]
+        rt.collector.ingest_messages(source(rt), batch)
+        [row] = rt.quarantine.list(WS)
+        assert row.reason == "batch_limit_exceeded" and row.message_id
+        rt.settings.max_batch_events = 10
+        first = gov.replay_quarantine(rt, gov.quarantine_filter(rt, WS), process=True)
+        again = gov.replay_quarantine(rt, gov.quarantine_filter(rt, WS, status="all"), process=True)
+        assert (first.replayed, again.selected) == (1, 0)
+        with rt.db.read() as conn:
+            names = conn.execute(select(events.c.event)).scalars().all()
+        assert sorted(names) == ["E1", "E2"]
+    finally:
+        rt.close()
+
+
+def test_long_or_empty_message_ids_do_not_overwrite_other_rows(runtime: Runtime) -> None:
+    a = {"type": "track", "event": "A", "userId": "u1", "messageId": "x" * 100 + "-1"}
+    b = {"type": "track", "event": "B", "userId": "u2", "messageId": "x" * 100 + "-2"}
+    runtime.collector.ingest_messages(source(runtime), [a])
+    runtime.collector.ingest_messages(source(runtime), [b])
+    big = {
+        "type": "track",
+        "event": "C",
+        "userId": "u",
+        "messageId": "",
+        "properties": {"p": "y" * 40_000},
+    }
+    runtime.collector.ingest_messages(source(runtime), [big, big])
+    runtime.collector.ingest_messages(source(runtime), [big])
+    assert runtime.quarantine.counts(WS) == {"invalid_message_id": 2, "oversize_event": 3}
+
+
+def test_replay_keeps_the_route_type_and_batch_context(runtime: Runtime) -> None:
+    from opencdp.collect.envelope import Envelope
+
+    envelope = Envelope(
+        messages=[{"userId": "u", "messageId": "t1"}],  # no event: missing_event
+        implied_type="track",
+        context={"library": {"name": "batchlib"}},
+    )
+    _events, rejected, _ = runtime.collector.build_rows(source(runtime), envelope)
+    runtime.collector.commit([], rejected)
+    [row] = runtime.quarantine.list(WS)
+    stored = orjson.loads(row.payload)
+    assert stored["type"] == "track" and stored["context"]["library"]["name"] == "batchlib"
+
+
+def test_plan_text_with_nul_is_refused() -> None:
+    with pytest.raises(RequestError, match="name"):
+        gov.parse_plan_document({"id": "p", "name": "a\x00b", "rules": []})
+
+
+def test_filters_reject_times_out_of_range(runtime: Runtime) -> None:
+    with pytest.raises(RequestError, match="too far back"):
+        gov.quarantine_filter(runtime, WS, since="99999999999d")
+    with pytest.raises(RequestError, match="days"):
+        gov.dry_run_plan(runtime, WS, gov.parse_plan_document(plan_doc()), days=1e12)
+    everything = gov.quarantine_filter(runtime, WS, source="workspace")
+    assert everything.source_id is None

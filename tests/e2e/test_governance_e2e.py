@@ -182,6 +182,21 @@ def test_governance_api_errors(server: LiveServer) -> None:
     assert api(server, "GET", "/api/quarantine", params={"since": "soon"}).status_code == 400
     assert api(server, "GET", "/api/quarantine/stats", params={"bucket": "week"}).status_code == 400
     assert api(server, "GET", "/api/quarantine/999").status_code == 404
+    assert api(server, "GET", "/api/quarantine/9223372036854775808").status_code == 404
+    for params in ({"since": "99999999999d"}, {"until": "3000000d"}, {"since": "1000000w"}):
+        r = api(server, "GET", "/api/quarantine", params=params)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_request", params
+    for body in (
+        {"dry_run": "true"},
+        {"ids": [18446744073709551615]},
+        {"since": "99999999999d"},
+        {"status": "all"},
+    ):
+        r = api(server, "POST", "/api/quarantine/replay", json=body)
+        assert r.status_code == 400, body
+    api(server, "PUT", "/api/tracking-plans/p", json={"rules": []})
+    r = api(server, "POST", "/api/tracking-plans/p/dry-run", json={"days": 1e300})
+    assert r.status_code == 400
     anon = httpx.get(server.url + "/api/tracking-plans", timeout=10)
     assert anon.status_code == 401 and anon.json()["code"] == "authentication_error"
 

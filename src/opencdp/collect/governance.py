@@ -78,6 +78,13 @@ class GovernanceCache:
                 self._compiled[key] = compiled
         return Governance(compiled, config.settings)
 
+    def target(self, source: Source, target_id: str | None) -> Source | None:
+        """A forwarding target: an enabled source of the same workspace, else None."""
+        found = self.source(target_id) if target_id else None
+        if found is None or found.workspace_id != source.workspace_id or not found.enabled:
+            return None
+        return found if found.id != source.id else None
+
     def source(self, source_id: str) -> Source | None:
         now = self.clock.monotonic()
         hit = self._sources.get(source_id)
@@ -92,9 +99,8 @@ class GovernanceCache:
         verdict = enforce(gov.plan, gov.settings, event.payload)
         plan = gov.plan.plan
         forwards: list[tuple[Source, dict[str, Any]]] = []
-        target_id = gov.settings.forwarding_violations_to
-        if verdict.violations and target_id:
-            target = self.source(target_id)
+        if verdict.violations and gov.settings.forwarding_violations_to:
+            target = self.target(source, gov.settings.forwarding_violations_to)
             if target is not None:
                 forwards.extend(
                     (target, m)
@@ -107,9 +113,8 @@ class GovernanceCache:
                     )
                 )
         if verdict.blocked:
-            blocked_to = gov.settings.forwarding_blocked_events_to
-            target = self.source(blocked_to) if blocked_to else None
-            if target is not None and target.id != source.id:
+            target = self.target(source, gov.settings.forwarding_blocked_events_to)
+            if target is not None:
                 forwards.append((target, forwarded_blocked(event.payload, verdict, source.id)))
                 return Judgement(None, forwards)
             return Judgement(

@@ -12,9 +12,10 @@ import asyncio
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -237,6 +238,8 @@ class Collector:
                 result.accepted += 1
             else:
                 stage = "govern" if outcome.plan_id else "collect"
+                if stage == "collect":
+                    outcome = replace(outcome, raw=with_envelope(outcome.raw, envelope))
                 rejected.append(quarantine_row(source, outcome, stage, now_us))
                 result.quarantined += 1
                 result.reasons[outcome.reason] = result.reasons.get(outcome.reason, 0) + 1
@@ -348,6 +351,24 @@ class Collector:
 _NO_ENVELOPE = Envelope(messages=[], implied_type=None)
 
 
+def with_envelope(raw: Any, envelope: Envelope) -> Any:
+    """A message as sent plus what its request implied (the route's type, the batch's
+    ``context``, ``integrations`` and ``sentAt``), so that a replay sees the same message."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    if envelope.implied_type:  # the route decides the type, as in normalize
+        out["type"] = envelope.implied_type
+    for name in ("context", "integrations"):
+        batch = getattr(envelope, name)
+        if batch:
+            own = out.get(name)
+            out[name] = {**batch, **own} if isinstance(own, dict) else (own or dict(batch))
+    if envelope.sent_at is not None and out.get("sentAt") is None:
+        out["sentAt"] = envelope.sent_at
+    return out
+
+
 def inbox_row(source: Source, event: NormalizedEvent) -> dict[str, Any]:
     """The inbox table row of a normalized event."""
     return {
@@ -373,8 +394,9 @@ def quarantine_row(
     return {
         "workspace_id": source.workspace_id if source else "default",
         "source_id": source.id if source else None,
-        # Column values must be storable on every backend (no NUL in PostgreSQL text).
-        "message_id": _storable(rejection.message_id),
+        # Column values must be storable on every backend (no NUL in PostgreSQL text). A
+        # message without a usable id gets one here, which a replay keeps.
+        "message_id": _storable(rejection.message_id) or f"q-{uuid.uuid4()}",
         "stage": stage,
         "reason": rejection.reason,
         "detail": _storable(rejection.detail),

@@ -168,7 +168,7 @@ def normalize(
             INVALID_MESSAGE_ID,
             f"messageId is {len(message_id)} characters; the limit is {MAX_MESSAGE_ID}",
             raw,
-            message_id=message_id[:MAX_MESSAGE_ID],
+            message_id=None,  # not a valid id: the quarantine gives the row its own
             type=typ,
             event=event,
         )
@@ -291,7 +291,11 @@ def _has_nul(value: Any) -> bool:
 
 
 def _maybe_str(value: Any) -> str | None:
-    return value[:MAX_MESSAGE_ID] if isinstance(value, str) else None
+    """A usable message id for the quarantine row, or None (empty, or too long to be the id:
+    a truncated id could be another message's)."""
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_MESSAGE_ID:
+        return value
+    return None
 
 
 def _kind(value: Any) -> str:

@@ -18,8 +18,9 @@ from sqlalchemy import delete, select
 from opencdp.collect.envelope import Envelope
 from opencdp.collect.ingest import inbox_row, quarantine_row
 from opencdp.collect.normalize import NormalizedEvent, Rejection
+from opencdp.govern.enforce import strip_protocols
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
-from opencdp.storage.schema import inbox
+from opencdp.storage.schema import inbox, quarantine
 from opencdp.timeutil import from_us, parse_timestamp
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ def _replay_rows(
             # The id was generated when the event was first received: keep it, so that
             # replaying twice cannot make two events.
             raw = {**raw, "messageId": row.message_id}
+        raw = strip_protocols(raw)  # judged afresh: an earlier plan's record goes
         outcome = collector.judge(
             source, raw, Envelope([raw], None), _received_at(raw, row, now), forwarded_rows
         )
@@ -110,14 +112,27 @@ def _replay_rows(
             passing.append((row, outcome, source))
         else:
             failing.append((row, outcome))
-    result.forwarded += len(forwarded_ids)
-    for _, rejection in failing:
-        result.still_failing[rejection.reason] += 1
     if dry_run:
+        result.forwarded += len(forwarded_ids)
         result.replayed += len(passing)
+        for _, rejection in failing:
+            result.still_failing[rejection.reason] += 1
         return
     with runtime.db.write() as conn:
         ws = rows[0].workspace_id
+        # Claim: a concurrent replay may have resolved some of these rows since they were read.
+        claim = select(quarantine.c.id).where(
+            quarantine.c.id.in_([r.id for r in rows]), quarantine.c.resolved_us.is_(None)
+        )
+        if not runtime.db.dialect.is_sqlite:
+            claim = claim.with_for_update()
+        still_open = set(conn.execute(claim).scalars())
+        passing = [p for p in passing if p[0].id in still_open]
+        failing = [f for f in failing if f[0].id in still_open]
+        forwarded_ids = [i for i in forwarded_ids if i in still_open]
+        result.forwarded += len(forwarded_ids)
+        for _, rejection in failing:
+            result.still_failing[rejection.reason] += 1
         ids = [ev.message_id for _, ev, _ in passing]
         processed = runtime.profiles.known_message_ids(conn, ws, ids) if ids else set()
         pending = set()

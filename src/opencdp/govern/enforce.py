@@ -284,3 +284,24 @@ def _omit_failing(writable: Any, section: str, violations: list[Violation]) -> l
             del values[name]
             omitted.append(name)
     return omitted
+
+
+_PLAN_KEYS = frozenset(
+    {"omitted", "omitted_on_violation", "violations", "trackingPlanId", "trackingPlanRevision"}
+)
+
+
+def strip_protocols(message: Any) -> Any:
+    """The message without what an earlier plan recorded under ``context.protocols`` (what the
+    sender put there, such as ``event_version``, stays): the input of a re-enforcement."""
+    context = message.get("context") if isinstance(message, dict) else None
+    protocols = context.get("protocols") if isinstance(context, dict) else None
+    if not isinstance(protocols, dict) or not _PLAN_KEYS & protocols.keys():
+        return message
+    assert isinstance(context, dict)
+    kept = {k: v for k, v in protocols.items() if k not in _PLAN_KEYS}
+    if kept:
+        context = {**context, "protocols": kept}
+    else:
+        context = {k: v for k, v in context.items() if k != "protocols"}
+    return {**message, "context": context}

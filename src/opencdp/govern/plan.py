@@ -117,6 +117,9 @@ def parse_plan(doc: Any, *, plan_id: str | None = None) -> TrackingPlan:
     description = doc.get("description")
     if description is not None and not isinstance(description, str):
         raise PlanError("description", "must be a string")
+    for where, text in (("name", name), ("description", description)):
+        if text and "\x00" in text:
+            raise PlanError(where, "must not contain a NUL character (\\u0000)")
     raw_rules = doc.get("rules", [])
     placed: list[tuple[str, Any]]
     if isinstance(raw_rules, dict):
@@ -146,6 +149,8 @@ def _parse_rule(where: str, raw: Any) -> Rule:
     key = raw.get("key")
     if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > 200):
         raise PlanError(f"{where}.key", "must be a non-empty string of at most 200 characters")
+    if key is not None and "\x00" in key:
+        raise PlanError(f"{where}.key", "must not contain a NUL character (\\u0000)")
     if typ == "TRACK" and key is None:
         raise PlanError(f"{where}.key", "a TRACK rule needs the event name as its key")
     if typ not in KEYED_TYPES and key is not None:

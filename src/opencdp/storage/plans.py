@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from opencdp.govern import EnforcementSettings, TrackingPlan, parse_plan
 from opencdp.storage.db import Database
@@ -45,7 +46,20 @@ class PlanStore:
         """Store ``plan`` as a new revision unless it equals the current one.
 
         Returns the stored plan (with its revision) and whether a new revision was written.
+        Two concurrent saves of one plan (PostgreSQL) both read revision N; the second insert
+        of N+1 fails on the key, and that save is retried on top of the first.
         """
+        for attempt in range(5):
+            try:
+                return self._save(workspace_id, plan, now_us)
+            except IntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _save(
+        self, workspace_id: str, plan: TrackingPlan, now_us: int
+    ) -> tuple[TrackingPlan, bool]:
         with self.db.write() as conn:
             current = self._latest(conn, workspace_id, plan.id, include_deleted=True)
             if current is not None and current[1] is None and current[0].same_rules(plan):

@@ -17,6 +17,9 @@ from opencdp.web.auth import authenticate
 from opencdp.web.responses import JSON, from_exception
 
 Handler = Callable[[Request, AccessToken], Awaitable[Any]]
+REPLAY_KEYS = frozenset(
+    {"source", "source_id", "reason", "event", "type", "since", "until", "ids", "limit", "dry_run"}
+)
 
 
 async def _json_body(request: Request, default: Any = None) -> Any:
@@ -253,7 +256,9 @@ def governance_router(runtime: Runtime) -> APIRouter:
     @router.get("/quarantine/{row_id}", summary="One quarantined event, whole")
     async def quarantine_one(row_id: int, request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
-            row = runtime.quarantine.get(token.workspace_id, row_id)
+            row = (
+                runtime.quarantine.get(token.workspace_id, row_id) if 0 < row_id < 1 << 63 else None
+            )
             if row is None:
                 from opencdp.errors import NotFound
 
@@ -273,15 +278,24 @@ def governance_router(runtime: Runtime) -> APIRouter:
             body = await _json_body(request, default={})
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object of filters", code="invalid_request")
+            unknown = set(body) - REPLAY_KEYS
+            if unknown:
+                raise RequestError(
+                    f"unknown keys {sorted(unknown)}; send {', '.join(sorted(REPLAY_KEYS))}",
+                    code="invalid_request",
+                )
             ids = body.get("ids")
             if ids is not None and (
-                not isinstance(ids, list) or not all(isinstance(i, int) for i in ids)
+                not isinstance(ids, list)
+                or not all(isinstance(i, int) and 0 < i < 1 << 63 for i in ids)
             ):
-                raise RequestError("ids must be a list of integers", code="invalid_request")
+                raise RequestError("ids must be a list of row ids", code="invalid_request")
+            if not isinstance(body.get("dry_run", False), bool):
+                raise RequestError("dry_run must be true or false", code="invalid_request")
             q = {k: (str(v) if v is not None else None) for k, v in body.items() if k != "ids"}
             where = _filter(token, q, ids)
             limit = _int(q.get("limit"), "limit", 100_000, 1, 1_000_000)
-            dry = body.get("dry_run") is True
+            dry = bool(body.get("dry_run", False))
             result = gov.replay_quarantine(runtime, where, limit=limit, dry_run=dry)
             return result.to_dict()
 

@@ -369,7 +369,7 @@ def test_message_id_of_100_characters_is_accepted_and_101_is_refused() -> None:
     assert accepted(track(messageId="m" * MAX_MESSAGE_ID)).message_id == "m" * 100
     rejection = rejected(track(messageId="m" * (MAX_MESSAGE_ID + 1)))
     assert rejection.reason == INVALID_MESSAGE_ID
-    assert rejection.message_id == "m" * 100
+    assert rejection.message_id is None  # a truncated id could be another message's
     assert rejection.type == "track"
 
 

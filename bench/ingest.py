@@ -116,6 +116,50 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
 
+def prepare_and_commit(
+    collector: Any,
+    templates: list[dict[str, Any]],
+    *,
+    prefix: str,
+    seconds: float,
+    batch_size: int,
+    threads: int,
+) -> dict[str, float]:
+    """What the server does per request, minus HTTP, for ``seconds``: one thread prepares
+    request bodies and hands them to the group committer, keeping up to ``threads`` requests in
+    flight (the HTTP run's connections), so preparing overlaps committing."""
+    auth = basic(WRITE_KEY)
+    ids = (f"{prefix}-{n}" for n in count())
+    in_flight: deque[tuple[Future[None], int]] = deque()
+    accepted = quarantined = n = 0
+    prepare_s = 0.0
+    started = time.monotonic()
+    while time.monotonic() < started + seconds:
+        body = batch_body(templates, ids, batch_size, start=n * batch_size)
+        n += 1
+        t0 = time.perf_counter()
+        _src, events, rejected, _res = collector.prepare(
+            "batch", body, authorization=auth, content_encoding=None
+        )
+        prepare_s += time.perf_counter() - t0
+        quarantined += len(rejected)
+        in_flight.append((collector.committer.submit(events, rejected), len(events)))
+        while len(in_flight) >= threads or (in_flight and in_flight[0][0].done()):
+            done, events_done = in_flight.popleft()
+            done.result()
+            accepted += events_done
+    while in_flight:
+        done, events_done = in_flight.popleft()
+        done.result()
+        accepted += events_done
+    return {
+        "accepted": accepted,
+        "quarantined": quarantined,
+        "seconds": time.monotonic() - started,
+        "prepare_seconds": prepare_s,
+    }
+
+
 # The no-HTTP ceiling (runs in a spawned process, so it has the machine to itself) ----------------
 def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
     """The collector's and the database's share of ingest, with no HTTP in between."""
@@ -134,33 +178,14 @@ def ceiling(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         collector = runtime.collector
         templates = EventFactory(seed=7, users=100_000).templates(1000)
-        auth = basic(WRITE_KEY)
         size, threads, seconds = spec["batch_size"], spec["threads"], spec["seconds"]
         out: dict[str, Any] = {}
 
-        # 1. prepare + group commit as the server does them, minus HTTP: one thread prepares
-        #    request bodies and hands them to the group committer, keeping up to N requests in
-        #    flight (N = the HTTP run's connections), so preparing overlaps committing.
-        ids = (f"ceil-{n}" for n in count())
-        in_flight: deque[tuple[Future[None], int]] = deque()
-        accepted = n = 0
-        started = time.monotonic()
-        while time.monotonic() < started + seconds:
-            body = batch_body(templates, ids, size, start=n * size)
-            n += 1
-            _src, events, rejected, _res = collector.prepare(
-                "batch", body, authorization=auth, content_encoding=None
-            )
-            in_flight.append((collector.committer.submit(events, rejected), len(events)))
-            while len(in_flight) >= threads or (in_flight and in_flight[0][0].done()):
-                done, count_ = in_flight.popleft()
-                done.result()
-                accepted += count_
-        while in_flight:
-            done, count_ = in_flight.popleft()
-            done.result()
-            accepted += count_
-        out["collector_events_per_s"] = accepted / (time.monotonic() - started)
+        # 1. prepare + group commit as the server does them, minus HTTP.
+        run = prepare_and_commit(
+            collector, templates, prefix="ceil", seconds=seconds, batch_size=size, threads=threads
+        )
+        out["collector_events_per_s"] = run["accepted"] / run["seconds"]
         out["collector_commits"] = collector.committer.commits
 
         # 2. The inbox inserts alone, in group-commit-sized transactions of ready rows.

@@ -17,18 +17,14 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
-import time
-from collections import deque
-from concurrent.futures import Future
-from itertools import count
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from bench.common import TOKEN, WRITE_KEY, PostgresCluster, Server, basic
-from bench.events import PAGES, TRACK_EVENTS, EventFactory, batch_body
-from bench.ingest import http_ingest
+from bench.events import PAGES, TRACK_EVENTS, EventFactory
+from bench.ingest import http_ingest, prepare_and_commit
 
 PRODUCT_PROPS = {
     "product_id": {"type": "string"},
@@ -167,37 +163,19 @@ def no_http(spec: dict[str, Any]) -> dict[str, Any]:
                     "default",
                     {**fifty_rule_plan(), "workspace": True, "settings": SETTINGS},
                 )
-            templates = EventFactory(seed=7, users=100_000).templates(1000)
-            auth = basic(WRITE_KEY)
-            collector = runtime.collector
-            ids = (f"{label}-{n}" for n in count())
-            in_flight: deque[tuple[Future[None], int]] = deque()
-            accepted = quarantined = n = 0
-            prepare_s = 0.0
-            started = time.monotonic()
-            while time.monotonic() < started + spec["seconds"]:
-                body = batch_body(templates, ids, spec["batch_size"], start=n * spec["batch_size"])
-                n += 1
-                t0 = time.perf_counter()
-                _src, events, rejected, _res = collector.prepare(
-                    "batch", body, authorization=auth, content_encoding=None
-                )
-                prepare_s += time.perf_counter() - t0
-                quarantined += len(rejected)
-                in_flight.append((collector.committer.submit(events, rejected), len(events)))
-                while len(in_flight) >= spec["threads"] or (in_flight and in_flight[0][0].done()):
-                    done, c = in_flight.popleft()
-                    done.result()
-                    accepted += c
-            while in_flight:
-                done, c = in_flight.popleft()
-                done.result()
-                accepted += c
-            elapsed = time.monotonic() - started
+            run_ = prepare_and_commit(
+                runtime.collector,
+                EventFactory(seed=7, users=100_000).templates(1000),
+                prefix=label,
+                seconds=spec["seconds"],
+                batch_size=spec["batch_size"],
+                threads=spec["threads"],
+            )
+            judged = run_["accepted"] + run_["quarantined"]
             out[label] = {
-                "events_per_s": (accepted + quarantined) / elapsed,
-                "prepare_us_per_event": prepare_s / max(1, accepted + quarantined) * 1e6,
-                "quarantined": quarantined,
+                "events_per_s": judged / run_["seconds"],
+                "prepare_us_per_event": run_["prepare_seconds"] / max(1, judged) * 1e6,
+                "quarantined": run_["quarantined"],
             }
         finally:
             runtime.close()

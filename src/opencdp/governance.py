@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import select
 
+from opencdp.clock import isoformat
 from opencdp.collect.replay import ReplayResult, replay
 from opencdp.errors import NotFound, RequestError
 from opencdp.govern import CompiledPlan, EnforcementSettings, PlanError, TrackingPlan, enforce
@@ -18,9 +19,9 @@ from opencdp.govern.dryrun import DryRunReport
 from opencdp.govern.enforce import strip_protocols
 from opencdp.govern.plan import parse_plan
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
-from opencdp.storage.quarantine import QuarantineFilter
+from opencdp.storage.quarantine import BUCKETS_US, QuarantineFilter
 from opencdp.storage.schema import events
-from opencdp.timeutil import parse_timestamp, to_us
+from opencdp.timeutil import from_us, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.runtime import Runtime
@@ -333,11 +334,21 @@ def replay_quarantine(
     return result
 
 
+def quarantine_stats(runtime: Runtime, where: QuarantineFilter, bucket: str) -> dict[str, Any]:
+    """Counts per reason, source and event, and per reason per ``bucket`` (hour or day), each
+    bucket named by its ISO-8601 start."""
+    if bucket not in BUCKETS_US:
+        raise RequestError("bucket must be hour or day", code="invalid_request")
+    stats = runtime.quarantine.stats(where, bucket)
+    stats["over_time"] = [
+        {"start": isoformat(from_us(start)), "counts": counts}
+        for start, counts in stats["over_time"]
+    ]
+    return stats
+
+
 def quarantine_json(row: Any, *, payload: bool = True) -> dict[str, Any]:
     """The API shape of a quarantined event."""
-    from opencdp.clock import isoformat
-    from opencdp.timeutil import from_us
-
     out: dict[str, Any] = {
         "id": row.id,
         "source_id": row.source_id,

@@ -309,9 +309,6 @@ def quarantine_stats(
     database_url: DbUrl = None,
 ) -> None:
     """Counts per reason, per source and per event, and per reason over time."""
-    if bucket not in ("hour", "day"):
-        err.print("[red]error:[/red] --bucket must be hour or day")
-        raise typer.Exit(1)
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         where = gov.quarantine_filter(
             rt,
@@ -323,11 +320,8 @@ def quarantine_stats(
             until=until,
             status=status,
         )
-        stats = rt.quarantine.stats(where, bucket)
+        stats = gov.quarantine_stats(rt, where, bucket)
     if as_json:
-        stats["over_time"] = [
-            {"start": isoformat(from_us(s)), "counts": c} for s, c in stats["over_time"]
-        ]
         _dump(stats)
         return
     console.print(f"{stats['total']} quarantined event(s)")
@@ -338,10 +332,10 @@ def quarantine_stats(
     reasons = sorted(stats["by_reason"])
     if stats["over_time"]:
         t = Table(bucket, *reasons)
-        for start, counts in stats["over_time"]:
+        for slot in stats["over_time"]:
             t.add_row(
-                isoformat(from_us(start))[: 10 if bucket == "day" else 13],
-                *(str(counts.get(r, 0)) for r in reasons),
+                slot["start"][: 10 if bucket == "day" else 13],
+                *(str(slot["counts"].get(r, 0)) for r in reasons),
             )
         console.print(t)
 

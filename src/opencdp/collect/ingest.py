@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
@@ -220,7 +220,7 @@ class Collector:
         result = IngestResult()
         events: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
-        gov = self.governance.for_source(source) if self.governance else None
+        gov = self.governance_for(source)
         for index, raw in enumerate(envelope.messages):
             outcome: NormalizedEvent | Rejection | None
             if index >= limit:
@@ -249,6 +249,10 @@ class Collector:
                     )
         return events, rejected, result
 
+    def governance_for(self, source: Source) -> Governance | None:
+        """The plan and settings enforced on ``source`` (None: nothing is enforced)."""
+        return self.governance.for_source(source) if self.governance else None
+
     def judge(
         self,
         source: Source,
@@ -256,9 +260,10 @@ class Collector:
         envelope: Envelope,
         received_at: datetime,
         forwards: list[dict[str, Any]],
-        gov: Governance | Literal[False] | None = False,
+        gov: Governance | None,
     ) -> NormalizedEvent | Rejection | None:
-        """Normalize one message and enforce the source's plan on it.
+        """Normalize one message and enforce the source's plan (``gov``, from
+        :meth:`governance_for`) on it.
 
         Inbox rows for events forwarded to other sources are appended to ``forwards``. None
         means the event was blocked and forwarded (so it is neither accepted nor quarantined).
@@ -266,11 +271,7 @@ class Collector:
         outcome = normalize(
             raw, envelope, received_at=received_at, max_event_bytes=self.settings.max_event_bytes
         )
-        if not isinstance(outcome, NormalizedEvent) or self.governance is None:
-            return outcome
-        if gov is False:  # not looked up by the caller
-            gov = self.governance.for_source(source)
-        if gov is None:
+        if not isinstance(outcome, NormalizedEvent) or gov is None or self.governance is None:
             return outcome
         judgement = self.governance.judge(source, outcome, gov)
         for target, message in judgement.forwards:

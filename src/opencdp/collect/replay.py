@@ -104,7 +104,12 @@ def _replay_rows(
             raw = {**raw, "messageId": row.message_id}
         raw = strip_protocols(raw)  # judged afresh: an earlier plan's record goes
         outcome = collector.judge(
-            source, raw, Envelope([raw], None), _received_at(raw, row, now), forwarded_rows
+            source,
+            raw,
+            Envelope([raw], None),
+            _received_at(raw, row, now),
+            forwarded_rows,
+            collector.governance_for(source),
         )
         if outcome is None:
             forwarded_ids.append(row.id)

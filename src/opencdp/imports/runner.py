@@ -84,17 +84,9 @@ Sink = Callable[[Runtime, list[dict[str, Any]], list[dict[str, Any]]], None]
 def write_events(
     runtime: Runtime, events: list[dict[str, Any]], rejected: list[dict[str, Any]]
 ) -> None:
-    """The one place imported rows enter the pipeline: commit, then process them.
-
-    Uses the processor's direct path (``ingest_and_process``: one transaction, no inbox round
-    trip) when the runtime has it, else commits to the inbox and drains it.
-    """
-    fast = getattr(runtime.processor, "ingest_and_process", None)
-    if fast is not None:
-        fast(events, rejected)
-        return
-    runtime.collector.commit(events, rejected)
-    runtime.processor.run_until_idle()
+    """The one place imported rows enter the pipeline: the processor's direct path (one
+    transaction, no inbox round trip; the inbox path when the database refuses the chunk)."""
+    runtime.processor.ingest_and_process(events, rejected)
 
 
 def run_id_for(workspace_id: str, source_id: str, mapping: ImportMapping, path: Path) -> str:
@@ -307,10 +299,6 @@ def import_file(
             rejected.extend(refused)
             counters["accepted"] += result.accepted
             counters["rejected_by_pipeline"] += result.quarantined
-        if rejected:
-            # A re-run meets the rows it quarantined last time: keep the first copy.
-            again = runs.existing_quarantine(ws, [r["message_id"] for r in rejected])
-            rejected = [r for r in rejected if r["message_id"] not in again]
         if events or rejected:
             sink(runtime, events, rejected)
         if product_rows:

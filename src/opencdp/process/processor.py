@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_PREFIX = {"users": "use", "accounts": "acc"}
+_INBOX_FIELDS = ("workspace_id", "source_id", "message_id", "received_us", "payload")
 
 
 @dataclass
@@ -125,7 +125,10 @@ class Processor:
         if not self.db.dialect.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
 
-    def _process_rows(self, conn: Connection, rows: list[InboxRow]) -> None:
+    def _process_rows(
+        self, conn: Connection, rows: list[InboxRow], summary: ProcessSummary | None = None
+    ) -> int:
+        """Process inbox rows inside ``conn``'s transaction; returns how many were quarantined."""
         by_workspace: dict[str, list[Event]] = defaultdict(list)
         failures: list[tuple[Event | InboxRow, str, str]] = []
         for row in rows:
@@ -148,8 +151,9 @@ class Processor:
                 )
             )
         for workspace_id, events in by_workspace.items():
-            failures.extend(self.process_events(conn, workspace_id, events))
+            failures.extend(self.process_events(conn, workspace_id, events, summary))
         self._quarantine(conn, failures)
+        return len(failures)
 
     def ingest_and_process(
         self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]
@@ -166,28 +170,10 @@ class Processor:
             with self.db.write() as conn:
                 self._lock_identity(conn)
                 self.inbox.append(conn, [], rejected)
-                summary.quarantined += len(rejected)
-                by_workspace: dict[str, list[Event]] = defaultdict(list)
-                for row in events:
-                    message = orjson.loads(row["payload"])
-                    ts = to_us(parse_timestamp(message.get("timestamp")))
-                    by_workspace[row["workspace_id"]].append(
-                        Event(
-                            None,
-                            row["workspace_id"],
-                            row["source_id"],
-                            row["message_id"],
-                            row["received_us"],
-                            ts,
-                            message,
-                            raw=row["payload"],
-                        )
-                    )
-                failures: list[tuple[Event | InboxRow, str, str]] = []
-                for workspace_id, batch in by_workspace.items():
-                    failures.extend(self.process_events(conn, workspace_id, batch, summary))
-                self._quarantine(conn, failures)
-                summary.quarantined += len(failures)
+                # seq 0: these rows never were in the inbox, so there is nothing to mark.
+                rows = [InboxRow(0, *(r[k] for k in _INBOX_FIELDS)) for r in events]
+                failed = self._process_rows(conn, rows, summary)
+                summary.quarantined += len(rejected) + failed
         except StorageUnavailable:
             raise
         except Exception as exc:

@@ -10,6 +10,7 @@ import orjson
 from sqlalchemy import Connection, func, select
 
 from opencdp.storage.db import Database
+from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import events, identifiers, import_runs, merges, profiles, quarantine
 
 RUNNING = "running"
@@ -176,10 +177,8 @@ class ImportRunStore:
     def known_customers(self, workspace_id: str, values: Sequence[str]) -> set[str]:
         """Which of ``values`` are already a user id or e-mail of a profile in the workspace."""
         found: set[str] = set()
-        distinct = sorted(set(values))
-        for start in range(0, len(distinct), 500):
-            part = distinct[start : start + 500]
-            with self.db.read() as conn:
+        with self.db.read() as conn:
+            for part in chunks(sorted(set(values))):
                 found.update(
                     conn.execute(
                         select(identifiers.c.id_value).where(
@@ -187,23 +186,6 @@ class ImportRunStore:
                             identifiers.c.collection == "users",
                             identifiers.c.id_type.in_(("user_id", "email")),
                             identifiers.c.id_value.in_(part),
-                        )
-                    ).scalars()
-                )
-        return found
-
-    def existing_quarantine(self, workspace_id: str, message_ids: Sequence[str]) -> set[str]:
-        """Which of these message ids are already in quarantine (a re-run must not add them
-        twice)."""
-        found: set[str] = set()
-        ids = sorted({m for m in message_ids if m})
-        for start in range(0, len(ids), 500):
-            with self.db.read() as conn:
-                found.update(
-                    conn.execute(
-                        select(quarantine.c.message_id).where(
-                            quarantine.c.workspace_id == workspace_id,
-                            quarantine.c.message_id.in_(ids[start : start + 500]),
                         )
                     ).scalars()
                 )

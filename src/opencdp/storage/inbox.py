@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 from opencdp.storage.db import Database
-from opencdp.storage.schema import inbox, quarantine
+from opencdp.storage.quarantine import QuarantineStore
+from opencdp.storage.schema import inbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,30 +26,12 @@ class InboxRow:
 
 
 class InboxStore:
-    """Appends to, claims from and prunes the inbox; writes quarantine rows."""
+    """Appends to, claims from and prunes the inbox."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, quarantine: QuarantineStore) -> None:
         self.db = db
+        self.quarantine = quarantine
         self._insert_inbox = db.dialect.insert_ignore(inbox)
-        self._upsert_quarantine = db.dialect.upsert(
-            quarantine,
-            ["workspace_id", "message_id"],
-            [
-                "source_id",
-                "stage",
-                "reason",
-                "detail",
-                "event_type",
-                "event_name",
-                "payload",
-                "created_us",
-                "plan_id",
-                "plan_revision",
-                "violations",
-                "resolved_us",
-                "resolution",
-            ],
-        )
 
     def append(
         self, conn: Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
@@ -57,22 +40,7 @@ class InboxStore:
         if events:
             conn.execute(self._insert_inbox, list(events))
         if rejected:
-            self.quarantine_rows(conn, rejected)
-
-    def quarantine_rows(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Store quarantine rows; a message already quarantined has its row updated (one row
-        per message id, so retries and re-imports of a bad message do not pile up)."""
-        keyed: dict[tuple[str, str], dict[str, Any]] = {}
-        unkeyed = []
-        for row in rows:
-            if row.get("message_id"):
-                keyed[(row["workspace_id"], row["message_id"])] = row
-            else:
-                unkeyed.append(row)
-        if keyed:
-            conn.execute(self._upsert_quarantine, list(keyed.values()))
-        if unkeyed:
-            conn.execute(quarantine.insert(), unkeyed)
+            self.quarantine.add(conn, rejected)
 
     def claim(self, conn: Connection, limit: int) -> list[InboxRow]:
         """The oldest unprocessed events, in arrival order, locked for this transaction."""

@@ -13,7 +13,6 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from opencdp.storage.db import Database
-from opencdp.storage.inbox import InboxStore
 from opencdp.storage.schema import quarantine
 
 BUCKETS_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
@@ -88,13 +87,35 @@ class QuarantineFilter:
 class QuarantineStore:
     """Reads, counts and updates quarantined events."""
 
-    def __init__(self, db: Database, inbox: InboxStore) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        self.inbox = inbox
+        self._upsert = db.dialect.upsert(
+            quarantine,
+            ["workspace_id", "message_id"],
+            [
+                "source_id",
+                "stage",
+                "reason",
+                "detail",
+                "event_type",
+                "event_name",
+                "payload",
+                "created_us",
+                "plan_id",
+                "plan_revision",
+                "violations",
+                "resolved_us",
+                "resolution",
+            ],
+        )
 
     def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            self.inbox.quarantine_rows(conn, rows)
+        """Store rows made by ``quarantine_row`` (which always gives a message id); a message
+        already quarantined has its row updated, so retries and re-imports do not pile up."""
+        # One statement may not update a row twice (PostgreSQL): the last row of a key wins.
+        latest = {(row["workspace_id"], row["message_id"]): row for row in rows}
+        if latest:
+            conn.execute(self._upsert, list(latest.values()))
 
     def list(
         self,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from opencdp import governance as gov
-from opencdp.errors import Forbidden, OpenCDPError, RequestError
+from opencdp.errors import Forbidden, NotFound, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import authenticate
@@ -42,10 +42,6 @@ def _int(value: str | None, name: str, default: int, low: int, high: int) -> int
     except ValueError:
         raise RequestError(f"{name} must be an integer", code="invalid_request") from None
     return min(max(number, low), high)
-
-
-def _settings_json(config: Any) -> dict[str, Any]:
-    return config.to_dict()
 
 
 def governance_router(runtime: Runtime) -> APIRouter:
@@ -148,7 +144,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
     async def get_source_settings(source: str, request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
             scope = gov.scope_for(runtime, token.workspace_id, source)
-            return _settings_json(gov.schema_config(runtime, token.workspace_id, scope))
+            return gov.schema_config(runtime, token.workspace_id, scope).to_dict()
 
         return await run(request, handler)
 
@@ -167,7 +163,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
     async def get_ws_settings(workspace_id: str, request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
             authenticate(runtime, request, workspace_id)
-            return _settings_json(gov.schema_config(runtime, workspace_id, "*"))
+            return gov.schema_config(runtime, workspace_id, "*").to_dict()
 
         return await run(request, handler)
 
@@ -197,7 +193,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             tracking_plan_id=body.get("trackingPlanId", ...),
             settings=body.get("settings", ...),
         )
-        return _settings_json(config)
+        return config.to_dict()
 
     # -- quarantine -------------------------------------------------------------------------------
     def _filter(token: AccessToken, q: Any, ids: list[int] | None = None) -> Any:
@@ -239,17 +235,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
     async def quarantine_stats(request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
             bucket = request.query_params.get("bucket", "day")
-            if bucket not in ("hour", "day"):
-                raise RequestError("bucket must be hour or day", code="invalid_request")
-            stats = runtime.quarantine.stats(_filter(token, request.query_params), bucket)
-            from opencdp.clock import isoformat
-            from opencdp.timeutil import from_us
-
-            stats["over_time"] = [
-                {"start": isoformat(from_us(start)), "counts": counts}
-                for start, counts in stats["over_time"]
-            ]
-            return stats
+            return gov.quarantine_stats(runtime, _filter(token, request.query_params), bucket)
 
         return await run(request, handler)
 
@@ -260,8 +246,6 @@ def governance_router(runtime: Runtime) -> APIRouter:
                 runtime.quarantine.get(token.workspace_id, row_id) if 0 < row_id < 1 << 63 else None
             )
             if row is None:
-                from opencdp.errors import NotFound
-
                 raise NotFound(f"no quarantined event {row_id}", code="not_found")
             return gov.quarantine_json(row)
 

@@ -97,3 +97,15 @@ def is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, OpenCDPError):
         return exc.retryable
     return True
+
+
+def loggable(exc: BaseException) -> str:
+    """An exception as one line fit for a log: its type and the first line of its message.
+
+    Database errors carry the failing row's values on later lines (PostgreSQL's ``DETAIL: Key
+    (email)=(…)``) and, unless the engine hides them, the SQL parameters: personal data that
+    must not reach a log (erasure could not reach it there). The first line names the problem.
+    """
+    text = str(exc).strip().splitlines()
+    first = text[0][:300] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

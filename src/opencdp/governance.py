@@ -109,9 +109,7 @@ def set_schema_config(
             f"no tracking plan {plan_id!r} in workspace {workspace_id!r}", code="plan_not_found"
         )
     try:
-        new_settings = (
-            current.settings if settings is ... else EnforcementSettings.from_dict(settings)
-        )
+        new_settings = current.settings if settings is ... else current.settings.merged(settings)
         for key, value in (changes or {}).items():
             new_settings = new_settings.with_value(key, value)
     except PlanError as exc:

@@ -37,7 +37,7 @@ from opencdp.collect.normalize import (
     normalize,
 )
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
-from opencdp.errors import AuthenticationError, RateLimited, StorageUnavailable
+from opencdp.errors import AuthenticationError, RateLimited, StorageUnavailable, loggable
 from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.db import Database
@@ -130,20 +130,22 @@ class GroupCommitter:
             self._write(group)
         except Exception as exc:
             if len(group) == 1 or isinstance(exc, StorageUnavailable):
-                log.error("commit of %d requests failed: %s", len(group), exc)
+                log.error("commit of %d requests failed: %s", len(group), loggable(exc))
                 for p in group:
                     p.done.set_exception(exc)
                 return
             # One request the database refuses must not fail the others that shared its
             # transaction: commit them one by one.
             log.warning(
-                "group commit failed (%s); committing its %d requests one by one", exc, len(group)
+                "group commit failed (%s); committing its %d requests one by one",
+                loggable(exc),
+                len(group),
             )
             for p in group:
                 try:
                     self._write([p])
                 except Exception as single:
-                    log.error("commit of one request failed: %s", single)
+                    log.error("commit of one request failed: %s", loggable(single))
                     p.done.set_exception(single)
                 else:
                     p.done.set_result(None)

@@ -97,6 +97,22 @@ class EnforcementSettings:
             "forwardingViolationsTo": self.forwarding_violations_to,
         }
 
+    def merged(self, doc: Any) -> EnforcementSettings:
+        """A copy with the settings ``doc`` names changed and every other one kept (a
+        partial document, as ``PUT …/schema-settings`` takes it); ``None`` means the defaults."""
+        if doc is None:
+            return EnforcementSettings()
+        if not isinstance(doc, dict):
+            raise PlanError("settings", "must be an object")
+        current = self.to_dict()
+        for key, value in doc.items():
+            section = current.get(key)
+            if isinstance(value, dict) and isinstance(section, dict):
+                current[key] = {**section, **value}
+            else:
+                current[key] = value
+        return EnforcementSettings.from_dict(current)
+
     def with_value(self, dotted: str, value: Any) -> EnforcementSettings:
         """A copy with one setting changed, e.g. ``track.allowUnplannedEvents`` = False."""
         doc = self.to_dict()

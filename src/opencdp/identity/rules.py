@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 import phonenumbers
+import re2
 
 from opencdp.errors import ConfigurationError
 
@@ -130,7 +131,7 @@ class IdentityConfig:
     """How identity resolution treats identifiers (one per workspace and collection).
 
     * ``blocked_exact`` values (compared case-insensitively) and values matching any of
-      ``blocked_patterns`` (``re.search``) are never used as identifiers.
+      ``blocked_patterns`` (RE2 syntax, searched anywhere in the value) are never used as identifiers.
     * ``limits`` are per-type overrides on top of :data:`DEFAULT_LIMITS`: types you do not
       mention keep their default, types in neither use ``default_limit``. (Filling in defaults
       keeps a partial override from silently lifting the ``user_id`` limit of 1.)
@@ -153,7 +154,7 @@ class IdentityConfig:
     trait_keys: Mapping[str, str] = field(default_factory=dict)
     default_phone_region: str = "US"
     # Derived once here so that the per-event checks are dict/set lookups and precompiled regexes.
-    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+    _compiled: tuple[Any, ...] = field(init=False, repr=False, compare=False)
     _ranks: Mapping[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -335,14 +336,34 @@ def _str_list(value: Any, name: str) -> list[str]:
     return list(value)
 
 
+#: Bounds on user-supplied patterns (an admin's typo must not cost the process its memory).
+MAX_PATTERNS: Final = 100
+MAX_PATTERN_LENGTH: Final = 1000
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the error is raised to the caller; nothing on stderr
+_RE2_OPTIONS.max_mem = 8 << 20
+
+
 @lru_cache(maxsize=256)
-def _compile(patterns: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+def _compile(patterns: tuple[str, ...]) -> tuple[Any, ...]:
+    """Patterns compiled with RE2: matching is linear in the value, so no pattern an admin
+    writes (``^(a+)+$``) can freeze the process on a crafted identifier (ReDoS). RE2 has no
+    backreferences or lookarounds; a pattern using them is refused with the reason."""
+    if len(patterns) > MAX_PATTERNS:
+        raise ConfigurationError(f"blocked_patterns: at most {MAX_PATTERNS} patterns")
     compiled = []
     for pattern in patterns:
-        try:
-            compiled.append(re.compile(pattern))
-        except re.error as exc:
+        if not isinstance(pattern, str) or len(pattern) > MAX_PATTERN_LENGTH:
             raise ConfigurationError(
-                f"blocked_patterns: {pattern!r} is not a valid regular expression ({exc})"
+                f"blocked_patterns: each pattern must be a string of at most "
+                f"{MAX_PATTERN_LENGTH} characters"
+            )
+        try:
+            compiled.append(re2.compile(pattern, _RE2_OPTIONS))
+        except re2.error as exc:
+            reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ConfigurationError(
+                f"blocked_patterns: {pattern!r} is not a regular expression OpenCDP can run "
+                f"({reason}); patterns use RE2 syntax: no backreferences or lookarounds"
             ) from None
     return tuple(compiled)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, text
 
 from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
-from opencdp.errors import RequestError, StorageUnavailable
+from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
 from opencdp.process.batch import BatchState, Event, lookup_pairs
@@ -67,9 +67,7 @@ class Processor:
         except StorageUnavailable:
             raise
         except Exception as exc:
-            log.warning(
-                "batch failed (%s: %s); isolating the event at fault", type(exc).__name__, exc
-            )
+            log.warning("batch failed (%s); isolating the event at fault", loggable(exc))
             return self._run_isolated(limit)
 
     def _run_batch(self, limit: int) -> int:
@@ -104,7 +102,7 @@ class Processor:
             rows = self.inbox.claim(conn, 1)
             if not rows:
                 return 0
-            log.error("event %s cannot be stored, quarantined: %s", rows[0].message_id, detail)
+            log.error("event %s cannot be stored, quarantined", rows[0].message_id)
             self._quarantine(conn, [(rows[0], "processing_error", detail[:2000])])
             self.inbox.mark_processed(conn, [rows[0].seq], self.runtime.now_us())
         return 1
@@ -177,7 +175,7 @@ class Processor:
         except StorageUnavailable:
             raise
         except Exception as exc:
-            log.warning("bulk batch failed (%s); taking the inbox path", exc)
+            log.warning("bulk batch failed (%s); taking the inbox path", loggable(exc))
             self.runtime.collector.commit(events, rejected)
             before = self.runtime.quarantine.counts_total()
             self.run_until_idle()
@@ -218,7 +216,8 @@ class Processor:
             try:
                 state.apply(ev)
             except Exception as exc:  # one bad event must not stop the others
-                log.exception("processing %s failed", ev.message_id)
+                # No traceback: its frames' text can hold the event's values (personal data).
+                log.error("processing %s failed: %s", ev.message_id, loggable(exc))
                 state.failures.append((ev, "processing_error", f"{type(exc).__name__}: {exc}"))
         self._persist(conn, state)
         if summary is not None:

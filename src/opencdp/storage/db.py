@@ -34,6 +34,8 @@ class Database:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(
                 url,
+                # Parameters hold personal data (e-mails, payloads): never in errors or logs.
+                hide_parameters=True,
                 connect_args={"timeout": 60, "check_same_thread": False},
                 pool_size=pool_size,
                 max_overflow=pool_size,
@@ -42,7 +44,11 @@ class Database:
         elif backend == "postgresql":
             try:
                 self.engine = create_engine(
-                    url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                    url,
+                    pool_size=pool_size,
+                    max_overflow=pool_size,
+                    pool_pre_ping=True,
+                    hide_parameters=True,  # parameters hold personal data: never logged
                 )
                 # Batch plain executemany INSERTs into multi-row VALUES pages (SQLAlchemy's
                 # "insertmanyvalues"). SQLAlchemy does not do this for ON CONFLICT statements,

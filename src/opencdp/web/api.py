@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from opencdp.clock import isoformat
-from opencdp.errors import Forbidden, OpenCDPError, RequestError
+from opencdp.errors import ConfigurationError, Forbidden, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.timeutil import from_us
 from opencdp.web.auth import authenticate
+from opencdp.web.inputs import refuse_nul
 from opencdp.web.responses import JSON, from_exception
 
 
@@ -63,6 +64,7 @@ def api_router(runtime: Runtime) -> APIRouter:
                 body = ContactIn.model_validate_json(await request.body())
             except ValueError as exc:
                 raise RequestError(f"invalid contact: {exc}", code="invalid_contact") from None
+            refuse_nul(body.model_dump(), "a contact")
             workspace = body.workspace_id or token.workspace_id
             if workspace != token.workspace_id:
                 raise Forbidden("the token does not belong to that workspace")
@@ -111,6 +113,7 @@ def api_router(runtime: Runtime) -> APIRouter:
                 raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
             if not isinstance(overrides, dict):
                 raise RequestError("send a JSON object of overrides", code="invalid_rules")
+            refuse_nul(overrides, "identity rules")
             config = set_identity_rules(runtime, workspace_id, overrides)
         except OpenCDPError as exc:
             return from_exception(exc)
@@ -124,7 +127,11 @@ def set_identity_rules(runtime: Runtime, workspace_id: str, overrides: dict[str,
     from opencdp.identity import IdentityConfig
 
     base = runtime.base_identity_config()
-    config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
+    try:
+        config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
+    except ConfigurationError as exc:
+        # The client's document is wrong, not the server's configuration: a 400 that names it.
+        raise RequestError(f"invalid identity rules: {exc.message}", code="invalid_rules") from None
     runtime.admin.set_identity_config(workspace_id, overrides or None)
     runtime.invalidate_identity_config(workspace_id)
     return config

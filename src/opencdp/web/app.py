@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,10 +16,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opencdp import __version__
-from opencdp.errors import OpenCDPError
+from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.web.api import api_router
 from opencdp.web.governance_api import governance_router
+from opencdp.web.inputs import RefuseNul
 from opencdp.web.profile_api import profile_router
 from opencdp.web.responses import JSON, error, from_exception, profile_error
 from opencdp.web.tracking import tracking_router
@@ -85,14 +87,27 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         # Clients retry 5xx; the body still has a code so that no SDK mistakes it for success.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # The log names the route's template, not its path (a path can hold an e-mail), and the
+        # error's first line only (database errors carry row values on later lines).
+        route = getattr(request.scope.get("route"), "path", "?")
+        stack = "".join(traceback.format_tb(exc.__traceback__))
+        log.error("unhandled error on %s %s: %s\n%s", request.method, route, loggable(exc), stack)
         if isinstance(exc, OpenCDPError):
-            return from_exception(exc)
-        return error(500, "internal_error", "the server failed; retry later")
+            response = from_exception(exc)
+            status, code, message = exc.status, exc.code, exc.message
+        else:
+            status, code, message = 500, "internal_error", "the server failed; retry later"
+            response = error(status, code, message)
+        if request.url.path.startswith("/v1/spaces/"):
+            return profile_error(status, code, message)
+        return response
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
-        return error(400, "invalid_request", str(exc.errors()[:3]))
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        message = str(exc.errors()[:3])
+        if request.url.path.startswith("/v1/spaces/"):
+            return profile_error(400, "validation_error", message)
+        return error(400, "invalid_request", message)
 
     app.include_router(tracking_router(runtime))
     app.include_router(profile_router(runtime))
@@ -128,6 +143,7 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.add_middleware(TrackingCORS)
+    app.add_middleware(RefuseNul)
     return app
 
 

@@ -14,6 +14,7 @@ from opencdp.errors import Forbidden, NotFound, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import authenticate
+from opencdp.web.inputs import refuse_nul
 from opencdp.web.responses import JSON, from_exception
 
 Handler = Callable[[Request, AccessToken], Awaitable[Any]]
@@ -29,9 +30,10 @@ async def _json_body(request: Request, default: Any = None) -> Any:
             return default
         raise RequestError("send a JSON body", code="invalid_json")
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    return refuse_nul(value)
 
 
 def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:

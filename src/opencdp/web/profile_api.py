@@ -36,12 +36,19 @@ def _uncursor(text: str, valid: Callable[[Any], bool] = lambda _v: True) -> Any:
         value = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (ValueError, orjson.JSONDecodeError):
         value = _BAD
-    if value is _BAD or not valid(value):
+    if value is _BAD or not _storable_numbers(value) or not valid(value):
         raise RequestError("next is not a cursor this API returned", code="validation_error")
     return value
 
 
 _BAD = object()
+_INT64 = range(-(1 << 63), 1 << 63)
+
+
+def _storable_numbers(value: Any) -> bool:
+    """False when a forged cursor holds a number no database column can (beyond 64 bits)."""
+    items = value if isinstance(value, list) else [value]
+    return all(not isinstance(v, int) or v in _INT64 for v in items)
 
 
 def _limit(request: Request, default: int, maximum: int) -> int:

@@ -363,7 +363,7 @@ def _compile(patterns: tuple[str, ...]) -> tuple[Any, ...]:
         except re2.error as exc:
             reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
             raise ConfigurationError(
-                f"blocked_patterns: {pattern!r} is not a regular expression OpenCDP can run "
-                f"({reason}); patterns use RE2 syntax: no backreferences or lookarounds"
+                f"blocked_patterns: {pattern!r} is not a valid regular expression ({reason}); "
+                "patterns use RE2 syntax, which has no backreferences or lookarounds"
             ) from None
     return tuple(compiled)

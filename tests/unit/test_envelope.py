@@ -15,10 +15,15 @@ from opencdp.collect.envelope import (
     MAX_JSON_DEPTH,
     ROUTES,
     Envelope,
+    MessageNotUnicode,
+    MessageTooDeep,
+    clipped,
     decompress,
+    encode_message,
     find_write_key,
     parse_json_object,
     split_envelope,
+    storable,
     write_key_from_basic,
 )
 from opencdp.errors import AuthenticationError, InvalidPayload, PayloadTooLarge
@@ -216,11 +221,49 @@ def test_nesting_up_to_max_json_depth_is_accepted() -> None:
     assert value == {}
 
 
-@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 300, 1000, 5000])
-def test_nesting_deeper_than_max_json_depth_is_invalid_json(levels: int) -> None:
+@pytest.mark.parametrize("levels", [MAX_JSON_DEPTH + 1, 300, 1000])
+def test_deeper_nesting_is_parsed_and_left_to_each_message(levels: int) -> None:
+    parsed = parse_json_object(nested(levels))
+    with pytest.raises(MessageTooDeep, match="nested deeper than 128 levels"):
+        encode_message(parsed)
+    assert not storable(parsed)
+
+
+def test_what_the_parser_cannot_read_is_invalid_json() -> None:
     with pytest.raises(InvalidPayload) as info:
-        parse_json_object(nested(levels))
+        parse_json_object(nested(5000))
     assert info.value.code == "invalid_json"
+
+
+def test_encode_message_is_the_message_as_json() -> None:
+    message = {"a": [1, {"b": "é"}], "n": None}
+    assert encode_message(message) == orjson.dumps(message)
+    assert encode_message(parse_json_object(nested(MAX_JSON_DEPTH))) == (
+        orjson.dumps(parse_json_object(nested(MAX_JSON_DEPTH)))
+    )
+
+
+def test_a_lone_surrogate_is_parsed_then_refused_by_encode_message() -> None:
+    parsed = parse_json_object(b'{"a": "x\\ud800", "b": "\\ud83e\\udd84"}')
+    assert parsed["b"] == "🦄"
+    with pytest.raises(MessageNotUnicode):
+        encode_message(parsed)
+    # The quarantine keeps a copy that can be stored
+    assert clipped(parsed) == {"a": "x\ufffd", "b": "🦄"}
+    assert storable(clipped(parsed))
+
+
+def test_clipped_cuts_what_is_too_deep_and_keeps_the_rest() -> None:
+    parsed = parse_json_object(nested(300))
+    kept = clipped(parsed)
+    assert storable(kept)
+    assert "nested deeper than 128 levels" in orjson.dumps(kept).decode()
+
+
+@pytest.mark.parametrize("body", [b'{"a": NaN, "b": "\\ud800"}', b'{"a": "\\ud800"'])
+def test_the_surrogate_fallback_is_still_strict_json(body: bytes) -> None:
+    with pytest.raises(InvalidPayload):
+        parse_json_object(body)
 
 
 # -- write_key_from_basic --------------------------------------------------------------------------

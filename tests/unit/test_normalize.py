@@ -702,7 +702,7 @@ def test_normalize_never_raises_and_stores_only_json(
     event(outcome.reason if isinstance(outcome, Rejection) else "accepted")
     if isinstance(outcome, Rejection):
         assert outcome.reason in REASONS
-        assert outcome.raw is raw
+        assert outcome.raw is raw, "a rejection keeps the message as sent"
     else:
         assert isinstance(outcome, NormalizedEvent)
         assert orjson.loads(orjson.dumps(outcome.payload)) == outcome.payload

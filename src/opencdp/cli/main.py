@@ -82,6 +82,7 @@ def serve(
         settings = settings.model_copy(update={"worker_in_process": False})
     _logging(settings.log_level)
     from opencdp.web.app import create_app
+    from opencdp.web.http_protocol import IMPORT_PATH as HTTP_PROTOCOL
 
     with runtime_for(settings) as rt:
         err.print(
@@ -95,6 +96,7 @@ def serve(
             "log_level": settings.log_level.lower(),
             "access_log": False,
             "timeout_graceful_shutdown": 10,
+            "http": HTTP_PROTOCOL,
         }
         if processes == 1:
             uvicorn.run(create_app(rt), **options)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import orjson
 
 from opencdp.errors import AuthenticationError, InvalidPayload, PayloadTooLarge
+from opencdp.timeutil import parse_timestamp
 
 # Path segment -> implied message type; None means the body is a batch envelope.
 ROUTES: dict[str, str | None] = {
@@ -103,45 +106,148 @@ def _looks_like_zlib(body: bytes) -> bool:
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
-    """The body parsed as a JSON object, whatever the Content-Type said."""
+    """The body parsed as a JSON object, whatever the Content-Type said.
+
+    Nesting is not limited here: a message nested too deep is a problem of that message, which
+    :func:`encode_message` finds, so the rest of its batch still lands. A body deeper than the
+    parser's own limit (1,024 levels) cannot be read at all and is ``invalid_json``.
+    """
     if not body.strip():
         raise InvalidPayload("request body is empty; send a JSON object", code="invalid_json")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidPayload(f"body is not valid JSON: {exc}", code="invalid_json") from None
+        value = _parse_with_lone_surrogates(body, exc)
     if not isinstance(value, dict):
         raise InvalidPayload(
             f"body must be a JSON object, not {type(value).__name__}", code="invalid_json"
         )
-    if _nested_deeper_than(value, MAX_JSON_DEPTH):
-        raise InvalidPayload(
-            f"body is nested deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
-        )
     return value
 
 
+# A "\uD800"-"\uDFFF" escape is valid JSON syntax that orjson refuses (a lone surrogate is no
+# Unicode character). Such a body is read with the standard library so that only the messages
+# holding one are quarantined (``invalid_unicode``), not the whole batch.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _parse_with_lone_surrogates(body: bytes, error: orjson.JSONDecodeError) -> Any:
+    invalid = InvalidPayload(f"body is not valid JSON: {error}", code="invalid_json")
+    if not _SURROGATE_ESCAPE.search(body):
+        raise invalid from None
+    try:
+        return json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise invalid from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 # orjson parses up to 1024 levels but encodes at most 254, and every message is encoded again
-# (size check, inbox row, API responses that wrap it a few levels deeper). Refuse at the door
-# what could not be stored or served, instead of failing later with a 500.
+# (size check, inbox row, API responses that wrap it a few levels deeper). A message deeper than
+# this is quarantined (``nested_too_deep``) instead of failing later with a 500.
 MAX_JSON_DEPTH = 128
 _ORJSON_MAX_ENCODE_DEPTH = 254
+_PROBE_LEVELS = _ORJSON_MAX_ENCODE_DEPTH - MAX_JSON_DEPTH
 
 
-def _nested_deeper_than(value: Any, limit: int) -> bool:
-    """True when ``value`` has more than ``limit`` levels of arrays/objects.
+class MessageTooDeep(ValueError):
+    """A message nested deeper than :data:`MAX_JSON_DEPTH` levels."""
 
-    Encodes the value under ``254 - limit`` extra levels: orjson (in C, ~1 ms per 500 KB)
-    refuses exactly when the value itself is deeper than ``limit``. A Python walk costs 20x more.
+
+class MessageNotUnicode(ValueError):
+    """A message holding a lone UTF-16 surrogate (a string no UTF-8 text can carry)."""
+
+
+class MessageNotEncodable(ValueError):
+    """A message JSON cannot hold otherwise (an integer beyond 64 bits)."""
+
+
+def encode_message(value: Any) -> bytes:
+    """``value`` as JSON bytes; raises :class:`MessageTooDeep` or :class:`MessageNotUnicode`.
+
+    Encodes the value under ``254 - MAX_JSON_DEPTH`` extra levels, so that orjson (in C)
+    refuses exactly when the value itself is too deep, and the same encoding serves as the
+    message's bytes (the extra brackets are cut off). A Python walk would cost 20x more.
     """
     probe: Any = value
-    for _ in range(_ORJSON_MAX_ENCODE_DEPTH - limit):
+    for _ in range(_PROBE_LEVELS):
         probe = [probe]
     try:
-        orjson.dumps(probe)
-    except orjson.JSONEncodeError:
-        return True
+        encoded = orjson.dumps(probe)
+    except orjson.JSONEncodeError as exc:
+        if has_lone_surrogate(value):
+            raise MessageNotUnicode("holds a lone UTF-16 surrogate, which is not text") from None
+        if _depth(value) > MAX_JSON_DEPTH:
+            raise MessageTooDeep(f"is nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise MessageNotEncodable(f"cannot be stored as JSON: {exc}") from None
+    return encoded[_PROBE_LEVELS:-_PROBE_LEVELS]
+
+
+def _depth(value: Any) -> int:
+    """Levels of arrays/objects in ``value`` (only on the error path: a Python walk)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def storable(value: Any) -> bool:
+    """True when ``value`` can be stored as it is (not too deep, valid text)."""
+    try:
+        encode_message(value)
+    except ValueError:
+        return False
+    return True
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """True when a string (or an object key) anywhere in ``value`` holds a lone surrogate."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _is_utf8_text(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
+
+
+def _is_utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clipped(value: Any, levels: int = MAX_JSON_DEPTH - 1) -> Any:
+    """A storable copy of a message for the quarantine: containers deeper than ``levels`` are
+    replaced by a note, lone surrogates by U+FFFD. The rest stays as sent, for inspection."""
+    if isinstance(value, str):
+        if _is_utf8_text(value):
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, dict | list) and levels <= 0:
+        return f"(nested deeper than {MAX_JSON_DEPTH} levels: removed)"
+    if isinstance(value, dict):
+        return {clipped(k, 1): clipped(v, levels - 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clipped(v, levels - 1) for v in value]
+    return value
 
 
 def write_key_from_basic(authorization: str | None) -> str | None:
@@ -165,12 +271,12 @@ def find_write_key(authorization: str | None, body: dict[str, Any]) -> str:
     if key:
         return key
     candidate = body.get("writeKey")
-    if isinstance(candidate, str) and candidate:
+    if isinstance(candidate, str) and candidate and _is_utf8_text(candidate):
         return candidate
     batch = body.get("batch")
     if isinstance(batch, list) and batch and isinstance(batch[0], dict):
         candidate = batch[0].get("writeKey")
-        if isinstance(candidate, str) and candidate:
+        if isinstance(candidate, str) and candidate and _is_utf8_text(candidate):
             return candidate
     raise AuthenticationError(
         "no write key: send it as the Basic auth username or as writeKey in the body",
@@ -192,12 +298,28 @@ def split_envelope(route: str, body: dict[str, Any]) -> Envelope:
         raise InvalidPayload("batch request has no 'batch' list", code="invalid_batch")
     if not isinstance(batch, list):
         raise InvalidPayload("'batch' must be a JSON array of messages", code="invalid_batch")
+    # The batch's own fields only add to its messages. One that cannot be used (``"sentAt":
+    # "yesterday"``, ``"context": "str"``, an object too deep to store) is ignored, so the
+    # messages still land: a garbage envelope must not cost good events.
     context = body.get("context")
     integrations = body.get("integrations")
     return Envelope(
         messages=batch,
         implied_type=None,
-        sent_at=body.get("sentAt"),
-        context=context if isinstance(context, dict) else {},
-        integrations=integrations if isinstance(integrations, dict) else {},
+        sent_at=_readable_time(body.get("sentAt")),
+        context=context if isinstance(context, dict) and storable(context) else {},
+        integrations=(
+            integrations if isinstance(integrations, dict) and storable(integrations) else {}
+        ),
     )
+
+
+def _readable_time(value: Any) -> Any:
+    """``value`` when it is a readable timestamp, else None."""
+    if value is None:
+        return None
+    try:
+        parse_timestamp(value)
+    except (TypeError, ValueError):
+        return None
+    return value

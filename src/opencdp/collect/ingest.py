@@ -24,6 +24,7 @@ import orjson
 from opencdp.clock import Clock
 from opencdp.collect.envelope import (
     Envelope,
+    clipped,
     decompress,
     find_write_key,
     parse_json_object,
@@ -35,6 +36,7 @@ from opencdp.collect.normalize import (
     NormalizedEvent,
     Rejection,
     normalize,
+    without_write_keys,
 )
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.errors import AuthenticationError, RateLimited, StorageUnavailable, loggable
@@ -388,12 +390,12 @@ def quarantine_row(
 ) -> dict[str, Any]:
     """The quarantine table row that keeps a rejected message whole, with its reason."""
     raw = rejection.raw
-    if isinstance(raw, dict) and "writeKey" in raw:
-        raw = {k: v for k, v in raw.items() if k != "writeKey"}  # a secret: never stored
+    if isinstance(raw, dict):
+        raw = without_write_keys(raw)  # a secret: never stored
     try:
         payload = orjson.dumps(raw).decode()
     except (TypeError, orjson.JSONEncodeError):
-        payload = orjson.dumps(repr(raw)).decode()
+        payload = orjson.dumps(clipped(raw)).decode()
     return {
         "workspace_id": source.workspace_id if source else "default",
         "source_id": source.id if source else None,

@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from opencdp.clock import isoformat
-from opencdp.collect.envelope import Envelope
+from opencdp.collect.envelope import (
+    Envelope,
+    MessageNotEncodable,
+    MessageNotUnicode,
+    MessageTooDeep,
+    clipped,
+    encode_message,
+)
 from opencdp.timeutil import EPOCH, LATEST, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
@@ -37,6 +42,8 @@ INVALID_MESSAGE_ID = "invalid_message_id"
 INVALID_FIELD = "invalid_field"
 NOT_AN_OBJECT = "not_an_object"
 BATCH_LIMIT_EXCEEDED = "batch_limit_exceeded"
+NESTED_TOO_DEEP = "nested_too_deep"
+INVALID_UNICODE = "invalid_unicode"
 REASONS = (
     MISSING_IDENTITY,
     MISSING_EVENT,
@@ -49,6 +56,8 @@ REASONS = (
     INVALID_FIELD,
     NOT_AN_OBJECT,
     BATCH_LIMIT_EXCEEDED,
+    NESTED_TOO_DEEP,
+    INVALID_UNICODE,
 )
 
 
@@ -120,7 +129,24 @@ def normalize(
     """
     if not isinstance(raw, dict):
         return Rejection(NOT_AN_OBJECT, f"a message must be a JSON object, not {_kind(raw)}", raw)
-    msg = {k: v for k, v in raw.items() if v is not None and k != "writeKey"}
+    # What cannot be stored as sent is quarantined as a copy that can: deep parts cut off, lone
+    # surrogates replaced (the detail says so); the rest of its batch still lands.
+    try:
+        encoded = encode_message(raw)
+    except (MessageTooDeep, MessageNotUnicode) as exc:
+        kept = clipped(raw)
+        too_deep = isinstance(exc, MessageTooDeep)
+        return Rejection(
+            NESTED_TOO_DEEP if too_deep else INVALID_UNICODE,
+            f"message {exc}" + ("" if too_deep else " (kept with U+FFFD in its place)"),
+            kept,
+            message_id=_maybe_str(kept.get("messageId")),
+            type=envelope.implied_type or _maybe_str(kept.get("type")),
+            event=_maybe_str(kept.get("event")),
+        )
+    except MessageNotEncodable as exc:
+        return Rejection(INVALID_FIELD, f"message {exc}", raw)
+    msg = without_write_keys({k: v for k, v in raw.items() if v is not None})
     event = msg.get("event") if isinstance(msg.get("event"), str) else None
     typ = envelope.implied_type or msg.get("type")
     if not isinstance(typ, str) or typ.strip().lower() not in EVENT_TYPES:
@@ -133,10 +159,6 @@ def normalize(
     typ = typ.strip().lower()
     msg["type"] = typ
 
-    try:
-        encoded = orjson.dumps(raw)
-    except (TypeError, orjson.JSONEncodeError) as exc:  # pragma: no cover - input came from JSON
-        return Rejection(INVALID_FIELD, f"message cannot be encoded: {exc}", raw, type=typ)
     # PostgreSQL text cannot hold NUL: a message carrying one would fail the inbox commit or,
     # worse, every worker batch it is in. Refuse it on every backend (orjson writes \u0000).
     if (
@@ -259,6 +281,18 @@ def normalize(
         timestamp_us=to_us(timestamp),
         received_us=to_us(received_at),
     )
+
+
+def without_write_keys(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` without its write keys (top level and ``context.writeKey``): a secret is
+    never stored, in the inbox or in quarantine."""
+    context = message.get("context")
+    if "writeKey" not in message and not (isinstance(context, dict) and "writeKey" in context):
+        return message
+    out = {k: v for k, v in message.items() if k != "writeKey"}
+    if isinstance(context, dict) and "writeKey" in context:
+        out["context"] = {k: v for k, v in context.items() if k != "writeKey"}
+    return out
 
 
 def _first_time(msg: dict[str, Any], *names: str) -> datetime | None:

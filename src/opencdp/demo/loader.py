@@ -111,8 +111,15 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             import uvicorn
 
             from opencdp.web.app import create_app
+            from opencdp.web.http_protocol import IMPORT_PATH
 
             console.print(f"Serving on {url} (Ctrl-C to stop)")
-            uvicorn.run(create_app(rt), host=settings.host, port=settings.port, log_level="warning")
+            uvicorn.run(
+                create_app(rt),
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                http=IMPORT_PATH,
+            )
     finally:
         rt.close()

@@ -22,6 +22,7 @@ from opencdp.web.api import api_router
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.profile_api import profile_router
+from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import JSON, error, from_exception, profile_error
 from opencdp.web.tracking import tracking_router
 
@@ -99,7 +100,9 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
             status, code, message = 500, "internal_error", "the server failed; retry later"
             response = error(status, code, message)
         if request.url.path.startswith("/v1/spaces/"):
-            return profile_error(status, code, message)
+            response = profile_error(status, code, message)
+        # Unhandled errors are answered outside the middleware stack: set the id here.
+        response.headers["Request-Id"] = request_id(request.scope["headers"]).decode()
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -144,6 +147,7 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
 
     app.add_middleware(TrackingCORS)
     app.add_middleware(RefuseNul)
+    app.add_middleware(RequestId)
     return app
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -133,8 +132,7 @@ def profile_router(runtime: Runtime) -> APIRouter:
                     else _STATUS_CODES.get(exc.status, exc.code)
                 )
                 return profile_error(exc.status, code, exc.message)
-            request_id = request.headers.get("request-id") or str(uuid.uuid4())
-            return JSON(body, headers={"Request-Id": request_id})
+            return JSON(body)  # Request-Id: set on every response by web/request_id.py
 
         return endpoint
 

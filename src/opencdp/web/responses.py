@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import orjson
@@ -34,9 +33,6 @@ def from_exception(exc: OpenCDPError) -> JSON:
 
 
 def profile_error(status: int, code: str, message: str) -> JSON:
-    """Segment Profile API error body: ``{"error": {"code", "message"}}`` plus a Request-Id."""
-    return JSON(
-        {"error": {"code": code, "message": message}},
-        status_code=status,
-        headers={"Request-Id": str(uuid.uuid4())},
-    )
+    """Segment Profile API error body: ``{"error": {"code", "message"}}`` (the Request-Id
+    header is set on every response by :mod:`opencdp.web.request_id`)."""
+    return JSON({"error": {"code": code, "message": message}}, status_code=status)

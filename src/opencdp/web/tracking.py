@@ -4,6 +4,8 @@ ignored."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -66,14 +68,18 @@ def tracking_router(runtime: Runtime) -> APIRouter:
             return error(400, first["code"], first["message"] + " (kept in quarantine)")
         return JSON(result.body())
 
+    def endpoint_for(route: str) -> Callable[[Request], Awaitable[Response]]:
+        # The route is bound in a closure, not a default argument: FastAPI would expose a
+        # default argument as a query parameter (``?_route=…`` could change the route).
+        async def endpoint(request: Request) -> Response:
+            return await handle(route, request)
+
+        return endpoint
+
     for route in ROUTES:
-
-        async def endpoint(request: Request, _route: str = route) -> Response:
-            return await handle(_route, request)
-
         router.add_api_route(
             f"/v1/{route}",
-            endpoint,
+            endpoint_for(route),
             methods=["POST"],
             name=f"tracking_{route}",
             summary=f"Segment Tracking API: {route}",

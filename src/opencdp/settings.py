@@ -73,8 +73,22 @@ class Settings(BaseSettings):
         description="Burst size of the per-source rate limit; 0 means one second's worth of events.",
     )
     max_inbox_backlog: int = Field(
-        default=5_000_000,
-        description="Unprocessed events in the inbox above which the collector answers 429; 0 turns it off.",
+        default=1_000_000,
+        description=(
+            "Unprocessed events the inbox may hold; a request that would exceed it is answered "
+            "429 backlog_full (a hard limit, counted exactly near it); 0 turns it off."
+        ),
+    )
+    max_api_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="Largest request body of the /api routes (plans, dry runs, contacts); larger ones get 413.",
+    )
+    max_ingest_wait_seconds: float = Field(
+        default=5.0,
+        description=(
+            "Longest a Tracking API request waits for its commit before it is answered 429 "
+            "overloaded with Retry-After (SDKs time out after about 10 s); 0 turns it off."
+        ),
     )
     worker_in_process: bool = Field(
         default=True, description="Run a processing worker inside `opencdp serve`."

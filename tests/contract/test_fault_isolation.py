@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
-from opencdp.collect.ingest import _Pending
+from opencdp.collect.commit import Ticket
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from tests.contract.test_storage_contract import source
@@ -61,7 +60,7 @@ def test_group_commit_falls_back_to_one_request_at_a_time(
 
     monkeypatch.setattr(committer.store, "append", append)
 
-    def pending(message_id: str) -> _Pending:
+    def pending(message_id: str) -> Ticket:
         row = {
             "workspace_id": DEFAULT_WORKSPACE,
             "source_id": source(runtime).id,
@@ -69,7 +68,7 @@ def test_group_commit_falls_back_to_one_request_at_a_time(
             "received_us": 1,
             "payload": "{}",
         }
-        return _Pending([row], [], Future())
+        return Ticket([row], [])
 
     # Given three requests that share one group-commit transaction, one of them refused
     group = [pending("ok-1"), pending("poison"), pending("ok-2")]

@@ -1,20 +1,15 @@
 """The ingest service: from one request's bytes to committed inbox rows (an adapter).
 
-Requests from many concurrent clients meet in a :class:`GroupCommitter`: one writer thread takes
-everything queued, commits it in one transaction, and only then releases the waiting requests,
-which answer 2xx. So an acknowledged event is always durable, and the database sees a few large
-transactions instead of many small ones.
+Requests are decoded, authenticated, limited and validated here; their rows are committed by
+the :class:`~opencdp.collect.commit.GroupCommitter`, which answers only once they are durable
+and refuses what would wait too long or overflow the inbox.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
-import threading
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +17,7 @@ from typing import Any
 import orjson
 
 from opencdp.clock import Clock
+from opencdp.collect.commit import BACKLOG_RETRY_AFTER, GroupCommitter
 from opencdp.collect.envelope import (
     Envelope,
     clipped,
@@ -39,7 +35,7 @@ from opencdp.collect.normalize import (
     without_write_keys,
 )
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
-from opencdp.errors import AuthenticationError, RateLimited, StorageUnavailable, loggable
+from opencdp.errors import AuthenticationError, RateLimited
 from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.db import Database
@@ -69,100 +65,6 @@ class IngestResult:
         return out
 
 
-@dataclass
-class _Pending:
-    events: list[dict[str, Any]]
-    rejected: list[dict[str, Any]]
-    done: Future[None]
-
-
-class GroupCommitter:
-    """One writer thread that commits the work of many requests per transaction."""
-
-    def __init__(self, db: Database, store: InboxStore, max_events: int) -> None:
-        self.db = db
-        self.store = store
-        self.max_events = max_events
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="opencdp-group-commit", daemon=True)
-        self._started = False
-        self._lock = threading.Lock()
-        self.commits = 0
-
-    def submit(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> Future[None]:
-        """Queue rows; the future completes once they are committed (or the commit failed)."""
-        with self._lock:
-            if not self._started:
-                self._thread.start()
-                self._started = True
-        pending = _Pending(events, rejected, Future())
-        self._queue.put(pending)
-        return pending.done
-
-    def close(self) -> None:
-        """Commit what is queued, then stop the writer thread."""
-        with self._lock:
-            if not self._started:
-                return
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            size = len(first.events) + len(first.rejected)
-            while size < self.max_events:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-                size += len(item.events) + len(item.rejected)
-            self._commit(group)
-
-    def _commit(self, group: Sequence[_Pending]) -> None:
-        try:
-            self._write(group)
-        except Exception as exc:
-            if len(group) == 1 or isinstance(exc, StorageUnavailable):
-                log.error("commit of %d requests failed: %s", len(group), loggable(exc))
-                for p in group:
-                    p.done.set_exception(exc)
-                return
-            # One request the database refuses must not fail the others that shared its
-            # transaction: commit them one by one.
-            log.warning(
-                "group commit failed (%s); committing its %d requests one by one",
-                loggable(exc),
-                len(group),
-            )
-            for p in group:
-                try:
-                    self._write([p])
-                except Exception as single:
-                    log.error("commit of one request failed: %s", loggable(single))
-                    p.done.set_exception(single)
-                else:
-                    p.done.set_result(None)
-            return
-        for p in group:
-            p.done.set_result(None)
-
-    def _write(self, group: Sequence[_Pending]) -> None:
-        events = [row for p in group for row in p.events]
-        rejected = [row for p in group for row in p.rejected]
-        with self.db.write() as conn:
-            self.store.append(conn, events, rejected)
-        self.commits += 1
-
-
 class Collector:
     """Validates requests of the Tracking API and lands their events in the inbox."""
 
@@ -181,11 +83,16 @@ class Collector:
         self.clock = clock
         self.admin = admin
         self.inbox = inbox
-        self.committer = GroupCommitter(db, inbox, settings.group_commit_max_events)
+        self.committer = GroupCommitter(
+            db,
+            inbox,
+            clock,
+            max_events=settings.group_commit_max_events,
+            max_wait=settings.max_ingest_wait_seconds,
+            backlog_limit=settings.max_inbox_backlog,
+        )
         self.rate_limiter = RateLimiter(settings.rate_limit_per_source, settings.rate_limit_burst)
         self._sources: dict[str, tuple[Source | None, float]] = {}
-        self._backlog = 0
-        self._backlog_checked = -1e9
 
     # The request path --------------------------------------------------------------------
     def prepare(
@@ -292,13 +199,11 @@ class Collector:
         """Wait, without blocking the event loop, until the rows are committed."""
         if events or rejected:
             await asyncio.wrap_future(self.committer.submit(events, rejected))
-            self._backlog += len(events)
 
     def commit(self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
         """Blocking variant of :meth:`commit_async` (CLI, demo loader, tests)."""
         if events or rejected:
             self.committer.submit(events, rejected).result()
-            self._backlog += len(events)
 
     def ingest_messages(self, source: Source, messages: list[Any]) -> IngestResult:
         """Validate and commit messages given as Python objects (bulk loads, tests)."""
@@ -338,19 +243,15 @@ class Collector:
                 f"{self.settings.rate_limit_per_source:g} events/s; retry later",
                 retry_after=retry_after_seconds(wait),
             )
+        # A cheap early refusal; the committer enforces the limit exactly near it.
         limit = self.settings.max_inbox_backlog
-        if limit > 0:
-            now = self.clock.monotonic()
-            if now - self._backlog_checked > 1.0:
-                self._backlog = self.inbox.pending()
-                self._backlog_checked = now
-            if self._backlog >= limit:
-                raise RateLimited(
-                    f"the inbox holds {self._backlog} unprocessed events (limit {limit}); "
-                    "the workers are behind, retry later",
-                    retry_after=5,
-                    code="backlog_full",
-                )
+        if limit > 0 and (backlog := self.committer.backlog()) >= limit:
+            raise RateLimited(
+                f"the inbox holds {backlog} unprocessed events (limit {limit}); "
+                "the workers are behind, retry later",
+                retry_after=BACKLOG_RETRY_AFTER,
+                code="backlog_full",
+            )
 
 
 _NO_ENVELOPE = Envelope(messages=[], implied_type=None)

@@ -1,7 +1,8 @@
 """Every difference between SQLite and PostgreSQL lives here.
 
 The rest of the storage layer writes portable SQLAlchemy Core and asks this object for the few
-statements that cannot be portable: insert-or-ignore, upsert, and how a worker locks its claim.
+statements that cannot be portable: insert-or-ignore, upsert, how a worker locks its claim,
+and a lock that makes transactions take turns.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -43,3 +44,10 @@ class Dialect:
         if self.is_sqlite:
             return query  # one writer at a time: BEGIN IMMEDIATE already serializes workers
         return query.with_for_update(skip_locked=True)
+
+    def transaction_lock(self, key: int) -> Any:
+        """A statement that makes transactions taking ``key`` run one at a time (held until
+        commit), or None: SQLite write transactions already do (``BEGIN IMMEDIATE``)."""
+        if self.is_sqlite:
+            return None
+        return select(func.pg_advisory_xact_lock(key))

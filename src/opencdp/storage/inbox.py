@@ -68,11 +68,34 @@ class InboxStore:
     def pending(self) -> int:
         """How many events wait to be processed."""
         with self.db.read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).select_from(inbox).where(inbox.c.processed_us.is_(None))
-                ).scalar_one()
-            )
+            return self.count_pending(conn)
+
+    def count_pending(self, conn: Connection) -> int:
+        """How many events wait to be processed, as ``conn``'s transaction sees it."""
+        return int(
+            conn.execute(
+                select(func.count()).select_from(inbox).where(inbox.c.processed_us.is_(None))
+            ).scalar_one()
+        )
+
+    def pending_upper_bound(self, conn: Connection) -> int:
+        """At least as many as wait to be processed, from two index look-ups: every pending
+        row lies between the oldest pending ``seq`` and the newest ``seq``."""
+        oldest = conn.execute(
+            select(func.min(inbox.c.seq)).where(inbox.c.processed_us.is_(None))
+        ).scalar()
+        if oldest is None:
+            return 0
+        newest = conn.execute(select(func.max(inbox.c.seq))).scalar_one()
+        return int(newest) - int(oldest) + 1
+
+    def serialize_appends(self, conn: Connection) -> None:
+        """Make concurrent appenders (several HTTP processes) take turns until ``conn``'s
+        transaction ends, so that an exact backlog count stays true until the commit. SQLite
+        writers already take turns (``BEGIN IMMEDIATE``); PostgreSQL takes an advisory lock."""
+        lock = self.db.dialect.transaction_lock(_APPEND_LOCK_KEY)
+        if lock is not None:
+            conn.execute(lock)
 
     def oldest_pending_received_us(self) -> int | None:
         """Receive time of the oldest unprocessed event (for lag), or None when idle."""
@@ -97,3 +120,7 @@ class InboxStore:
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+#: The advisory lock key of inbox appends that must not overshoot the backlog limit.
+_APPEND_LOCK_KEY = 0x6F63_6470_6962  # "ocdpib"

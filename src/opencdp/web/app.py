@@ -19,11 +19,18 @@ from opencdp import __version__
 from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.web.api import api_router
+from opencdp.web.body import BoundedBody
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.profile_api import profile_router
 from opencdp.web.request_id import RequestId, request_id
-from opencdp.web.responses import JSON, error, from_exception, profile_error
+from opencdp.web.responses import (
+    JSON,
+    STORAGE_RETRY_AFTER,
+    error,
+    from_exception,
+    profile_error,
+)
 from opencdp.web.tracking import tracking_router
 
 log = logging.getLogger(__name__)
@@ -127,7 +134,15 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
             pending = runtime.inbox.pending()
             oldest = runtime.inbox.oldest_pending_received_us()
         except Exception as exc:
-            return JSON({"status": "unavailable", "error": str(exc)}, status_code=503)
+            return JSON({"status": "unavailable", "error": loggable(exc)}, status_code=503)
+        failing = runtime.collector.committer.write_failing
+        if failing is not None:
+            # Reads work but writes fail (a full disk): take this instance out of rotation.
+            return JSON(
+                {"status": "unavailable", "error": f"the last inbox write failed: {failing}"},
+                status_code=503,
+                headers={"Retry-After": str(STORAGE_RETRY_AFTER)},
+            )
         lag = max(0.0, (runtime.now_us() - oldest) / 1e6) if oldest is not None else 0.0
         runtime.metrics.inbox_pending.set(pending)
         runtime.metrics.worker_lag.set(lag)
@@ -146,6 +161,7 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
     app.add_middleware(TrackingCORS)
+    app.add_middleware(BoundedBody, max_bytes=runtime.settings.max_api_body_bytes)
     app.add_middleware(RefuseNul)
     app.add_middleware(RequestId)
     return app

@@ -7,7 +7,10 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from opencdp.errors import OpenCDPError, RateLimited
+from opencdp.errors import OpenCDPError, RateLimited, StorageError
+
+#: Seconds a client should wait after a 503 (the database failed to write, e.g. disk full).
+STORAGE_RETRY_AFTER = 5
 
 
 class JSON(Response):
@@ -25,10 +28,13 @@ def error(status: int, code: str, message: str, headers: dict[str, str] | None =
 
 
 def from_exception(exc: OpenCDPError) -> JSON:
-    """The response for an OpenCDP error (429s carry Retry-After and X-RateLimit-Reset)."""
+    """The response for an OpenCDP error (429s carry Retry-After and X-RateLimit-Reset; 503s,
+    when the database cannot write, Retry-After)."""
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after), "X-RateLimit-Reset": str(exc.retry_after)}
+    elif isinstance(exc, StorageError):
+        headers = {"Retry-After": str(STORAGE_RETRY_AFTER)}
     return error(exc.status, exc.code, exc.message, headers)
 
 

@@ -152,7 +152,7 @@ def test_cli_check_then_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         app, ["import", "orders", str(ex.orders_csv), "-m", "magento2-orders", *data]
     )
     assert result.exit_code == 0, result.output
-    reports = list((tmp_path / "opencdp-reports").glob("imp_*/report.html"))
+    reports = list((tmp_path / "data" / "reports").glob("imp_*/report.html"))
     assert len(reports) == 1
     done = orjson.loads((reports[0].parent / "report.json").read_bytes())
     assert done["imported"]["quarantined"] == 8

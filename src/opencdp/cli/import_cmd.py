@@ -51,8 +51,9 @@ CheckOpt = Annotated[
 ReportOpt = Annotated[
     Path | None,
     typer.Option(
+        "--report-dir",
         "--report",
-        help="Directory for report.json and report.html (default ./opencdp-reports/<run>).",
+        help="Directory for report.json and report.html (default DATA_DIR/reports/<run>).",
     ),
 ]
 KnownOpt = Annotated[
@@ -181,7 +182,7 @@ def _run(
                 )
                 continue
             print_report(report, console)
-            target = report_dir if report_dir is not None else Path("opencdp-reports") / name
+            target = report_dir if report_dir is not None else settings.data_dir / "reports" / name
             if len(paths) > 1 and report_dir is not None:
                 target = report_dir / name
             j = write_json(report, target / "report.json")

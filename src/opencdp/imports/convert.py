@@ -19,7 +19,7 @@ re-sorted).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from decimal import Decimal
@@ -34,6 +34,7 @@ from opencdp.imports.values import (  # noqa: F401  (re-exported: the converter'
     _show,
     _text,
     convert_value,
+    currency_marks,
     parse_datetime,
     zone,
 )
@@ -41,6 +42,9 @@ from opencdp.imports.values import (  # noqa: F401  (re-exported: the converter'
 LIBRARY: Final = "opencdp-import"
 INVALID_ROW: Final = "invalid_row"  # the quarantine reason of rows the converter refuses
 _MISSING: Final = object()
+
+
+CURRENCY_CONFLICT: Final = "currency_conflict"  # a finding the quality report counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ class RowError:
     problem: str
     raw: Any
     message_id: str
+    #: A named finding the quality report counts on its own (``currency_conflict``).
+    finding: str | None = None
 
     def detail(self, file_name: str) -> str:
         """``orders.csv: row 17, column 'Purchase Date': …`` — what the quarantine shows."""
@@ -71,6 +77,8 @@ class RowValues:
     # (spec, problem, value as written); includes problems whose value was kept or dropped.
     problems: list[tuple[FieldSpec, str, Any]] = field(default_factory=list)
     error: tuple[str | None, str] | None = None  # (column, problem) that rejects the row
+    # (column, value as written, currencies its sign allows) of amounts that carry a sign
+    currencies: list[tuple[str | None, Any, frozenset[str]]] = field(default_factory=list)
 
     def key_text(self) -> str:
         """The natural key as one string (``a/b`` for compound keys)."""
@@ -150,6 +158,9 @@ class Converter:
                     rv.error = (spec.column, "the column is missing from the file")
         try:
             value = convert_value(spec, raw, region=region, tz=tz)
+            marks = currency_marks(spec, raw) if value is not None else None
+            if marks:
+                rv.currencies.append((spec.column, raw, marks))
         except ValueError as exc:
             problem = str(exc)
             rv.problems.append((spec, problem, raw))
@@ -226,10 +237,13 @@ class Converter:
         pass it), or None."""
         return self._group[0].number if self._group else None
 
-    def _error(self, rv: RowValues, error: tuple[str | None, str]) -> RowError:
+    def _error(
+        self, rv: RowValues, error: tuple[str | None, str], finding: str | None = None
+    ) -> RowError:
         column, problem = error
         raw = dict(rv.raw)
-        return RowError(rv.number, column, problem, raw, self.message_id(rv.key, rv.number))
+        message_id = self.message_id(rv.key, rv.number)
+        return RowError(rv.number, column, problem, raw, message_id, finding)
 
     def _one(self, rv: RowValues) -> dict[str, Any] | RowError:
         if rv.error is not None:
@@ -244,7 +258,7 @@ class Converter:
                 return self._product(rv)
             return self._event(rv)
         except _RowProblem as exc:
-            return self._error(rv, (exc.column, exc.problem))
+            return self._error(rv, (exc.column, exc.problem), exc.finding)
 
     def _emit_group(self) -> tuple[int, dict[str, Any] | RowError]:
         group, self._group = self._group, []
@@ -257,9 +271,9 @@ class Converter:
                 return head.number, RowError(rv.number, err.column, problem, raw, err.message_id)
         items = [self._item(rv) for rv in group]
         try:
-            return head.number, self._order(head, items)
+            return head.number, self._order(head, items, group)
         except _RowProblem as exc:
-            return head.number, self._error(head, (exc.column, exc.problem))
+            return head.number, self._error(head, (exc.column, exc.problem), exc.finding)
 
     # -- builders ----------------------------------------------------------------------------------
     def _section(self, rv: RowValues, section: str) -> dict[str, Any]:
@@ -311,11 +325,17 @@ class Converter:
         msg["timestamp"] = f.get("timestamp") or f.get("created_at") or self.ctx.default_timestamp
         return msg
 
-    def _order(self, rv: RowValues, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _order(
+        self, rv: RowValues, items: list[dict[str, Any]], group: Sequence[RowValues] = ()
+    ) -> dict[str, Any]:
         msg = self._base(rv, "track")
-        msg["event"] = self.mapping.event
         defaults, extra = self._constants(FIELDS["orders"])
         f = {**defaults, **self._section(rv, "fields")}
+        status = f.get("status")
+        msg["event"] = self.mapping.event
+        if status is not None:  # a cancelled order is no purchase
+            msg["event"] = self.mapping.status_events.get(str(status).strip().lower(), msg["event"])
+        f["currency"] = self._currency(group or [rv], f.get("currency"), "order")
         ts = f.get("timestamp")
         if ts is None:
             raise _RowProblem(self.mapping.fields["timestamp"].column, "the order date is empty")
@@ -351,6 +371,34 @@ class Converter:
             msg["context"]["traits"] = traits
         return msg
 
+    def _currency(self, rows: Sequence[RowValues], currency: Any, what: str) -> Any:
+        """The record's currency, checked against the signs its amounts carry: a sign that
+        contradicts it (``12,99 €`` with ``currency: USD``) rejects the row; without a stated
+        currency, one the signs agree on is taken."""
+        marked = [c for r in rows for c in r.currencies]
+        if not marked:
+            return currency
+        if currency is not None:
+            stated = str(currency).strip().upper()
+            for column, raw, marks in marked:
+                if stated not in marks:
+                    raise _RowProblem(
+                        column,
+                        f"{raw!r} is written in {'/'.join(sorted(marks))}, but the {what}'s "
+                        f"currency is {stated}; fix the file or the mapping's currency",
+                        CURRENCY_CONFLICT,
+                    )
+            return currency
+        common = frozenset.intersection(*(marks for _, _, marks in marked))
+        if len(common) == 1:
+            return next(iter(common))
+        if not common:
+            column, raw, marks = marked[0]
+            raise _RowProblem(
+                column, f"the amounts of this {what} carry different currencies", CURRENCY_CONFLICT
+            )
+        return None
+
     def _item(self, rv: RowValues) -> dict[str, Any]:
         item = self._section(rv, "items")
         if "product_id" not in item and "sku" in item:
@@ -362,6 +410,7 @@ class Converter:
     def _product(self, rv: RowValues) -> dict[str, Any]:
         defaults, extra = self._constants(FIELDS["products"])
         f = {**defaults, **self._section(rv, "fields")}
+        f["currency"] = self._currency([rv], f.get("currency"), "product")
         pid = f.get("id") if f.get("id") is not None else f.get("sku")
         if pid is None:
             spec = self.mapping.fields.get("id") or self.mapping.fields.get("sku")
@@ -423,10 +472,11 @@ class Converter:
 
 
 class _RowProblem(Exception):
-    def __init__(self, column: str | None, problem: str) -> None:
+    def __init__(self, column: str | None, problem: str, finding: str | None = None) -> None:
         super().__init__(problem)
         self.column = column
         self.problem = problem
+        self.finding = finding
 
 
 def _empty(value: Any) -> bool:

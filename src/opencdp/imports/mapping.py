@@ -20,8 +20,10 @@ single row is read, not at row 3,000,000.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Mapping as MappingABC
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any, Final
 import yaml
 
 from opencdp.errors import ConfigurationError
+from opencdp.imports.notation import DEFAULT_NOTATION, Notation, notation_for
 
 KINDS: Final = ("customers", "orders", "products", "events")
 FORMATS: Final = ("csv", "jsonl", "parquet", "whitespace")
@@ -158,11 +161,28 @@ _TOP_KEYS: Final = frozenset(
         "timezone",
         "event",
         "library",
+        "locale",
+        "decimal",
+        "thousands",
+        "status_events",
     }
 )
 _SPEC_KEYS: Final = frozenset(
-    {"column", "value", "type", "format", "required", "default", "invalid", "timezone"}
+    {
+        "column",
+        "value",
+        "type",
+        "format",
+        "required",
+        "default",
+        "invalid",
+        "timezone",
+        "locale",
+        "decimal",
+        "thousands",
+    }
 )
+_NUMERIC: Final = frozenset({"int", "decimal", "float"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +197,8 @@ class FieldSpec:
     required: bool = False
     default: Any = None
     invalid: str = "reject"
+    #: How numbers are written in the column (decimal and thousands separators).
+    notation: Notation = DEFAULT_NOTATION
 
     @property
     def source(self) -> str:
@@ -211,6 +233,8 @@ class ImportMapping:
     phone_region: str = "US"
     timezone: str = "UTC"
     event: str = "Order Completed"
+    #: Order status (lower case) -> the event such an order becomes instead of ``event``.
+    status_events: dict[str, str] = field(default_factory=dict)
     digest: str = ""
     name: str = "mapping"
 
@@ -239,6 +263,24 @@ class ImportMapping:
             *self.traits.values(),
             *self.properties.values(),
         ]
+
+    def check_columns(self, available: Sequence[str], file_name: str) -> None:
+        """Refuse a mapping that names columns the file does not have: a typo would otherwise
+        drop the field from every row without a word. Raises ConfigurationError listing the
+        file's columns (and the closest name, when there is one)."""
+        have = set(available)
+        missing = sorted(self.mapped_columns() - have)
+        if not missing:
+            return
+        hints = []
+        for name in missing:
+            close = difflib.get_close_matches(name, available, n=1, cutoff=0.6)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigurationError(
+            f"{self.name}: {file_name} has no column {', '.join(hints)}; its columns are: "
+            f"{', '.join(repr(c) for c in available)}. Fix the column names in the mapping.",
+            code="invalid_mapping",
+        )
 
     def mapped_columns(self) -> set[str]:
         """The source columns the mapping reads."""
@@ -299,6 +341,8 @@ def compile_mapping(
     if not isinstance(tz, str):
         raise fail("timezone", "must be an IANA name such as Europe/Berlin")
 
+    numbers = _notation(doc, "", fail, DEFAULT_NOTATION)
+
     def specs(section: str, allowed: tuple[str, ...] | None) -> dict[str, FieldSpec]:
         raw = doc.get(section) or {}
         if not isinstance(raw, dict):
@@ -312,7 +356,7 @@ def compile_mapping(
                     f"{section}.{target}",
                     f"unknown field for {declared}; expected one of {', '.join(allowed)}",
                 )
-            out[target] = _spec(target, spec, f"{section}.{target}", fail)
+            out[target] = _spec(target, spec, f"{section}.{target}", fail, numbers)
         return out
 
     fields = specs("fields", FIELDS[declared])
@@ -367,6 +411,13 @@ def compile_mapping(
     event = doc.get("event", "Order Completed")
     if not isinstance(event, str) or not event.strip():
         raise fail("event", "must be a non-empty event name")
+    status_events = doc.get("status_events") or {}
+    if not isinstance(status_events, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in status_events.items()
+    ):
+        raise fail("status_events", "must be an object of status: event name")
+    if status_events and declared != "orders":
+        raise fail("status_events", "only orders have a status")
     region = doc.get("phone_region", "US")
     if not isinstance(region, str) or len(region) != 2:
         raise fail("phone_region", "must be a two-letter region code such as US or DE")
@@ -385,16 +436,40 @@ def compile_mapping(
         phone_region=region.upper(),
         timezone=tz,
         event=event.strip(),
+        status_events={k.strip().lower(): v.strip() for k, v in status_events.items()},
         digest=digest[:32],
         name=name,
     )
 
 
-def _spec(target: str, raw: Any, where: str, fail: Any) -> FieldSpec:
+def _notation(doc: MappingABC[str, Any], where: str, fail: Any, base: Notation) -> Notation:
+    """The number notation ``doc`` declares (``locale``, ``decimal``, ``thousands``) over
+    ``base``; the mapping's top level gives the default of its columns."""
+    given = {k: doc.get(k) for k in ("locale", "decimal", "thousands") if doc.get(k) is not None}
+    if not given:
+        return base
+    for key, value in given.items():
+        if not isinstance(value, str):
+            raise fail(f"{where}{key}", 'must be text, e.g. locale: de_DE or decimal: ","')
+    try:
+        if "locale" in given:
+            return notation_for(given["locale"], given.get("decimal"), given.get("thousands"))
+        return notation_for(
+            None, given.get("decimal", base.decimal), given.get("thousands", base.thousands)
+        )
+    except ConfigurationError as exc:
+        raise fail(f"{where}{next(iter(given))}", exc.message) from None
+
+
+def _spec(target: str, raw: Any, where: str, fail: Any, numbers: Notation) -> FieldSpec:
     default_type = DEFAULT_TYPES.get(target, "string")
     if isinstance(raw, str):
         return FieldSpec(
-            target, column=raw, type=default_type, invalid=_default_invalid(default_type)
+            target,
+            column=raw,
+            type=default_type,
+            invalid=_default_invalid(default_type),
+            notation=numbers,
         )
     if not isinstance(raw, dict):
         raise fail(where, "must be a column name or an object with column/value")
@@ -429,6 +504,12 @@ def _spec(target: str, raw: Any, where: str, fail: Any) -> FieldSpec:
     required = raw.get("required", False)
     if not isinstance(required, bool):
         raise fail(f"{where}.required", "must be true or false")
+    notation = _notation(raw, f"{where}.", fail, numbers)
+    if notation is not numbers and typ not in _NUMERIC:
+        raise fail(
+            f"{where}.{next(k for k in ('locale', 'decimal', 'thousands') if k in raw)}",
+            "only int, decimal and float fields take a number notation",
+        )
     return FieldSpec(
         target,
         column=column,
@@ -438,6 +519,7 @@ def _spec(target: str, raw: Any, where: str, fail: Any) -> FieldSpec:
         required=required,
         default=raw.get("default"),
         invalid=invalid,
+        notation=notation,
     )
 
 

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from opencdp.errors import IdentityError
 from opencdp.identity import IdentityConfig, IdentityGraph, extract_user_identifiers
-from opencdp.imports.convert import RowError, RowValues
+from opencdp.imports.convert import CURRENCY_CONFLICT, RowError, RowValues
 from opencdp.imports.mapping import FieldSpec, ImportMapping
 from opencdp.timeutil import parse_timestamp, to_us
 
@@ -157,6 +157,8 @@ class QualityProfile:
         self.rejected = 0
         self.rejected_by_column: Counter[str] = Counter()
         self.reject_examples: list[dict[str, Any]] = []
+        self.currency_conflicts = 0
+        self.currency_examples: list[dict[str, Any]] = []
         self.columns: dict[str, ColumnStats] = {}
         self._specs: list[tuple[str, str, FieldSpec]] = []
         for section, specs in (
@@ -258,10 +260,13 @@ class QualityProfile:
         if isinstance(result, RowError):
             self.rejected += 1
             self.rejected_by_column[result.column or "(row)"] += 1
+            example = {"row": result.row, "column": result.column, "problem": result.problem}
             if len(self.reject_examples) < MAX_EXAMPLES:
-                self.reject_examples.append(
-                    {"row": result.row, "column": result.column, "problem": result.problem}
-                )
+                self.reject_examples.append(example)
+            if result.finding == CURRENCY_CONFLICT:
+                self.currency_conflicts += 1
+                if len(self.currency_examples) < MAX_EXAMPLES:
+                    self.currency_examples.append(example)
             return
         if "type" not in result or self.mapping.kind == "products":
             return
@@ -329,7 +334,16 @@ class QualityProfile:
             "emails": _summary(typed, "email"),
             "phones": _summary(typed, "phone"),
             "dates": _summary(typed, "date", "datetime"),
-            "amounts": _summary(typed, "decimal", "int", "float"),
+            "amounts": _summary(
+                [c for c in typed if c.target not in _QUANTITIES], "decimal", "int", "float"
+            ),
+            "quantities": _summary(
+                [c for c in typed if c.target in _QUANTITIES], "decimal", "int", "float"
+            ),
+            "currency_conflicts": {
+                "count": self.currency_conflicts,
+                "examples": self.currency_examples,
+            },
             "keys": {
                 "columns": list(self.mapping.key),
                 "distinct": len(self._keys),
@@ -361,6 +375,10 @@ class QualityProfile:
         return report
 
 
+#: Fields counted as quantities, not amounts (a count of items is no money).
+_QUANTITIES: Final = frozenset({"quantity"})
+
+
 def _summary(columns: list[ColumnStats], *types: str) -> dict[str, Any]:
     picked = [c for c in columns if c.type in types]
     return {
@@ -383,9 +401,12 @@ def issues(report: Mapping[str, Any]) -> list[str]:
     for name, label in (("emails", "e-mail addresses"), ("phones", "phone numbers")):
         if report[name]["invalid"]:
             out.append(f"{report[name]['invalid']} invalid {label}")
-    for name, label in (("dates", "dates"), ("amounts", "amounts")):
-        if report[name]["invalid"]:
-            out.append(f"{report[name]['invalid']} unparseable {label}")
+    for name in ("dates", "amounts", "quantities"):
+        if report.get(name, {}).get("invalid"):
+            out.append(f"{report[name]['invalid']} unparseable {name}")
+    conflicts = report.get("currency_conflicts", {}).get("count")
+    if conflicts:
+        out.append(f"{conflicts} amounts carry a currency sign that contradicts the currency")
     if report["keys"]["duplicates"]:
         out.append(
             f"{report['keys']['duplicates']} duplicate keys ({'/'.join(report['keys']['columns'])})"

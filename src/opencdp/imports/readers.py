@@ -114,13 +114,21 @@ def read_chunks(
     if fmt == "csv":
         if path.name.lower().endswith(".tsv") and (mapping is None or mapping.format is None):
             csv_options = CsvOptions(delimiter="\t", header=csv_options.header)
+        if mapping is not None and not mapping.passthrough:
+            mapping.check_columns(columns or _csv_header(path, csv_options), path.name)
         source: Iterator[Chunk] = _csv(path, csv_options, columns, chunk_size)
     elif fmt == "jsonl":
         source = _jsonl(path, chunk_size)
     elif fmt == "parquet":
+        if mapping is not None and not mapping.passthrough:
+            mapping.check_columns(_parquet_columns(path), path.name)
         source = _parquet(path, chunk_size)
     else:
+        if mapping is not None and not mapping.passthrough:
+            mapping.check_columns(columns, path.name)
         source = _whitespace(path, columns, chunk_size)
+    # JSON Lines have no header: a key missing from some lines is normal there, so the
+    # mapping's column names cannot be checked up front.
     for chunk in source:
         if skip_through and chunk.last_row <= skip_through:
             continue
@@ -268,6 +276,13 @@ def _jsonl(path: Path, chunk_size: int) -> Iterator[Chunk]:
                 rows, numbers, bad = [], [], []
         if rows or bad:
             yield Chunk(rows, numbers, bad, f.tell())
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ConfigurationError(f"{path.name}: not a readable Parquet file: {exc}") from None
 
 
 def _parquet(path: Path, chunk_size: int) -> Iterator[Chunk]:

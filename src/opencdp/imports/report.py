@@ -85,6 +85,11 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
             "unparseable amounts",
             f"{report['amounts']['invalid']:,} of {report['amounts']['checked']:,}",
         ),
+        (
+            "unparseable quantities",
+            f"{report['quantities']['invalid']:,} of {report['quantities']['checked']:,}",
+        ),
+        ("currency conflicts", f"{report['currency_conflicts']['count']:,}"),
         ("duplicate keys", f"{report['keys']['duplicates']:,}"),
     ]
     refs = report.get("customer_refs")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,9 +20,9 @@ from opencdp.clock import isoformat
 from opencdp.errors import ConfigurationError
 from opencdp.identity import normalize_email, normalize_phone
 from opencdp.imports.mapping import FieldSpec
+from opencdp.imports.notation import DEFAULT_NOTATION, Notation
 from opencdp.timeutil import EPOCH, LATEST
 
-_CURRENCY_CHARS: Final = "$€£¥₹ \u00a0"
 _TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
 
@@ -44,12 +44,11 @@ def convert_value(spec: FieldSpec, raw: Any, *, region: str = "US", tz: tzinfo =
     if typ == "string":
         return raw if isinstance(raw, str) else _text(raw)
     if typ == "int":
-        return _int(raw)
+        return _int(raw, spec.notation)
     if typ == "decimal":
-        return _decimal(raw)
+        return _decimal(raw, spec.notation)
     if typ == "float":
-        value = float(_decimal(raw))
-        return value
+        return float(_decimal(raw, spec.notation))
     if typ == "bool":
         return _bool(raw)
     if typ == "datetime":
@@ -92,35 +91,18 @@ def _text(raw: Any) -> str:
     return str(raw)
 
 
-def _int(raw: Any) -> int:
+def _int(raw: Any, notation: Notation = DEFAULT_NOTATION) -> int:
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a whole number")
     if isinstance(raw, int):
         return raw
-    d = _decimal(raw)
+    d = _decimal(raw, notation)
     if d != d.to_integral_value():
         raise ValueError(f"{_show(raw)} is not a whole number")
     return int(d)
 
 
-@lru_cache(maxsize=65536)
-def _decimal_text(text: str) -> Decimal:
-    cleaned = text.strip(_CURRENCY_CHARS).replace(",", "").replace(" ", "")
-    negative = cleaned.startswith("(") and cleaned.endswith(")")  # accounting negatives
-    if negative:
-        cleaned = "-" + cleaned[1:-1].strip(_CURRENCY_CHARS)
-    if cleaned.startswith("-"):
-        cleaned = "-" + cleaned[1:].strip(_CURRENCY_CHARS)
-    try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
-        raise ValueError(f"{_show(text)} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{_show(text)} is not a finite number")
-    return value
-
-
-def _decimal(raw: Any) -> Decimal:
+def _decimal(raw: Any, notation: Notation = DEFAULT_NOTATION) -> Decimal:
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a number")
     if isinstance(raw, Decimal):
@@ -132,8 +114,16 @@ def _decimal(raw: Any) -> Decimal:
             raise ValueError(f"{raw!r} is not a finite number")
         return Decimal(repr(raw))
     if isinstance(raw, str):
-        return _decimal_text(raw)
+        return notation.parse(raw)[0]
     raise ValueError(f"{_show(raw)} is not a number")
+
+
+def currency_marks(spec: FieldSpec, raw: Any) -> frozenset[str]:
+    """The currencies a numeric value's sign or code allows (``12,99 €`` → EUR); empty when
+    the value carries none. Call only after :func:`convert_value` accepted ``raw``."""
+    if spec.type not in ("int", "decimal", "float") or not isinstance(raw, str):
+        return frozenset()
+    return spec.notation.parse(raw)[1]
 
 
 def _bool(raw: Any) -> bool:

@@ -37,6 +37,12 @@ def resolve_mapping(value: str | None, kind: str) -> ImportMapping:
         )
     if value in PRESETS and not Path(value).exists():
         return parse_mapping(preset_text(value), kind=kind, name=PRESETS[value])
+    if not Path(value).exists():
+        raise ConfigurationError(
+            f"no mapping file and no preset named {value!r}; the presets are: "
+            f"{', '.join(PRESETS)} (or give the path of a YAML mapping, see docs/import.md)",
+            code="invalid_mapping",
+        )
     return load_mapping(value, kind=kind)
 
 

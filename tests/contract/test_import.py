@@ -191,7 +191,7 @@ def test_bad_rows_are_quarantined_with_row_and_column(runtime: Runtime, tmp_path
         "orders.csv: row 3, column 'ordered_at': '2022-02-30' is not a date in the format "
         "ISO 8601 (2024-03-04 or 2024-03-04T10:15:00Z)",
         "orders.csv: row 4: expected 5 fields, found 4",
-        "orders.csv: row 5, column 'total': 'ten' is not a number written as 1,234.56 (decimal \'.\', thousands \',\'); set locale, or decimal and thousands, in the mapping",
+        "orders.csv: row 5, column 'total': 'ten' is not a number written as 1,234.56 (decimal '.', thousands ','); set locale, or decimal and thousands, in the mapping",
     ]
     assert {r.reason for r in rows} == {"invalid_row"}
     assert {r.stage for r in rows} == {"import"}

@@ -15,6 +15,7 @@ from opencdp.clock import Clock, SystemClock
 from opencdp.collect.governance import GovernanceCache
 from opencdp.collect.ingest import Collector
 from opencdp.identity.rules import IdentityConfig
+from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
 from opencdp.settings import Settings
 from opencdp.storage import migrate
@@ -49,6 +50,14 @@ class TokenCache:
         return hit[0]
 
 
+def secret_key(settings: Settings) -> bytes:
+    """The key write keys and tokens are hashed under: ``OPENCDP_SECRET_KEY``, else the key
+    file in the data directory (made on first use)."""
+    if settings.secret_key is not None and settings.secret_key.get_secret_value():
+        return settings.secret_key.get_secret_value().encode("utf-8")
+    return load_or_create_key(settings.data_dir / "secret.key")
+
+
 class Runtime:
     """Everything a server, worker or CLI command needs, wired together."""
 
@@ -58,7 +67,7 @@ class Runtime:
         self.db = Database(settings.resolved_database_url())
         migrate.upgrade(self.db)
         self.metrics = Metrics()
-        self.admin = AdminStore(self.db)
+        self.admin = AdminStore(self.db, secret_key(settings))
         self.quarantine = QuarantineStore(self.db)
         self.inbox = InboxStore(self.db, self.quarantine)
         self.profiles = ProfileStore(self.db)

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `opencdp serve` binds to.")
     port: int = Field(default=8000, description="TCP port `opencdp serve` listens on.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Server secret under which write keys and tokens are stored (HMAC-SHA256). Empty: "
+            "DATA_DIR/secret.key, created on first use. Set the same value on every machine "
+            "that shares one PostgreSQL database."
+        ),
+    )
     bootstrap_write_key: SecretStr | None = Field(
         default=None,
         description="If set, a source with this write key is created in the default workspace at start.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -12,7 +13,8 @@ from rich.console import Console
 from opencdp.errors import OpenCDPError
 from opencdp.settings import Settings, load_settings
 
-console = Console()
+# Piped or redirected output is read by scripts: no width limit, so tables never cut an id.
+console = Console(width=None if sys.stdout.isatty() else 100_000)
 err = Console(stderr=True)
 
 DataDir = Annotated[

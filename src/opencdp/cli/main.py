@@ -13,6 +13,7 @@ import orjson
 import typer
 from rich.table import Table
 
+from opencdp.cli import admin_cmd
 from opencdp.cli.common import (
     DataDir,
     DbUrl,
@@ -410,6 +411,11 @@ def _print_inbox_row(row: Any) -> None:
 
 # Defined with the other governance commands, listed after `source add` and `source list`.
 source_app.command("settings")(source_settings)
+source_app.command("disable")(admin_cmd.source_disable)
+source_app.command("enable")(admin_cmd.source_enable)
+source_app.command("rotate-key")(admin_cmd.source_rotate_key)
+token_app.command("revoke")(admin_cmd.token_revoke)
+token_app.command("rotate")(admin_cmd.token_rotate)
 
 
 def main() -> None:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hmac
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from opencdp.errors import ConfigurationError, NotFound
-from opencdp.ids import hash_secret, hint, new_id, new_secret, secret_matches
+from opencdp.ids import hash_secret, hint, legacy_hash, new_id, new_secret, secret_matches
 from opencdp.storage.db import Database
 from opencdp.storage.schema import access_tokens, sources, workspaces
 
@@ -44,8 +45,12 @@ class AccessToken:
 class AdminStore:
     """Creates and finds workspaces, sources and tokens."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: bytes) -> None:
         self.db = db
+        self.key = key  # the server's secret key: write keys and tokens are stored as HMACs
+
+    def _hash(self, secret: str) -> str:
+        return hash_secret(secret, self.key)
 
     def ensure_workspace(self, workspace_id: str, name: str, now_us: int) -> None:
         """Create the workspace if it does not exist."""
@@ -92,7 +97,7 @@ class AdminStore:
             "id": new_id("src"),
             "workspace_id": workspace_id,
             "name": name.strip(),
-            "write_key_hash": hash_secret(key),
+            "write_key_hash": self._hash(key),
             "write_key_hint": hint(key),
             "enabled": True,
             "created_us": now_us,
@@ -118,12 +123,25 @@ class AdminStore:
 
     def source_for_key(self, write_key: str) -> Source | None:
         """The source a write key belongs to, or None."""
-        digest = hash_secret(write_key)
+        row = self._by_secret(sources, sources.c.write_key_hash, write_key)
+        return _source(row) if row is not None else None
+
+    def _by_secret(self, table: Any, column: Any, secret: str) -> dict[str, Any] | None:
+        """The row whose keyed hash of ``secret`` is stored in ``column``; a row that still
+        holds the unkeyed hash of earlier versions is found too and upgraded in place."""
+        digest = self._hash(secret)
         with self.db.read() as conn:
-            row = conn.execute(select(sources).where(sources.c.write_key_hash == digest)).first()
-        if row is None or not secret_matches(write_key, row.write_key_hash):
+            row = conn.execute(select(table).where(column == digest)).first()
+        if row is not None and secret_matches(secret, getattr(row, column.name), self.key):
+            return row._asdict()
+        legacy = legacy_hash(secret)
+        with self.db.read() as conn:
+            row = conn.execute(select(table).where(column == legacy)).first()
+        if row is None or not hmac.compare_digest(getattr(row, column.name), legacy):
             return None
-        return _source(row._asdict())
+        with self.db.write() as conn:
+            conn.execute(update(table).where(column == legacy).values({column.name: digest}))
+        return {**row._asdict(), column.name: digest}
 
     def source_by_id(self, source_id: str) -> Source | None:
         """The source with this id (in any workspace), or None."""
@@ -162,7 +180,7 @@ class AdminStore:
             "id": new_id("tok"),
             "workspace_id": workspace_id,
             "name": name.strip() or "token",
-            "token_hash": hash_secret(secret),
+            "token_hash": self._hash(secret),
             "token_hint": hint(secret),
             "scope": scope,
             "created_us": now_us,
@@ -185,14 +203,61 @@ class AdminStore:
         return self.add_token(workspace_id, name, now_us, "admin", token=token)[0]
 
     def token_for_secret(self, secret: str) -> AccessToken | None:
-        digest = hash_secret(secret)
-        with self.db.read() as conn:
-            row = conn.execute(
-                select(access_tokens).where(access_tokens.c.token_hash == digest)
-            ).first()
-        if row is None or not secret_matches(secret, row.token_hash):
-            return None
-        return _token(row._asdict())
+        row = self._by_secret(access_tokens, access_tokens.c.token_hash, secret)
+        return _token(row) if row is not None else None
+
+    def revoke_token(self, workspace_id: str | None, name_or_id: str) -> AccessToken:
+        """Delete a token (by id or name): it stops working at once in this process and within
+        the token cache's 10 s in running servers."""
+        token = self._find_token(workspace_id, name_or_id)
+        with self.db.write() as conn:
+            conn.execute(delete(access_tokens).where(access_tokens.c.id == token.id))
+        return token
+
+    def rotate_token(self, workspace_id: str | None, name_or_id: str) -> tuple[AccessToken, str]:
+        """A new secret for a token (same id, name and scope); the old secret stops working."""
+        token = self._find_token(workspace_id, name_or_id)
+        secret = new_secret()
+        values = {"token_hash": self._hash(secret), "token_hint": hint(secret)}
+        with self.db.write() as conn:
+            conn.execute(update(access_tokens).where(access_tokens.c.id == token.id).values(values))
+        return replace(token, token_hint=values["token_hint"]), secret
+
+    def _find_token(self, workspace_id: str | None, name_or_id: str) -> AccessToken:
+        found = [t for t in self.list_tokens(workspace_id) if name_or_id in (t.id, t.name)]
+        if not found:
+            raise NotFound(f"no token {name_or_id!r}; `opencdp token list` shows them")
+        if len(found) > 1:
+            raise ConfigurationError(
+                f"{len(found)} tokens are named {name_or_id!r}; give the id instead"
+            )
+        return found[0]
+
+    # Source credentials ----------------------------------------------------------------
+    def set_source_enabled(self, workspace_id: str, name_or_id: str, enabled: bool) -> Source:
+        """Enable or disable a source: a disabled source's write key gets 401."""
+        source = self._require_source(workspace_id, name_or_id)
+        with self.db.write() as conn:
+            conn.execute(update(sources).where(sources.c.id == source.id).values(enabled=enabled))
+        return replace(source, enabled=enabled)
+
+    def rotate_write_key(self, workspace_id: str, name_or_id: str) -> tuple[Source, str]:
+        """A new write key for a source; the old one stops working."""
+        source = self._require_source(workspace_id, name_or_id)
+        key = new_secret()
+        values = {"write_key_hash": self._hash(key), "write_key_hint": hint(key)}
+        with self.db.write() as conn:
+            conn.execute(update(sources).where(sources.c.id == source.id).values(values))
+        return replace(source, write_key_hint=values["write_key_hint"]), key
+
+    def _require_source(self, workspace_id: str, name_or_id: str) -> Source:
+        source = self.find_source(workspace_id, name_or_id)
+        if source is None:
+            raise NotFound(
+                f"no source {name_or_id!r} in workspace {workspace_id!r}; "
+                "`opencdp source list` shows them"
+            )
+        return source
 
     def list_tokens(self, workspace_id: str | None = None) -> list[AccessToken]:
         query = select(access_tokens).order_by(access_tokens.c.created_us, access_tokens.c.id)

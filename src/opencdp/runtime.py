@@ -65,6 +65,7 @@ class Runtime:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.db = Database(settings.resolved_database_url())
+        self.db.check_connection()
         migrate.upgrade(self.db)
         self.metrics = Metrics()
         self.admin = AdminStore(self.db, secret_key(settings))

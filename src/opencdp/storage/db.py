@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from opencdp.errors import ConfigurationError, StorageUnavailable
 from opencdp.storage.dialect import Dialect
@@ -110,6 +110,15 @@ class Database:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def check_connection(self) -> None:
+        """Connect once; a database that cannot be reached raises ConfigurationError saying
+        what is wrong and what to do (instead of a driver traceback)."""
+        try:
+            with self.engine.connect():
+                pass
+        except (OperationalError, InterfaceError) as exc:
+            raise ConfigurationError(_connection_advice(make_url(self.url), exc)) from None
+
     def describe(self) -> str:
         """The URL with any password hidden, for logs and status output."""
         return make_url(self.url).render_as_string(hide_password=True)
@@ -139,3 +148,34 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+def _connection_advice(url: URL, exc: Exception) -> str:
+    """What a failed connection means for the user, in one message."""
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else repr(exc)
+    shown = url.render_as_string(hide_password=True)
+    if url.get_backend_name() == "sqlite":
+        return (
+            f"cannot open the SQLite database {url.database}: {reason}. Check that "
+            "OPENCDP_DATA_DIR is a writable directory with free space."
+        )
+    host, port, name, user = url.host or "localhost", url.port or 5432, url.database, url.username
+    lowered = reason.lower()
+    if "does not exist" in lowered and "database" in lowered:
+        user_flag = f" -U {user}" if user else ""
+        return (
+            f"the PostgreSQL database {name!r} does not exist on {host}:{port}. Create it once "
+            f"with `createdb -h {host} -p {port}{user_flag} {name}` (see docs/configuration.md), "
+            "then start OpenCDP again: it creates its tables itself."
+        )
+    if "password authentication failed" in lowered or "authentication" in lowered:
+        return (
+            f"PostgreSQL at {host}:{port} refused user {user!r}: check the user and password in "
+            f"OPENCDP_DATABASE_URL ({shown})."
+        )
+    if "connection refused" in lowered or "could not connect" in lowered or "timeout" in lowered:
+        return (
+            f"no PostgreSQL server answers at {host}:{port} ({reason}). Start the server, or "
+            f"check the host and port in OPENCDP_DATABASE_URL ({shown})."
+        )
+    return f"cannot connect to {shown}: {reason}. Check OPENCDP_DATABASE_URL."

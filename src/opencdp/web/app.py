@@ -20,6 +20,7 @@ from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.web.api import api_router
 from opencdp.web.body import BoundedBody
+from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.profile_api import profile_router
@@ -78,7 +79,10 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
         version=__version__,
         summary="Segment-compatible customer data platform",
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by install_docs
+        redoc_url=None,  # ReDoc would load from a CDN
     )
+    install_docs(app)
     app.state.runtime = runtime
 
     @app.exception_handler(HTTPException)

@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install OpenCDP with its dev extras
 
-demo: $(STAMP) ## load CDNOW + an omnichannel layer, then serve on 127.0.0.1:8000
-	$(BIN)/opencdp demo
+PORT ?= 8000
+
+demo: $(STAMP) ## load CDNOW + an omnichannel layer, then serve on 127.0.0.1:$(PORT) (make demo PORT=8001)
+	$(BIN)/opencdp demo --port $(PORT)
 
 test: $(STAMP) ## unit, contract (SQLite + PostgreSQL) and end-to-end tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider

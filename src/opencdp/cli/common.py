@@ -31,17 +31,25 @@ def settings_from(data_dir: str | None, database_url: str | None, **extra: Any) 
 
 
 @contextmanager
+def errors_reported() -> Iterator[None]:
+    """OpenCDP errors inside become a message on stderr and exit code 1."""
+    try:
+        yield
+    except OpenCDPError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from None
+
+
+@contextmanager
 def runtime_for(settings: Settings) -> Iterator[Any]:
     """A runtime for one command; OpenCDP errors become a message and exit code 1."""
     from opencdp.runtime import Runtime
 
     rt = None
     try:
-        rt = Runtime(settings)
-        yield rt
-    except OpenCDPError as exc:
-        err.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from None
+        with errors_reported():
+            rt = Runtime(settings)
+            yield rt
     finally:
         if rt is not None:
             rt.close()

@@ -20,6 +20,7 @@ from opencdp.cli.common import (
     Workspace,
     console,
     err,
+    errors_reported,
     runtime_for,
     settings_from,
 )
@@ -165,7 +166,8 @@ def demo(
     from opencdp.demo.loader import run_demo
 
     settings = settings_from(data_dir, database_url, port=port)
-    run_demo(settings, customers=customers, serve=serve_after, console=err)
+    with errors_reported():
+        run_demo(settings, customers=customers, serve=serve_after, console=err)
 
 
 # Sources ---------------------------------------------------------------------------------

@@ -4,12 +4,18 @@ collector and worker as live traffic, show what identity resolution made of it, 
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from opencdp.errors import ConfigurationError
 from opencdp.settings import Settings
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 
@@ -91,6 +97,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
     """Load the demo into the configured database and (optionally) serve it."""
     from opencdp.runtime import Runtime
 
+    if serve:
+        check_port_free(settings.host, settings.port)  # before minutes of loading, not after
     rt = Runtime(settings)
     try:
         console.print(f"Loading the demo into {rt.db.describe()} …")
@@ -103,7 +111,7 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             f"  curl -u demo-token: {url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/traits\n"
             f"  curl -u demo-token: '{url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/events?limit=5'\n"
             f'  curl -u demo-write-key: {url}/v1/track -d \'{{"userId":"cdnow-1","event":"Product Viewed"}}\'\n'
-            "  opencdp profile explain user_id:cdnow-1\n"
+            f"  {cli_command()} profile explain user_id:cdnow-1\n"
             f"  open {url}/docs for the whole API\n",
             soft_wrap=True,
         )
@@ -123,3 +131,28 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             )
     finally:
         rt.close()
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ConfigurationError when ``host:port`` cannot be listened on."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve on {host}:{port} ({exc.strerror}): stop what runs there, or pick "
+                f"another port: make demo PORT={port + 1} (or opencdp demo --port {port + 1})"
+            ) from None
+
+
+def cli_command() -> str:
+    """How to run ``opencdp`` from here, as the user started it (``.venv/bin/opencdp`` when
+    the venv is not on PATH)."""
+    program = Path(sys.argv[0])
+    if program.name == "__main__.py":
+        return f"{os.path.relpath(sys.executable)} -m opencdp"
+    found = shutil.which(program.name)
+    if found and Path(found).resolve() == program.resolve():
+        return program.name
+    return os.path.relpath(program) if program.is_absolute() else str(program)

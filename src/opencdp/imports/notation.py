@@ -109,15 +109,25 @@ def notation_for(
 def _parse(text: str, decimal: str, thousands: str) -> tuple[Decimal, frozenset[str]]:
     shown = text if len(text) <= 60 else text[:57] + "…"
     expected = f"1{thousands}234{decimal}56"
-    match = _MONEY.match(text.strip())
+    stripped = text.strip(_SPACES)
+    outer = ""
+    # A sign outside the currency mark (``-€0.01``, ``-$5``) belongs to the number.
+    if stripped[:1] in ("-", "+", _MINUS) and stripped[1:2] and not stripped[1:2].isdigit():
+        outer, stripped = stripped[0], stripped[1:].lstrip(_SPACES)
+    match = _MONEY.match(stripped)
     assert match is not None  # the pattern matches every string
     pre, number, post = match["pre"], match["num"], match["post"]
     if pre and post:
         raise ValueError(f"{shown!r} has two currency marks")
     mark = pre or post
     currencies = CURRENCY_SIGNS.get(mark, frozenset({mark})) if mark else frozenset()
-    negative = False
-    if number.startswith("(") and number.endswith(")"):  # accounting negatives
+    if outer and not pre:
+        number = outer + number  # not outside a mark after all: read it as written
+        outer = ""
+    negative = outer in ("-", _MINUS)
+    if outer:
+        pass  # one sign only: a second one leaves the number unreadable below
+    elif number.startswith("(") and number.endswith(")"):  # accounting negatives
         negative, number = True, number[1:-1].strip(_SPACES)
     elif number and number[0] in "-+" + _MINUS:
         negative, number = number[0] in "-" + _MINUS, number[1:].strip(_SPACES)

@@ -109,7 +109,11 @@ quarantine = Table(
     Column("replays", Integer, nullable=False, server_default=text("0")),
     Column("last_replay_us", BigInteger, nullable=True),
     Column("resolved_us", BigInteger, nullable=True, comment="set once replayed successfully"),
-    Column("resolution", String(32), nullable=True, comment="replayed | duplicate"),
+    Column(
+        "resolution", String(32), nullable=True, comment="replayed | duplicate | imported | dismissed"
+    ),
+    Column("resolution_note", Text, nullable=True, comment="why an operator dismissed it"),
+    Column("import_run_id", String(64), nullable=True, comment="the import run of an invalid_row"),
     Index("ix_quarantine_ws_created", "workspace_id", "created_us"),
     Index("ix_quarantine_ws_reason", "workspace_id", "reason"),
     # One row per message: a retried or re-imported bad message updates its row.
@@ -189,7 +193,9 @@ events = Table(
     Column("received_us", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),
     Column("resolution", Text, nullable=True, comment="JSON: how identity resolution placed it"),
+    Column("import_run_id", String(64), nullable=True, comment="the import run that stored it"),
     Index("ix_events_profile_ts", "workspace_id", "profile_id", "timestamp_us"),
+    Index("ix_events_import_run", "workspace_id", "import_run_id"),
 )
 
 links = Table(
@@ -260,4 +266,6 @@ import_runs = Table(
     Column("started_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("report", Text, nullable=True, comment="JSON: counts so far"),
+    Column("mapping", Text, nullable=True, comment="JSON: the mapping the run used"),
+    Column("reverted_us", BigInteger, nullable=True, comment="when `import revert` undid it"),
 )

@@ -110,7 +110,10 @@ quarantine = Table(
     Column("last_replay_us", BigInteger, nullable=True),
     Column("resolved_us", BigInteger, nullable=True, comment="set once replayed successfully"),
     Column(
-        "resolution", String(32), nullable=True, comment="replayed | duplicate | imported | dismissed"
+        "resolution",
+        String(32),
+        nullable=True,
+        comment="replayed | duplicate | imported | dismissed",
     ),
     Column("resolution_note", Text, nullable=True, comment="why an operator dismissed it"),
     Column("import_run_id", String(64), nullable=True, comment="the import run of an invalid_row"),

@@ -31,6 +31,8 @@ class ImportRun:
     started_us: int
     updated_us: int
     report: dict[str, Any]
+    mapping: str | None = None
+    reverted_us: int | None = None
 
 
 class ImportRunStore:

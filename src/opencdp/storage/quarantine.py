@@ -40,6 +40,8 @@ class QuarantineRow:
     last_replay_us: int | None = None
     resolved_us: int | None = None
     resolution: str | None = None
+    resolution_note: str | None = None
+    import_run_id: str | None = None
 
     @property
     def violation_list(self) -> list[dict[str, Any]]:

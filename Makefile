@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-fast bench lint format serve clean
+.PHONY: install browser demo test test-fast bench lint format serve clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml | browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -15,6 +15,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install OpenCDP with its dev extras
+
+# The report page test drives Debian's chromium through Playwright; never `playwright install`
+# (it downloads a browser build of its own). A no-op once chromium is on PATH, or when not root.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian chromium for the browser tests"; \
+		apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; \
+	fi
 
 PORT ?= 8000
 

@@ -133,6 +133,9 @@ def _chart(kind: type[Any], title: str, **options: Any) -> Any:
         style=CleanStyle,
         width=720,
         height=320,
+        # width/height attributes besides the viewBox: a reader that drops the page's CSS
+        # (an e-mail client) still draws the chart at its size instead of 0 px wide.
+        explicit_size=True,
         title=title,
         show_legend=options.pop("show_legend", False),
         disable_xml_declaration=True,
@@ -237,8 +240,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width
 table {{ border-collapse: collapse; margin: 1rem 0; }}
 th, td {{ border: 1px solid #ddd; padding: .3rem .6rem; text-align: left; }}
 th {{ background: #f4f4f4; }}
-.chart {{ display: inline-block; margin: .5rem; }}
-.chart svg {{ max-width: 720px; }}
+.chart {{ margin: 1rem 0; max-width: 720px; }}
+.chart svg {{ display: block; width: 100%; height: auto; }}
 pre {{ background: #f8f8f8; padding: 1rem; overflow: auto; max-height: 30rem; }}
 </style></head>
 <body>

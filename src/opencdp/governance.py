@@ -152,7 +152,8 @@ def apply_plan_document(
     """
     plan = parse_plan_document(doc)
     meta = plan.meta
-    sources = meta.get("sources") or []
+    sources = meta.get("sources")
+    sources = [] if sources is None else sources
     if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
         raise RequestError("sources must be a list of source names or ids", code="invalid_plan")
     scopes = [scope_for(runtime, workspace_id, s) for s in sources]

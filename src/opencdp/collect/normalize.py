@@ -95,9 +95,10 @@ def _clean_id(value: Any) -> str | None:
     if isinstance(value, bool):
         raise TypeError("must be a string, not a boolean")
     if isinstance(value, int | float):
-        # Whole floats read as integers (42.0 -> "42"); others keep every digit (repr).
+        # Whole floats read as integers (42.0 -> "42"); others, and floats too large to be
+        # exact integers (2.5e+210), keep their shortest form (repr).
         value = (
-            (str(int(value)) if value.is_integer() else repr(value))
+            (str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value))
             if isinstance(value, float)
             else str(value)
         )
@@ -262,12 +263,13 @@ def normalize(
         sent_at = parse_timestamp(sent_raw) if sent_raw is not None else None
     except ValueError as exc:
         return reject(BAD_TIMESTAMP, f"unreadable timestamp: {exc}")
+    timestamp = original or received_at
     if original is not None and sent_at is not None:
-        timestamp = received_at - (sent_at - original)
-        if not EPOCH <= timestamp < LATEST:
-            return reject(BAD_TIMESTAMP, "clock-skew corrected timestamp is outside 1970..2200")
-    else:
-        timestamp = original or received_at
+        corrected = received_at - (sent_at - original)
+        # A correction that lands outside 1970..2200 says the two client times disagree, not
+        # that the event is unusable: it keeps the time the client gave.
+        if EPOCH <= corrected < LATEST:
+            timestamp = corrected
     msg["originalTimestamp"] = isoformat(original or timestamp)
     msg["timestamp"] = isoformat(timestamp)
     if sent_at is not None:

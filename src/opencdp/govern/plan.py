@@ -111,7 +111,9 @@ def parse_plan(doc: Any, *, plan_id: str | None = None) -> TrackingPlan:
         raise PlanError(
             "id", "needs 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
-    name = doc.get("name") or doc.get("display_name") or pid
+    name = doc.get("name")
+    if name is None or name == "":
+        name = doc.get("display_name") or pid
     if not isinstance(name, str) or len(name) > 200:
         raise PlanError("name", "must be a string of at most 200 characters")
     description = doc.get("description")

@@ -24,7 +24,8 @@ class ContactIn(BaseModel):
     """A customer as a touchpoint knows them (e.g. the web shop's account-creation form)."""
 
     identifiers: dict[str, str] = Field(
-        description='Identifier type -> value, e.g. {"email": "a@b.com", "user_id": "shop-42"}.'
+        min_length=1,
+        description='Identifier type -> value, e.g. {"email": "a@b.com", "user_id": "shop-42"}.',
     )
     traits: dict[str, Any] = Field(
         default_factory=dict, description="Traits to set on the profile."

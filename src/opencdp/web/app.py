@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,7 @@ from opencdp.web.body import BoundedBody
 from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
+from opencdp.web.openapi import install_openapi
 from opencdp.web.profile_api import profile_router
 from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import (
@@ -92,9 +94,16 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
             404: f"no such endpoint: {request.method} {request.url.path}",
             405: f"{request.method} is not allowed on {request.url.path}",
         }.get(exc.status_code, str(exc.detail))
+        headers = getattr(exc, "headers", None)
+        allowed = allowed_methods(app, request.url.path) if exc.status_code == 405 else None
+        if allowed:
+            # Each method is its own route: Starlette's Allow names only the first that matched.
+            headers = {"Allow": ", ".join(allowed)}
         if request.url.path.startswith("/v1/spaces/"):
-            return profile_error(exc.status_code, code, message)
-        return error(exc.status_code, code, message, getattr(exc, "headers", None))
+            response = profile_error(exc.status_code, code, message)
+            response.headers.update(headers or {})
+            return response
+        return error(exc.status_code, code, message, headers)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
@@ -160,15 +169,33 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
             }
         )
 
-    @app.get("/metrics", tags=["Operations"])
+    @app.get("/metrics", tags=["Operations"], response_class=Response)
     async def metrics() -> Response:
         return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    install_openapi(app)
     app.add_middleware(TrackingCORS)
     app.add_middleware(BoundedBody, max_bytes=runtime.settings.max_api_body_bytes)
     app.add_middleware(RefuseNul)
     app.add_middleware(RequestId)
     return app
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the OpenAPI document lists for ``path`` (and HEAD with GET)."""
+    paths = app.openapi().get("paths", {})
+    if path in paths:  # a literal path wins over templates (/api/quarantine/replay)
+        matching = [paths[path]]
+    else:
+        matching = [
+            operations
+            for template, operations in paths.items()
+            if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path)
+        ]
+    methods = {method.upper() for operations in matching for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def create_app_from_environment() -> FastAPI:

@@ -43,7 +43,51 @@ def _int(value: str | None, name: str, default: int, low: int, high: int) -> int
         number = int(value)
     except ValueError:
         raise RequestError(f"{name} must be an integer", code="invalid_request") from None
-    return min(max(number, low), high)
+    if not low <= number <= high:
+        raise RequestError(f"{name} must be between {low} and {high}", code="invalid_request")
+    return number
+
+
+def _plan_in(document: Any, plan_id: str) -> Any:
+    """The plan a request body describes; keys a plan does not have are refused."""
+    plan = gov.parse_plan_document(document, plan_id)
+    extra = sorted(set(plan.meta) - {"revision", "scopes", "created_revision"})
+    if extra:
+        raise RequestError(
+            f"unknown keys {extra}: a plan has name, description and rules; attach it "
+            "to sources with PUT /api/sources/{source}/schema-settings",
+            code="invalid_plan",
+        )
+    return plan
+
+
+def _whole(value: Any, name: str, default: int, low: int, high: int) -> int:
+    """A whole number of a JSON body (``12`` or ``12.0``) within ``low..high``, or ``default``."""
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RequestError(
+            f"{name} must be a whole number from {low} to {high}", code="invalid_request"
+        )
+    return value
+
+
+def _row_ids(value: Any) -> list[int] | None:
+    """Quarantine row ids of a request body (``12`` or ``12.0``: JSON does not tell them apart)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        ids = [
+            int(i)
+            for i in value
+            if (isinstance(i, int) and not isinstance(i, bool))
+            or (isinstance(i, float) and i.is_integer())
+        ]
+        if len(ids) == len(value) and all(0 < i < 1 << 63 for i in ids):
+            return ids
+    raise RequestError("ids must be a list of row ids (whole numbers)", code="invalid_request")
 
 
 def governance_router(runtime: Runtime) -> APIRouter:
@@ -92,14 +136,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
         stores a new revision; an identical body changes nothing."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            plan = gov.parse_plan_document(await _json_body(request), plan_id)
-            extra = sorted(set(plan.meta) - {"revision", "scopes", "created_revision"})
-            if extra:
-                raise RequestError(
-                    f"unknown keys {extra}: a plan has name, description and rules; attach it "
-                    "to sources with PUT /api/sources/{source}/schema-settings",
-                    code="invalid_plan",
-                )
+            plan = _plan_in(await _json_body(request), plan_id)
             stored, created = gov.save_plan(runtime, token.workspace_id, plan)
             return {**stored.to_dict(), "created_revision": created}
 
@@ -126,7 +163,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             if isinstance(days, bool) or not isinstance(days, int | float) or days <= 0:
                 raise RequestError("days must be a positive number", code="invalid_request")
             if body.get("plan") is not None:
-                plan = gov.parse_plan_document(body["plan"], plan_id)
+                plan = _plan_in(body["plan"], plan_id)
             else:
                 plan = gov.get_plan(runtime, token.workspace_id, plan_id)
             doc = {
@@ -241,7 +278,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
 
         return await run(request, handler)
 
-    @router.get("/quarantine/{row_id}", summary="One quarantined event, whole")
+    @router.get("/quarantine/{row_id:int}", summary="One quarantined event, whole")
     async def quarantine_one(row_id: int, request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
             row = (
@@ -270,19 +307,17 @@ def governance_router(runtime: Runtime) -> APIRouter:
                     f"unknown keys {sorted(unknown)}; send {', '.join(sorted(REPLAY_KEYS))}",
                     code="invalid_request",
                 )
-            ids = body.get("ids")
-            if ids is not None and (
-                not isinstance(ids, list)
-                or not all(isinstance(i, int) and 0 < i < 1 << 63 for i in ids)
-            ):
-                raise RequestError("ids must be a list of row ids", code="invalid_request")
-            if not isinstance(body.get("dry_run", False), bool):
+            ids = _row_ids(body.get("ids"))
+            dry = body.get("dry_run")
+            if dry is not None and not isinstance(dry, bool):
                 raise RequestError("dry_run must be true or false", code="invalid_request")
-            q = {k: (str(v) if v is not None else None) for k, v in body.items() if k != "ids"}
+            limit = _whole(body.get("limit"), "limit", 100_000, 1, 1_000_000)
+            q = {k: v for k, v in body.items() if k not in ("ids", "limit", "dry_run")}
+            for name, value in q.items():
+                if value is not None and not isinstance(value, str):
+                    raise RequestError(f"{name} must be a string", code="invalid_request")
             where = _filter(token, q, ids)
-            limit = _int(q.get("limit"), "limit", 100_000, 1, 1_000_000)
-            dry = bool(body.get("dry_run", False))
-            result = gov.replay_quarantine(runtime, where, limit=limit, dry_run=dry)
+            result = gov.replay_quarantine(runtime, where, limit=limit, dry_run=bool(dry))
             return result.to_dict()
 
         return await run(request, handler, admin=True)

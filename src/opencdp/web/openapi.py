@@ -1,0 +1,316 @@
+"""The OpenAPI document: request bodies, query parameters, answers and credentials of every route.
+
+FastAPI derives paths from the routes; what the routes read by hand (bodies, query parameters)
+and the answers they really give (400/401/403/404/413/429/503, never 422) are described here,
+once per operation, keyed by method and path. ``tests/e2e/test_openapi_contract.py`` checks
+that every route is described and runs schemathesis over the result against a live server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from opencdp.collect.envelope import ROUTES
+from opencdp.web.wire_schemas import (
+    BATCH,
+    COMPONENTS,
+    DRY_RUN,
+    IDENTITY_RULES,
+    PLAN_ID_PATTERN,
+    REPLAY,
+    SCHEMA_SETTINGS,
+    TEXT_PATTERN,
+    TRACKING_PLAN,
+    WHEN_PATTERN,
+    Schema,
+    ref,
+    tracking_message,
+)
+
+SECURITY_SCHEMES: Final[dict[str, Schema]] = {
+    "WriteKey": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "A source's write key as the Basic auth username (Segment's form).",
+    },
+    "AccessToken": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An access token as the Basic auth username (curl -u TOKEN:).",
+    },
+    "Bearer": {"type": "http", "scheme": "bearer", "description": "An access token."},
+}
+_TOKEN: Final = [{"AccessToken": []}, {"Bearer": []}]
+_DESCRIPTIONS: Final = {
+    200: "OK",
+    201: "Created",
+    400: "The request is not valid; the body says what to fix",
+    401: "No or an unknown credential",
+    403: "The credential may not do this",
+    404: "Not found",
+    413: "The request body is larger than the limit",
+    429: "Too many requests, or the server is overloaded: retry after Retry-After seconds",
+    503: "The database cannot write now: retry after Retry-After seconds",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter a route reads by hand."""
+
+    name: str
+    schema: Schema
+    description: str = ""
+
+    def to_dict(self) -> Schema:
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": self.schema,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What one operation reads and answers beyond what FastAPI sees."""
+
+    errors: tuple[int, ...]
+    body: Schema | None = None
+    body_required: bool = True
+    query: tuple[Param, ...] = ()
+    ok: Schema = field(default_factory=lambda: {"type": "object"})
+    created: bool = False
+    security: list[dict[str, list[str]]] | None = None
+    error_schema: str = "Error"
+    media_type: str = "application/json"
+
+
+def _text(description: str = "", **extra: Any) -> Param:
+    return Param(
+        extra.pop("name"), {"type": "string", "pattern": TEXT_PATTERN, **extra}, description
+    )
+
+
+def _limit(default: int, maximum: int) -> Param:
+    return Param(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+        f"Page size, 1 to {maximum}.",
+    )
+
+
+_CURSOR = Param(
+    "next",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+    "The `cursor.next` of the previous page (opaque).",
+)
+_CSV = {"type": "string", "pattern": TEXT_PATTERN}
+_WHEN = {
+    "type": "string",
+    "pattern": WHEN_PATTERN,
+    "description": "ISO-8601 time, or a span back from now such as 24h or 7d.",
+}
+_QUARANTINE_FILTERS = (
+    _text(name="source", description="Source name or id."),
+    _text(name="reason", description="Why events were quarantined, e.g. invalid_row."),
+    _text(name="event", description="Event name."),
+    _text(name="type", description="Message type."),
+    Param("since", _WHEN),
+    Param("until", _WHEN),
+    Param("status", {"type": "string", "enum": ["open", "resolved", "all"], "default": "open"}),
+)
+_TRACKING_ERRORS = (400, 401, 429, 503)
+_PROFILE = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
+_PROFILE_ERRORS = (400, 401, 404)
+
+
+def _tracking_docs() -> dict[tuple[str, str], Doc]:
+    docs = {}
+    for route, kind in ROUTES.items():
+        if len(route) == 1:
+            continue  # analytics.js short paths: not in the document
+        body = BATCH if kind is None else tracking_message(kind)
+        docs[("post", f"/v1/{route}")] = Doc(
+            _TRACKING_ERRORS, body=body, ok=ref("IngestResult"), security=[{"WriteKey": []}]
+        )
+    return docs
+
+
+OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
+    **_tracking_docs(),
+    ("get", f"{_PROFILE}/traits"): Doc(
+        _PROFILE_ERRORS,
+        query=(
+            Param("include", _CSV, "Comma-separated trait names."),
+            Param("class", _CSV, "`audience` or `computed_trait` (none yet) or `traits`."),
+            Param("verbose", {"type": "boolean"}, "Each trait with its source and time."),
+            _limit(10, 200),
+            _CURSOR,
+        ),
+        error_schema="ProfileError",
+    ),
+    ("get", f"{_PROFILE}/external_ids"): Doc(
+        _PROFILE_ERRORS,
+        query=(
+            Param("include", _CSV, "Comma-separated identifier types."),
+            _limit(25, 100),
+            _CURSOR,
+        ),
+        error_schema="ProfileError",
+    ),
+    ("get", f"{_PROFILE}/events"): Doc(
+        _PROFILE_ERRORS,
+        query=(
+            Param("start", ref("Timestamp"), "Events at or after this time."),
+            Param("end", ref("Timestamp"), "Events before this time."),
+            Param("include", _CSV, "Comma-separated event names."),
+            Param("exclude", _CSV, "Comma-separated event names."),
+            Param("sort", {"type": "string", "enum": ["asc", "desc"], "default": "desc"}),
+            _limit(10, 100),
+            _CURSOR,
+        ),
+        error_schema="ProfileError",
+    ),
+    ("get", f"{_PROFILE}/metadata"): Doc(_PROFILE_ERRORS, error_schema="ProfileError"),
+    ("get", f"{_PROFILE}/links"): Doc(
+        _PROFILE_ERRORS, query=(_limit(20, 20),), error_schema="ProfileError"
+    ),
+    ("post", "/api/contacts"): Doc((400, 401, 403, 413), created=True),
+    ("get", "/api/profiles/{profile_id}/identity"): Doc((401, 404)),
+    ("get", "/api/workspaces/{workspace_id}/identity-rules"): Doc((401,)),
+    ("put", "/api/workspaces/{workspace_id}/identity-rules"): Doc(
+        (400, 401, 403, 413), body=IDENTITY_RULES
+    ),
+    ("get", "/api/tracking-plans"): Doc((401,)),
+    ("get", "/api/tracking-plans/{plan_id}"): Doc(
+        (400, 401, 404),
+        query=(
+            Param(
+                "revision",
+                {"type": "integer", "minimum": 1, "maximum": 2**30},
+                "An earlier revision.",
+            ),
+        ),
+    ),
+    ("put", "/api/tracking-plans/{plan_id}"): Doc((400, 401, 403, 413), body=TRACKING_PLAN),
+    ("delete", "/api/tracking-plans/{plan_id}"): Doc((401, 403, 404)),
+    ("post", "/api/tracking-plans/{plan_id}/dry-run"): Doc(
+        (400, 401, 404, 413), body=DRY_RUN, body_required=False
+    ),
+    ("get", "/api/sources/{source}/schema-settings"): Doc((401, 404)),
+    ("put", "/api/sources/{source}/schema-settings"): Doc(
+        (400, 401, 403, 404, 413), body=SCHEMA_SETTINGS
+    ),
+    ("get", "/api/workspaces/{workspace_id}/schema-settings"): Doc((401,)),
+    ("put", "/api/workspaces/{workspace_id}/schema-settings"): Doc(
+        (400, 401, 403, 404, 413), body=SCHEMA_SETTINGS
+    ),
+    ("get", "/api/quarantine"): Doc(
+        (400, 401, 404),
+        query=(
+            *_QUARANTINE_FILTERS,
+            Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
+            Param(
+                "before",
+                {"type": "integer", "minimum": 1, "maximum": 2**62},
+                "The previous page's next_before.",
+            ),
+        ),
+    ),
+    ("get", "/api/quarantine/stats"): Doc(
+        (400, 401, 404),
+        query=(
+            *_QUARANTINE_FILTERS,
+            Param("bucket", {"type": "string", "enum": ["hour", "day"], "default": "day"}),
+        ),
+    ),
+    ("get", "/api/quarantine/{row_id}"): Doc((400, 401, 404)),
+    ("post", "/api/quarantine/replay"): Doc(
+        (400, 401, 403, 404, 413), body=REPLAY, body_required=False
+    ),
+    ("get", "/healthz"): Doc((), security=[]),
+    ("get", "/readyz"): Doc((503,), security=[]),
+    ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),
+}
+
+
+def _apply(operation: dict[str, Any], doc: Doc) -> None:
+    operation["security"] = _TOKEN if doc.security is None else doc.security
+    for param in operation.get("parameters", []):
+        schema = param.get("schema", {})
+        if param["in"] == "path" and schema.get("type") == "string":
+            schema["pattern"] = TEXT_PATTERN
+            if param["name"] == "collection":
+                schema["enum"] = ["users", "accounts"]
+            elif param["name"] == "external_id":
+                param["schema"] = ref("ExternalId")
+            elif param["name"] == "plan_id":
+                schema["pattern"] = PLAN_ID_PATTERN
+    if doc.body is not None:
+        operation["requestBody"] = {
+            "required": doc.body_required,
+            "content": {"application/json": {"schema": doc.body}},
+        }
+    if doc.query:
+        known = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        operation.setdefault("parameters", []).extend(
+            p.to_dict() for p in doc.query if p.name not in known
+        )
+    responses = operation.setdefault("responses", {})
+    responses.pop("422", None)
+    ok = responses.setdefault("200", {"description": "OK"})
+    ok["content"] = {doc.media_type: {"schema": doc.ok}}
+    if doc.created:
+        responses["201"] = {
+            "description": _DESCRIPTIONS[201],
+            "content": {"application/json": {"schema": doc.ok}},
+        }
+    for status in doc.errors:
+        answer: dict[str, Any] = {
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": ref(doc.error_schema)}},
+        }
+        if status in (429, 503):
+            answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+        responses[str(status)] = answer
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document with every operation described (see :data:`OPERATIONS`)."""
+    document = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=app.description,
+        routes=app.routes,
+    )
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            doc = OPERATIONS.get((method, path))
+            if doc is None:
+                raise KeyError(f"{method.upper()} {path} is not described in web/openapi.py")
+            _apply(operation, doc)
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas.update(COMPONENTS)
+    components["securitySchemes"] = SECURITY_SCHEMES
+    return document
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve :func:`openapi_document` at ``/openapi.json`` (built once, on first use)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_document(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

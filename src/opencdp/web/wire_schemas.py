@@ -1,0 +1,355 @@
+"""JSON Schemas of what the HTTP API reads and answers, for the OpenAPI document (pure data).
+
+The routes parse their bodies by hand (to answer in Segment's error shapes), so FastAPI cannot
+derive these. They state exactly what the server accepts: a document that promises less or more
+than the server does fails the schemathesis run in the tests (valid data must be accepted,
+invalid data refused).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from opencdp.collect.normalize import MAX_EVENT_NAME, MAX_ID_LENGTH, MAX_MESSAGE_ID, MAX_TRAIT_KEY
+from opencdp.identity.rules import WINDOWS
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+#: Numbers: integers beyond 64 bits are read as floats; beyond a double's range is no JSON.
+NUMBER: Final[Schema] = {"type": "number"}
+
+
+def whole(minimum: int) -> Schema:
+    return {"type": "integer", "minimum": minimum, "maximum": 2**64 - 1}
+
+
+#: Text PostgreSQL can store: no NUL character (refused everywhere, on every backend).
+TEXT_PATTERN: Final = "^[^\\u0000]*$"
+_NON_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+# Times the collector reads (ISO-8601 within 1970..2200; the pattern allows 1971..2198, so that
+# no offset moves a time it allows out of range). Days are those every year has, so that every
+# string the pattern allows is a real date.
+_YEAR = "(197[1-9]|19[89][0-9]|20[0-9]{2}|21[0-8][0-9]|219[0-8])"
+_MONTH_DAY = (
+    "((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    "|02-(0[1-9]|1[0-9]|2[0-8]))"
+)
+_TIME = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]{1,6})?)?"
+_ZONE = "(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9])?"
+TIMESTAMP_PATTERN: Final = f"^{_YEAR}-{_MONTH_DAY}(T{_TIME}{_ZONE})?$"
+
+#: A time filter: ISO-8601, or a span back from now (``30m``, ``24h``, ``7d``, ``2w``), or empty.
+WHEN_PATTERN: Final = f"^(|[0-9]{{1,5}}(\\.[0-9]{{1,3}})? *[mhdw]|{TIMESTAMP_PATTERN[1:-1]})$"
+
+COMPONENTS: Final[dict[str, Schema]] = {
+    "JsonValue": {
+        "description": "Any JSON value without a NUL character (U+0000) in its strings or keys.",
+        "anyOf": [
+            {"type": "string", "pattern": TEXT_PATTERN},
+            NUMBER,
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "array", "items": ref("JsonValue")},
+            ref("JsonObject"),
+        ],
+    },
+    "JsonObject": {
+        "type": "object",
+        "propertyNames": {"pattern": TEXT_PATTERN},
+        "additionalProperties": ref("JsonValue"),
+    },
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "description": "Stable, machine-readable."},
+            "message": {"type": "string", "description": "What is wrong and what to do."},
+        },
+    },
+    "ProfileError": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": ref("Error")},
+        "description": "The Profile API's error shape (Segment's).",
+    },
+    "ExternalId": {
+        "type": "string",
+        "pattern": "^([^\\u0000:]+|[^\\u0000:]*:[^\\u0000]+)$",
+        "description": "type:value (user_id:u123, email:ann@example.com) or a profile id.",
+    },
+    "Identifier": {
+        "description": "A user or anonymous id: a non-blank string (trimmed) or a number.",
+        "anyOf": [
+            {"type": "string", "pattern": _NON_BLANK, "maxLength": MAX_ID_LENGTH},
+            NUMBER,
+        ],
+    },
+    "Timestamp": {
+        "type": "string",
+        "pattern": TIMESTAMP_PATTERN,
+        "description": "ISO-8601 time between 1970 and 2200; without an offset it is UTC.",
+        "example": "2026-12-03T10:15:00.123Z",
+    },
+    "IngestResult": {
+        "type": "object",
+        "required": ["success", "accepted", "quarantined"],
+        "properties": {
+            "success": {"type": "boolean"},
+            "accepted": {"type": "integer", "description": "Events stored for processing."},
+            "quarantined": {"type": "integer", "description": "Events kept in quarantine."},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "index": {"type": "integer"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def tracking_message(kind: str) -> Schema:
+    """A message sent to ``/v1/{kind}`` (the path implies its type)."""
+    absent_or_id = {
+        "anyOf": [ref("Identifier"), {"type": "null"}, {"type": "string", "pattern": "^\\s*$"}],
+        "description": "null or a blank string count as absent.",
+    }
+    properties: dict[str, Schema] = {
+        "userId": absent_or_id,
+        "anonymousId": absent_or_id,
+        "messageId": nullable(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": TEXT_PATTERN, "maxLength": MAX_MESSAGE_ID},
+                    NUMBER,
+                ],
+                "description": "Deduplicates retries; generated when missing.",
+            }
+        ),
+        "timestamp": nullable(ref("Timestamp")),
+        "originalTimestamp": nullable(ref("Timestamp")),
+        "sentAt": nullable(ref("Timestamp")),
+        "context": nullable(ref("JsonObject")),
+        "integrations": nullable(ref("JsonObject")),
+        "writeKey": {
+            **ref("JsonValue"),
+            "description": "The write key, when not sent as the Basic auth user.",
+        },
+        "type": {**ref("JsonValue"), "description": "Ignored: the path says the type."},
+    }
+    required: list[str] = []
+    name = {"type": "string", "pattern": TEXT_PATTERN, "maxLength": MAX_EVENT_NAME}
+    traits = {
+        "type": "object",
+        "propertyNames": {"pattern": TEXT_PATTERN, "maxLength": MAX_TRAIT_KEY},
+        "additionalProperties": ref("JsonValue"),
+    }
+    if kind == "track":
+        properties["event"] = {**name, "pattern": _NON_BLANK}
+        properties["properties"] = nullable(ref("JsonObject"))
+        required.append("event")
+    elif kind in ("page", "screen"):
+        properties["name"] = nullable(name)
+        properties["category"] = nullable({"type": "string", "pattern": TEXT_PATTERN})
+        properties["properties"] = nullable(ref("JsonObject"))
+    elif kind in ("identify", "group"):
+        properties["traits"] = nullable(traits)
+    if kind == "group":
+        properties["groupId"] = ref("Identifier")
+        required.append("groupId")
+    if kind == "alias":
+        properties["previousId"] = ref("Identifier")
+        properties["userId"] = ref("Identifier")
+        required += ["previousId", "userId"]
+    identity: Schema = (
+        {}
+        if kind == "alias"
+        else {
+            "anyOf": [
+                {"required": ["userId"], "properties": {"userId": ref("Identifier")}},
+                {"required": ["anonymousId"], "properties": {"anonymousId": ref("Identifier")}},
+            ]
+        }
+    )
+    return {
+        "type": "object",
+        "title": f"{kind.capitalize()}Message",
+        "description": "A Segment message. Every message needs a userId or an anonymousId.",
+        "properties": properties,
+        "required": required,
+        "propertyNames": {"pattern": TEXT_PATTERN},
+        "additionalProperties": ref("JsonValue"),
+        **identity,
+    }
+
+
+BATCH: Final[Schema] = {
+    "type": "object",
+    "title": "Batch",
+    "required": ["batch"],
+    "properties": {
+        "batch": {
+            "type": "array",
+            "description": (
+                "Messages, each with its `type`. A message that cannot be used is quarantined on "
+                "its own with its reason in `errors`; the others are stored."
+            ),
+            "items": {},
+        },
+        "context": {"description": "Merged under each message's own; ignored unless an object."},
+        "integrations": {"description": "As context."},
+        "sentAt": {"description": "For clock-skew correction; ignored when unreadable."},
+        "writeKey": {"description": "The write key, when not sent as the Basic auth user."},
+    },
+    "additionalProperties": True,
+}
+
+
+# -- OpenCDP's own documents under /api ----------------------------------------------------------
+# Their structure is stated exactly; what they embed (a JSON Schema, RE2 patterns, identifier
+# type names, e-mail addresses) is checked beyond what a schema can state, and answered with a
+# 400 that names the place.
+
+
+def _strict(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
+    out: Schema = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        out["required"] = list(required)
+    return out
+
+
+def _settings_section(names: tuple[str, ...], actions: tuple[str, ...]) -> Schema:
+    properties: dict[str, Schema] = {name: {"type": "boolean"} for name in names}
+    properties["commonEventOnViolations"] = {"type": "string", "enum": list(actions)}
+    return _strict(properties)
+
+
+_SOURCE_ID = {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN}
+ENFORCEMENT_SETTINGS: Final[Schema] = _strict(
+    {
+        "track": nullable(
+            _settings_section(
+                (
+                    "allowUnplannedEvents",
+                    "allowUnplannedEventProperties",
+                    "allowEventOnViolations",
+                    "allowPropertiesOnViolations",
+                ),
+                ("ALLOW", "BLOCK", "OMIT_PROPERTIES"),
+            )
+        ),
+        **{
+            section: nullable(
+                _settings_section(
+                    ("allowUnplannedTraits", "allowTraitsOnViolations"),
+                    ("ALLOW", "BLOCK", "OMIT_TRAITS"),
+                )
+            )
+            for section in ("identify", "group")
+        },
+        "forwardingBlockedEventsTo": nullable(_SOURCE_ID),
+        "forwardingViolationsTo": nullable(_SOURCE_ID),
+    }
+)
+SCHEMA_SETTINGS: Final[Schema] = _strict(
+    {
+        "trackingPlanId": nullable({"type": "string", "pattern": TEXT_PATTERN}),
+        "settings": nullable(ENFORCEMENT_SETTINGS),
+    }
+)
+PLAN_ID_PATTERN: Final = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_RULE: Final[Schema] = {
+    "type": "object",
+    "description": "Segment's RuleV1: TRACK rules are keyed by event name; others have no key.",
+    "required": ["type"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "enum": ["TRACK", "IDENTIFY", "GROUP", "PAGE", "SCREEN", "COMMON"],
+        },
+        "key": {"type": "string", "pattern": _NON_BLANK, "maxLength": 200},
+        "version": whole(1),
+        "jsonSchema": nullable({"type": "object", "description": "JSON Schema draft-07."}),
+    },
+}
+TRACKING_PLAN: Final[Schema] = {
+    "type": "object",
+    "properties": {
+        "id": nullable({"type": "string", "pattern": PLAN_ID_PATTERN}),
+        "name": nullable({"type": "string", "maxLength": 200, "pattern": TEXT_PATTERN}),
+        "description": nullable({"type": "string", "pattern": TEXT_PATTERN}),
+        "rules": {
+            "anyOf": [
+                {"type": "array", "items": _RULE},
+                {"type": "object", "description": "The legacy Config API shape."},
+            ]
+        },
+        "revision": {"description": "Ignored (the server numbers revisions)."},
+        "scopes": {"description": "Ignored."},
+        "created_revision": {"description": "Ignored."},
+    },
+    "additionalProperties": False,
+}
+DRY_RUN: Final[Schema] = {
+    "type": "object",
+    "properties": {
+        "days": {"type": "number", "exclusiveMinimum": 0, "maximum": 3650},
+        "plan": nullable(TRACKING_PLAN),
+        "sources": nullable({"type": "array", "items": {"type": "string"}}),
+        "settings": nullable(ENFORCEMENT_SETTINGS),
+    },
+}
+_LIMIT: Final[Schema] = _strict(
+    {
+        "max_values": whole(1),
+        "window": {"type": "string", "enum": list(WINDOWS)},
+    },
+    required=("max_values",),
+)
+_STRINGS = {"type": "array", "items": {"type": "string", "pattern": TEXT_PATTERN}}
+IDENTITY_RULES: Final[Schema] = _strict(
+    {
+        "blocked_exact": _STRINGS,
+        "blocked_patterns": {**_STRINGS, "maxItems": 100, "description": "RE2 syntax."},
+        "limits": {"type": "object", "additionalProperties": _LIMIT},
+        "default_limit": _LIMIT,
+        "priority": _STRINGS,
+        "max_merges": whole(0),
+        "max_identifiers": whole(1),
+        "trait_keys": {
+            "type": "object",
+            "additionalProperties": {"type": "string", "pattern": TEXT_PATTERN},
+        },
+        "default_phone_region": {"type": "string", "pattern": TEXT_PATTERN},
+    }
+)
+_FILTER_TEXT = nullable({"type": "string", "pattern": TEXT_PATTERN})
+REPLAY: Final[Schema] = _strict(
+    {
+        **{name: _FILTER_TEXT for name in ("source", "source_id", "reason", "event", "type")},
+        **{
+            name: nullable({"type": "string", "pattern": WHEN_PATTERN})
+            for name in ("since", "until")
+        },
+        "ids": nullable(
+            {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}}
+        ),
+        "limit": nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
+        "dry_run": nullable({"type": "boolean"}),
+    }
+)

@@ -44,7 +44,7 @@ SECURITY_SCHEMES: Final[dict[str, Schema]] = {
     },
     "Bearer": {"type": "http", "scheme": "bearer", "description": "An access token."},
 }
-_TOKEN: Final = [{"AccessToken": []}, {"Bearer": []}]
+_TOKEN: Final[list[dict[str, list[str]]]] = [{"AccessToken": []}, {"Bearer": []}]
 _DESCRIPTIONS: Final = {
     200: "OK",
     201: "Created",

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from opencdp import __version__
 from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
@@ -102,6 +104,11 @@ def run_id_for(workspace_id: str, source_id: str, mapping: ImportMapping, path: 
     with path.open("rb") as f:
         digest.update(f.read(1 << 20))
     return "imp_" + digest.hexdigest()[:40]
+
+
+def mapping_json(mapping: ImportMapping) -> str:
+    """The mapping document as JSON, as a run stores it (YAML dates become ISO strings)."""
+    return orjson.dumps(dict(mapping.document), default=str).decode()
 
 
 def resolve_source(runtime: Runtime, workspace_id: str, ref: str | None) -> Source:
@@ -241,6 +248,7 @@ def import_file(
             file_name=path.name,
             now_us=runtime.now_us(),
             report={"baseline": baseline, "progress": {}},
+            mapping=mapping_json(mapping),
         )
     for name in (
         "rows",

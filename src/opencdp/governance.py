@@ -18,6 +18,9 @@ from opencdp.govern import CompiledPlan, EnforcementSettings, PlanError, Trackin
 from opencdp.govern.dryrun import DryRunReport
 from opencdp.govern.enforce import strip_protocols
 from opencdp.govern.plan import parse_plan
+from opencdp.imports.convert import INVALID_ROW
+from opencdp.imports.mapping import ImportMapping
+from opencdp.imports.replay import replay_import_rows
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
 from opencdp.storage.quarantine import BUCKETS_US, QuarantineFilter
 from opencdp.storage.schema import events
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_DRY_RUN_DAYS = 3650
+MAX_DISMISS = 10_000  # row ids per dismissal
+MAX_NOTE = 2000  # characters of a dismissal reason
 
 
 def plan_error(exc: PlanError) -> RequestError:
@@ -323,14 +328,50 @@ def replay_quarantine(
     limit: int = 100_000,
     dry_run: bool = False,
     process: bool = False,
+    mapping: ImportMapping | None = None,
 ) -> ReplayResult:
-    """Replay matching events through the current plan; optionally process them right away."""
+    """Replay matching events through the current plan; optionally process them right away.
+
+    Rows of import files (``invalid_row``) are converted again from their original rows, with
+    ``mapping`` or the mapping their run used, and processed as the import does.
+    """
     if where.status != "open":  # resolved rows were replayed already: never twice
         where = dataclasses.replace(where, status="open")
-    result = replay(runtime, where, limit=limit, dry_run=dry_run)
+    result = ReplayResult(dry_run=dry_run)
+    if where.reason in (None, INVALID_ROW):
+        replay_import_rows(runtime, where, result, limit=limit, dry_run=dry_run, mapping=mapping)
+    if where.reason != INVALID_ROW and result.selected < limit:
+        replay(runtime, where, limit=limit - result.selected, dry_run=dry_run, result=result)
     if process and not dry_run and (result.replayed or result.forwarded):
-        result.processed = runtime.processor.run_until_idle()
+        result.processed += runtime.processor.run_until_idle()
     return result
+
+
+def dismiss_quarantine(
+    runtime: Runtime, workspace_id: str, ids: Any, reason: Any
+) -> dict[str, list[int]]:
+    """Close open quarantine rows of the workspace as ``dismissed``, with the operator's reason.
+
+    Answers which ids were dismissed, which are not in the workspace (``not_found``) and which
+    were closed already (``closed``; their resolution stays as it was).
+    """
+    if not isinstance(reason, str) or not reason.strip():
+        raise RequestError("reason must say why the rows are dismissed", code="invalid_request")
+    if len(reason) > MAX_NOTE:
+        raise RequestError(f"reason may be at most {MAX_NOTE} characters", code="invalid_request")
+    if (
+        not isinstance(ids, list | tuple)
+        or not ids
+        or len(ids) > MAX_DISMISS
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 1 << 63 for i in ids)
+    ):
+        raise RequestError(
+            f"ids must be a list of 1 to {MAX_DISMISS} quarantine row ids", code="invalid_request"
+        )
+    dismissed, not_found, closed = runtime.quarantine.dismiss(
+        workspace_id, ids, reason.strip(), runtime.now_us()
+    )
+    return {"dismissed": dismissed, "not_found": not_found, "closed": closed}
 
 
 def quarantine_stats(runtime: Runtime, where: QuarantineFilter, bucket: str) -> dict[str, Any]:
@@ -364,6 +405,8 @@ def quarantine_json(row: Any, *, payload: bool = True) -> dict[str, Any]:
         "replays": row.replays,
         "resolved_at": isoformat(from_us(row.resolved_us)) if row.resolved_us else None,
         "resolution": row.resolution,
+        "resolution_note": row.resolution_note,
+        "import_run_id": row.import_run_id,
     }
     if payload:
         try:

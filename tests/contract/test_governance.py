@@ -226,12 +226,31 @@ def test_replay_after_plan_fix_processes_each_event_exactly_once(runtime: Runtim
     assert (left.message_id, left.replays, left.plan_revision) == ("h", 2, 2)
 
 
-def test_replay_of_an_event_resent_meanwhile_is_a_duplicate(runtime: Runtime) -> None:
+def test_an_event_resent_fixed_closes_its_row_before_any_replay(runtime: Runtime) -> None:
     enforce_on_source(runtime, {"track": {"allowEventOnViolations": False}})
     runtime.collector.ingest_messages(source(runtime), [order("a", total="x")])
     # The sender fixes the event and sends it again with the same message id
     runtime.collector.ingest_messages(source(runtime), [order("a")])
     runtime.processor.run_until_idle()
+    # Storing it closed the row: a replay finds nothing left to do
+    assert runtime.quarantine.counts(WS) == {}
+    [row] = runtime.quarantine.list(WS, where=gov.quarantine_filter(runtime, WS, status="all"))
+    assert row.resolution == "replayed"
+    gov.set_schema_config(runtime, WS, source(runtime).id, tracking_plan_id=None)
+    result = gov.replay_quarantine(runtime, gov.quarantine_filter(runtime, WS), process=True)
+    assert (result.selected, result.replayed, result.duplicates) == (0, 0, 0)
+    assert processed_ids(runtime) == ["a"]
+
+
+def test_replay_of_an_event_stored_before_it_was_quarantined_is_a_duplicate(
+    runtime: Runtime,
+) -> None:
+    enforce_on_source(runtime, {"track": {"allowEventOnViolations": False}})
+    # Stored first, then sent again with a violation (quarantined under the same id)
+    runtime.collector.ingest_messages(source(runtime), [order("a")])
+    runtime.processor.run_until_idle()
+    runtime.collector.ingest_messages(source(runtime), [order("a", total="x")])
+    assert runtime.quarantine.counts(WS) == {"schema_violation": 1}
     gov.set_schema_config(runtime, WS, source(runtime).id, tracking_plan_id=None)
     result = gov.replay_quarantine(runtime, gov.quarantine_filter(runtime, WS), process=True)
     assert (result.replayed, result.duplicates) == (0, 1)

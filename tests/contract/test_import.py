@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from opencdp.imports.mapping import ImportMapping, parse_mapping
 from opencdp.imports.runner import ImportRequest, import_file, write_events
 from opencdp.runtime import Runtime
+from opencdp.storage.imports import ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.schema import events, profiles, quarantine, traits
 
@@ -318,3 +319,17 @@ def test_import_goes_through_the_source_tracking_plan(runtime: Runtime, tmp_path
     assert runtime.quarantine.counts("default") == {"schema_violation": low}
     [row] = runtime.quarantine.list("default", limit=1)
     assert (row.plan_id, row.stage) == ("imports", "govern")
+
+
+def test_a_run_keeps_the_mapping_it_used(runtime: Runtime, tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "order_id,customer_id,email,ordered_at,total\no1,c1,c1@example.com,2022-01-01,10\n",
+        encoding="utf-8",
+    )
+    report = import_file(runtime, ImportRequest(path, mapping(ORDERS)))
+    run = ImportRunStore(runtime.db).get("default", report["run"])
+    assert run is not None and run.mapping is not None
+    # The stored document compiles to the same mapping
+    again = parse_mapping(run.mapping, name="stored")
+    assert again.fields == mapping(ORDERS).fields and again.kind == "orders"

@@ -18,10 +18,13 @@ from opencdp.cli.common import (
     Workspace,
     console,
     err,
+    errors_reported,
     runtime_for,
     settings_from,
 )
 from opencdp.clock import isoformat
+from opencdp.imports.mapping import load_mapping
+from opencdp.imports.presets import resolve_mapping
 from opencdp.timeutil import from_us
 
 plan_app = typer.Typer(
@@ -265,7 +268,10 @@ def quarantine_list(
     if as_json:
         _dump([gov.quarantine_json(r, payload=False) for r in rows])
         return
-    table = Table("id", "quarantined at", "reason", "event", "source", "detail")
+    closed = status != "open"
+    table = Table(
+        "id", "quarantined at", "reason", "event", "source", *(["resolution"] * closed), "detail"
+    )
     for r in rows:
         table.add_row(
             str(r.id),
@@ -273,6 +279,7 @@ def quarantine_list(
             r.reason,
             f"{r.event_type or '?'} {r.event_name or ''}".strip(),
             r.source_id or "-",
+            *([r.resolution or "open"] * closed),
             r.detail[:120],
         )
     console.print(table)
@@ -357,6 +364,19 @@ def quarantine_replay(
     process: Annotated[
         bool, typer.Option("--process/--no-process", help="Process replayed events right away.")
     ] = True,
+    mapping: Annotated[
+        str | None,
+        typer.Option(
+            "--mapping",
+            "-m",
+            help="Import rows (invalid_row): convert them with this mapping file or preset "
+            "instead of the one their import used.",
+        ),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="With --mapping: the kind it imports, if the file does not say."),
+    ] = None,
     as_json: Json = False,
     workspace: Workspace = "default",
     data_dir: DataDir = None,
@@ -365,8 +385,16 @@ def quarantine_replay(
     """Re-run quarantined events through the current tracking plan.
 
     Events that now pass are processed exactly once (their message ids make sure of it); the
-    others stay in quarantine with their new reason.
+    others stay in quarantine with their new reason. Rows of import files (invalid_row) are
+    converted again from the original row, with the mapping their import used (or --mapping);
+    a row that still does not convert keeps its diagnostic (row and column).
     """
+    replay_mapping = None
+    if mapping is not None:
+        with errors_reported():
+            replay_mapping = (
+                resolve_mapping(mapping, kind) if kind else load_mapping(mapping, kind=None)
+            )
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         where = gov.quarantine_filter(
             rt,
@@ -378,7 +406,9 @@ def quarantine_replay(
             until=until,
             ids=ids,
         )
-        result = gov.replay_quarantine(rt, where, limit=limit, dry_run=dry_run, process=process)
+        result = gov.replay_quarantine(
+            rt, where, limit=limit, dry_run=dry_run, process=process, mapping=replay_mapping
+        )
     out = result.to_dict()
     if as_json:
         _dump(out)
@@ -390,3 +420,35 @@ def quarantine_replay(
         + (f" {out['still_failing_by_reason']}" if out["still_failing"] else "")
         + (f"; processed {out['processed']}" if out["processed"] else "")
     )
+
+
+@quarantine_app.command("dismiss")
+def quarantine_dismiss(
+    ids: Annotated[list[int], typer.Argument(help="Ids from `quarantine list`.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why they are dismissed (kept with the rows).")
+    ],
+    as_json: Json = False,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Close quarantined events that will never be fixed, saying why.
+
+    They stay for the record (``quarantine show``, ``list --status resolved``) with the
+    resolution ``dismissed`` and the reason; replays leave them alone.
+    """
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        out = gov.dismiss_quarantine(rt, workspace, ids, reason)
+    if as_json:
+        _dump(out)
+        return
+    console.print(f"dismissed {len(out['dismissed'])}: {_ids(out['dismissed'])}")
+    if out["closed"]:
+        console.print(f"closed already, left as they were: {_ids(out['closed'])}")
+    if out["not_found"]:
+        console.print(f"not in workspace {workspace!r}: {_ids(out['not_found'])}")
+
+
+def _ids(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids) or "-"

@@ -317,6 +317,8 @@ def quarantine_row(
         ),
         "resolved_us": None,
         "resolution": None,
+        "resolution_note": None,
+        "import_run_id": None,
     }
 
 

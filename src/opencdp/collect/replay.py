@@ -7,6 +7,7 @@ queued again). One that still fails stays in quarantine with its new reason.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from opencdp.collect.envelope import Envelope
 from opencdp.collect.ingest import inbox_row, quarantine_row
 from opencdp.collect.normalize import NormalizedEvent, Rejection
 from opencdp.govern.enforce import strip_protocols
+from opencdp.imports.convert import INVALID_ROW
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
 from opencdp.storage.schema import inbox, quarantine
 from opencdp.timeutil import from_us, parse_timestamp
@@ -59,15 +61,23 @@ def replay(
     limit: int = 100_000,
     dry_run: bool = False,
     chunk: int = 500,
+    result: ReplayResult | None = None,
 ) -> ReplayResult:
-    """Re-run open quarantined events matching ``where`` through normalization and the plan."""
-    result = ReplayResult(dry_run=dry_run)
+    """Re-run open quarantined events matching ``where`` through normalization and the plan
+    (adding to ``result`` when one is given).
+
+    Rows of import files that the converter refused (``invalid_row``) are no Segment messages:
+    :mod:`opencdp.imports.replay` converts them again instead, and they are left out here.
+    """
+    result = result or ReplayResult(dry_run=dry_run)
+    where = dataclasses.replace(where, exclude_reasons=(*where.exclude_reasons, INVALID_ROW))
     runtime.governance.invalidate()  # the plan may have just been fixed
     last_id = 0
-    while result.selected < limit:
+    start = result.selected
+    while result.selected - start < limit:
         # Keyset paging by id: rows that fail again stay open but are behind us.
         rows = runtime.quarantine.for_replay(
-            where, min(chunk, limit - result.selected), after_id=last_id
+            where, min(chunk, limit - (result.selected - start)), after_id=last_id
         )
         if not rows:
             break

@@ -58,11 +58,64 @@ class RowError:
     message_id: str
     #: A named finding the quality report counts on its own (``currency_conflict``).
     finding: str | None = None
+    #: The record's rows as read, with their numbers (several for an order with line items;
+    #: none for a line that could not be read as a row).
+    rows: tuple[tuple[int, Mapping[str, Any]], ...] = ()
 
     def detail(self, file_name: str) -> str:
         """``orders.csv: row 17, column 'Purchase Date': …`` — what the quarantine shows."""
         where = f", column {self.column!r}" if self.column else ""
         return f"{file_name}: row {self.row}{where}: {self.problem}"
+
+    def payload(self, file_name: str, run_id: str) -> dict[str, Any]:
+        """What the quarantine keeps: where the record was and why it was refused
+        (``import``), and its original rows with their numbers (``rows``), so that a replay
+        converts them again (:func:`record_rows`). A line that was no row keeps its text."""
+        where = {
+            "file": file_name,
+            "run": run_id,
+            "row": self.row,
+            "column": self.column,
+            "problem": self.problem,
+        }
+        if self.rows:
+            rows = [{"number": n, "values": dict(values)} for n, values in self.rows]
+            return {"import": where, "rows": rows}
+        extra = self.raw if isinstance(self.raw, dict) else {"raw": self.raw}
+        return {**extra, "import": where}
+
+
+def record_rows(payload: Any) -> list[tuple[int, dict[str, Any]]] | None:
+    """The original rows (number, values) of a quarantined import record, or None when the
+    payload holds none (a line that could not be read, a row stored before rows were kept)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("import"), dict):
+        return None
+    rows = payload.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return None
+    out: list[tuple[int, dict[str, Any]]] = []
+    for item in rows:
+        number = item.get("number") if isinstance(item, dict) else None
+        values = item.get("values") if isinstance(item, dict) else None
+        if isinstance(number, bool) or not isinstance(number, int) or not isinstance(values, dict):
+            return None
+        out.append((number, values))
+    return out
+
+
+def convert_record(
+    converter: Converter, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> list[dict[str, Any] | RowError]:
+    """Convert the rows of one record again (a replay): its message, product row or error.
+
+    The converter must be fresh; the message id is derived as on import, so a record that
+    converts now has the message id of its quarantine row (unless the mapping's key changed).
+    """
+    out: list[dict[str, Any] | RowError] = []
+    for number, values in rows:
+        out.extend(outcome for _, outcome in converter.feed(converter.values(values, number)))
+    out.extend(outcome for _, outcome in converter.flush())
+    return out
 
 
 @dataclass(slots=True)
@@ -243,7 +296,7 @@ class Converter:
         column, problem = error
         raw = dict(rv.raw)
         message_id = self.message_id(rv.key, rv.number)
-        return RowError(rv.number, column, problem, raw, message_id, finding)
+        return RowError(rv.number, column, problem, raw, message_id, finding, ((rv.number, raw),))
 
     def _one(self, rv: RowValues) -> dict[str, Any] | RowError:
         if rv.error is not None:
@@ -268,7 +321,10 @@ class Converter:
                 err = self._error(rv, rv.error)
                 raw = {"rows": [dict(r.raw) for r in group]}
                 problem = f"{err.problem} (the whole order of {len(group)} rows is kept aside)"
-                return head.number, RowError(rv.number, err.column, problem, raw, err.message_id)
+                rows = tuple((r.number, dict(r.raw)) for r in group)
+                return head.number, RowError(
+                    rv.number, err.column, problem, raw, err.message_id, rows=rows
+                )
         items = [self._item(rv) for rv in group]
         try:
             return head.number, self._order(head, items, group)

@@ -237,6 +237,8 @@ class ImportMapping:
     status_events: dict[str, str] = field(default_factory=dict)
     digest: str = ""
     name: str = "mapping"
+    #: The mapping document as written (a run stores it, so its rows can be converted again).
+    document: MappingABC[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def passthrough(self) -> bool:
@@ -439,6 +441,7 @@ def compile_mapping(
         status_events={k.strip().lower(): v.strip() for k, v in status_events.items()},
         digest=digest[:32],
         name=name,
+        document=dict(doc),
     )
 
 

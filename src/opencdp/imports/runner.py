@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
+
 from opencdp import __version__
 from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
@@ -102,6 +104,11 @@ def run_id_for(workspace_id: str, source_id: str, mapping: ImportMapping, path: 
     with path.open("rb") as f:
         digest.update(f.read(1 << 20))
     return "imp_" + digest.hexdigest()[:40]
+
+
+def mapping_json(mapping: ImportMapping) -> str:
+    """The mapping document as JSON, as a run stores it (YAML dates become ISO strings)."""
+    return orjson.dumps(dict(mapping.document), default=str).decode()
 
 
 def resolve_source(runtime: Runtime, workspace_id: str, ref: str | None) -> Source:
@@ -241,6 +248,7 @@ def import_file(
             file_name=path.name,
             now_us=runtime.now_us(),
             report={"baseline": baseline, "progress": {}},
+            mapping=mapping_json(mapping),
         )
     for name in (
         "rows",
@@ -276,7 +284,7 @@ def import_file(
         now_us = runtime.now_us()
         for _, outcome in outcomes:
             if isinstance(outcome, RowError):
-                rejected.append(_quarantine(source, outcome, mapping, path.name, now_us))
+                rejected.append(_quarantine(source, outcome, mapping, ctx, now_us))
             elif mapping.kind == "products":
                 product_rows.append(outcome)
             else:
@@ -383,17 +391,21 @@ def _imported(
 
 
 def _quarantine(
-    source: Source, error: RowError, mapping: ImportMapping, file_name: str, now_us: int
+    source: Source, error: RowError, mapping: ImportMapping, ctx: ImportContext, now_us: int
 ) -> dict[str, Any]:
+    """The quarantine row of a record the converter refused: its original rows, where they
+    were, and the run that read them (a replay converts them again with the run's mapping)."""
     rejection = Rejection(
         INVALID_ROW,
-        error.detail(file_name),
-        error.raw,
+        error.detail(ctx.file_name),
+        error.payload(ctx.file_name, ctx.run_id),
         message_id=error.message_id,
         type=_TYPES.get(mapping.kind),
         event=mapping.event if mapping.kind == "orders" else None,
     )
-    return quarantine_row(source, rejection, "import", now_us)
+    row = quarantine_row(source, rejection, "import", now_us)
+    row["import_run_id"] = ctx.run_id
+    return row
 
 
 def _position(chunk: Any, unit: str) -> int:

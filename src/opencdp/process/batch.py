@@ -43,6 +43,16 @@ class Event:
     group_identifiers: list[Identifier] | None = None
 
 
+def closes_as(message: dict[str, Any]) -> str:
+    """The resolution a stored event gives the open quarantine row of its message id:
+    ``imported`` for a message an import made (it names its file, row and run in
+    ``context.import``), ``replayed`` for any other (a replay, or the sender sent it again)."""
+    context = message.get("context")
+    if isinstance(context, dict) and isinstance(context.get("import"), dict):
+        return "imported"
+    return "replayed"
+
+
 def lookup_pairs(
     events: list[Event], config: IdentityConfig
 ) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:

@@ -19,7 +19,7 @@ from opencdp.collect.normalize import Rejection
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
-from opencdp.process.batch import BatchState, Event, lookup_pairs
+from opencdp.process.batch import BatchState, Event, closes_as, lookup_pairs
 from opencdp.storage.inbox import InboxRow
 from opencdp.timeutil import parse_timestamp, to_us
 
@@ -124,7 +124,11 @@ class Processor:
             conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
 
     def _process_rows(
-        self, conn: Connection, rows: list[InboxRow], summary: ProcessSummary | None = None
+        self,
+        conn: Connection,
+        rows: list[InboxRow],
+        summary: ProcessSummary | None = None,
+        closing: str | None = None,
     ) -> int:
         """Process inbox rows inside ``conn``'s transaction; returns how many were quarantined."""
         by_workspace: dict[str, list[Event]] = defaultdict(list)
@@ -149,19 +153,26 @@ class Processor:
                 )
             )
         for workspace_id, events in by_workspace.items():
-            failures.extend(self.process_events(conn, workspace_id, events, summary))
+            failures.extend(
+                self.process_events(conn, workspace_id, events, summary, closing=closing)
+            )
         self._quarantine(conn, failures)
         return len(failures)
 
     def ingest_and_process(
-        self, events: list[dict[str, Any]], rejected: list[dict[str, Any]]
+        self,
+        events: list[dict[str, Any]],
+        rejected: list[dict[str, Any]],
+        *,
+        closing: str | None = None,
     ) -> ProcessSummary:
         """Process inbox-shaped rows directly, in one durable transaction (bulk imports).
 
         The rows skip the inbox round trip (insert, claim, mark) but go through the same
         identity resolution, trait merging, idempotency by message id and quarantine. If the
         database refuses the batch, the rows take the inbox path instead, where the event at
-        fault is isolated.
+        fault is isolated. ``closing`` is the resolution that stored events give the open
+        quarantine rows of their message ids (default: :func:`closes_as` of each event).
         """
         summary = ProcessSummary()
         try:
@@ -170,7 +181,7 @@ class Processor:
                 self.inbox.append(conn, [], rejected)
                 # seq 0: these rows never were in the inbox, so there is nothing to mark.
                 rows = [InboxRow(0, *(r[k] for k in _INBOX_FIELDS)) for r in events]
-                failed = self._process_rows(conn, rows, summary)
+                failed = self._process_rows(conn, rows, summary, closing)
                 summary.quarantined += len(rejected) + failed
         except StorageUnavailable:
             raise
@@ -193,11 +204,14 @@ class Processor:
         workspace_id: str,
         events: list[Event],
         summary: ProcessSummary | None = None,
+        *,
+        closing: str | None = None,
     ) -> list[tuple[Event | InboxRow, str, str]]:
         """Resolve and persist events of one workspace inside ``conn``'s transaction.
 
         Returns the events that could not be processed, with reason and detail; counts go to
-        ``summary`` when one is given.
+        ``summary`` when one is given. Quarantine rows still open under the message id of an
+        event stored here are closed (``closing``, or :func:`closes_as` of the event).
         """
         known = self.store.known_message_ids(conn, workspace_id, [e.message_id for e in events])
         fresh: list[Event] = []
@@ -220,6 +234,7 @@ class Processor:
                 log.error("processing %s failed: %s", ev.message_id, loggable(exc))
                 state.failures.append((ev, "processing_error", f"{type(exc).__name__}: {exc}"))
         self._persist(conn, state)
+        self._close_quarantined(conn, workspace_id, fresh, state, closing)
         if summary is not None:
             summary.processed += len(state.event_rows)
             summary.profiles_created += state.created
@@ -302,6 +317,24 @@ class Processor:
                 for (u, a), row in state.link_rows.items()
             ],
         )
+
+    def _close_quarantined(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        fresh: list[Event],
+        state: BatchState,
+        closing: str | None,
+    ) -> None:
+        """One UPDATE per resolution: the events just stored close their open quarantine rows."""
+        stored = {row["message_id"] for row in state.event_rows}
+        by_resolution: dict[str, list[str]] = defaultdict(list)
+        for ev in fresh:
+            if ev.message_id in stored:
+                by_resolution[closing or closes_as(ev.message)].append(ev.message_id)
+        now_us = self.runtime.now_us()
+        for resolution, ids in by_resolution.items():
+            self.runtime.quarantine.close_stored(conn, workspace_id, ids, resolution, now_us)
 
     def _quarantine(
         self, conn: Connection, failures: list[tuple[Event | InboxRow, str, str]]

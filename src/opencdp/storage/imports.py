@@ -65,8 +65,10 @@ class ImportRunStore:
         file_name: str,
         now_us: int,
         report: dict[str, Any],
+        mapping: str | None = None,
     ) -> None:
-        """Create the run (status running, nothing done), or reset a completed one (--force)."""
+        """Create the run (status running, nothing done), or reset a completed one (--force);
+        ``mapping`` is the JSON of the mapping document it uses."""
         values = {
             "workspace_id": workspace_id,
             "id": run_id,
@@ -78,11 +80,12 @@ class ImportRunStore:
             "started_us": now_us,
             "updated_us": now_us,
             "report": orjson.dumps(report).decode(),
+            "mapping": mapping,
         }
         stmt = self.db.dialect.upsert(
             import_runs,
             ["workspace_id", "id"],
-            ["rows_done", "status", "started_us", "updated_us", "report"],
+            ["rows_done", "status", "started_us", "updated_us", "report", "mapping"],
         )
         with self.db.write() as conn:
             conn.execute(stmt, values)

@@ -1,5 +1,12 @@
 """The quarantine: every event that was blocked, failed validation or failed processing, kept
-whole with a typed reason, queryable and replayable."""
+whole with a typed reason, queryable and replayable.
+
+A row is *open* until it is closed (``resolved_us`` set) with a ``resolution``: ``replayed``
+(a replay, or the same message id sent again, was stored), ``duplicate`` (a replay found the
+message stored already), ``forwarded`` (a replay forwarded it to another source), ``imported``
+(a later import stored the record) or ``dismissed`` (an operator closed it, with a note why).
+Closed rows stay for the record until pruned.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from opencdp.storage.db import Database
+from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import quarantine
 
 BUCKETS_US = {"hour": 3_600_000_000, "day": 86_400_000_000}
@@ -61,6 +69,7 @@ class QuarantineFilter:
     until_us: int | None = None
     ids: tuple[int, ...] = ()
     status: str = "open"  # open | resolved | all
+    exclude_reasons: tuple[str, ...] = ()
 
     def apply(self, query: Select[Any]) -> Select[Any]:
         c = quarantine.c
@@ -79,6 +88,8 @@ class QuarantineFilter:
             query = query.where(c.created_us < self.until_us)
         if self.ids:
             query = query.where(c.id.in_(self.ids))
+        if self.exclude_reasons:
+            query = query.where(c.reason.not_in(self.exclude_reasons))
         if self.status == "open":
             query = query.where(c.resolved_us.is_(None))
         elif self.status == "resolved":
@@ -108,12 +119,15 @@ class QuarantineStore:
                 "violations",
                 "resolved_us",
                 "resolution",
+                "resolution_note",
+                "import_run_id",
             ],
         )
 
     def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Store rows made by ``quarantine_row`` (which always gives a message id); a message
-        already quarantined has its row updated, so retries and re-imports do not pile up."""
+        already quarantined has its row updated (and opened again, if it was closed), so retries
+        and re-imports do not pile up."""
         # One statement may not update a row twice (PostgreSQL): the last row of a key wins.
         latest = {(row["workspace_id"], row["message_id"]): row for row in rows}
         if latest:
@@ -223,6 +237,59 @@ class QuarantineStore:
                 )
             )
 
+    def close_stored(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        message_ids: Sequence[str],
+        resolution: str,
+        now_us: int,
+    ) -> int:
+        """Close the open rows of messages that were just stored (a later import, a replay or
+        the same message sent again succeeded); one UPDATE per slice of ids. Returns how many
+        rows were closed."""
+        closed = 0
+        for part in chunks(sorted(set(message_ids))):
+            result = conn.execute(
+                update(quarantine)
+                .where(
+                    quarantine.c.workspace_id == workspace_id,
+                    quarantine.c.message_id.in_(part),
+                    quarantine.c.resolved_us.is_(None),
+                )
+                .values(resolved_us=now_us, resolution=resolution)
+            )
+            closed += int(result.rowcount or 0)
+        return closed
+
+    def dismiss(
+        self, workspace_id: str, ids: Sequence[int], note: str, now_us: int
+    ) -> tuple[builtins.list[int], builtins.list[int], builtins.list[int]]:
+        """Close open rows of the workspace as ``dismissed`` with ``note``; returns the ids
+        dismissed, the ids not found in the workspace, and the ids that were closed already."""
+        wanted = sorted(set(ids))
+        with self.db.write() as conn:
+            found: dict[int, int | None] = {}
+            for part in chunks(wanted):
+                claim = select(quarantine.c.id, quarantine.c.resolved_us).where(
+                    quarantine.c.workspace_id == workspace_id, quarantine.c.id.in_(part)
+                )
+                if not self.db.dialect.is_sqlite:
+                    claim = claim.with_for_update()
+                found.update({int(i): r for i, r in conn.execute(claim)})
+            open_ids = [i for i in wanted if i in found and found[i] is None]
+            for part in chunks(open_ids):
+                conn.execute(
+                    update(quarantine)
+                    .where(quarantine.c.id.in_(part), quarantine.c.resolved_us.is_(None))
+                    .values(resolved_us=now_us, resolution="dismissed", resolution_note=note)
+                )
+        return (
+            open_ids,
+            [i for i in wanted if i not in found],
+            [i for i in wanted if i in found and found[i] is not None],
+        )
+
     def prune_resolved(self, resolved_before_us: int) -> int:
         """Forget rows a replay resolved before this time; open rows always stay."""
         with self.db.write() as conn:
@@ -233,6 +300,28 @@ class QuarantineStore:
                 )
             )
             return int(result.rowcount or 0)
+
+    def claim_open(self, conn: Connection, ids: Sequence[int]) -> set[int]:
+        """Which of these rows are still open, locked for ``conn``'s transaction (a concurrent
+        replay or dismissal may have closed some since they were read)."""
+        found: set[int] = set()
+        for part in chunks(sorted(set(ids))):
+            claim = select(quarantine.c.id).where(
+                quarantine.c.id.in_(part), quarantine.c.resolved_us.is_(None)
+            )
+            if not self.db.dialect.is_sqlite:
+                claim = claim.with_for_update()
+            found.update(int(i) for i in conn.execute(claim).scalars())
+        return found
+
+    def count_replay(self, conn: Connection, ids: Sequence[int], now_us: int) -> None:
+        """Count a replay that changed nothing else on these rows (they failed the same way)."""
+        for part in chunks(sorted(set(ids))):
+            conn.execute(
+                update(quarantine)
+                .where(quarantine.c.id.in_(part))
+                .values(replays=quarantine.c.replays + 1, last_replay_us=now_us)
+            )
 
     def still_failing(
         self, conn: Connection, row_id: int, fields: dict[str, Any], now_us: int

@@ -322,4 +322,24 @@ def governance_router(runtime: Runtime) -> APIRouter:
 
         return await run(request, handler, admin=True)
 
+    @router.post("/quarantine/dismiss", summary="Dismiss quarantined events")
+    async def quarantine_dismiss(request: Request) -> Response:
+        """Body: ``{"ids": [12, 13], "reason": "test orders, never shipped"}``. Open rows are
+        closed as ``dismissed`` with the reason; the answer lists the ids ``dismissed``, those
+        ``not_found`` in the workspace and those ``closed`` already."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await _json_body(request)
+            if not isinstance(body, dict):
+                raise RequestError("send a JSON object: ids and reason", code="invalid_request")
+            unknown = set(body) - {"ids", "reason"}
+            if unknown:
+                raise RequestError(
+                    f"unknown keys {sorted(unknown)}; send ids and reason", code="invalid_request"
+                )
+            ids = _row_ids(body.get("ids"))
+            return gov.dismiss_quarantine(runtime, token.workspace_id, ids, body.get("reason"))
+
+        return await run(request, handler, admin=True)
+
     return router

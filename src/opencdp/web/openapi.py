@@ -18,6 +18,7 @@ from opencdp.collect.envelope import ROUTES
 from opencdp.web.wire_schemas import (
     BATCH,
     COMPONENTS,
+    DISMISS,
     DRY_RUN,
     IDENTITY_RULES,
     PLAN_ID_PATTERN,
@@ -234,6 +235,7 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("post", "/api/quarantine/replay"): Doc(
         (400, 401, 403, 404, 413), body=REPLAY, body_required=False
     ),
+    ("post", "/api/quarantine/dismiss"): Doc((400, 401, 403, 413), body=DISMISS),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),

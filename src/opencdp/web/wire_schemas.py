@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from opencdp.collect.normalize import MAX_EVENT_NAME, MAX_ID_LENGTH, MAX_MESSAGE_ID, MAX_TRAIT_KEY
+from opencdp.governance import MAX_DISMISS, MAX_NOTE
 from opencdp.identity.rules import WINDOWS
 
 Schema = dict[str, Any]
@@ -352,4 +353,17 @@ REPLAY: Final[Schema] = _strict(
         "limit": nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000}),
         "dry_run": nullable({"type": "boolean"}),
     }
+)
+
+DISMISS: Final[Schema] = _strict(
+    {
+        "ids": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_DISMISS,
+            "items": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        },
+        "reason": {"type": "string", "pattern": _NON_BLANK, "maxLength": MAX_NOTE},
+    },
+    required=("ids", "reason"),
 )

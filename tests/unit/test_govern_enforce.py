@@ -1161,3 +1161,46 @@ def test_a_plan_without_rules_only_blocks_unplanned_track_events(
     else:
         assert verdict.blocked is None
         assert verdict.message is message
+
+
+STRICT_CONTEXT_RULE = {
+    "type": "COMMON",
+    "version": 1,
+    "jsonSchema": {
+        "type": "object",
+        "properties": {
+            "context": {
+                "type": "object",
+                "properties": {
+                    "protocols": {
+                        "type": "object",
+                        "properties": {"event_version": {"type": "integer"}},
+                        "additionalProperties": False,
+                    }
+                },
+            }
+        },
+    },
+}
+
+
+def test_a_dry_run_input_holds_nothing_enforcement_or_forwarding_added() -> None:
+    from opencdp.govern.enforce import strip_protocols
+    from opencdp.govern.forward import forwarded_blocked
+
+    # Given an event that a plan blocked and forwarded, then annotated again when it landed
+    sent = {**track(coupon="X"), "context": {"protocols": {"event_version": 2}}}
+    blocked = Verdict(sent, blocked=UNPLANNED_EVENT, detail="not in the plan")
+    forwarded = forwarded_blocked(sent, blocked, "src_web")
+    stored = run(compiled(ORDER_RULE), conf(), forwarded).message
+    assert {"blocked", "sourceId", "trackingPlanId"} <= stored["context"]["protocols"].keys()
+    # When it is judged afresh (a dry run, a replay), Then only what the sender sent is left
+    fresh = strip_protocols(stored)
+    assert fresh["context"]["protocols"] == {"event_version": 2}
+    verdict = run(
+        compiled(ORDER_RULE, STRICT_CONTEXT_RULE),
+        conf(track__commonEventOnViolations="BLOCK"),
+        fresh,
+    )
+    assert verdict.blocked is None  # the COMMON rule blocks on a violation: there is none
+    assert not [v for v in verdict.violations if v.field.startswith("context")]

@@ -286,8 +286,19 @@ def _omit_failing(writable: Any, section: str, violations: list[Violation]) -> l
     return omitted
 
 
+#: What enforcement (and forwarding of blocked events, govern/forward.py) records under
+#: ``context.protocols``; the sender's own keys such as ``event_version`` are not among them.
 _PLAN_KEYS = frozenset(
-    {"omitted", "omitted_on_violation", "violations", "trackingPlanId", "trackingPlanRevision"}
+    {
+        "omitted",
+        "omitted_on_violation",
+        "violations",
+        "trackingPlanId",
+        "trackingPlanRevision",
+        "blocked",
+        "blockedReason",
+        "sourceId",
+    }
 )
 
 

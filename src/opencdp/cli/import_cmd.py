@@ -23,6 +23,7 @@ from opencdp.cli.common import DataDir, DbUrl, console, err, runtime_for, settin
 from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json
+from opencdp.imports.revert import find_run, replaceable_runs, revert_run
 from opencdp.imports.runner import ImportRequest, check_file, import_file, read_known_customers
 from opencdp.storage.imports import ImportRunStore
 
@@ -66,6 +67,13 @@ KnownOpt = Annotated[
 ]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Run again a file that was already imported (idempotent).")
+]
+ReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace",
+        help="First revert earlier imports of a file of this name and kind (see `import revert`).",
+    ),
 ]
 ChunkOpt = Annotated[int, typer.Option("--chunk-size", min=1, help="Rows per transaction.")]
 
@@ -127,6 +135,7 @@ def _run(
     chunk_size: int,
     data_dir: str | None,
     database_url: str | None,
+    replace: bool = False,
 ) -> None:
     try:
         mapping = resolve_mapping(mapping_ref, kind)
@@ -165,6 +174,13 @@ def _run(
                     )
                     name = f"check-{path.stem}"
                 else:
+                    if replace:
+                        for run_id in replaceable_runs(rt, workspace, kind, path.name):
+                            undone = revert_run(rt, workspace, run_id)
+                            err.print(
+                                f"replaced run {run_id}: {undone['events_removed']} events "
+                                f"removed, {undone['profiles_rebuilt']} profiles rebuilt"
+                            )
                     request = ImportRequest(
                         path,
                         mapping,
@@ -200,6 +216,7 @@ def _command(kind: str, doc: str) -> Any:
         report: ReportOpt = None,
         known_customers: KnownOpt = None,
         force: ForceOpt = False,
+        replace: ReplaceOpt = False,
         chunk_size: ChunkOpt = 10_000,
         data_dir: DataDir = None,
         database_url: DbUrl = None,
@@ -217,6 +234,7 @@ def _command(kind: str, doc: str) -> Any:
             chunk_size,
             data_dir,
             database_url,
+            replace,
         )
 
     command.__doc__ = doc
@@ -243,3 +261,56 @@ import_app.command("events")(
         "Import events: Segment-shaped JSON Lines pass through; other files need a mapping.",
     )
 )
+
+
+@import_app.command("runs")
+def runs_command(
+    workspace: WorkspaceOpt = "default",
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 50,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """List import runs: id, kind, file, status, rows, when (newest first)."""
+    from rich.table import Table
+
+    from opencdp.clock import isoformat
+    from opencdp.timeutil import from_us
+
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        runs = ImportRunStore(rt.db).list(workspace, limit=limit)
+    table = Table("run", "kind", "file", "status", "rows", "started", "reverted")
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.kind,
+            r.file_name,
+            r.status,
+            str(r.rows_done),
+            isoformat(from_us(r.started_us)),
+            isoformat(from_us(r.reverted_us)) if r.reverted_us else "",
+        )
+    console.print(table)
+
+
+@import_app.command("revert")
+def revert_command(
+    run: Annotated[str, typer.Argument(help="Run id (or a unique prefix): see `import runs`.")],
+    workspace: WorkspaceOpt = "default",
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Undo an import run: remove its events and rebuild the profiles it touched from their
+    other events (profiles, identifiers and traits only it brought disappear)."""
+    with runtime_for(settings_from(data_dir, database_url)) as rt:
+        found = find_run(ImportRunStore(rt.db), workspace, run)
+        if not yes and not typer.confirm(
+            f"Revert run {found.id} ({found.kind} from {found.file_name}, {found.rows_done} rows)?"
+        ):
+            raise typer.Exit(1)
+        result = revert_run(rt, workspace, found.id)
+    console.print(
+        f"reverted run {result['run']} ({result['file']}): {result['events_removed']} events "
+        f"removed, {result['profiles_rebuilt']} profiles rebuilt from "
+        f"{result['events_processed_again']} remaining events"
+    )

@@ -309,6 +309,9 @@ def import_file(
             counters["rejected_by_pipeline"] += result.quarantined
         if events or rejected:
             sink(runtime, events, rejected)
+        if events:
+            # Before the checkpoint: a resumed run tags what an interruption left untagged.
+            runs.tag_events(ws, run_id, [e["message_id"] for e in events])
         if product_rows:
             counters["products"] += products.upsert(product_rows, now_us)
         runs.checkpoint(

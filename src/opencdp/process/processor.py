@@ -123,6 +123,15 @@ class Processor:
         if not self.db.dialect.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
 
+    def process_again(self, conn: Connection, rows: list[InboxRow]) -> int:
+        """Process stored events again inside ``conn``'s transaction (rebuilding profiles whose
+        derived state was removed, e.g. by ``import revert``); returns how many failed."""
+        self._lock_identity(conn)
+        failed = 0
+        for start in range(0, len(rows), 1000):
+            failed += self._process_rows(conn, rows[start : start + 1000], closing="replayed")
+        return failed
+
     def _process_rows(
         self,
         conn: Connection,

@@ -11,10 +11,12 @@ from sqlalchemy import Connection, func, select
 
 from opencdp.storage.db import Database
 from opencdp.storage.profiles import chunks
+from opencdp.storage.rebuild import tag_run_events
 from opencdp.storage.schema import events, identifiers, import_runs, merges, profiles, quarantine
 
 RUNNING = "running"
 COMPLETED = "completed"
+REVERTED = "reverted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +83,12 @@ class ImportRunStore:
             "updated_us": now_us,
             "report": orjson.dumps(report).decode(),
             "mapping": mapping,
+            "reverted_us": None,
         }
         stmt = self.db.dialect.upsert(
             import_runs,
             ["workspace_id", "id"],
-            ["rows_done", "status", "started_us", "updated_us", "report", "mapping"],
+            ["rows_done", "status", "started_us", "updated_us", "report", "mapping", "reverted_us"],
         )
         with self.db.write() as conn:
             conn.execute(stmt, values)
@@ -117,6 +120,19 @@ class ImportRunStore:
             return
         with self.db.write() as own:
             own.execute(stmt)
+
+    def tag_events(self, workspace_id: str, run_id: str, message_ids: list[str]) -> None:
+        """Record that the run stored these events (``import revert`` finds them by it)."""
+        with self.db.write() as conn:
+            tag_run_events(conn, workspace_id, run_id, message_ids)
+
+    def mark_reverted(self, conn: Connection, workspace_id: str, run_id: str, now_us: int) -> None:
+        """The run's events are gone: importing the file again starts afresh."""
+        conn.execute(
+            import_runs.update()
+            .where(import_runs.c.workspace_id == workspace_id, import_runs.c.id == run_id)
+            .values(status=REVERTED, reverted_us=now_us, updated_us=now_us)
+        )
 
     def complete(
         self, workspace_id: str, run_id: str, rows_done: int, report: dict[str, Any], now_us: int

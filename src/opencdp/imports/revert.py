@@ -29,6 +29,8 @@ def revert_run(runtime: Runtime, workspace_id: str, run_id: str) -> dict[str, An
             "store it anew"
         )
     with runtime.db.write() as conn:
+        # Before reading what to rebuild: no worker may change those profiles meanwhile.
+        runtime.processor.lock_identity(conn)
         removed = rebuild.run_event_count(conn, workspace_id, run.id)
         touched = touched_profiles(conn, workspace_id, run.id)
         remaining = rebuild.remaining_events(conn, workspace_id, touched, run.id)

@@ -123,6 +123,10 @@ class Processor:
         if not self.db.dialect.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
 
+    def lock_identity(self, conn: Connection) -> None:
+        """Hold the identity lock for the rest of ``conn``'s transaction (workers wait)."""
+        self._lock_identity(conn)
+
     def process_again(self, conn: Connection, rows: list[InboxRow]) -> int:
         """Process stored events again inside ``conn``'s transaction (rebuilding profiles whose
         derived state was removed, e.g. by ``import revert``); returns how many failed."""

@@ -128,14 +128,15 @@ def cpu_seconds(pid: int) -> float:
 
 # Processes ------------------------------------------------------------------------------------
 class Server:
-    """``python -m opencdp serve`` on a free loopback port (or ``worker`` with ``worker=True``)."""
+    """``python -m opencdp serve`` on a free loopback port with ``workers`` worker processes
+    (default none), or ``opencdp worker`` alone with ``worker=True``."""
 
     def __init__(
         self,
         data_dir: Path,
         database_url: str | None = None,
         *,
-        worker_in_process: bool = False,
+        workers: int = 0,
         worker: bool = False,
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
@@ -145,6 +146,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.worker = worker
+        self.workers = workers
         self.args = args
         self.env = dict(os.environ)
         self.env.update(
@@ -152,7 +154,6 @@ class Server:
             OPENCDP_BOOTSTRAP_WRITE_KEY=WRITE_KEY,
             OPENCDP_BOOTSTRAP_TOKEN=TOKEN,
             OPENCDP_LOG_LEVEL="WARNING",
-            OPENCDP_WORKER_IN_PROCESS="true" if worker_in_process else "false",
         )
         if database_url:
             self.env["OPENCDP_DATABASE_URL"] = database_url
@@ -171,7 +172,15 @@ class Server:
         cmd += (
             ["worker"]
             if self.worker
-            else ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+            else [
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ]
         )
         cmd += self.args
         self.proc = subprocess.Popen(

@@ -126,7 +126,7 @@ def latency(
     visible_timeout: float = 60.0,
 ) -> dict[str, Any]:
     data = tmp / f"lat-{int(rate)}-{'sep' if separate_worker else 'in'}"
-    server = Server(data, url, worker_in_process=not separate_worker).start()
+    server = Server(data, url, workers=0 if separate_worker else 1).start()
     worker = Server(data, url, worker=True).start() if separate_worker else None
     try:
         batch_size = 50

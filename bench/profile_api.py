@@ -180,7 +180,7 @@ def run(
         console.print(f"[bold]profile-api[/bold]: building {profiles:,} profiles (SQLite)")
         build = build_store(data, profiles, console)
         console.print(f"  built in {build['build_seconds']} s ({build['db_bytes'] / 1e9:.2f} GB)")
-        server = Server(data, None, worker_in_process=False).start()
+        server = Server(data, None).start()
         runs = []
         try:
             for offered in (rate,) if quick else (rate, low_rate):

@@ -1,8 +1,21 @@
-"""Prometheus metrics of one runtime (its own registry, so several runtimes can coexist)."""
+"""Prometheus metrics of one runtime (its own registry, so several runtimes can coexist).
+
+Under ``opencdp serve`` the counters live in several processes (the collector's in the HTTP
+processes, the worker's in the worker processes). The supervisor gives its children a shared
+directory in ``PROMETHEUS_MULTIPROC_DIR``; prometheus_client then keeps every process's values
+in files there, and ``/metrics`` of any HTTP process sums them (prometheus_client's multiprocess
+mode).
+"""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+#: The environment variable prometheus_client reads (at import) for its multiprocess mode.
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 _COUNTERS = {
     "opencdp_events_accepted_total": "Events committed to the inbox by the collector.",
@@ -29,12 +42,16 @@ class Metrics:
             registry=self.registry,
         )
         self.inbox_pending = Gauge(
-            "opencdp_inbox_pending", "Events waiting in the inbox.", registry=self.registry
+            "opencdp_inbox_pending",
+            "Events waiting in the inbox.",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
         self.worker_lag = Gauge(
             "opencdp_worker_lag_seconds",
             "Age of the oldest unprocessed event.",
             registry=self.registry,
+            multiprocess_mode="mostrecent",
         )
 
     def add(self, name: str, n: int = 1) -> None:
@@ -50,5 +67,11 @@ class Metrics:
                 self._counters["opencdp_events_quarantined_total"].inc(n)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
+        """The Prometheus text exposition: of every process of this deployment when they
+        share a multiprocess directory, else of this runtime."""
+        directory = os.environ.get(MULTIPROCESS_DIR)
+        if directory:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path=directory)
+            return generate_latest(registry)
         return generate_latest(self.registry)

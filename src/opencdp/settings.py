@@ -98,8 +98,20 @@ class Settings(BaseSettings):
             "overloaded with Retry-After (SDKs time out after about 10 s); 0 turns it off."
         ),
     )
+    workers: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "Worker processes `opencdp serve` runs beside its HTTP processes (0: none, e.g. "
+            "when workers run elsewhere). More than one needs PostgreSQL."
+        ),
+    )
     worker_in_process: bool = Field(
-        default=True, description="Run a processing worker inside `opencdp serve`."
+        default=True,
+        description=(
+            "Run a worker thread inside the ASGI app when it is embedded in another server "
+            "(`opencdp serve` runs worker processes instead: see `workers`)."
+        ),
     )
     worker_batch_size: int = Field(
         default=1000, description="Events a worker claims and processes per micro-batch."

@@ -94,6 +94,7 @@ def test_readyz_reports_the_backlog_and_the_worker_lag(make_ops: Callable[..., O
         "inbox_pending": 0,
         "worker_lag_seconds": 0.0,
         "worker_running": False,
+        "worker_processes": 0,
     }
     # Given two events nobody has processed yet, received 2.5 s ago
     assert ops.track().status_code == 200

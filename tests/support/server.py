@@ -65,6 +65,7 @@ class LiveServer:
             env=env,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: kill() takes the children too
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -82,7 +83,7 @@ class LiveServer:
         raise RuntimeError(f"server did not become ready:\n{self.log.read_text()}")
 
     def wait_idle(self, timeout: float = 60.0) -> None:
-        """Wait until the in-process worker has drained the inbox."""
+        """Wait until the worker process has drained the inbox."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             body = httpx.get(f"{self.url}/readyz", timeout=5).json()
@@ -92,9 +93,10 @@ class LiveServer:
         raise TimeoutError("the worker did not drain the inbox in time")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown hooks run (crash-safety tests)."""
+        """SIGKILL to the supervisor and every child at once: no shutdown hooks run
+        (crash-safety tests)."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:

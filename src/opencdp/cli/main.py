@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
-from contextlib import suppress
 from typing import Annotated, Any
 
 import orjson
@@ -64,74 +62,44 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
     no_worker: Annotated[
-        bool, typer.Option("--no-worker", help="Do not process events in this process.")
+        bool,
+        typer.Option("--no-worker", help="Run no worker process (same as --workers 0)."),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Worker processes beside the HTTP processes (default: the workers setting, 1). "
+            "More than one needs PostgreSQL.",
+        ),
+    ] = None,
     processes: Annotated[
         int,
-        typer.Option(
-            min=1,
-            help="HTTP processes sharing the port (use the machine's cores); one worker runs beside them.",
-        ),
+        typer.Option(min=1, help="HTTP processes sharing the port."),
     ] = 1,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Run the HTTP API (and, by default, a worker) until interrupted."""
-    import uvicorn
+    """Run the HTTP API and its worker(s) as supervised processes until SIGTERM or Ctrl-C."""
+    from opencdp.serve import serve as run_serve
 
     settings = settings_from(data_dir, database_url, host=host, port=port)
-    if no_worker:
-        settings = settings.model_copy(update={"worker_in_process": False})
     _logging(settings.log_level)
-    from opencdp.web.app import create_app
-    from opencdp.web.http_protocol import IMPORT_PATH as HTTP_PROTOCOL
-
-    with runtime_for(settings) as rt:
-        err.print(
-            f"OpenCDP on http://{settings.host}:{settings.port} "
-            f"(database: {rt.db.describe()}, HTTP processes: {processes}, "
-            f"worker: {'on' if settings.worker_in_process else 'off'})"
-        )
-        options: dict[str, Any] = {
-            "host": settings.host,
-            "port": settings.port,
-            "log_level": settings.log_level.lower(),
-            "access_log": False,
-            "timeout_graceful_shutdown": 10,
-            "http": HTTP_PROTOCOL,
-        }
-        if processes == 1:
-            uvicorn.run(create_app(rt), **options)
-            return
-        # Several HTTP processes: each builds its runtime from the environment (the flags are
-        # passed on through it) without a worker; this process runs the one worker.
-        os.environ.update(
-            OPENCDP_DATA_DIR=str(settings.data_dir),
-            OPENCDP_WORKER_IN_PROCESS="false",
-            **({"OPENCDP_DATABASE_URL": settings.database_url} if settings.database_url else {}),
-        )
-        if settings.worker_in_process:
-            rt.worker.start()
-        try:
-            uvicorn.run(
-                "opencdp.web.app:create_app_from_environment",
-                factory=True,
-                workers=processes,
-                **options,
-            )
-        finally:
-            rt.worker.stop()
+    count = 0 if no_worker else (settings.workers if workers is None else workers)
+    with errors_reported():
+        status = run_serve(settings, processes=processes, workers=count, console=err)
+    raise typer.Exit(status)
 
 
 @app.command()
 def worker(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
-    """Process the inbox in this process until interrupted (scale out with several)."""
+    """Process the inbox in this process until SIGTERM or Ctrl-C (scale out with several on
+    PostgreSQL)."""
     settings = settings_from(data_dir, database_url)
     _logging(settings.log_level)
     with runtime_for(settings) as rt:
         err.print(f"worker on {rt.db.describe()}; Ctrl-C to stop")
-        with suppress(KeyboardInterrupt):
-            rt.worker.run()
+        rt.worker.run_until_terminated()
 
 
 @app.command()

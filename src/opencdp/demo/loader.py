@@ -115,22 +115,15 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             f"  open {url}/docs for the whole API\n",
             soft_wrap=True,
         )
-        if serve:
-            import uvicorn
-
-            from opencdp.web.app import create_app
-            from opencdp.web.http_protocol import IMPORT_PATH
-
-            console.print(f"Serving on {url} (Ctrl-C to stop)")
-            uvicorn.run(
-                create_app(rt),
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                http=IMPORT_PATH,
-            )
     finally:
         rt.close()
+    if serve:
+        from opencdp.serve import serve as run_serve
+
+        console.print(f"Serving on {url} (Ctrl-C to stop)")
+        status = run_serve(settings, processes=1, workers=settings.workers, console=console)
+        if status:
+            raise ConfigurationError("the server stopped because a process kept failing")
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -4,6 +4,7 @@ window now and then. Runs as a thread inside ``opencdp serve`` or as ``opencdp w
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,21 @@ class Worker:
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name="opencdp-worker", daemon=True)
         self._thread.start()
+
+    def request_stop(self) -> None:
+        """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""
+        self._stop.set()
+
+    def run_until_terminated(self) -> None:
+        """``run()`` in this (main) thread until SIGTERM or Ctrl-C, finishing the batch under
+        way: what ``opencdp worker`` and ``serve``'s worker processes do."""
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        try:
+            self.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the current batch and stop."""

@@ -61,8 +61,14 @@ class TrackingCORS:
             await self.app(scope, receive, send)
 
 
-def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI:
-    """The HTTP app over ``runtime``; runs the in-process worker unless told otherwise."""
+def create_app(
+    runtime: Runtime, *, start_worker: bool | None = None, workers_beside: int = 0
+) -> FastAPI:
+    """The HTTP app over ``runtime``; runs the in-process worker unless told otherwise.
+
+    ``workers_beside`` is how many worker processes ``opencdp serve`` runs next to this one
+    (reported by ``/readyz``).
+    """
     run_worker = runtime.settings.worker_in_process if start_worker is None else start_worker
 
     @asynccontextmanager
@@ -165,7 +171,8 @@ def create_app(runtime: Runtime, *, start_worker: bool | None = None) -> FastAPI
                 "database": runtime.db.dialect.name,
                 "inbox_pending": pending,
                 "worker_lag_seconds": round(lag, 3),
-                "worker_running": bool(run_worker),
+                "worker_running": bool(run_worker) or workers_beside > 0,
+                "worker_processes": workers_beside,
             }
         )
 

@@ -1,0 +1,87 @@
+"""The children ``opencdp serve`` supervises: ``python -m opencdp.serve.child http --fd N`` (an
+HTTP process on the supervisor's listening socket) and ``… worker`` (a worker process).
+
+Both ignore SIGINT (a Ctrl-C in the terminal reaches the whole process group, but the
+supervisor decides the order of stopping), stop cleanly on SIGTERM, and stop on their own when
+the supervisor is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+from collections.abc import Generator
+from contextlib import contextmanager
+
+import uvicorn
+
+from opencdp.runtime import Runtime
+from opencdp.serve.supervisor import exit_with_parent
+from opencdp.settings import Settings
+from opencdp.web.app import create_app
+from opencdp.web.http_protocol import BoundedHeadProtocol
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopping on SIGTERM only (SIGINT is the supervisor's)."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = signal.signal(signal.SIGTERM, self.handle_exit)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def run_http(settings: Settings, fd: int, workers: int) -> None:
+    """Serve HTTP on the inherited listening socket ``fd`` until SIGTERM."""
+    runtime = Runtime(settings)
+    try:
+        app = create_app(runtime, start_worker=False, workers_beside=workers)
+        config = uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            access_log=False,
+            timeout_graceful_shutdown=10,
+            http=BoundedHeadProtocol,
+        )
+        _Server(config).run(sockets=[socket.socket(fileno=fd)])
+    finally:
+        runtime.close()
+
+
+def run_worker(settings: Settings) -> None:
+    """Process the inbox until SIGTERM; the batch under way is finished first."""
+    runtime = Runtime(settings)
+    try:
+        runtime.worker.run_until_terminated()
+    finally:
+        runtime.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m opencdp.serve.child")
+    sub = parser.add_subparsers(dest="role", required=True)
+    http = sub.add_parser("http")
+    http.add_argument("--fd", type=int, required=True)
+    http.add_argument("--workers", type=int, default=0)
+    sub.add_parser("worker")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.role == "http":
+        run_http(settings, args.fd, args.workers)
+    else:
+        run_worker(settings)
+
+
+if __name__ == "__main__":
+    main()

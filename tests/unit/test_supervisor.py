@@ -1,0 +1,109 @@
+"""The supervisor of ``opencdp serve``'s children, driven with tiny real child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from opencdp.serve.supervisor import MAX_QUICK_EXITS, ChildSpec, Supervisor
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def _supervise(sup: Supervisor) -> tuple[threading.Thread, list[int]]:
+    """Run the supervisor in a thread (built with ``handle_signals=False``: signal handlers
+    can only be installed in the main thread)."""
+    result: list[int] = []
+    thread = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
+    thread.start()
+    return thread, result
+
+
+def _wait_for(predicate: object, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+def test_a_child_that_dies_is_restarted(tmp_path: Path) -> None:
+    # Given a child that records each start, then runs until stopped
+    starts = tmp_path / "starts"
+    code = f"open({str(starts)!r}, 'a').write('x'); import time; time.sleep(600)"
+    sup = Supervisor(
+        [ChildSpec("sleeper", _python(code), dict(os.environ))],
+        restart_base=0.01,
+        handle_signals=False,
+    )
+    thread, result = _supervise(sup)
+    try:
+        _wait_for(lambda: "sleeper" in sup.pids() and starts.exists())
+        first = sup.pids()["sleeper"]
+        # When it is killed
+        os.kill(first, signal.SIGKILL)
+        # Then a new one runs in its place
+        _wait_for(lambda: sup.pids().get("sleeper") not in (None, first))
+        _wait_for(lambda: starts.read_text() == "xx")
+    finally:
+        sup.request_stop()
+        thread.join(30)
+    assert result == [0]
+    assert sup.children[0].restarts == 1
+
+
+def test_a_child_that_keeps_failing_at_start_stops_everything(tmp_path: Path) -> None:
+    # Given one healthy child and one that exits at once, every time
+    healthy = ChildSpec("healthy", _python("import time; time.sleep(600)"), dict(os.environ))
+    broken = ChildSpec("broken", _python("raise SystemExit(3)"), dict(os.environ))
+    sup = Supervisor([healthy, broken], restart_base=0.01, handle_signals=False)
+    thread, result = _supervise(sup)
+    thread.join(60)
+    # Then the supervisor gives up after MAX_QUICK_EXITS, says why and stops the healthy one too
+    assert result == [1]
+    assert sup.children[1].exits == [3] * MAX_QUICK_EXITS
+    assert sup.failed is not None and "broken" in sup.failed
+    assert sup.pids() == {}
+
+
+def test_stop_goes_in_order_and_kills_what_outlives_the_grace(tmp_path: Path) -> None:
+    # Given an HTTP-like child (stops first) that logs its SIGTERM, and a worker-like child
+    # that ignores SIGTERM
+    log = tmp_path / "order"
+    first = _python(
+        "import signal, sys, time\n"
+        f"def bye(*_):\n    open({str(log)!r}, 'a').write('http ')\n    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        f"open({str(log) + '.http'!r}, 'w').close()\ntime.sleep(600)"
+    )
+    stubborn = _python(
+        "import signal, time\n"
+        f"open({str(log) + '.ready'!r}, 'w').close()\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)"
+    )
+    sup = Supervisor(
+        [
+            ChildSpec("worker", stubborn, dict(os.environ), stop_order=1),
+            ChildSpec("http", first, dict(os.environ), stop_order=0),
+        ],
+        grace=1.0,
+        handle_signals=False,
+    )
+    thread, result = _supervise(sup)
+    _wait_for(lambda: all(Path(f"{log}.{n}").exists() for n in ("http", "ready")))
+    procs = {c.spec.name: c.proc for c in sup.children}
+    # When told to stop
+    sup.request_stop()
+    thread.join(30)
+    # Then the HTTP child stopped cleanly on SIGTERM and the stubborn one was killed
+    assert result == [0]
+    assert log.read_text() == "http "
+    assert procs["http"] is not None and procs["http"].returncode == 0
+    assert procs["worker"] is not None and procs["worker"].returncode == -signal.SIGKILL

@@ -232,34 +232,34 @@ def run(
         cluster = pg if backend == "postgres" else None
         with tempfile.TemporaryDirectory(prefix="opencdp-bench-") as tmp:
             url = cluster.new_database() if cluster else None
-            server = Server(Path(tmp) / "http", url).start()
+            load = {
+                "processes": processes,
+                "threads": threads,
+                "batch_size": batch_size,
+                "warmup": warmup,
+                "duration": duration,
+                "db_pids": cluster.backend_pids if cluster else None,
+            }
+            # As deployed: `serve` with its default worker process beside the HTTP process.
+            server = Server(Path(tmp) / "http", url, workers=1).start()
             try:
-                r = http_ingest(
-                    server,
-                    processes=processes,
-                    threads=threads,
-                    batch_size=batch_size,
-                    warmup=warmup,
-                    duration=duration,
-                    db_pids=cluster.backend_pids if cluster else None,
-                )
+                r = http_ingest(server, **load)
                 r["server_memory_kib"] = server.memory()
                 r["inbox_pending_after"] = server.readyz()["inbox_pending"]
             finally:
                 server.stop()
-            # The same load on `serve --processes 2`: two HTTP processes sharing the port.
-            url2 = cluster.new_database() if cluster else None
-            pair = Server(Path(tmp) / "http2", url2, args=("--processes", "2")).start()
+            # Diagnosis: the collector alone (`serve --no-worker`).
+            url_off = cluster.new_database() if cluster else None
+            alone = Server(Path(tmp) / "alone", url_off, workers=0).start()
             try:
-                r["two_api_processes"] = http_ingest(
-                    pair,
-                    processes=processes,
-                    threads=threads,
-                    batch_size=batch_size,
-                    warmup=warmup,
-                    duration=duration,
-                    db_pids=cluster.backend_pids if cluster else None,
-                )
+                r["worker_off"] = http_ingest(alone, **load)
+            finally:
+                alone.stop()
+            # `serve --processes 2` as deployed: two HTTP processes sharing the port, a worker.
+            url2 = cluster.new_database() if cluster else None
+            pair = Server(Path(tmp) / "http2", url2, workers=1, args=("--processes", "2")).start()
+            try:
+                r["two_api_processes"] = http_ingest(pair, **load)
             finally:
                 pair.stop()
             spec = {

@@ -258,38 +258,48 @@ def _mark(value: float, target: float) -> str:
 
 def _ingest_table(console: Console, res: dict[str, Any]) -> None:
     t = Table(
-        title=f"Ingest: /v1/batch, 100 events/request, {res['mean_event_bytes']} B/event, "
-        "worker off; acknowledged events/s"
+        title=f"Ingest: /v1/batch, 100 events/request, {res['mean_event_bytes']} B/event; "
+        "acknowledged events/s"
     )
     for col in (
         "backend",
-        "HTTP, 1 API process",
+        "as deployed (serve)",
         "target",
-        "HTTP, 2 API processes",
+        "worker off",
+        "2 API processes + worker",
         "collector, no HTTP",
         "inbox append only",
-        "HTTP / no-HTTP",
         "req p50 / p99 ms",
         "server CPU",
         "db CPU",
     ):
         t.add_column(col, justify="right")
     for backend, r in res["backends"].items():
-        target = TARGETS["ingest"][backend]
+        target = ingest_target(backend, r)
         two = r.get("two_api_processes", {}).get("events_per_s")
+        off = r.get("worker_off", {}).get("events_per_s")
         t.add_row(
             backend,
             _n(r["events_per_s"]),
-            f"{target:,} {_mark(r['events_per_s'], target)}",
+            f"{target:,.0f} {_mark(r['events_per_s'], target)}",
+            _n(off) if off else "-",
             f"{_n(two)} {_mark(two, target)}" if two else "-",
             _n(r["ceiling"]["collector_events_per_s"]),
             _n(r["ceiling"]["append_events_per_s"]),
-            f"{r['ratio_to_collector_ceiling']:.0%} / {r['ratio_to_append_ceiling']:.0%}",
             f"{_n(r['latency_p50_ms'])} / {_n(r['latency_p99_ms'])}",
             _n(r["server_cpu_cores"], 2),
             _n(r["db_cpu_cores"], 2),
         )
     console.print(t)
+
+
+def ingest_target(backend: str, r: dict[str, Any]) -> float:
+    """The issue's target: 50,000 events/s on SQLite, or half the raw SQLite append rate of
+    the same payloads measured in the same run, whichever is lower; 20,000 on PostgreSQL."""
+    target = float(TARGETS["ingest"][backend])
+    if backend == "sqlite":
+        target = min(target, 0.5 * r["ceiling"]["append_events_per_s"])
+    return target
 
 
 def _e2e_tables(console: Console, res: dict[str, Any]) -> None:

@@ -23,6 +23,9 @@ _COUNTERS = {
     "opencdp_events_processed_total": "Events processed by workers into profiles.",
     "opencdp_profiles_created_total": "Profiles created by identity resolution.",
     "opencdp_profiles_merged_total": "Profiles merged into another by identity resolution.",
+    "opencdp_worker_batches_redone_total": (
+        "Batches a worker resolved again because another identity writer came in between."
+    ),
 }
 
 

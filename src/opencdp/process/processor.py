@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,6 +20,7 @@ from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
 from opencdp.process.batch import BatchState, Event, closes_as, lookup_pairs
+from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
 from opencdp.timeutil import parse_timestamp, to_us
 
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _INBOX_FIELDS = ("workspace_id", "source_id", "message_id", "received_us", "payload")
+
+
+@dataclass
+class PreparedBatch:
+    """A batch read and resolved in memory, not yet written."""
+
+    #: per workspace: the resolved state and the events that were new
+    parts: list[tuple[BatchState, list[Event]]] = field(default_factory=list)
+    #: rows whose stored payload could not even be read
+    failures: list[tuple[Event | InboxRow, str, str]] = field(default_factory=list)
+    duplicates: int = 0
 
 
 @dataclass
@@ -52,6 +64,8 @@ class Processor:
         self.db = runtime.db
         self.store = runtime.profiles
         self.inbox = runtime.inbox
+        self.metrics = runtime.metrics
+        self.epoch = IdentityEpoch()
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
@@ -71,16 +85,54 @@ class Processor:
             return self._run_isolated(limit)
 
     def _run_batch(self, limit: int) -> int:
+        """Claim, resolve and store one batch.
+
+        The batch is read and resolved first, remembering the identity epoch it was read at;
+        its writes then go in a short transaction that advances the epoch only if it is
+        unchanged. If another identity writer (a contact, an import, another worker) came in
+        between, the batch is resolved again under the lock before it is written.
+
+        On SQLite the read and the resolving run outside the write lock (a read transaction),
+        so the collector's commits wait at most for the writes. On PostgreSQL everything is one
+        transaction: the claim's row locks (``SKIP LOCKED``) keep other workers off these rows,
+        and only the writes wait for the identity lock.
+        """
         # Not fsynced on SQLite: everything here is derived from inbox rows that were, and a
         # lost commit only means those rows are processed again (idempotently).
+        if self.db.dialect.is_sqlite:
+            with self.db.read() as conn:
+                rows = self.inbox.claim(conn, limit)
+                if not rows:
+                    return 0
+                seen = self.epoch.read(conn)
+                batch = self._prepare(conn, rows)
+            with self.db.write(durable=False) as conn:
+                if not self.epoch.advance_from(conn, seen):
+                    self.metrics.add("opencdp_worker_batches_redone_total")
+                    rows = self.inbox.claim(conn, limit)
+                    if not rows:
+                        return 0
+                    self.epoch.advance(conn)
+                    batch = self._prepare(conn, rows)
+                self._finish(conn, rows, batch)
+            return len(rows)
         with self.db.write(durable=False) as conn:
-            self._lock_identity(conn)
             rows = self.inbox.claim(conn, limit)
             if not rows:
                 return 0
-            self._process_rows(conn, rows)
-            self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us())
+            seen = self.epoch.read(conn)
+            batch = self._prepare(conn, rows)
+            self._lock_identity(conn, advance=False)
+            if not self.epoch.advance_from(conn, seen):
+                self.metrics.add("opencdp_worker_batches_redone_total")
+                self.epoch.advance(conn)
+                batch = self._prepare(conn, rows)  # read again: now under the lock
+            self._finish(conn, rows, batch)
         return len(rows)
+
+    def _finish(self, conn: Connection, rows: list[InboxRow], batch: PreparedBatch) -> None:
+        self._store(conn, batch)
+        self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us())
 
     def _run_isolated(self, limit: int) -> int:
         done = 0
@@ -99,6 +151,7 @@ class Processor:
     def _quarantine_head(self, detail: str) -> int:
         """Move the oldest pending event to quarantine (``processing_error``) and mark it done."""
         with self.db.write() as conn:
+            self._lock_identity(conn)
             rows = self.inbox.claim(conn, 1)
             if not rows:
                 return 0
@@ -117,14 +170,18 @@ class Processor:
             total += n
         return total
 
-    def _lock_identity(self, conn: Connection) -> None:
+    def _lock_identity(self, conn: Connection, *, advance: bool = True) -> None:
         # PostgreSQL: one identity writer at a time across processes (SQLite's BEGIN IMMEDIATE
-        # already gives that). Per-identity partitioning is a later scale-out step.
+        # already gives that). Advancing the epoch tells workers that resolved a batch before
+        # this transaction to resolve it again.
         if not self.db.dialect.is_sqlite:
             conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
+        if advance:
+            self.epoch.advance(conn)
 
     def lock_identity(self, conn: Connection) -> None:
-        """Hold the identity lock for the rest of ``conn``'s transaction (workers wait)."""
+        """Hold the identity lock for the rest of ``conn``'s transaction (workers wait, and
+        workers that resolved a batch before it resolve it again)."""
         self._lock_identity(conn)
 
     def process_again(self, conn: Connection, rows: list[InboxRow]) -> int:
@@ -144,14 +201,20 @@ class Processor:
         closing: str | None = None,
     ) -> int:
         """Process inbox rows inside ``conn``'s transaction; returns how many were quarantined."""
+        return self._store(conn, self._prepare(conn, rows), summary, closing)
+
+    def _prepare(self, conn: Connection, rows: list[InboxRow]) -> PreparedBatch:
+        """Read what the rows need and resolve them in memory; nothing is written."""
         by_workspace: dict[str, list[Event]] = defaultdict(list)
-        failures: list[tuple[Event | InboxRow, str, str]] = []
+        batch = PreparedBatch()
         for row in rows:
             try:
                 message = orjson.loads(row.payload)
                 ts = to_us(parse_timestamp(message.get("timestamp")))
             except (orjson.JSONDecodeError, ValueError, AttributeError) as exc:
-                failures.append((row, "processing_error", f"stored payload is unreadable: {exc}"))
+                batch.failures.append(
+                    (row, "processing_error", f"stored payload is unreadable: {exc}")
+                )
                 continue
             by_workspace[row.workspace_id].append(
                 Event(
@@ -166,9 +229,54 @@ class Processor:
                 )
             )
         for workspace_id, events in by_workspace.items():
-            failures.extend(
-                self.process_events(conn, workspace_id, events, summary, closing=closing)
-            )
+            known = self.store.known_message_ids(conn, workspace_id, [e.message_id for e in events])
+            fresh: list[Event] = []
+            seen_ids: set[str] = set()
+            for ev in events:
+                if ev.message_id in known or ev.message_id in seen_ids:
+                    continue  # processed before: idempotent
+                seen_ids.add(ev.message_id)
+                fresh.append(ev)
+            batch.duplicates += len(events) - len(fresh)
+            if fresh:
+                batch.parts.append((self._resolve(conn, workspace_id, fresh), fresh))
+        return batch
+
+    def _resolve(self, conn: Connection, workspace_id: str, events: list[Event]) -> BatchState:
+        state = self._load(conn, workspace_id, events)
+        for ev in events:
+            try:
+                state.apply(ev)
+            except Exception as exc:  # one bad event must not stop the others
+                # No traceback: its frames' text can hold the event's values (personal data).
+                log.error("processing %s failed: %s", ev.message_id, loggable(exc))
+                state.failures.append((ev, "processing_error", f"{type(exc).__name__}: {exc}"))
+        return state
+
+    def _store(
+        self,
+        conn: Connection,
+        batch: PreparedBatch,
+        summary: ProcessSummary | None = None,
+        closing: str | None = None,
+    ) -> int:
+        """Write a resolved batch inside ``conn``'s transaction; returns how many events went
+        to quarantine. Quarantine rows still open under the message id of an event stored
+        here are closed (``closing``, or :func:`closes_as` of the event)."""
+        failures = list(batch.failures)
+        if summary is not None:
+            summary.duplicates += batch.duplicates
+        for state, fresh in batch.parts:
+            self._persist(conn, state)
+            self._close_quarantined(conn, state.workspace_id, fresh, state, closing)
+            failures.extend(state.failures)
+            if summary is not None:
+                summary.processed += len(state.event_rows)
+                summary.profiles_created += state.created
+                summary.merges += len(state.merge_rows)
+            self.metrics.add("opencdp_events_processed_total", len(state.event_rows))
+            self.metrics.add("opencdp_profiles_created_total", state.created)
+            self.metrics.add("opencdp_profiles_merged_total", len(state.merge_rows))
         self._quarantine(conn, failures)
         return len(failures)
 
@@ -210,53 +318,6 @@ class Processor:
             )
         summary.submitted = len(events)
         return summary
-
-    def process_events(
-        self,
-        conn: Connection,
-        workspace_id: str,
-        events: list[Event],
-        summary: ProcessSummary | None = None,
-        *,
-        closing: str | None = None,
-    ) -> list[tuple[Event | InboxRow, str, str]]:
-        """Resolve and persist events of one workspace inside ``conn``'s transaction.
-
-        Returns the events that could not be processed, with reason and detail; counts go to
-        ``summary`` when one is given. Quarantine rows still open under the message id of an
-        event stored here are closed (``closing``, or :func:`closes_as` of the event).
-        """
-        known = self.store.known_message_ids(conn, workspace_id, [e.message_id for e in events])
-        fresh: list[Event] = []
-        seen_ids: set[str] = set()
-        for ev in events:
-            if ev.message_id in known or ev.message_id in seen_ids:
-                continue  # processed before: idempotent
-            seen_ids.add(ev.message_id)
-            fresh.append(ev)
-        if summary is not None:
-            summary.duplicates += len(events) - len(fresh)
-        if not fresh:
-            return []
-        state = self._load(conn, workspace_id, fresh)
-        for ev in fresh:
-            try:
-                state.apply(ev)
-            except Exception as exc:  # one bad event must not stop the others
-                # No traceback: its frames' text can hold the event's values (personal data).
-                log.error("processing %s failed: %s", ev.message_id, loggable(exc))
-                state.failures.append((ev, "processing_error", f"{type(exc).__name__}: {exc}"))
-        self._persist(conn, state)
-        self._close_quarantined(conn, workspace_id, fresh, state, closing)
-        if summary is not None:
-            summary.processed += len(state.event_rows)
-            summary.profiles_created += state.created
-            summary.merges += len(state.merge_rows)
-        metrics = self.runtime.metrics
-        metrics.add("opencdp_events_processed_total", len(state.event_rows))
-        metrics.add("opencdp_profiles_created_total", state.created)
-        metrics.add("opencdp_profiles_merged_total", len(state.merge_rows))
-        return list(state.failures)
 
     # -- loading ----------------------------------------------------------------------------------
     def _load(self, conn: Connection, workspace_id: str, events: list[Event]) -> BatchState:
@@ -377,7 +438,7 @@ class Processor:
         reasons: dict[str, int] = {}
         for row in rows:
             reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
-        self.runtime.metrics.quarantined(reasons)
+        self.metrics.quarantined(reasons)
 
     # -- Contact API -------------------------------------------------------------------------------
     def upsert_contact(

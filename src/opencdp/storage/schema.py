@@ -272,3 +272,15 @@ import_runs = Table(
     Column("mapping", Text, nullable=True, comment="JSON: the mapping the run used"),
     Column("reverted_us", BigInteger, nullable=True, comment="when `import revert` undid it"),
 )
+
+identity_epoch = Table(
+    "identity_epoch",
+    metadata,
+    Column("scope", String(16), primary_key=True, comment="'all': one counter for now"),
+    Column(
+        "epoch",
+        BigInteger,
+        nullable=False,
+        comment="advanced by every transaction that changes profiles, identifiers or traits",
+    ),
+)

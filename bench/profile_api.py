@@ -3,7 +3,8 @@
 The profiles are written straight into a migrated SQLite database through SQLAlchemy (building a
 million profiles through the pipeline would take longer than the benchmark): per profile one
 ``profiles`` row, two identifiers (``user_id``, ``email``) and six traits, shaped like what the
-worker writes. Then a server (worker off: nothing to process) answers
+worker writes. Then ``opencdp serve`` as deployed (its worker writing profiles for a stream of new events
+meanwhile, 1,000 events/s by default) answers
 ``GET …/profiles/user_id:<id>/traits`` for random users at a fixed offered rate from another
 process; latency counts from each request's scheduled time.
 """
@@ -19,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from bench.common import TOKEN, Server, basic, percentile
-from bench.loadgen import open_loop_profiles
+from bench.common import TOKEN, WRITE_KEY, Server, basic, percentile
+from bench.loadgen import ack_to_visible, open_loop_profiles
 
 USER_PREFIX = "pu"
 TRAIT_KEYS = ("email", "firstName", "lastName", "plan", "city", "lifetime_value")
@@ -115,8 +116,34 @@ def build_store(data_dir: Path, profiles: int, console: Any) -> dict[str, Any]:
     }
 
 
-def fixed_rate(server: Server, profiles: int, rate: float, duration: float) -> dict[str, Any]:
-    """Offer ``rate`` requests/s of random users' traits for ``duration`` s; latency stats."""
+def writer_spec(server: Server, rate: float, duration: float, start: float) -> dict[str, Any]:
+    """Identify events with fresh userIds at ``rate`` events/s while the reads run, so that the
+    worker writes profiles throughout (``ack_to_visible`` with no sampled read-backs)."""
+    return {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "auth": basic(WRITE_KEY),
+        "read_auth": basic(TOKEN),
+        "batch_size": 50,
+        "rate": rate,
+        "duration": duration,
+        "send_threads": 4,
+        "poll_threads": 1,
+        "sample_every": 10**9,
+        "poll_interval": 0.05,
+        "visible_timeout": 1.0,
+        "grace": 5.0,
+        "seed": 77,
+        "prefix": f"pw{int(start)}",
+        "start_at": start,
+    }
+
+
+def fixed_rate(
+    server: Server, profiles: int, rate: float, duration: float, write_rate: float = 0.0
+) -> dict[str, Any]:
+    """Offer ``rate`` requests/s of random users' traits for ``duration`` s (and, with
+    ``write_rate``, that many new events/s for the worker to write meanwhile); latency stats."""
     processes, threads = 2, 16
     start = time.monotonic() + 2.0
     specs = [
@@ -137,8 +164,14 @@ def fixed_rate(server: Server, profiles: int, rate: float, duration: float) -> d
         for p in range(processes)
     ]
     cpu0 = server.cpu_seconds()
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes + 1) as pool:
+        writes = (
+            pool.apply_async(ack_to_visible, (writer_spec(server, write_rate, duration, start),))
+            if write_rate
+            else None
+        )
         outs = pool.map(open_loop_profiles, specs)
+        written = writes.get() if writes is not None else None
     elapsed = max(o["finished_at"] for o in outs) - start
     cpu = server.cpu_seconds() - cpu0
     latencies = [x for o in outs for x in o["latencies"]]
@@ -162,6 +195,13 @@ def fixed_rate(server: Server, profiles: int, rate: float, duration: float) -> d
         "service_p99_ms": _ms(percentile(service, 99)),
         "server_cpu_cores": cpu / elapsed if elapsed > 0 else None,
         "duration_s": duration,
+        "offered_write_events_per_s": write_rate,
+        "written_events": written["acked"].get("events", 0) if written else 0,
+        "write_statuses": (
+            {k: v for k, v in written["acked"].items() if k.startswith("status_")}
+            if written
+            else {}
+        ),
     }
 
 
@@ -173,6 +213,7 @@ def run(
     rate: float,
     low_rate: float,
     console: Any,
+    write_rate: float = 1000.0,
 ) -> dict[str, Any]:
     duration = duration or (3.0 if quick else 15.0)
     with tempfile.TemporaryDirectory(prefix="opencdp-bench-") as tmp:
@@ -180,14 +221,16 @@ def run(
         console.print(f"[bold]profile-api[/bold]: building {profiles:,} profiles (SQLite)")
         build = build_store(data, profiles, console)
         console.print(f"  built in {build['build_seconds']} s ({build['db_bytes'] / 1e9:.2f} GB)")
-        server = Server(data, None).start()
+        # As deployed: `serve` with its worker, which writes the new events meanwhile.
+        server = Server(data, None, workers=1).start()
         runs = []
         try:
             for offered in (rate,) if quick else (rate, low_rate):
                 console.print(
-                    f"[bold]profile-api[/bold]: {offered:,.0f} requests/s for {duration:g} s"
+                    f"[bold]profile-api[/bold]: {offered:,.0f} requests/s for {duration:g} s, "
+                    f"{write_rate:,.0f} new events/s written meanwhile"
                 )
-                runs.append(fixed_rate(server, profiles, offered, duration))
+                runs.append(fixed_rate(server, profiles, offered, duration, write_rate))
             memory = server.memory()
         finally:
             server.stop()

@@ -359,7 +359,8 @@ def _profile_table(console: Console, res: dict[str, Any]) -> None:
         "max ms",
         "service p99 ms",
         "not sent",
-        "server CPU",
+        "events written meanwhile",
+        "serve CPU (HTTP + worker)",
     ):
         t.add_column(col, justify="right")
     for r in res["runs"]:
@@ -373,6 +374,7 @@ def _profile_table(console: Console, res: dict[str, Any]) -> None:
             _n(r["max_ms"], 1),
             _n(r["service_p99_ms"], 1),
             _n(r["not_sent"]),
+            _n(r.get("written_events")),
             _n(r["server_cpu_cores"], 2),
         )
     console.print(t)

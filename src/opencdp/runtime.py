@@ -23,6 +23,7 @@ from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.db import Database
 from opencdp.storage.inbox import InboxStore
 from opencdp.storage.plans import PlanStore
+from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore
 from opencdp.timeutil import to_us
@@ -72,6 +73,7 @@ class Runtime:
         self.quarantine = QuarantineStore(self.db)
         self.inbox = InboxStore(self.db, self.quarantine)
         self.profiles = ProfileStore(self.db)
+        self.profile_reads = ProfileReads(self.db)
         self.tokens = TokenCache(self.admin, self.clock)
         self.plans = PlanStore(self.db)
         self.governance = GovernanceCache(
@@ -149,6 +151,7 @@ class Runtime:
         if self._worker is not None:
             self._worker.stop()
         self.collector.close()
+        self.profile_reads.close()
         self.db.dispose()
 
 

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from opencdp.clock import isoformat
 from opencdp.errors import NotFound, OpenCDPError, RequestError
 from opencdp.identity.identifiers import normalize_email, normalize_phone
+from opencdp.profiles.traits import TraitValue
 from opencdp.runtime import Runtime
 from opencdp.storage.profiles import IdentifierRow, ProfileRow
 from opencdp.timeutil import from_us, parse_timestamp, to_us
@@ -100,11 +101,15 @@ def profile_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(tags=["Profile API"])
     store = runtime.profiles
 
-    def locate(space: str, collection: str, external_id: str) -> ProfileRow:
+    reads = runtime.profile_reads
+
+    def parse_external_id(collection: str, external_id: str) -> tuple[str, str] | None:
+        """(type, value) of ``type:value``, normalized like identity resolution stores it;
+        None for a bare profile id."""
         if collection not in COLLECTIONS:
             raise NotFound(f"collection must be users or accounts, not {collection!r}")
         if ":" not in external_id:
-            return store.resolve_id(space, external_id, collection)
+            return None
         id_type, _, value = external_id.partition(":")
         id_type = id_type.strip().lower()
         if not value:
@@ -115,7 +120,32 @@ def profile_router(runtime: Runtime) -> APIRouter:
             value = normalize_email(value) or value.strip().lower()
         elif id_type == "phone":
             value = normalize_phone(value, runtime.settings.default_phone_region) or value
-        return store.find_profile(space, collection, id_type, value)
+        return id_type, value
+
+    def locate(space: str, collection: str, external_id: str) -> ProfileRow:
+        parsed = parse_external_id(collection, external_id)
+        if parsed is None:
+            return store.resolve_id(space, external_id, collection)
+        return store.find_profile(space, collection, *parsed)
+
+    def trait_values(space: str, collection: str, external_id: str) -> dict[str, TraitValue]:
+        """The traits of the profile an external id names: the hot path, one statement."""
+        parsed = parse_external_id(collection, external_id)
+        found = reads.profile_traits(space, collection, *parsed) if parsed else None
+        if found is not None and found.merged_into is None:
+            return found.traits
+        if parsed is not None and found is None:
+            raise NotFound("Profile was not found.")
+        profile = locate(space, collection, external_id)  # a bare id, or a merge to follow
+        return store.traits(profile.workspace_id, profile.id)
+
+    def profile_failure(exc: OpenCDPError) -> Response:
+        code = (
+            exc.code
+            if exc.code in _STATUS_CODES.values() or exc.code == "validation_error"
+            else _STATUS_CODES.get(exc.status, exc.code)
+        )
+        return profile_error(exc.status, code, exc.message)
 
     def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
         async def endpoint(
@@ -126,23 +156,25 @@ def profile_router(runtime: Runtime) -> APIRouter:
                 profile = locate(space, collection, external_id)
                 body = handler(request, profile)
             except OpenCDPError as exc:
-                code = (
-                    exc.code
-                    if exc.code in _STATUS_CODES.values() or exc.code == "validation_error"
-                    else _STATUS_CODES.get(exc.status, exc.code)
-                )
-                return profile_error(exc.status, code, exc.message)
+                return profile_failure(exc)
             return JSON(body)  # Request-Id: set on every response by web/request_id.py
 
         return endpoint
 
-    def traits(request: Request, profile: ProfileRow) -> dict[str, Any]:
-        cls = request.query_params.get("class")
-        values = (
-            {}
-            if cls in ("audience", "computed_trait")
-            else store.traits(profile.workspace_id, profile.id)
-        )
+    async def traits_endpoint(
+        space: str, collection: str, external_id: str, request: Request
+    ) -> Response:
+        try:
+            authenticate(runtime, request, space)
+            values = trait_values(space, collection, external_id)
+            body = traits_page(request, values)
+        except OpenCDPError as exc:
+            return profile_failure(exc)
+        return JSON(body)
+
+    def traits_page(request: Request, values: dict[str, TraitValue]) -> dict[str, Any]:
+        if request.query_params.get("class") in ("audience", "computed_trait"):
+            values = {}
         include = _csv(request, "include")
         keys = sorted(k for k in values if include is None or k in include)
         limit = _limit(request, 10, 200)
@@ -297,8 +329,14 @@ def profile_router(runtime: Runtime) -> APIRouter:
         return {"data": data}
 
     base = "/v1/spaces/{space}/collections/{collection}/profiles/{external_id}"
+    router.add_api_route(
+        f"{base}/traits",
+        traits_endpoint,
+        methods=["GET"],
+        name="profile_traits",
+        summary="Profile traits",
+    )
     for name, handler in (
-        ("traits", traits),
         ("external_ids", external_ids),
         ("events", events_),
         ("metadata", metadata),

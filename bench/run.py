@@ -56,9 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--events", type=int, default=None, help="events the worker-throughput run processes"
     )
-    p.add_argument("--rate", type=float, default=5000, help="e2e offered events/s (target)")
+    p.add_argument("--rate", type=float, default=5000, help="e2e second, higher offered events/s")
     p.add_argument(
-        "--low-rate", type=float, default=1000, help="e2e second, lower offered events/s"
+        "--low-rate", type=float, default=1000, help="e2e ack -> visible offered events/s (target)"
     )
     p.add_argument(
         "--profile-rate", type=float, default=1000, help="Profile API offered requests/s (target)"
@@ -302,8 +302,38 @@ def ingest_target(backend: str, r: dict[str, Any]) -> float:
     return target
 
 
+E2E_TARGETS = {"sqlite": 20_000, "postgres": 10_000}
+
+
 def _e2e_tables(console: Console, res: dict[str, Any]) -> None:
-    t = Table(title="End to end: worker throughput (identity + profiles), one worker process")
+    t = Table(title="End to end as deployed: first request -> every event on its profile")
+    for col in (
+        "backend",
+        "workers",
+        "events",
+        "people",
+        "events/s",
+        "target",
+        "acked ev/s",
+        "CPU",
+    ):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        for d in r.get("deployed", []):
+            rate = d.get("events_per_s")
+            target = E2E_TARGETS[backend]
+            t.add_row(
+                backend,
+                _n(d["workers"]),
+                _n(d["events"]),
+                _n(d.get("users")),
+                _n(rate) if d["drained"] else "[red]did not drain[/red]",
+                f"{target:,} {_mark(rate or 0, target)}",
+                _n(d.get("acknowledged_events_per_s")),
+                _n(d.get("opencdp_cpu_cores"), 2),
+            )
+    console.print(t)
+    t = Table(title="Diagnosis: one worker alone draining a loaded inbox")
     for col in ("backend", "events", "events/s", "worker CPU", "drain from launch s"):
         t.add_column(col, justify="right")
     for backend, r in res["backends"].items():
@@ -330,6 +360,7 @@ def _e2e_tables(console: Console, res: dict[str, Any]) -> None:
         "lag at end s",
     ):
         t.add_column(col, justify="right")
+    # Target: p99 <= 1 s at 1,000 events/s offered, on both backends.
     for backend, r in res["backends"].items():
         for lat in r["latency"]:
             acked = lat["acked_events_per_s"] or 0

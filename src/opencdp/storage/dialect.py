@@ -7,13 +7,54 @@ and a lock that makes transactions take turns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
+
+
+class BulkWrite:
+    r"""A statement that writes many rows, and how to bind them: :meth:`bind` gives what to
+    pass to ``conn.execute``.
+
+    SQLite runs the statement once per row (``executemany`` of an in-process library: cheap).
+    PostgreSQL runs it once for all rows, with one array of values per column that the
+    statement unnests, so the rows cross the network in one round trip instead of one per row
+    (psycopg's ``executemany`` spends ~60 µs of Python and a round trip per row).
+    """
+
+    def __init__(
+        self,
+        build: Callable[[tuple[str, ...]], Any],
+        *,
+        by_column: bool,
+        unique: tuple[str, ...] = (),
+        prefix: str = "",
+    ) -> None:
+        self._build = build
+        self._statements: dict[tuple[str, ...], Any] = {}
+        self.by_column = by_column
+        #: rows with the same values here are written once, the last one winning (an upsert
+        #: may not touch one row twice in one statement on PostgreSQL)
+        self.unique = unique
+        self.prefix = prefix  # bind-parameter prefix of the per-row form
+
+    def bind(self, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
+        """``(statement, parameters)`` for ``rows`` (all with the same keys)."""
+        if self.unique:
+            rows = list({tuple(r[k] for k in self.unique): r for r in rows}.values())
+        columns = tuple(rows[0])
+        statement = self._statements.get(columns)
+        if statement is None:
+            statement = self._statements[columns] = self._build(columns)
+        if self.by_column:
+            return statement, {c: [r[c] for r in rows] for c in columns}
+        if self.prefix:
+            return statement, [{self.prefix + k: v for k, v in r.items()} for r in rows]
+        return statement, list(rows)
 
 
 @dataclass(frozen=True)
@@ -39,6 +80,63 @@ class Dialect:
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
         )
 
+    def bulk_insert(
+        self,
+        table: Table,
+        *,
+        conflict: Sequence[str] = (),
+        update: Sequence[str] = (),
+    ) -> BulkWrite:
+        """Insert many rows into ``table``; on a ``conflict`` key either update the ``update``
+        columns from the new row or, without ``update``, keep the old row."""
+        unique = tuple(conflict) if update else ()
+        if self.is_sqlite:
+            stmt = sqlite.insert(table)
+            if conflict and update:
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
+                )
+            elif conflict:
+                stmt = stmt.on_conflict_do_nothing()
+            return BulkWrite(lambda _columns: stmt, by_column=False, unique=unique)
+
+        def build(columns: tuple[str, ...]) -> Any:
+            sql = (
+                f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                f"SELECT * FROM {_unnest(table, columns)}"
+            )
+            if conflict and update:
+                sets = ", ".join(f"{c} = excluded.{c}" for c in update)
+                sql += f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET {sets}"
+            elif conflict:
+                sql += f" ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+            return text(sql)
+
+        return BulkWrite(build, by_column=True, unique=unique)
+
+    def bulk_update(self, table: Table, keys: Sequence[str]) -> BulkWrite:
+        """Set the other columns of many rows, each row found by its ``keys`` values."""
+
+        def build_sqlite(columns: tuple[str, ...]) -> Any:
+            # SQLAlchemy reserves the plain column names for the SET clause: bind ``b_…``.
+            return (
+                update(table)
+                .where(*(table.c[k] == bindparam(f"b_{k}") for k in keys))
+                .values({c: bindparam(f"b_{c}") for c in columns if c not in keys})
+            )
+
+        def build_postgresql(columns: tuple[str, ...]) -> Any:
+            sets = ", ".join(f"{c} = v.{c}" for c in columns if c not in keys)
+            match = " AND ".join(f"{table.name}.{k} = v.{k}" for k in keys)
+            return text(
+                f"UPDATE {table.name} SET {sets} FROM {_unnest(table, columns)} "
+                f"AS v({', '.join(columns)}) WHERE {match}"
+            )
+
+        if self.is_sqlite:
+            return BulkWrite(build_sqlite, by_column=False, unique=tuple(keys), prefix="b_")
+        return BulkWrite(build_postgresql, by_column=True, unique=tuple(keys))
+
     def lock_claim(self, query: Select[Any]) -> Select[Any]:
         """Row locking for a worker's claim: PostgreSQL skips rows another worker holds."""
         if self.is_sqlite:
@@ -51,3 +149,10 @@ class Dialect:
         if self.is_sqlite:
             return None
         return select(func.pg_advisory_xact_lock(key))
+
+
+def _unnest(table: Table, columns: Sequence[str]) -> str:
+    """``unnest(CAST(:a AS type[]), …)`` over ``columns`` of ``table`` (PostgreSQL)."""
+    pg = postgresql.dialect()
+    casts = [f"CAST(:{c} AS {table.c[c].type.compile(dialect=pg)}[])" for c in columns]
+    return f"unnest({', '.join(casts)})"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from opencdp.errors import NotFound
 from opencdp.profiles.traits import TraitValue
@@ -82,18 +82,25 @@ class ProfileStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._upsert_traits = db.dialect.upsert(
+        dialect = db.dialect
+        self._upsert_traits = dialect.bulk_insert(
             traits,
-            ["workspace_id", "profile_id", "key"],
-            ["value", "source_id", "message_id", "event_us"],
+            conflict=("workspace_id", "profile_id", "key"),
+            update=("value", "source_id", "message_id", "event_us"),
         )
-        self._upsert_identifiers = db.dialect.upsert(
+        self._upsert_identifiers = dialect.bulk_insert(
             identifiers,
-            ["workspace_id", "collection", "id_type", "id_value"],
-            ["profile_id", "last_seen_us"],
+            conflict=("workspace_id", "collection", "id_type", "id_value"),
+            update=("profile_id", "last_seen_us"),
         )
-        self._insert_events = db.dialect.insert_ignore(events)
+        # A plain INSERT: events are checked against known message ids under the identity lock
+        # (or the identity epoch) first, so no duplicate reaches it, and SQLAlchemy sends
+        # plain INSERTs as multi-row VALUES pages (payloads are large: unnest arrays of them
+        # cost more to escape than they save).
+        self._insert_events = events.insert()
         self._insert_links = db.dialect.insert_ignore(links)
+        self._insert_profiles = dialect.bulk_insert(profiles)
+        self._touch_profiles = dialect.bulk_update(profiles, ("workspace_id", "id"))
 
     # Worker: loading state ---------------------------------------------------------------
     def known_message_ids(
@@ -180,27 +187,17 @@ class ProfileStore:
 
     # Worker: writing changes -------------------------------------------------------------
     def insert_profiles(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            conn.execute(profiles.insert(), list(rows))
+        for part in chunks(list(rows), 5000):
+            conn.execute(*self._insert_profiles.bind(part))
 
     def touch_profiles(
         self, conn: Connection, workspace_id: str, rows: Sequence[dict[str, Any]]
     ) -> None:
         """Update updated/last-message metadata (rows: id, updated_us, last_message_id,
-        last_source_id, merge_count), in one executemany."""
-        if not rows:
-            return
-        stmt = (
-            update(profiles)
-            .where(profiles.c.workspace_id == workspace_id, profiles.c.id == bindparam("b_id"))
-            .values(
-                updated_us=bindparam("b_updated_us"),
-                last_message_id=bindparam("b_last_message_id"),
-                last_source_id=bindparam("b_last_source_id"),
-                merge_count=bindparam("b_merge_count"),
-            )
-        )
-        conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        last_source_id, merge_count), in one statement (PostgreSQL) or one executemany."""
+        keyed = [{"workspace_id": workspace_id, **row} for row in rows]
+        for part in chunks(keyed, 5000):
+            conn.execute(*self._touch_profiles.bind(part))
 
     def apply_merges(
         self,
@@ -269,15 +266,15 @@ class ProfileStore:
 
     def write_identifiers(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new identifiers; for known ones move them and refresh ``last_seen_us``."""
-        for part in chunks(list(rows), 1000):
-            conn.execute(self._upsert_identifiers, list(part))
+        for part in chunks(list(rows), 5000):
+            conn.execute(*self._upsert_identifiers.bind(part))
 
     def write_traits(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        for part in chunks(list(rows), 1000):
-            conn.execute(self._upsert_traits, list(part))
+        for part in chunks(list(rows), 5000):
+            conn.execute(*self._upsert_traits.bind(part))
 
     def insert_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        for part in chunks(list(rows), 1000):
+        for part in chunks(list(rows), 5000):
             conn.execute(self._insert_events, list(part))
 
     def insert_links(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

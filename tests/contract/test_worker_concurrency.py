@@ -40,8 +40,8 @@ def test_a_writer_between_resolving_and_writing_makes_the_batch_resolve_again(
     prepare = processor._prepare
     calls: list[int] = []
 
-    def prepare_then_contact(conn: Any, rows: list[InboxRow]) -> PreparedBatch:
-        batch = prepare(conn, rows)
+    def prepare_then_contact(conn: Any, rows: list[InboxRow], cache: Any = None) -> PreparedBatch:
+        batch = prepare(conn, rows, cache)
         calls.append(len(rows))
         if len(calls) == 1:
             # When a Contact API call creates that e-mail's profile after the worker read

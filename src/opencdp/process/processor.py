@@ -20,6 +20,7 @@ from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
 from opencdp.process.batch import BatchState, Event, closes_as, lookup_pairs
+from opencdp.process.identity_cache import IdentityCache
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
 from opencdp.timeutil import parse_timestamp, to_us
@@ -66,6 +67,7 @@ class Processor:
         self.inbox = runtime.inbox
         self.metrics = runtime.metrics
         self.epoch = IdentityEpoch()
+        self.cache = IdentityCache()
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
@@ -79,8 +81,10 @@ class Processor:
         try:
             return self._run_batch(limit)
         except StorageUnavailable:
+            self.cache.clear()  # the batch may have changed remembered profiles, then failed
             raise
         except Exception as exc:
+            self.cache.clear()
             log.warning("batch failed (%s); isolating the event at fault", loggable(exc))
             return self._run_isolated(limit)
 
@@ -99,36 +103,55 @@ class Processor:
         """
         # Not fsynced on SQLite: everything here is derived from inbox rows that were, and a
         # lost commit only means those rows are processed again (idempotently).
+        cache = self.cache
         if self.db.dialect.is_sqlite:
             with self.db.read() as conn:
                 rows = self.inbox.claim(conn, limit)
                 if not rows:
                     return 0
                 seen = self.epoch.read(conn)
-                batch = self._prepare(conn, rows)
+                batch = self._prepare(conn, rows, cache.at(seen))
             with self.db.write(durable=False) as conn:
                 if not self.epoch.advance_from(conn, seen):
+                    cache.clear()
                     self.metrics.add("opencdp_worker_batches_redone_total")
                     rows = self.inbox.claim(conn, limit)
                     if not rows:
                         return 0
                     self.epoch.advance(conn)
                     batch = self._prepare(conn, rows)
+                    seen = -1  # written at an epoch the cache does not know
                 self._finish(conn, rows, batch)
+            self._remember(batch, seen)
             return len(rows)
         with self.db.write(durable=False) as conn:
             rows = self.inbox.claim(conn, limit)
             if not rows:
                 return 0
             seen = self.epoch.read(conn)
-            batch = self._prepare(conn, rows)
+            batch = self._prepare(conn, rows, cache.at(seen))
             self._lock_identity(conn, advance=False)
             if not self.epoch.advance_from(conn, seen):
+                cache.clear()
                 self.metrics.add("opencdp_worker_batches_redone_total")
                 self.epoch.advance(conn)
                 batch = self._prepare(conn, rows)  # read again: now under the lock
+                seen = -1
             self._finish(conn, rows, batch)
+        self._remember(batch, seen)
         return len(rows)
+
+    def _remember(self, batch: PreparedBatch, seen: int) -> None:
+        """After the commit of a batch read at epoch ``seen`` (advanced to ``seen + 1``): keep
+        its profiles for the next batch; after a redo (``seen`` -1) keep nothing."""
+        cache = self.cache
+        if seen < 0:
+            cache.clear()
+            return
+        cache.epoch = seen + 1
+        for state, _fresh in batch.parts:
+            nodes = [*state.users.profiles(), *state.accounts.profiles()]
+            cache.remember(state.workspace_id, nodes, state.traits, list(state.merged_into))
 
     def _finish(self, conn: Connection, rows: list[InboxRow], batch: PreparedBatch) -> None:
         self._store(conn, batch)
@@ -203,8 +226,11 @@ class Processor:
         """Process inbox rows inside ``conn``'s transaction; returns how many were quarantined."""
         return self._store(conn, self._prepare(conn, rows), summary, closing)
 
-    def _prepare(self, conn: Connection, rows: list[InboxRow]) -> PreparedBatch:
-        """Read what the rows need and resolve them in memory; nothing is written."""
+    def _prepare(
+        self, conn: Connection, rows: list[InboxRow], cache: IdentityCache | None = None
+    ) -> PreparedBatch:
+        """Read what the rows need (from ``cache`` where it can) and resolve them in memory;
+        nothing is written."""
         by_workspace: dict[str, list[Event]] = defaultdict(list)
         batch = PreparedBatch()
         for row in rows:
@@ -239,11 +265,17 @@ class Processor:
                 fresh.append(ev)
             batch.duplicates += len(events) - len(fresh)
             if fresh:
-                batch.parts.append((self._resolve(conn, workspace_id, fresh), fresh))
+                batch.parts.append((self._resolve(conn, workspace_id, fresh, cache), fresh))
         return batch
 
-    def _resolve(self, conn: Connection, workspace_id: str, events: list[Event]) -> BatchState:
-        state = self._load(conn, workspace_id, events)
+    def _resolve(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        events: list[Event],
+        cache: IdentityCache | None = None,
+    ) -> BatchState:
+        state = self._load(conn, workspace_id, events, cache)
         for ev in events:
             try:
                 state.apply(ev)
@@ -320,7 +352,15 @@ class Processor:
         return summary
 
     # -- loading ----------------------------------------------------------------------------------
-    def _load(self, conn: Connection, workspace_id: str, events: list[Event]) -> BatchState:
+    def _load(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        events: list[Event],
+        cache: IdentityCache | None = None,
+    ) -> BatchState:
+        """The profiles the events' identifiers point to, with all their identifiers and
+        traits: from ``cache`` where it has them, from the database otherwise."""
         config = self.runtime.identity_config(workspace_id)
         user_pairs, account_pairs = lookup_pairs(events, config)
         graphs = {
@@ -331,26 +371,49 @@ class Processor:
                 "accounts",
             ),
         }
+        remembered: set[str] = set()
         pids: set[str] = set()
         for collection, pairs in (("users", user_pairs), ("accounts", account_pairs)):
-            if pairs:
-                pids |= self.store.profiles_for(conn, workspace_id, collection, sorted(pairs))
+            missing = []
+            for pair in pairs:
+                found = cache.lookup(workspace_id, collection, *pair) if cache else None
+                if found is None:
+                    missing.append(pair)
+                else:
+                    remembered.add(found)
+            if missing:
+                pids |= self.store.profiles_for(conn, workspace_id, collection, sorted(missing))
+        pids -= remembered
         profile_rows, identifier_rows = self.store.load_profiles(conn, workspace_id, pids)
         by_profile: dict[str, list[Any]] = defaultdict(list)
         for r in identifier_rows:
             by_profile[r.profile_id].append(r)
         for row in profile_rows:
             graphs[row.collection].load_profile(BatchState.node(row, by_profile[row.id]))
+        stored = {
+            (r.collection, r.id_type, r.id_value): (r.profile_id, r.created_us, r.last_seen_us)
+            for r in identifier_rows
+        }
+        traits = self.store.load_traits(conn, workspace_id, pids)
+        for pid in remembered:
+            taken = cache.take(workspace_id, pid) if cache else None
+            assert taken is not None  # the index only names remembered profiles
+            node, values = taken
+            graphs[node.collection].load_profile(node)
+            traits[pid] = values
+            for ident, info in node.identifiers.items():
+                stored[(node.collection, ident.type, ident.value)] = (
+                    pid,
+                    info.first_seen_us,
+                    info.last_seen_us,
+                )
         return BatchState(
             workspace_id=workspace_id,
             users=graphs["users"],
             accounts=graphs["accounts"],
-            traits=self.store.load_traits(conn, workspace_id, pids),
-            existing={r.id for r in profile_rows},
-            stored_identifiers={
-                (r.collection, r.id_type, r.id_value): (r.profile_id, r.created_us, r.last_seen_us)
-                for r in identifier_rows
-            },
+            traits=traits,
+            existing={r.id for r in profile_rows} | remembered,
+            stored_identifiers=stored,
         )
 
     # -- persisting -------------------------------------------------------------------------------

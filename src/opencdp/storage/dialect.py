@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import Connection, Table, bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Select
 
@@ -42,6 +42,11 @@ class BulkWrite:
         self.unique = unique
         self.prefix = prefix  # bind-parameter prefix of the per-row form
 
+    def write(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        """Write ``rows`` (all with the same keys) inside ``conn``'s transaction."""
+        if rows:
+            conn.execute(*self.bind(rows))
+
     def bind(self, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
         """``(statement, parameters)`` for ``rows`` (all with the same keys)."""
         if self.unique:
@@ -55,6 +60,27 @@ class BulkWrite:
         if self.prefix:
             return statement, [{self.prefix + k: v for k, v in r.items()} for r in rows]
         return statement, list(rows)
+
+
+class CopyInsert(BulkWrite):
+    """PostgreSQL's ``COPY … FROM STDIN`` for plain inserts of many rows: about five times
+    faster than multi-row ``INSERT … VALUES`` for rows with large text (event payloads)."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__(lambda columns: columns, by_column=False)
+        self.table = table
+
+    def write(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        columns = tuple(rows[0])
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY {self.table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        finally:
+            cursor.close()
 
 
 @dataclass(frozen=True)
@@ -113,6 +139,14 @@ class Dialect:
             return text(sql)
 
         return BulkWrite(build, by_column=True, unique=unique)
+
+    def bulk_append(self, table: Table) -> BulkWrite:
+        """Insert many new rows (no conflict possible): COPY on PostgreSQL, an executemany
+        (multi-row VALUES) on SQLite."""
+        if self.is_sqlite:
+            stmt = table.insert()
+            return BulkWrite(lambda _columns: stmt, by_column=False)
+        return CopyInsert(table)
 
     def bulk_update(self, table: Table, keys: Sequence[str]) -> BulkWrite:
         """Set the other columns of many rows, each row found by its ``keys`` values."""

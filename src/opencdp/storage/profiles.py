@@ -93,13 +93,11 @@ class ProfileStore:
             conflict=("workspace_id", "collection", "id_type", "id_value"),
             update=("profile_id", "last_seen_us"),
         )
-        # A plain INSERT: events are checked against known message ids under the identity lock
-        # (or the identity epoch) first, so no duplicate reaches it, and SQLAlchemy sends
-        # plain INSERTs as multi-row VALUES pages (payloads are large: unnest arrays of them
-        # cost more to escape than they save).
-        self._insert_events = events.insert()
+        # A plain append (COPY on PostgreSQL): events are checked against known message ids
+        # under the identity lock (or the identity epoch) first, so no duplicate reaches it.
+        self._insert_events = dialect.bulk_append(events)
         self._insert_links = db.dialect.insert_ignore(links)
-        self._insert_profiles = dialect.bulk_insert(profiles)
+        self._insert_profiles = dialect.bulk_append(profiles)
         self._touch_profiles = dialect.bulk_update(profiles, ("workspace_id", "id"))
 
     # Worker: loading state ---------------------------------------------------------------
@@ -188,7 +186,7 @@ class ProfileStore:
     # Worker: writing changes -------------------------------------------------------------
     def insert_profiles(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for part in chunks(list(rows), 5000):
-            conn.execute(*self._insert_profiles.bind(part))
+            self._insert_profiles.write(conn, part)
 
     def touch_profiles(
         self, conn: Connection, workspace_id: str, rows: Sequence[dict[str, Any]]
@@ -197,7 +195,7 @@ class ProfileStore:
         last_source_id, merge_count), in one statement (PostgreSQL) or one executemany."""
         keyed = [{"workspace_id": workspace_id, **row} for row in rows]
         for part in chunks(keyed, 5000):
-            conn.execute(*self._touch_profiles.bind(part))
+            self._touch_profiles.write(conn, part)
 
     def apply_merges(
         self,
@@ -267,15 +265,15 @@ class ProfileStore:
     def write_identifiers(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new identifiers; for known ones move them and refresh ``last_seen_us``."""
         for part in chunks(list(rows), 5000):
-            conn.execute(*self._upsert_identifiers.bind(part))
+            self._upsert_identifiers.write(conn, part)
 
     def write_traits(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for part in chunks(list(rows), 5000):
-            conn.execute(*self._upsert_traits.bind(part))
+            self._upsert_traits.write(conn, part)
 
     def insert_events(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for part in chunks(list(rows), 5000):
-            conn.execute(self._insert_events, list(part))
+            self._insert_events.write(conn, part)
 
     def insert_links(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if rows:

@@ -100,6 +100,11 @@ class BatchState:
     link_rows: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     failures: list[tuple[Event, str, str]] = field(default_factory=list)
     created: int = 0
+    # What the batch was resolved from, for a check before writing that nobody changed it:
+    # (collection, type, value) -> the profile holding it (None: nobody) for every identifier
+    # looked up, and (merged_into, last message) of every profile loaded.
+    lookups: dict[tuple[str, str, str], str | None] = field(default_factory=dict)
+    versions: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     # -- loading ---------------------------------------------------------------------------------
     @staticmethod
@@ -247,6 +252,23 @@ class BatchState:
             self.dirty_traits.setdefault(profile_id, set()).update(changed)
 
     # -- results ---------------------------------------------------------------------------------
+    def live_profiles(self) -> list[ProfileNode]:
+        """Every profile of the batch that was not merged away, as the batch left it."""
+        return [*self.users.profiles(), *self.accounts.profiles()]
+
+    def written_versions(self) -> dict[str, tuple[str | None, str | None]]:
+        """(merged_into, last message) of the live profiles once this batch is written."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for node in self.live_profiles():
+            touched = self.touched.get(node.id)
+            if touched is not None:
+                out[node.id] = (None, touched["last_message_id"])
+            elif node.id in self.new_profiles:
+                out[node.id] = (None, self.new_profiles[node.id]["last_message_id"])
+            else:
+                out[node.id] = self.versions.get(node.id, (None, None))
+        return out
+
     def final(self, profile_id: str) -> str:
         """The profile an id ended up as after this batch's merges."""
         return self.merged_into.get(profile_id, profile_id)

@@ -16,6 +16,8 @@ from opencdp.profiles.traits import TraitValue
 
 #: (workspace, collection, identifier type, identifier value) -> profile id
 IndexKey = tuple[str, str, str, str]
+#: (merged_into, last message id) of a profile as written
+Version = tuple[str | None, str | None]
 
 
 class IdentityCache:
@@ -27,6 +29,7 @@ class IdentityCache:
         self.epoch: int | None = None
         self._nodes: dict[tuple[str, str], ProfileNode] = {}
         self._traits: dict[tuple[str, str], dict[str, TraitValue]] = {}
+        self._versions: dict[tuple[str, str], Version] = {}
         self._index: dict[IndexKey, str] = {}
         self.hits = 0
         self.misses = 0
@@ -46,6 +49,7 @@ class IdentityCache:
         """Forget everything (a failed or redone batch may have changed the objects)."""
         self._nodes.clear()
         self._traits.clear()
+        self._versions.clear()
         self._index.clear()
         self.epoch = None
 
@@ -60,13 +64,14 @@ class IdentityCache:
 
     def take(
         self, workspace_id: str, profile_id: str
-    ) -> tuple[ProfileNode, dict[str, TraitValue]] | None:
-        """The remembered profile and its traits (the objects themselves: a batch that uses
-        them changes them, so a batch that does not commit must :meth:`clear` the cache)."""
-        node = self._nodes.get((workspace_id, profile_id))
+    ) -> tuple[ProfileNode, dict[str, TraitValue], Version] | None:
+        """The remembered profile, its traits and its version (the objects themselves: a batch
+        that uses them changes them, so a batch that does not commit must :meth:`clear`)."""
+        key = (workspace_id, profile_id)
+        node = self._nodes.get(key)
         if node is None:
             return None
-        return node, self._traits.setdefault((workspace_id, profile_id), {})
+        return node, self._traits.setdefault(key, {}), self._versions.get(key, (None, None))
 
     def remember(
         self,
@@ -74,15 +79,18 @@ class IdentityCache:
         nodes: list[ProfileNode],
         traits: dict[str, dict[str, TraitValue]],
         absorbed: list[str],
+        versions: dict[str, Version] | None = None,
     ) -> None:
         """After a commit: keep the batch's live profiles as written and drop the absorbed."""
         for pid in absorbed:
             self._nodes.pop((workspace_id, pid), None)
             self._traits.pop((workspace_id, pid), None)
+            self._versions.pop((workspace_id, pid), None)
         for node in nodes:
             key = (workspace_id, node.id)
             self._nodes[key] = node
             self._traits[key] = traits.get(node.id, {})
+            self._versions[key] = (versions or {}).get(node.id, (None, None))
             for ident in node.identifiers:
                 self._index[_key(workspace_id, node.collection, ident)] = node.id
         if len(self._nodes) > self.max_profiles:

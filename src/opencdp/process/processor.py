@@ -4,6 +4,7 @@ idempotency by message id makes the redo harmless)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections import defaultdict
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The advisory lock identity writers take on PostgreSQL (workers shared, others alone).
+IDENTITY_LOCK_KEY = 7447002
+#: How often a worker resolves a batch again because other workers changed its profiles
+#: between its reads and its locks, before it gives up and retries the batch later.
+MAX_RESOLVE_ATTEMPTS = 5
+
 _INBOX_FIELDS = ("workspace_id", "source_id", "message_id", "received_us", "payload")
 
 
@@ -42,6 +49,21 @@ class PreparedBatch:
     #: rows whose stored payload could not even be read
     failures: list[tuple[Event | InboxRow, str, str]] = field(default_factory=list)
     duplicates: int = 0
+
+    def lock_keys(self) -> list[int]:
+        """Advisory lock keys of everything the batch read: each identifier it looked up and
+        each profile it loaded (64-bit digests; a rare collision only serializes more)."""
+        keys = set()
+        for state, _fresh in self.parts:
+            ws = state.workspace_id
+            keys.update(_digest(ws, "identifier", *key) for key in state.lookups)
+            keys.update(_digest(ws, "profile", pid) for pid in state.versions)
+        return sorted(keys)
+
+
+def _digest(*parts: str) -> int:
+    data = "\x1f".join(parts).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
 
 
 @dataclass
@@ -89,69 +111,105 @@ class Processor:
             return self._run_isolated(limit)
 
     def _run_batch(self, limit: int) -> int:
-        """Claim, resolve and store one batch.
+        """Claim, resolve and store one batch; returns how many events it claimed.
 
-        The batch is read and resolved first, remembering the identity epoch it was read at;
-        its writes then go in a short transaction that advances the epoch only if it is
-        unchanged. If another identity writer (a contact, an import, another worker) came in
-        between, the batch is resolved again under the lock before it is written.
+        A batch is resolved before the worker takes any identity lock, then written only if
+        what it was resolved from is still what the database holds, else resolved again:
 
-        On SQLite the read and the resolving run outside the write lock (a read transaction),
-        so the collector's commits wait at most for the writes. On PostgreSQL everything is one
-        transaction: the claim's row locks (``SKIP LOCKED``) keep other workers off these rows,
-        and only the writes wait for the identity lock.
+        * SQLite (one worker): the reading and resolving run in a read transaction, outside
+          the write lock, so the collector's commits wait at most for the writes. The check is
+          the identity epoch, which every identity writer advances.
+        * PostgreSQL (several workers, one transaction each): the claim's row locks
+          (``SKIP LOCKED``) keep other workers off these rows. Workers hold the identity lock
+          shared (contacts and imports take it alone), lock the identifiers and profiles the
+          batch read (advisory locks, in one sorted pass), and check that those identifiers
+          still belong to the same profiles and those profiles are unchanged. Workers whose
+          batches share no identifier or profile write at the same time.
         """
-        # Not fsynced on SQLite: everything here is derived from inbox rows that were, and a
-        # lost commit only means those rows are processed again (idempotently).
-        cache = self.cache
         if self.db.dialect.is_sqlite:
-            with self.db.read() as conn:
-                rows = self.inbox.claim(conn, limit)
-                if not rows:
-                    return 0
-                seen = self.epoch.read(conn)
-                batch = self._prepare(conn, rows, cache.at(seen))
-            with self.db.write(durable=False) as conn:
-                if not self.epoch.advance_from(conn, seen):
-                    cache.clear()
-                    self.metrics.add("opencdp_worker_batches_redone_total")
-                    rows = self.inbox.claim(conn, limit)
-                    if not rows:
-                        return 0
-                    self.epoch.advance(conn)
-                    batch = self._prepare(conn, rows)
-                    seen = -1  # written at an epoch the cache does not know
-                self._finish(conn, rows, batch)
-            self._remember(batch, seen)
-            return len(rows)
-        with self.db.write(durable=False) as conn:
+            return self._run_batch_single_writer(limit)
+        return self._run_batch_concurrent(limit)
+
+    def _run_batch_single_writer(self, limit: int) -> int:
+        cache = self.cache
+        with self.db.read() as conn:
             rows = self.inbox.claim(conn, limit)
             if not rows:
                 return 0
             seen = self.epoch.read(conn)
             batch = self._prepare(conn, rows, cache.at(seen))
-            self._lock_identity(conn, advance=False)
-            if not self.epoch.advance_from(conn, seen):
-                cache.clear()
-                self.metrics.add("opencdp_worker_batches_redone_total")
+        # Not fsynced on SQLite: everything here is derived from inbox rows that were, and a
+        # lost commit only means those rows are processed again (idempotently).
+        with self.db.write(durable=False) as conn:
+            current = self.epoch.advance_from(conn, seen)
+            if not current:
+                self._redone()
+                rows = self.inbox.claim(conn, limit)
+                if not rows:
+                    return 0
                 self.epoch.advance(conn)
-                batch = self._prepare(conn, rows)  # read again: now under the lock
-                seen = -1
+                batch = self._prepare(conn, rows)
             self._finish(conn, rows, batch)
-        self._remember(batch, seen)
+        if current:
+            cache.epoch = seen + 1
+            self._remember(batch)
+        else:
+            cache.clear()
         return len(rows)
 
-    def _remember(self, batch: PreparedBatch, seen: int) -> None:
-        """After the commit of a batch read at epoch ``seen`` (advanced to ``seen + 1``): keep
-        its profiles for the next batch; after a redo (``seen`` -1) keep nothing."""
+    def _run_batch_concurrent(self, limit: int) -> int:
         cache = self.cache
-        if seen < 0:
-            cache.clear()
-            return
-        cache.epoch = seen + 1
+        with self.db.write(durable=False) as conn:
+            rows = self.inbox.claim(conn, limit)
+            if not rows:
+                return 0
+            batch = self._prepare(conn, rows, cache)
+            self._lock_identity(conn, advance=False, shared=True)
+            for _attempt in range(MAX_RESOLVE_ATTEMPTS):
+                self.store.lock_keys(conn, batch.lock_keys())
+                if self._still_current(conn, batch):
+                    break
+                self._redone()
+                batch = self._prepare(conn, rows)
+            else:
+                raise StorageUnavailable(
+                    "other workers kept changing the profiles of this batch; retrying it"
+                )
+            self._finish(conn, rows, batch)
+        self._remember(batch)
+        return len(rows)
+
+    def _redone(self) -> None:
+        self.cache.clear()  # its objects may be stale, and the first resolve changed them
+        self.metrics.add("opencdp_worker_batches_redone_total")
+
+    def _still_current(self, conn: Connection, batch: PreparedBatch) -> bool:
+        """Whether every identifier the batch looked up still belongs to the profile it found
+        (or still to nobody), and every profile it loaded is unchanged."""
         for state, _fresh in batch.parts:
-            nodes = [*state.users.profiles(), *state.accounts.profiles()]
-            cache.remember(state.workspace_id, nodes, state.traits, list(state.merged_into))
+            ws = state.workspace_id
+            for collection in ("users", "accounts"):
+                pairs = [(t, v) for (c, t, v) in state.lookups if c == collection]
+                if not pairs:
+                    continue
+                owners = self.store.identifier_owners(conn, ws, collection, pairs)
+                for id_type, value in pairs:
+                    if owners.get((id_type, value)) != state.lookups[(collection, id_type, value)]:
+                        return False
+            if self.store.profile_versions(conn, ws, state.versions) != state.versions:
+                return False
+        return True
+
+    def _remember(self, batch: PreparedBatch) -> None:
+        """After a commit: keep the batch's profiles, as written, for the next batch."""
+        for state, _fresh in batch.parts:
+            self.cache.remember(
+                state.workspace_id,
+                state.live_profiles(),
+                state.traits,
+                list(state.merged_into),
+                state.written_versions(),
+            )
 
     def _finish(self, conn: Connection, rows: list[InboxRow], batch: PreparedBatch) -> None:
         self._store(conn, batch)
@@ -193,12 +251,16 @@ class Processor:
             total += n
         return total
 
-    def _lock_identity(self, conn: Connection, *, advance: bool = True) -> None:
-        # PostgreSQL: one identity writer at a time across processes (SQLite's BEGIN IMMEDIATE
-        # already gives that). Advancing the epoch tells workers that resolved a batch before
-        # this transaction to resolve it again.
+    def _lock_identity(
+        self, conn: Connection, *, advance: bool = True, shared: bool = False
+    ) -> None:
+        # PostgreSQL: identity writers take turns across processes; workers hold the lock
+        # shared with each other (they lock what their batch touches instead). SQLite's BEGIN
+        # IMMEDIATE already makes writers take turns. Advancing the epoch tells a SQLite worker
+        # that resolved a batch before this transaction to resolve it again.
         if not self.db.dialect.is_sqlite:
-            conn.execute(text("SELECT pg_advisory_xact_lock(7447002)"))
+            lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+            conn.execute(text(f"SELECT {lock}({IDENTITY_LOCK_KEY})"))
         if advance:
             self.epoch.advance(conn)
 
@@ -372,18 +434,23 @@ class Processor:
             ),
         }
         remembered: set[str] = set()
-        pids: set[str] = set()
+        lookups: dict[tuple[str, str, str], str | None] = {}
         for collection, pairs in (("users", user_pairs), ("accounts", account_pairs)):
             missing = []
             for pair in pairs:
                 found = cache.lookup(workspace_id, collection, *pair) if cache else None
+                lookups[(collection, *pair)] = found
                 if found is None:
                     missing.append(pair)
                 else:
                     remembered.add(found)
             if missing:
-                pids |= self.store.profiles_for(conn, workspace_id, collection, sorted(missing))
-        pids -= remembered
+                owners = self.store.identifier_owners(
+                    conn, workspace_id, collection, sorted(missing)
+                )
+                for pair, pid in owners.items():
+                    lookups[(collection, *pair)] = pid
+        pids = {pid for pid in lookups.values() if pid is not None} - remembered
         profile_rows, identifier_rows = self.store.load_profiles(conn, workspace_id, pids)
         by_profile: dict[str, list[Any]] = defaultdict(list)
         for r in identifier_rows:
@@ -394,11 +461,12 @@ class Processor:
             (r.collection, r.id_type, r.id_value): (r.profile_id, r.created_us, r.last_seen_us)
             for r in identifier_rows
         }
+        versions = {r.id: (r.merged_into, r.last_message_id) for r in profile_rows}
         traits = self.store.load_traits(conn, workspace_id, pids)
         for pid in remembered:
             taken = cache.take(workspace_id, pid) if cache else None
             assert taken is not None  # the index only names remembered profiles
-            node, values = taken
+            node, values, versions[pid] = taken
             graphs[node.collection].load_profile(node)
             traits[pid] = values
             for ident, info in node.identifiers.items():
@@ -414,6 +482,8 @@ class Processor:
             traits=traits,
             existing={r.id for r in profile_rows} | remembered,
             stored_identifiers=stored,
+            lookups=lookups,
+            versions=versions,
         )
 
     # -- persisting -------------------------------------------------------------------------------

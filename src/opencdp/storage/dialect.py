@@ -177,6 +177,17 @@ class Dialect:
             return query  # one writer at a time: BEGIN IMMEDIATE already serializes workers
         return query.with_for_update(skip_locked=True)
 
+    def lock_keys(self) -> Any:
+        """A statement that takes the advisory locks ``:keys`` (an array of 64-bit keys) in
+        array order until commit, or None on SQLite (one writer at a time anyway)."""
+        if self.is_sqlite:
+            return None
+        return text(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM "
+            "(SELECT k FROM unnest(CAST(:keys AS bigint[])) WITH ORDINALITY AS t(k, n) "
+            "ORDER BY n) AS ordered"
+        )
+
     def transaction_lock(self, key: int) -> Any:
         """A statement that makes transactions taking ``key`` run one at a time (held until
         commit), or None: SQLite write transactions already do (``BEGIN IMMEDIATE``)."""

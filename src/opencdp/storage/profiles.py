@@ -116,30 +116,52 @@ class ProfileStore:
             )
         return found
 
-    def profiles_for(
+    def identifier_owners(
         self, conn: Connection, workspace_id: str, collection: str, pairs: Sequence[tuple[str, str]]
-    ) -> set[str]:
-        """Ids of the profiles that hold any of these (type, value) identifiers."""
+    ) -> dict[tuple[str, str], str]:
+        """The profile that holds each of these (type, value) identifiers (absent: nobody)."""
         # One ``id_type = ? AND id_value IN (...)`` per type rather than a row-value IN over the
         # pairs: PostgreSQL plans a 1,000-pair ``(a, b) IN (...)`` as 1,000 ORed index scans and
         # spends ~0.6 s planning it; a scalar IN list becomes one ``= ANY(array)`` index scan.
         by_type: dict[str, list[str]] = {}
         for id_type, value in pairs:
             by_type.setdefault(id_type, []).append(value)
-        found: set[str] = set()
+        found: dict[tuple[str, str], str] = {}
         for id_type, values in sorted(by_type.items()):
             for part in chunks(values):
-                found.update(
-                    conn.execute(
-                        select(identifiers.c.profile_id).where(
-                            identifiers.c.workspace_id == workspace_id,
-                            identifiers.c.collection == collection,
-                            identifiers.c.id_type == id_type,
-                            identifiers.c.id_value.in_(part),
-                        )
-                    ).scalars()
-                )
+                for value, pid in conn.execute(
+                    select(identifiers.c.id_value, identifiers.c.profile_id).where(
+                        identifiers.c.workspace_id == workspace_id,
+                        identifiers.c.collection == collection,
+                        identifiers.c.id_type == id_type,
+                        identifiers.c.id_value.in_(part),
+                    )
+                ):
+                    found[(id_type, value)] = pid
         return found
+
+    def lock_keys(self, conn: Connection, keys: Sequence[int]) -> None:
+        """Hold these advisory locks until ``conn``'s transaction ends, taken in the order
+        given (sorted: two transactions never wait for each other in a cycle); nothing on
+        SQLite, where writers take turns anyway."""
+        statement = self.db.dialect.lock_keys()
+        if statement is not None and keys:
+            conn.execute(statement, {"keys": list(keys)})
+
+    def profile_versions(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """(merged_into, last_message_id) of each profile: what changes whenever any writer
+        changes the profile (every change touches its last message; a merge sets the first)."""
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for part in chunks(sorted(set(profile_ids))):
+            for pid, merged_into, last in conn.execute(
+                select(profiles.c.id, profiles.c.merged_into, profiles.c.last_message_id).where(
+                    profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part)
+                )
+            ):
+                out[pid] = (merged_into, last)
+        return out
 
     def load_profiles(
         self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]

@@ -273,6 +273,11 @@ class BatchState:
         """The profile an id ended up as after this batch's merges."""
         return self.merged_into.get(profile_id, profile_id)
 
+    def placements(self) -> dict[str, str]:
+        """Message id → the profile each event stored by this batch ended up on (after the
+        batch's merges)."""
+        return {row["message_id"]: self.final(row["profile_id"]) for row in self.event_rows}
+
     def identifier_rows(self) -> list[dict[str, Any]]:
         rows = []
         for pid, idents in self.touched_identifiers.items():

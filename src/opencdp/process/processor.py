@@ -213,7 +213,19 @@ class Processor:
 
     def _finish(self, conn: Connection, rows: list[InboxRow], batch: PreparedBatch) -> None:
         self._store(conn, batch)
-        self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us())
+        # Inbox rows name the profile their event was stored on (the registry of personal data
+        # finds them by it); duplicates and failures keep NULL.
+        placed = {
+            (state.workspace_id, message_id): profile_id
+            for state, _ in batch.parts
+            for message_id, profile_id in state.placements().items()
+        }
+        profile_ids = {
+            r.seq: placed[(r.workspace_id, r.message_id)]
+            for r in rows
+            if (r.workspace_id, r.message_id) in placed
+        }
+        self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us(), profile_ids)
 
     def _run_isolated(self, limit: int) -> int:
         done = 0
@@ -533,8 +545,9 @@ class Processor:
         state: BatchState,
         closing: str | None,
     ) -> None:
-        """One UPDATE per resolution: the events just stored close their open quarantine rows."""
-        stored = {row["message_id"] for row in state.event_rows}
+        """One UPDATE per resolution: the events just stored close their open quarantine rows;
+        every quarantine row of their message ids records the profile the event was stored on."""
+        stored = state.placements()
         by_resolution: dict[str, list[str]] = defaultdict(list)
         for ev in fresh:
             if ev.message_id in stored:
@@ -542,6 +555,7 @@ class Processor:
         now_us = self.runtime.now_us()
         for resolution, ids in by_resolution.items():
             self.runtime.quarantine.close_stored(conn, workspace_id, ids, resolution, now_us)
+        self.runtime.quarantine.record_profiles(conn, workspace_id, stored)
 
     def _quarantine(
         self, conn: Connection, failures: list[tuple[Event | InboxRow, str, str]]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from opencdp.storage.db import Database
 from opencdp.storage.quarantine import QuarantineStore
@@ -60,10 +60,31 @@ class InboxStore:
         rows = conn.execute(self.db.dialect.lock_claim(query)).all()
         return [InboxRow(*row) for row in rows]
 
-    def mark_processed(self, conn: Connection, seqs: Sequence[int], now_us: int) -> None:
-        """Mark events done; they stay until the dedup window passes."""
-        for chunk in _chunks(list(seqs), 5000):
+    def mark_processed(
+        self,
+        conn: Connection,
+        seqs: Sequence[int],
+        now_us: int,
+        profile_ids: Mapping[int, str] | None = None,
+    ) -> None:
+        """Mark events done; they stay until the dedup window passes.
+
+        ``profile_ids`` (seq → the profile the event was stored on) is recorded on those rows
+        in one executemany UPDATE, so that the registry of personal data finds them by profile;
+        the other rows keep ``profile_id`` NULL."""
+        placed = (
+            {seq: profile_ids[seq] for seq in seqs if seq in profile_ids} if profile_ids else {}
+        )
+        rest = [seq for seq in seqs if seq not in placed]
+        for chunk in _chunks(rest, 5000):
             conn.execute(update(inbox).where(inbox.c.seq.in_(chunk)).values(processed_us=now_us))
+        if placed:
+            conn.execute(
+                update(inbox)
+                .where(inbox.c.seq == bindparam("b_seq"))
+                .values(processed_us=now_us, profile_id=bindparam("b_profile_id")),
+                [{"b_seq": seq, "b_profile_id": pid} for seq, pid in placed.items()],
+            )
 
     def pending(self) -> int:
         """How many events wait to be processed."""

@@ -11,12 +11,12 @@ Closed rows stay for the record until pruned.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.sql import Select
 
 from opencdp.storage.db import Database
@@ -50,6 +50,7 @@ class QuarantineRow:
     resolution: str | None = None
     resolution_note: str | None = None
     import_run_id: str | None = None
+    profile_id: str | None = None  # the profile the message was stored on, once known
 
     @property
     def violation_list(self) -> list[dict[str, Any]]:
@@ -261,6 +262,39 @@ class QuarantineStore:
             )
             closed += int(result.rowcount or 0)
         return closed
+
+    def record_profiles(
+        self, conn: Connection, workspace_id: str, profile_ids: Mapping[str, str]
+    ) -> int:
+        """Record on the rows of these messages (message id → the profile its event was just
+        stored on) that profile, so that the registry of personal data finds them by profile.
+        Open and closed rows alike: a replay closes its rows before the worker stores the
+        event. One SELECT per slice of ids, then one executemany UPDATE of the rows whose
+        profile differs. Returns how many rows were updated."""
+        changed: list[dict[str, str]] = []
+        for part in chunks(sorted(profile_ids)):
+            rows = conn.execute(
+                select(quarantine.c.message_id, quarantine.c.profile_id).where(
+                    quarantine.c.workspace_id == workspace_id,
+                    quarantine.c.message_id.in_(part),
+                )
+            )
+            changed.extend(
+                {"b_message_id": m, "b_profile_id": profile_ids[m]}
+                for m, stored in rows
+                if stored != profile_ids[m]
+            )
+        if changed:
+            conn.execute(
+                update(quarantine)
+                .where(
+                    quarantine.c.workspace_id == workspace_id,
+                    quarantine.c.message_id == bindparam("b_message_id"),
+                )
+                .values(profile_id=bindparam("b_profile_id")),
+                changed,
+            )
+        return len(changed)
 
     def dismiss(
         self, workspace_id: str, ids: Sequence[int], note: str, now_us: int

@@ -8,7 +8,8 @@ Conventions that keep SQLite and PostgreSQL in lockstep:
 * JSON documents are stored as text written by orjson.
 
 Migrations under ``migrations/versions`` must produce exactly this metadata; a contract test
-compares them on both databases.
+compares them on both databases. Every table is declared in ``personal_data.py`` (whether it
+holds personal data and how a profile's rows are found); a contract test checks that too.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ inbox = Table(
     Column("received_us", BigInteger, nullable=False),
     Column("payload", Text, nullable=False),
     Column("processed_us", BigInteger, nullable=True),
+    Column("profile_id", String(64), nullable=True, comment="the profile the event was stored on"),
     UniqueConstraint("workspace_id", "message_id", name="uq_inbox_message"),
     Index(
         "ix_inbox_pending",
@@ -87,6 +89,7 @@ inbox = Table(
         postgresql_where=text("processed_us IS NULL"),
     ),
     Index("ix_inbox_received", "received_us"),
+    Index("ix_inbox_profile", "workspace_id", "profile_id"),
 )
 
 quarantine = Table(
@@ -117,8 +120,15 @@ quarantine = Table(
     ),
     Column("resolution_note", Text, nullable=True, comment="why an operator dismissed it"),
     Column("import_run_id", String(64), nullable=True, comment="the import run of an invalid_row"),
+    Column(
+        "profile_id",
+        String(64),
+        nullable=True,
+        comment="the profile the message was stored on, once known",
+    ),
     Index("ix_quarantine_ws_created", "workspace_id", "created_us"),
     Index("ix_quarantine_ws_reason", "workspace_id", "reason"),
+    Index("ix_quarantine_profile", "workspace_id", "profile_id"),
     # One row per message: a retried or re-imported bad message updates its row.
     Index("uq_quarantine_message", "workspace_id", "message_id", unique=True),
 )

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from opencdp.storage.db import Database
 from opencdp.storage.quarantine import QuarantineStore
@@ -32,6 +32,7 @@ class InboxStore:
         self.db = db
         self.quarantine = quarantine
         self._insert_inbox = db.dialect.insert_ignore(inbox)
+        self._mark_placed = db.dialect.bulk_update(inbox, ("seq",))
 
     def append(
         self, conn: Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
@@ -70,7 +71,7 @@ class InboxStore:
         """Mark events done; they stay until the dedup window passes.
 
         ``profile_ids`` (seq → the profile the event was stored on) is recorded on those rows
-        in one executemany UPDATE, so that the registry of personal data finds them by profile;
+        in one bulk UPDATE, so that the registry of personal data finds them by profile;
         the other rows keep ``profile_id`` NULL."""
         placed = (
             {seq: profile_ids[seq] for seq in seqs if seq in profile_ids} if profile_ids else {}
@@ -78,13 +79,11 @@ class InboxStore:
         rest = [seq for seq in seqs if seq not in placed]
         for chunk in _chunks(rest, 5000):
             conn.execute(update(inbox).where(inbox.c.seq.in_(chunk)).values(processed_us=now_us))
-        if placed:
-            conn.execute(
-                update(inbox)
-                .where(inbox.c.seq == bindparam("b_seq"))
-                .values(processed_us=now_us, profile_id=bindparam("b_profile_id")),
-                [{"b_seq": seq, "b_profile_id": pid} for seq, pid in placed.items()],
-            )
+        rows = [
+            {"seq": seq, "processed_us": now_us, "profile_id": pid} for seq, pid in placed.items()
+        ]
+        for part in _chunks(rows, 5000):
+            self._mark_placed.write(conn, part)
 
     def pending(self) -> int:
         """How many events wait to be processed."""

@@ -103,7 +103,10 @@ def outcome(rt: Runtime) -> tuple[set[Any], dict[str, Any]]:
     return state, {message: key[pid] for message, pid in placed.items()}
 
 
-def test_four_workers_end_where_one_worker_ends(pg_cluster: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("slotted", [True, False], ids=["slots", "shared"])
+def test_four_workers_end_where_one_worker_ends(
+    pg_cluster: Any, tmp_path: Path, slotted: bool
+) -> None:
     messages = stream()
     # Given the same stream in two inboxes
     single = Runtime(make_settings(tmp_path / "one", pg_cluster.new_database()))

@@ -107,3 +107,22 @@ def test_stop_goes_in_order_and_kills_what_outlives_the_grace(tmp_path: Path) ->
     assert log.read_text() == "http "
     assert procs["http"] is not None and procs["http"].returncode == 0
     assert procs["worker"] is not None and procs["worker"].returncode == -signal.SIGKILL
+
+
+def test_several_workers_split_the_partitions_between_them() -> None:
+    from opencdp.collect.partition import PARTITIONS, partition_of, slot_partitions
+    from opencdp.serve import child_specs
+    from opencdp.settings import Settings
+
+    specs = child_specs(
+        Settings(database_url="postgresql+psycopg://x/y"), None, processes=1, workers=3
+    )
+    slots = [spec.argv[spec.argv.index("--slot") + 1] for spec in specs]
+    assert slots == ["0", "1", "2"] and all("--slots" in s.argv for s in specs)
+    owned = sorted(p for i in range(3) for p in slot_partitions(i, 3))
+    assert owned == list(range(PARTITIONS))  # every partition, each once
+    # The first identifier decides: a device keeps its partition before and after a login
+    anon = {"anonymousId": "a-1", "messageId": "m1"}
+    assert partition_of(anon) == partition_of({**anon, "userId": "u-1", "messageId": "m2"})
+    assert partition_of({"userId": "u-1"}) == partition_of({"userId": "u-1", "messageId": "x"})
+    assert 0 <= partition_of({}) < PARTITIONS

@@ -92,13 +92,33 @@ def serve(
 
 
 @app.command()
-def worker(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
-    """Process the inbox in this process until SIGTERM or Ctrl-C (scale out with several on
-    PostgreSQL)."""
+def worker(
+    slot: Annotated[
+        int | None,
+        typer.Option(min=0, help="Process only this slot's inbox partitions (0-based)."),
+    ] = None,
+    slots: Annotated[
+        int | None,
+        typer.Option(min=1, help="How many worker slots share the inbox (with --slot)."),
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Process the inbox in this process until SIGTERM or Ctrl-C. Scale out on PostgreSQL with
+    several: ``--slot I --slots N`` each processes its own partitions in order; without a
+    slot, workers share all partitions."""
+    if (slot is None) != (slots is None) or (
+        slot is not None and slots is not None and slot >= slots
+    ):
+        err.print("[red]error:[/red] give --slot I and --slots N together, with I < N")
+        raise typer.Exit(2)
     settings = settings_from(data_dir, database_url)
     _logging(settings.log_level)
     with runtime_for(settings) as rt:
-        err.print(f"worker on {rt.db.describe()}; Ctrl-C to stop")
+        if slot is not None and slots is not None:
+            rt.worker.take_slot(slot, slots)
+        where = f", slot {slot} of {slots}" if slot is not None else ""
+        err.print(f"worker on {rt.db.describe()}{where}; Ctrl-C to stop")
         rt.worker.run_until_terminated()
 
 

@@ -34,6 +34,7 @@ from opencdp.collect.normalize import (
     normalize,
     without_write_keys,
 )
+from opencdp.collect.partition import partition_of
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.errors import AuthenticationError, RateLimited
 from opencdp.settings import Settings
@@ -283,6 +284,7 @@ def inbox_row(source: Source, event: NormalizedEvent) -> dict[str, Any]:
         "message_id": event.message_id,
         "received_us": event.received_us,
         "payload": orjson.dumps(event.payload).decode(),
+        "partition": partition_of(event.payload),
     }
 
 

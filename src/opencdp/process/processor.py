@@ -89,6 +89,8 @@ class Processor:
         self.inbox = runtime.inbox
         self.metrics = runtime.metrics
         self.epoch = IdentityEpoch()
+        #: the inbox partitions this processor claims from (a worker slot's), or None: all
+        self.partitions: list[int] | None = None
         self.cache = IdentityCache()
 
     # -- the worker's unit of work ----------------------------------------------------------------
@@ -133,7 +135,7 @@ class Processor:
     def _run_batch_single_writer(self, limit: int) -> int:
         cache = self.cache
         with self.db.read() as conn:
-            rows = self.inbox.claim(conn, limit)
+            rows = self.inbox.claim(conn, limit, self.partitions)
             if not rows:
                 return 0
             seen = self.epoch.read(conn)
@@ -144,7 +146,7 @@ class Processor:
             current = self.epoch.advance_from(conn, seen)
             if not current:
                 self._redone()
-                rows = self.inbox.claim(conn, limit)
+                rows = self.inbox.claim(conn, limit, self.partitions)
                 if not rows:
                     return 0
                 self.epoch.advance(conn)
@@ -160,7 +162,7 @@ class Processor:
     def _run_batch_concurrent(self, limit: int) -> int:
         cache = self.cache
         with self.db.write(durable=False) as conn:
-            rows = self.inbox.claim(conn, limit)
+            rows = self.inbox.claim(conn, limit, self.partitions)
             if not rows:
                 return 0
             batch = self._prepare(conn, rows, cache)

@@ -8,6 +8,7 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
+from opencdp.collect.partition import slot_partitions
 from opencdp.errors import is_retryable
 from opencdp.process.backoff import compute_backoff
 
@@ -24,6 +25,7 @@ class Worker:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.slot: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = -1e18
@@ -36,6 +38,12 @@ class Worker:
         self._stop.clear()
         self._thread = threading.Thread(target=self.run, name="opencdp-worker", daemon=True)
         self._thread.start()
+
+    def take_slot(self, slot: int, slots: int) -> None:
+        """Process only the inbox partitions of worker ``slot`` of ``slots`` (0-based), each
+        in arrival order; the other slots' workers process the rest."""
+        self.runtime.processor.partitions = slot_partitions(slot, slots)
+        self.slot = (slot, slots)
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""

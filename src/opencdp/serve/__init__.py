@@ -18,6 +18,7 @@ import tempfile
 
 from rich.console import Console
 
+from opencdp.collect.partition import PARTITIONS
 from opencdp.errors import ConfigurationError
 from opencdp.metrics import MULTIPROCESS_DIR
 from opencdp.serve.supervisor import ChildSpec, Supervisor
@@ -30,6 +31,8 @@ def check_workers(settings: Settings, workers: int) -> None:
     """Refuse a worker count the backend cannot use."""
     if workers < 0:
         raise ConfigurationError(f"--workers must be 0 or more, not {workers}")
+    if workers > PARTITIONS:
+        raise ConfigurationError(f"--workers can be at most {PARTITIONS} (inbox partitions)")
     if workers > 1 and settings.resolved_database_url().startswith("sqlite"):
         raise ConfigurationError(
             f"SQLite has a single writer: {workers} workers would only queue on its lock. Use "
@@ -93,9 +96,10 @@ def child_specs(
             )
             for i in range(processes)
         ]
-    specs += [
-        ChildSpec(f"worker-{i + 1}", [*entry, "worker"], env, stop_order=1) for i in range(workers)
-    ]
+    # Several workers split the inbox's partitions: each partition in order, by one worker.
+    for i in range(workers):
+        slot = ["--slot", str(i), "--slots", str(workers)] if workers > 1 else []
+        specs.append(ChildSpec(f"worker-{i + 1}", [*entry, "worker", *slot], env, stop_order=1))
     return specs
 
 

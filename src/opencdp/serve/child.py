@@ -53,10 +53,13 @@ def run_http(settings: Settings, fd: int, workers: int) -> None:
         runtime.close()
 
 
-def run_worker(settings: Settings) -> None:
-    """Process the inbox until SIGTERM; the batch under way is finished first."""
+def run_worker(settings: Settings, slot: int | None = None, slots: int | None = None) -> None:
+    """Process the inbox (worker ``slot`` of ``slots``' partitions) until SIGTERM; the batch
+    under way is finished first."""
     runtime = Runtime(settings)
     try:
+        if slot is not None and slots is not None:
+            runtime.worker.take_slot(slot, slots)
         runtime.worker.run_until_terminated()
     finally:
         runtime.close()
@@ -68,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     http = sub.add_parser("http")
     http.add_argument("--fd", type=int, required=True)
     http.add_argument("--workers", type=int, default=0)
-    sub.add_parser("worker")
+    worker = sub.add_parser("worker")
+    worker.add_argument("--slot", type=int, default=None)
+    worker.add_argument("--slots", type=int, default=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent()
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.role == "http":
         run_http(settings, args.fd, args.workers)
     else:
-        run_worker(settings)
+        run_worker(settings, args.slot, args.slots)
 
 
 if __name__ == "__main__":

@@ -43,8 +43,11 @@ class InboxStore:
         if rejected:
             self.quarantine.add(conn, rejected)
 
-    def claim(self, conn: Connection, limit: int) -> list[InboxRow]:
-        """The oldest unprocessed events, in arrival order, locked for this transaction."""
+    def claim(
+        self, conn: Connection, limit: int, partitions: Sequence[int] | None = None
+    ) -> list[InboxRow]:
+        """The oldest unprocessed events (of these ``partitions`` only, when given), in
+        arrival order, locked for this transaction."""
         query = (
             select(
                 inbox.c.seq,
@@ -58,6 +61,8 @@ class InboxStore:
             .order_by(inbox.c.seq)
             .limit(limit)
         )
+        if partitions is not None:
+            query = query.where(inbox.c.partition.in_(list(partitions)))
         rows = conn.execute(self.db.dialect.lock_claim(query)).all()
         return [InboxRow(*row) for row in rows]
 

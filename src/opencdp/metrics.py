@@ -75,6 +75,6 @@ class Metrics:
         directory = os.environ.get(MULTIPROCESS_DIR)
         if directory:
             registry = CollectorRegistry()
-            MultiProcessCollector(registry, path=directory)
+            MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)

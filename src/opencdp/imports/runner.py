@@ -29,10 +29,11 @@ from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
 from opencdp.errors import ConfigurationError
 from opencdp.identity import IdentityConfig
-from opencdp.imports.convert import INVALID_ROW, Converter, ImportContext, RowError, convert_value
+from opencdp.imports.convert import INVALID_ROW, Converter, ImportContext, RowError
 from opencdp.imports.mapping import ImportMapping
 from opencdp.imports.quality import QualityProfile
 from opencdp.imports.readers import detect_format, read_chunks, total_size
+from opencdp.imports.values import convert_value
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import Source
 from opencdp.storage.imports import COMPLETED, RUNNING, ImportRunStore

@@ -53,7 +53,7 @@ class PreparedBatch:
     def lock_keys(self) -> list[int]:
         """Advisory lock keys of everything the batch read: each identifier it looked up and
         each profile it loaded (64-bit digests; a rare collision only serializes more)."""
-        keys = set()
+        keys: set[int] = set()
         for state, _fresh in self.parts:
             ws = state.workspace_id
             keys.update(_digest(ws, "identifier", *key) for key in state.lookups)

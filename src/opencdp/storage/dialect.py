@@ -198,6 +198,6 @@ class Dialect:
 
 def _unnest(table: Table, columns: Sequence[str]) -> str:
     """``unnest(CAST(:a AS type[]), …)`` over ``columns`` of ``table`` (PostgreSQL)."""
-    pg = postgresql.dialect()
+    pg = postgresql.dialect()  # type: ignore[no-untyped-call]
     casts = [f"CAST(:{c} AS {table.c[c].type.compile(dialect=pg)}[])" for c in columns]
     return f"unnest({', '.join(casts)})"

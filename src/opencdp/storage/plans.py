@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +196,7 @@ class PlanStore:
         """The source's own configuration, else the workspace's, else None (nothing enforced)."""
         return self.config(workspace_id, source_id) or self.config(workspace_id, WORKSPACE_SCOPE)
 
-    def scopes_using(self, workspace_id: str, plan_id: str) -> list[str]:
+    def scopes_using(self, workspace_id: str, plan_id: str) -> builtins.list[str]:
         with self.db.read() as conn:
             return list(
                 conn.execute(

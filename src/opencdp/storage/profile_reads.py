@@ -120,7 +120,7 @@ class ProfileReads:
             # Checked out of the engine's pool for good (returned by close()); the pool's
             # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
             raw = self.db.engine.raw_connection()
-            driver = raw.driver_connection
+            driver: Any = raw.driver_connection
             if not self.db.dialect.is_sqlite:
                 driver.autocommit = True  # one statement, no idle-in-transaction session
             self._local.connection = raw

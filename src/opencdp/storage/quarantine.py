@@ -180,10 +180,10 @@ class QuarantineStore:
         c = quarantine.c
         slot = (c.created_us // size).label("slot")
         with self.db.read() as conn:
-            by_reason = dict(
+            by_reason: dict[str, int] = dict(
                 conn.execute(where.apply(select(c.reason, func.count())).group_by(c.reason)).all()
             )
-            by_source = dict(
+            by_source: dict[str | None, int] = dict(
                 conn.execute(
                     where.apply(select(c.source_id, func.count())).group_by(c.source_id)
                 ).all()

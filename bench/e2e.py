@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import multiprocessing
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bench.common import (
     TOKEN,
@@ -84,10 +87,21 @@ def as_deployed(
     ``events`` realistic events of ``users`` people as fast as it acknowledges them; events/s =
     ``events`` / the time from the first request until every event is on its profile (the
     inbox is empty)."""
-    server = Server(tmp / f"deployed-{workers}", url, workers=workers).start()
+    server = Server(tmp / f"deployed-{workers}-{events}", url, workers=workers).start()
+    progress: list[tuple[float, float]] = []  # (seconds since start, events processed)
+    stop = threading.Event()
+
+    def watch() -> None:  # the workers' counter, summed over processes by /metrics
+        while not stop.is_set():
+            text = httpx.get(f"{server.url}/metrics", timeout=30).text
+            progress.append((time.monotonic() - started, _processed(text)))
+            stop.wait(1.0)
+
     try:
         cpu0 = server.cpu_seconds()
         started = time.monotonic() + 2.0  # load_inbox's senders start 2 s from now
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         load_seconds = load_inbox(server, events, users=users)
         end = None
         while time.monotonic() < started + timeout:
@@ -95,9 +109,12 @@ def as_deployed(
                 end = time.monotonic()
                 break
             time.sleep(0.25)
+        stop.set()
+        watcher.join()
         cpu = server.cpu_seconds() - cpu0
         memory = server.memory()
     finally:
+        stop.set()
         server.stop()
     if end is None:
         return {"events": events, "drained": False, "timeout_s": timeout, "workers": workers}
@@ -113,7 +130,27 @@ def as_deployed(
         "acknowledged_events_per_s": events / load_seconds if load_seconds > 0 else None,
         "opencdp_cpu_cores": cpu / took,
         "memory_kib": memory,
+        "rate_per_100k": _rate_per_step(progress, 100_000),
     }
+
+
+def _processed(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith("opencdp_events_processed_total"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _rate_per_step(progress: list[tuple[float, float]], step: int) -> list[float]:
+    """Events/s over each successive ``step`` processed events (does the rate fall as the
+    store grows?), from (seconds, processed) samples taken once a second."""
+    rates: list[float] = []
+    mark_t, mark_n = 0.0, 0.0
+    for t, n in progress:
+        if n - mark_n >= step:
+            rates.append(round((n - mark_n) / (t - mark_t)))
+            mark_t, mark_n = t, n
+    return rates
 
 
 def worker_throughput(
@@ -260,6 +297,7 @@ def run(
     rate: float,
     low_rate: float,
     console: Any,
+    scale_events: int = 0,
 ) -> dict[str, Any]:
     """As deployed end to end (60,000 events of 5,000 people by default), one worker alone
     draining a loaded inbox (diagnosis), then ack -> visible at the target rate (1,000 ev/s)
@@ -284,6 +322,25 @@ def run(
                 deployed.append(
                     as_deployed(Path(tmp), url, events, users, workers=workers, console=console)
                 )
+            if scale_events:
+                scale_users = max(100, scale_events // 15)
+                for workers in (1, 2) if backend == "postgres" else (1,):
+                    console.print(
+                        f"[bold]e2e[/bold] on {backend}: at scale, {scale_events:,} events of "
+                        f"{scale_users:,} people, {workers} worker(s)"
+                    )
+                    url = cluster.new_database() if cluster else None
+                    deployed.append(
+                        as_deployed(
+                            Path(tmp),
+                            url,
+                            scale_events,
+                            scale_users,
+                            workers=workers,
+                            timeout=1800.0,
+                            console=console,
+                        )
+                    )
             console.print(f"[bold]e2e[/bold] on {backend}: one worker alone, {events:,} events")
             url = cluster.new_database() if cluster else None
             thr = worker_throughput(Path(tmp), url, events, timeout=600.0, console=console)

@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--events", type=int, default=None, help="events the worker-throughput run processes"
     )
+    p.add_argument(
+        "--scale-events",
+        type=int,
+        default=None,
+        help="e2e at scale: events of events/15 people as deployed (default 750,000; --quick 0)",
+    )
     p.add_argument("--rate", type=float, default=5000, help="e2e second, higher offered events/s")
     p.add_argument(
         "--low-rate", type=float, default=1000, help="e2e ack -> visible offered events/s (target)"
@@ -139,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
                 rate=args.rate,
                 low_rate=args.low_rate,
                 console=console,
+                scale_events=(
+                    args.scale_events
+                    if args.scale_events is not None
+                    else (0 if args.quick else 750_000)
+                ),
             )
             _save("e2e", meta, res, console, since)
             _e2e_tables(console, res)
@@ -331,6 +342,7 @@ def _e2e_tables(console: Console, res: dict[str, Any]) -> None:
                 f"{target:,} {_mark(rate or 0, target)}",
                 _n(d.get("acknowledged_events_per_s")),
                 _n(d.get("opencdp_cpu_cores"), 2),
+                " ".join(f"{r / 1000:.1f}k" for r in d.get("rate_per_100k", [])),
             )
     console.print(t)
     t = Table(title="Diagnosis: one worker alone draining a loaded inbox")

@@ -116,6 +116,14 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(
         default=1000, description="Events a worker claims and processes per micro-batch."
     )
+    worker_cache_profiles: int = Field(
+        default=100_000,
+        ge=0,
+        description=(
+            "Profiles a worker keeps in memory between batches instead of reloading them "
+            "(about 2 KB each); 0 turns the memory off."
+        ),
+    )
     worker_poll_interval: float = Field(
         default=0.05, description="Seconds an idle worker waits before looking for new events."
     )

@@ -91,7 +91,7 @@ class Processor:
         self.epoch = IdentityEpoch()
         #: the inbox partitions this processor claims from (a worker slot's), or None: all
         self.partitions: list[int] | None = None
-        self.cache = IdentityCache()
+        self.cache = IdentityCache(runtime.settings.worker_cache_profiles)
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
@@ -404,17 +404,34 @@ class Processor:
         quarantine rows of their message ids (default: :func:`closes_as` of each event).
         """
         summary = ProcessSummary()
+        single_writer = self.db.dialect.is_sqlite
         try:
             with self.db.write() as conn:
-                self._lock_identity(conn)
+                self._lock_identity(conn, advance=False)
+                seen = self.epoch.read(conn)
+                self.epoch.advance(conn)
                 self.inbox.append(conn, [], rejected)
                 # seq 0: these rows never were in the inbox, so there is nothing to mark.
                 rows = [InboxRow(0, *(r[k] for k in _INBOX_FIELDS)) for r in events]
-                failed = self._process_rows(conn, rows, summary, closing)
+                # The memory of the last chunks' profiles: on SQLite valid if the epoch shows
+                # nobody else wrote since; on PostgreSQL (workers do not advance the epoch)
+                # checked against the database, here under the identity lock.
+                batch = self._prepare(
+                    conn, rows, self.cache.at(seen) if single_writer else self.cache
+                )
+                if not single_writer and not self._still_current(conn, batch):
+                    self._redone()
+                    batch = self._prepare(conn, rows)
+                failed = self._store(conn, batch, summary, closing)
                 summary.quarantined += len(rejected) + failed
+            if single_writer:
+                self.cache.epoch = seen + 1
+            self._remember(batch)
         except StorageUnavailable:
+            self.cache.clear()
             raise
         except Exception as exc:
+            self.cache.clear()
             log.warning("bulk batch failed (%s); taking the inbox path", loggable(exc))
             self.runtime.collector.commit(events, rejected)
             before = self.runtime.quarantine.counts_total()

@@ -7,6 +7,7 @@ and a lock that makes transactions take turns.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -64,23 +65,57 @@ class BulkWrite:
 
 class CopyInsert(BulkWrite):
     """PostgreSQL's ``COPY … FROM STDIN`` for plain inserts of many rows: about five times
-    faster than multi-row ``INSERT … VALUES`` for rows with large text (event payloads)."""
+    faster than multi-row ``INSERT … VALUES`` for rows with large text (event payloads).
 
-    def __init__(self, table: Table) -> None:
+    With ``ignore_conflicts`` the rows go through a temporary table, then one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING`` in the rows' order, so rows whose key is taken
+    are dropped (``COPY`` cannot skip conflicts itself)."""
+
+    def __init__(self, table: Table, *, ignore_conflicts: bool = False) -> None:
         super().__init__(lambda columns: columns, by_column=False)
         self.table = table
+        self.ignore_conflicts = ignore_conflicts
 
     def write(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
         columns = tuple(rows[0])
+        names = ", ".join(columns)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            with cursor.copy(f"COPY {self.table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([row[c] for c in columns])
+            if not self.ignore_conflicts:
+                _copy(cursor, self.table.name, columns, rows)
+                return
+            # One temporary table per session and column set, emptied at every commit.
+            temp = f"_bulk_{self.table.name}_{zlib.crc32(names.encode()):08x}"
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {temp} ON COMMIT DELETE ROWS AS "
+                f"SELECT {names}, 0::bigint AS _ord FROM {self.table.name} WITH NO DATA"
+            )
+            _copy(cursor, temp, columns, rows, ordinal=True)
+            cursor.execute(
+                f"INSERT INTO {self.table.name} ({names}) SELECT {names} FROM {temp} "
+                f"ORDER BY _ord ON CONFLICT DO NOTHING"
+            )
+            cursor.execute(f"DELETE FROM {temp}")  # several writes in one transaction
         finally:
             cursor.close()
+
+
+def _copy(
+    cursor: Any,
+    target: str,
+    columns: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    *,
+    ordinal: bool = False,
+) -> None:
+    """``COPY target (columns[, _ord]) FROM STDIN`` of ``rows`` (with their position)."""
+    names = ", ".join((*columns, "_ord") if ordinal else columns)
+    with cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+        for n, row in enumerate(rows):
+            values = [row[c] for c in columns]
+            copy.write_row([*values, n] if ordinal else values)
 
 
 @dataclass(frozen=True)
@@ -147,6 +182,15 @@ class Dialect:
             stmt = table.insert()
             return BulkWrite(lambda _columns: stmt, by_column=False)
         return CopyInsert(table)
+
+    def bulk_insert_ignore(self, table: Table) -> BulkWrite:
+        """Insert many rows, dropping those whose unique key is taken (the inbox's message
+        ids): ``INSERT OR IGNORE``-style executemany on SQLite, COPY + INSERT … SELECT on
+        PostgreSQL."""
+        if self.is_sqlite:
+            stmt = self.insert_ignore(table)
+            return BulkWrite(lambda _columns: stmt, by_column=False)
+        return CopyInsert(table, ignore_conflicts=True)
 
     def bulk_update(self, table: Table, keys: Sequence[str]) -> BulkWrite:
         """Set the other columns of many rows, each row found by its ``keys`` values."""

@@ -31,15 +31,14 @@ class InboxStore:
     def __init__(self, db: Database, quarantine: QuarantineStore) -> None:
         self.db = db
         self.quarantine = quarantine
-        self._insert_inbox = db.dialect.insert_ignore(inbox)
+        self._insert_inbox = db.dialect.bulk_insert_ignore(inbox)
         self._mark_placed = db.dialect.bulk_update(inbox, ("seq",))
 
     def append(
         self, conn: Connection, events: Sequence[dict[str, Any]], rejected: Sequence[dict[str, Any]]
     ) -> None:
         """Insert events (duplicates of a stored messageId are dropped) and quarantine rows."""
-        if events:
-            conn.execute(self._insert_inbox, list(events))
+        self._insert_inbox.write(conn, events)
         if rejected:
             self.quarantine.add(conn, rejected)
 

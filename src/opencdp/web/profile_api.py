@@ -147,30 +147,37 @@ def profile_router(runtime: Runtime) -> APIRouter:
         )
         return profile_error(exc.status, code, exc.message)
 
-    def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
+    def endpoint_for(
+        body: Callable[[str, str, str, Request], dict[str, Any]],
+    ) -> Callable[..., Any]:
+        """The route: authenticate for the space, answer ``body``, errors in the Profile API's
+        shape (Request-Id is set on every response by web/request_id.py)."""
+
         async def endpoint(
             space: str, collection: str, external_id: str, request: Request
         ) -> Response:
             try:
                 authenticate(runtime, request, space)
-                profile = locate(space, collection, external_id)
-                body = handler(request, profile)
+                return JSON(body(space, collection, external_id, request))
             except OpenCDPError as exc:
                 return profile_failure(exc)
-            return JSON(body)  # Request-Id: set on every response by web/request_id.py
 
         return endpoint
 
-    async def traits_endpoint(
-        space: str, collection: str, external_id: str, request: Request
-    ) -> Response:
-        try:
-            authenticate(runtime, request, space)
-            values = trait_values(space, collection, external_id)
-            body = traits_page(request, values)
-        except OpenCDPError as exc:
-            return profile_failure(exc)
-        return JSON(body)
+    def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
+        """A resource of the located profile."""
+        return endpoint_for(
+            lambda space, collection, external_id, request: handler(
+                request, locate(space, collection, external_id)
+            )
+        )
+
+    # Traits, the hot path: located and read in one statement (trait_values).
+    traits_endpoint = endpoint_for(
+        lambda space, collection, external_id, request: traits_page(
+            request, trait_values(space, collection, external_id)
+        )
+    )
 
     def traits_page(request: Request, values: dict[str, TraitValue]) -> dict[str, Any]:
         if request.query_params.get("class") in ("audience", "computed_trait"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
 from opencdp.clock import Clock, SystemClock
@@ -27,28 +26,20 @@ from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore
 from opencdp.timeutil import to_us
+from opencdp.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class TokenCache:
     """Access tokens by secret, cached briefly so each API call does not hit the database."""
 
-    admin: AdminStore
-    clock: Clock
-    ttl: float = 10.0
-    _cache: dict[str, tuple[AccessToken | None, float]] = field(default_factory=dict)
+    def __init__(self, admin: AdminStore, clock: Clock, ttl: float = 10.0) -> None:
+        self.admin = admin
+        self._cache: TtlCache[str, AccessToken | None] = TtlCache(clock, ttl)
 
     def get(self, secret: str) -> AccessToken | None:
-        now = self.clock.monotonic()
-        hit = self._cache.get(secret)
-        if hit is None or now - hit[1] > self.ttl:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            hit = (self.admin.token_for_secret(secret), now)
-            self._cache[secret] = hit
-        return hit[0]
+        return self._cache.get(secret, lambda: self.admin.token_for_secret(secret))
 
 
 def secret_key(settings: Settings) -> bytes:
@@ -82,7 +73,7 @@ class Runtime:
         self.collector = Collector(
             self.db, settings, self.clock, self.admin, self.inbox, self.governance
         )
-        self._identity_configs: dict[str, tuple[IdentityConfig, float]] = {}
+        self._identity_configs: TtlCache[str, IdentityConfig] = TtlCache(self.clock, 10.0)
         self._lock = threading.Lock()
         self._worker: Any = None
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
@@ -116,15 +107,13 @@ class Runtime:
         """
         if collection == "accounts":
             return IdentityConfig.accounts_default()
-        now = self.clock.monotonic()
-        hit = self._identity_configs.get(workspace_id)
-        if hit is None or now - hit[1] > 10.0:
+
+        def load() -> IdentityConfig:
             base = self.base_identity_config()
             overrides = self.admin.identity_config(workspace_id)
-            config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
-            hit = (config, now)
-            self._identity_configs[workspace_id] = hit
-        return hit[0]
+            return IdentityConfig.from_dict(overrides, base=base) if overrides else base
+
+        return self._identity_configs.get(workspace_id, load)
 
     def base_identity_config(self) -> IdentityConfig:
         """Identity rules from settings alone (Segment's defaults plus configured trait keys)."""
@@ -134,7 +123,7 @@ class Runtime:
         )
 
     def invalidate_identity_config(self, workspace_id: str) -> None:
-        self._identity_configs.pop(workspace_id, None)
+        self._identity_configs.forget(workspace_id)
 
     @property
     def worker(self) -> Any:

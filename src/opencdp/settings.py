@@ -117,7 +117,7 @@ class Settings(BaseSettings):
         default=1000, description="Events a worker claims and processes per micro-batch."
     )
     worker_cache_profiles: int = Field(
-        default=100_000,
+        default=50_000,
         ge=0,
         description=(
             "Profiles a worker keeps in memory between batches instead of reloading them "

@@ -367,23 +367,15 @@ def events_tail(
     database_url: DbUrl = None,
 ) -> None:
     """The latest events received (from the inbox), newest last."""
-    from sqlalchemy import select
-
-    from opencdp.storage.schema import inbox
-
     with runtime_for(settings_from(data_dir, database_url)) as rt:
-        with rt.db.read() as conn:
-            rows = conn.execute(select(inbox).order_by(inbox.c.seq.desc()).limit(n)).all()
+        rows = rt.inbox.latest(n)
         last = 0
-        for row in reversed(rows):
+        for row in rows:
             _print_inbox_row(row)
             last = row.seq
         while follow:
             time.sleep(0.5)
-            with rt.db.read() as conn:
-                rows = conn.execute(
-                    select(inbox).where(inbox.c.seq > last).order_by(inbox.c.seq).limit(1000)
-                ).all()
+            rows = rt.inbox.after(last, 1000)
             for row in rows:
                 _print_inbox_row(row)
                 last = row.seq

@@ -17,6 +17,7 @@ from opencdp.govern import CompiledPlan, EnforcementSettings, enforce
 from opencdp.govern.forward import forwarded_blocked, violation_messages
 from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.plans import PlanStore
+from opencdp.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True)
@@ -43,25 +44,18 @@ class GovernanceCache:
         self.admin = admin
         self.clock = clock
         self.ttl = ttl
-        self._by_source: dict[str, tuple[Governance | None, float]] = {}
+        self._by_source: TtlCache[str, Governance | None] = TtlCache(clock, ttl)
         self._compiled: dict[tuple[str, str, int], CompiledPlan] = {}
-        self._sources: dict[str, tuple[Source | None, float]] = {}
+        self._sources: TtlCache[str, Source | None] = TtlCache(clock, ttl)
         self._lock = threading.Lock()
 
     def for_source(self, source: Source) -> Governance | None:
-        now = self.clock.monotonic()
-        hit = self._by_source.get(source.id)
-        if hit is None or now - hit[1] > self.ttl:
-            hit = (self._load(source), now)
-            with self._lock:
-                self._by_source[source.id] = hit
-        return hit[0]
+        return self._by_source.get(source.id, lambda: self._load(source))
 
     def invalidate(self) -> None:
         """Forget everything cached (after a plan or settings change in this process)."""
-        with self._lock:
-            self._by_source.clear()
-            self._sources.clear()
+        self._by_source.clear()
+        self._sources.clear()
 
     def _load(self, source: Source) -> Governance | None:
         config = self.plans.effective(source.workspace_id, source.id)
@@ -86,13 +80,7 @@ class GovernanceCache:
         return found if found.id != source.id else None
 
     def source(self, source_id: str) -> Source | None:
-        now = self.clock.monotonic()
-        hit = self._sources.get(source_id)
-        if hit is None or now - hit[1] > self.ttl:
-            hit = (self.admin.source_by_id(source_id), now)
-            with self._lock:
-                self._sources[source_id] = hit
-        return hit[0]
+        return self._sources.get(source_id, lambda: self.admin.source_by_id(source_id))
 
     def judge(self, source: Source, event: NormalizedEvent, gov: Governance) -> Judgement:
         """Enforce the source's plan (``gov``, from :meth:`for_source`) on one event."""

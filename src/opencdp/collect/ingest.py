@@ -42,6 +42,7 @@ from opencdp.storage.admin import AdminStore, Source
 from opencdp.storage.db import Database
 from opencdp.storage.inbox import InboxStore
 from opencdp.timeutil import to_us
+from opencdp.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ class Collector:
             backlog_limit=settings.max_inbox_backlog,
         )
         self.rate_limiter = RateLimiter(settings.rate_limit_per_source, settings.rate_limit_burst)
-        self._sources: dict[str, tuple[Source | None, float]] = {}
+        # Sources by write key, cached briefly: a change is noticed within 10 seconds.
+        self._sources: TtlCache[str, Source | None] = TtlCache(clock, 10.0)
 
     # The request path --------------------------------------------------------------------
     def prepare(
@@ -219,14 +221,7 @@ class Collector:
 
     # Helpers ---------------------------------------------------------------------------
     def _source(self, write_key: str) -> Source:
-        now = self.clock.monotonic()
-        cached = self._sources.get(write_key)
-        if cached is None or now - cached[1] > 10.0:
-            cached = (self.admin.source_for_key(write_key), now)
-            if len(self._sources) > 10_000:
-                self._sources.clear()
-            self._sources[write_key] = cached
-        source = cached[0]
+        source = self._sources.get(write_key, lambda: self.admin.source_for_key(write_key))
         if source is None:
             raise AuthenticationError(
                 "unknown write key: check the key, or create a source with `opencdp source add`",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
@@ -272,9 +272,9 @@ class Processor:
         # shared with each other (they lock what their batch touches instead). SQLite's BEGIN
         # IMMEDIATE already makes writers take turns. Advancing the epoch tells a SQLite worker
         # that resolved a batch before this transaction to resolve it again.
-        if not self.db.dialect.is_sqlite:
-            lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-            conn.execute(text(f"SELECT {lock}({IDENTITY_LOCK_KEY})"))
+        lock = self.db.dialect.transaction_lock(IDENTITY_LOCK_KEY, shared=shared)
+        if lock is not None:
+            conn.execute(lock)
         if advance:
             self.epoch.advance(conn)
 

@@ -232,11 +232,14 @@ class Dialect:
             "ORDER BY n) AS ordered"
         )
 
-    def transaction_lock(self, key: int) -> Any:
+    def transaction_lock(self, key: int, *, shared: bool = False) -> Any:
         """A statement that makes transactions taking ``key`` run one at a time (held until
-        commit), or None: SQLite write transactions already do (``BEGIN IMMEDIATE``)."""
+        commit; ``shared``: at the same time as other shared holders, never with an exclusive
+        one), or None: SQLite write transactions already do (``BEGIN IMMEDIATE``)."""
         if self.is_sqlite:
             return None
+        if shared:
+            return select(func.pg_advisory_xact_lock_shared(key))
         return select(func.pg_advisory_xact_lock(key))
 
 

@@ -89,6 +89,21 @@ class InboxStore:
         for part in _chunks(rows, 5000):
             self._mark_placed.write(conn, part)
 
+    def latest(self, n: int) -> list[Any]:
+        """The ``n`` newest inbox rows (processed or not), oldest first (``events tail``)."""
+        with self.db.read() as conn:
+            rows = conn.execute(select(inbox).order_by(inbox.c.seq.desc()).limit(n)).all()
+        return list(reversed(rows))
+
+    def after(self, seq: int, limit: int) -> list[Any]:
+        """Inbox rows newer than ``seq``, oldest first (``events tail -f``)."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(inbox).where(inbox.c.seq > seq).order_by(inbox.c.seq).limit(limit)
+                ).all()
+            )
+
     def pending(self) -> int:
         """How many events wait to be processed."""
         with self.db.read() as conn:

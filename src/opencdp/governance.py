@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
 
 from opencdp.clock import isoformat
 from opencdp.collect.replay import ReplayResult, replay
@@ -23,7 +22,6 @@ from opencdp.imports.mapping import ImportMapping
 from opencdp.imports.replay import replay_import_rows
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
 from opencdp.storage.quarantine import BUCKETS_US, QuarantineFilter
-from opencdp.storage.schema import events
 from opencdp.timeutil import from_us, parse_timestamp, to_us
 
 if TYPE_CHECKING:
@@ -233,19 +231,7 @@ def dry_run_plan(
     # range scan, so the whole dry run reads the workspace's events once.
     last = ""
     while source_ids:
-        query = (
-            select(events.c.message_id, events.c.source_id, events.c.payload)
-            .where(
-                events.c.workspace_id == workspace_id,
-                events.c.message_id > last,
-                events.c.received_us >= since_us,
-                events.c.source_id.in_(source_ids),
-            )
-            .order_by(events.c.message_id)
-            .limit(page)
-        )
-        with runtime.db.read() as conn:
-            rows = conn.execute(query).all()
+        rows = runtime.profiles.events_of_sources(workspace_id, source_ids, since_us, last, page)
         for _mid, source_id, payload in rows:
             message = strip_protocols(orjson.loads(payload))
             report.add(message, enforce(compiled, per_source[source_id], message))

@@ -218,7 +218,7 @@ def test_workspaces_are_isolated(runtime: Runtime) -> None:
 
 
 def test_identity_rule_overrides_apply_to_new_events(runtime: Runtime) -> None:
-    from opencdp.web.api import set_identity_rules
+    from opencdp.services.identity import set_identity_rules
 
     # Given a workspace that allows one anonymous id per profile
     set_identity_rules(runtime, DEFAULT_WORKSPACE, {"limits": {"anonymous_id": {"max_values": 1}}})

@@ -282,7 +282,7 @@ def profile_explain(
     database_url: DbUrl = None,
 ) -> None:
     """Why these identifiers belong to one profile: every link and merge, with its message and rule."""
-    from opencdp.web.api import explain_profile
+    from opencdp.services.identity import explain_profile
 
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         body = explain_profile(rt, workspace, _locate(rt, workspace, ref))
@@ -341,7 +341,7 @@ def rules_set(
     database_url: DbUrl = None,
 ) -> None:
     """Replace the workspace's identity-rule overrides (applies to events processed from now on)."""
-    from opencdp.web.api import set_identity_rules
+    from opencdp.services.identity import set_identity_rules
 
     try:
         overrides = orjson.loads(file.read())

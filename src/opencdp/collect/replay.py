@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import delete, select
 
 from opencdp.collect.envelope import Envelope
 from opencdp.collect.ingest import inbox_row, quarantine_row
@@ -22,7 +21,6 @@ from opencdp.collect.normalize import NormalizedEvent, Rejection
 from opencdp.govern.enforce import strip_protocols
 from opencdp.imports.convert import INVALID_ROW
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
-from opencdp.storage.schema import inbox, quarantine
 from opencdp.timeutil import from_us, parse_timestamp
 
 if TYPE_CHECKING:
@@ -136,12 +134,7 @@ def _replay_rows(
     with runtime.db.write() as conn:
         ws = rows[0].workspace_id
         # Claim: a concurrent replay may have resolved some of these rows since they were read.
-        claim = select(quarantine.c.id).where(
-            quarantine.c.id.in_([r.id for r in rows]), quarantine.c.resolved_us.is_(None)
-        )
-        if not runtime.db.dialect.is_sqlite:
-            claim = claim.with_for_update()
-        still_open = set(conn.execute(claim).scalars())
+        still_open = runtime.quarantine.claim_open(conn, [r.id for r in rows])
         passing = [p for p in passing if p[0].id in still_open]
         failing = [f for f in failing if f[0].id in still_open]
         forwarded_ids = [i for i in forwarded_ids if i in still_open]
@@ -150,28 +143,12 @@ def _replay_rows(
             result.still_failing[rejection.reason] += 1
         ids = [ev.message_id for _, ev, _ in passing]
         processed = runtime.profiles.known_message_ids(conn, ws, ids) if ids else set()
-        pending = set()
-        if ids:
-            pending = set(
-                conn.execute(
-                    select(inbox.c.message_id).where(
-                        inbox.c.workspace_id == ws,
-                        inbox.c.message_id.in_(ids),
-                        inbox.c.processed_us.is_(None),
-                    )
-                ).scalars()
-            )
+        pending = runtime.inbox.pending_message_ids(conn, ws, ids) if ids else set()
         fresh = [(r, ev, s) for r, ev, s in passing if ev.message_id not in processed | pending]
         duplicates = [r.id for r, ev, _ in passing if ev.message_id in processed | pending]
         if fresh:
             # A processed inbox row of the same id (a processing error) makes way for the replay.
-            conn.execute(
-                delete(inbox).where(
-                    inbox.c.workspace_id == ws,
-                    inbox.c.message_id.in_([ev.message_id for _, ev, _ in fresh]),
-                    inbox.c.processed_us.is_not(None),
-                )
-            )
+            runtime.inbox.forget_processed(conn, ws, [ev.message_id for _, ev, _ in fresh])
         runtime.inbox.append(conn, [inbox_row(s, ev) for _, ev, s in fresh] + forwarded_rows, [])
         runtime.quarantine.resolve(conn, [r.id for r, _, _ in fresh], "replayed", now_us)
         runtime.quarantine.resolve(conn, duplicates, "duplicate", now_us)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import itertools
 import random
 from collections import Counter
@@ -28,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from opencdp.datasets import INSTALL_HINT as _INSTALL_HINT
+from opencdp.datasets import cdnow_path
 from opencdp.demo.omnichannel import (
     DemoCustomer,
     Message,
@@ -63,9 +64,6 @@ CDNOW_ORDERS = 69_659
 CDNOW_CUSTOMERS = 23_570
 LOYALTY_CARD_SHARE = 0.40
 
-_INSTALL_HINT = (
-    "run `make install`, or `pip install --no-deps lifetimes==0.11.3` in the same environment"
-)
 _EMAIL_DOMAINS = ("example.com", "example.net", "example.org")  # RFC 2606: never a real inbox
 _AREA_CODES = (201, 206, 212, 213, 214, 303, 305, 312, 404, 415, 503, 512, 602, 612, 617, 702,
                713, 718, 818, 919)  # fmt: skip
@@ -88,26 +86,6 @@ class CdnowOrder:
     quantity: int
     amount: Decimal
     line_no: int
-
-
-def cdnow_path() -> Path:
-    """Where CDNOW_master.txt is, inside the installed ``lifetimes`` package.
-
-    Finds the package without importing it (its code needs an old pandas). Raises
-    :class:`~opencdp.errors.ConfigurationError` saying how to install it when it is missing.
-    """
-    try:
-        spec = importlib.util.find_spec("lifetimes")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location, "datasets", "CDNOW_master.txt")
-        if candidate.is_file():
-            return candidate
-    raise ConfigurationError(
-        "The demo's real data (CDNOW_master.txt from the 'lifetimes' package) is not installed: "
-        + _INSTALL_HINT
-    )
 
 
 def read_cdnow(path: Path | None = None) -> Iterator[CdnowOrder]:

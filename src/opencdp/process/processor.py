@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection
 
 from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
@@ -22,6 +21,7 @@ from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
 from opencdp.process.batch import BatchState, Event, closes_as, lookup_pairs
 from opencdp.process.identity_cache import IdentityCache
+from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
 from opencdp.timeutil import parse_timestamp, to_us

@@ -20,6 +20,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from opencdp.errors import ConfigurationError, StorageUnavailable
 from opencdp.storage.dialect import Dialect
 
+#: ``Connection`` is re-exported for the type annotations of callers that hold a transaction
+#: (they never build SQL with it: that stays in this package).
+__all__ = ["Connection", "Database"]
+
 
 class Database:
     """An engine plus its dialect; ``write()`` and ``read()`` open transactions."""

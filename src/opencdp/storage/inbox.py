@@ -89,6 +89,37 @@ class InboxStore:
         for part in _chunks(rows, 5000):
             self._mark_placed.write(conn, part)
 
+    def pending_message_ids(
+        self, conn: Connection, workspace_id: str, message_ids: Sequence[str]
+    ) -> set[str]:
+        """Which of these message ids wait in the inbox, unprocessed."""
+        found: set[str] = set()
+        for chunk in _chunks(list(message_ids), 5000):
+            found.update(
+                conn.execute(
+                    select(inbox.c.message_id).where(
+                        inbox.c.workspace_id == workspace_id,
+                        inbox.c.message_id.in_(chunk),
+                        inbox.c.processed_us.is_(None),
+                    )
+                ).scalars()
+            )
+        return found
+
+    def forget_processed(
+        self, conn: Connection, workspace_id: str, message_ids: Sequence[str]
+    ) -> None:
+        """Delete the processed rows of these message ids (a replay of an event whose
+        processing failed makes way for itself: the inbox keeps one row per message id)."""
+        for chunk in _chunks(list(message_ids), 5000):
+            conn.execute(
+                delete(inbox).where(
+                    inbox.c.workspace_id == workspace_id,
+                    inbox.c.message_id.in_(chunk),
+                    inbox.c.processed_us.is_not(None),
+                )
+            )
+
     def latest(self, n: int) -> list[Any]:
         """The ``n`` newest inbox rows (processed or not), oldest first (``events tail``)."""
         with self.db.read() as conn:

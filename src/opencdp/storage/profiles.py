@@ -501,6 +501,31 @@ class ProfileStore:
                 ).scalars()
             )
 
+    def events_of_sources(
+        self,
+        workspace_id: str,
+        source_ids: Sequence[str],
+        since_us: int,
+        after_message_id: str,
+        limit: int,
+    ) -> list[tuple[str, str, str]]:
+        """A page of stored events of these sources received since ``since_us``, as (message
+        id, source id, payload), after ``after_message_id`` in message-id order: keyset paging
+        along the primary key, so every page is an index range scan (dry runs)."""
+        query = (
+            select(events.c.message_id, events.c.source_id, events.c.payload)
+            .where(
+                events.c.workspace_id == workspace_id,
+                events.c.message_id > after_message_id,
+                events.c.received_us >= since_us,
+                events.c.source_id.in_(list(source_ids)),
+            )
+            .order_by(events.c.message_id)
+            .limit(limit)
+        )
+        with self.db.read() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+
     def count_profiles(self, workspace_id: str, collection: str = "users") -> int:
 
         with self.db.read() as conn:

@@ -11,10 +11,9 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from opencdp.clock import isoformat
-from opencdp.errors import ConfigurationError, Forbidden, OpenCDPError, RequestError
+from opencdp.errors import Forbidden, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
-from opencdp.timeutil import from_us
+from opencdp.services.identity import explain_profile, set_identity_rules
 from opencdp.web.auth import authenticate
 from opencdp.web.inputs import refuse_nul
 from opencdp.web.responses import JSON, from_exception
@@ -121,56 +120,3 @@ def api_router(runtime: Runtime) -> APIRouter:
         return JSON({"rules": config.to_dict(), "overrides": overrides or None})
 
     return router
-
-
-def set_identity_rules(runtime: Runtime, workspace_id: str, overrides: dict[str, Any]) -> Any:
-    """Validate and store a workspace's identity-rule overrides; returns the effective rules."""
-    from opencdp.identity import IdentityConfig
-
-    base = runtime.base_identity_config()
-    try:
-        config = IdentityConfig.from_dict(overrides, base=base) if overrides else base
-    except ConfigurationError as exc:
-        # The client's document is wrong, not the server's configuration: a 400 that names it.
-        raise RequestError(f"invalid identity rules: {exc.message}", code="invalid_rules") from None
-    runtime.admin.set_identity_config(workspace_id, overrides or None)
-    runtime.invalidate_identity_config(workspace_id)
-    return config
-
-
-def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dict[str, Any]:
-    """Why the identifiers of a profile belong together: each link and each merge, with the
-    message and rule that made it."""
-    store = runtime.profiles
-    profile = store.resolve_id(workspace_id, profile_id)
-    absorbed = store.absorbed_ids(workspace_id, profile.id)
-    return {
-        "profile_id": profile.id,
-        "requested_id": profile_id,
-        "collection": profile.collection,
-        "created_at": isoformat(from_us(profile.created_us)),
-        "identifiers": [
-            {
-                "type": r.id_type,
-                "value": r.id_value,
-                "rule": r.rule,
-                "message_id": r.message_id,
-                "source_id": r.source_id,
-                "linked_at": isoformat(from_us(r.created_us)),
-                "last_seen_at": isoformat(from_us(r.last_seen_us)),
-            }
-            for r in store.identifiers(workspace_id, profile.id)
-        ],
-        "merges": [
-            {
-                "from_profile_id": m.from_profile_id,
-                "into_profile_id": m.into_profile_id,
-                "rule": m.rule,
-                "message_id": m.message_id,
-                "bridging_identifiers": m.detail.get("identifiers", []),
-                "merged_at": isoformat(from_us(m.created_us)),
-            }
-            for m in store.merges_of(workspace_id, [profile.id, *absorbed])
-        ],
-        "absorbed_profile_ids": absorbed,
-    }

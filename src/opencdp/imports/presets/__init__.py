@@ -49,7 +49,7 @@ def resolve_mapping(value: str | None, kind: str) -> ImportMapping:
 def resolve_file(value: str) -> Path:
     """A file argument as a path; ``cdnow`` is CDNOW_master.txt of the installed ``lifetimes``."""
     if value == "cdnow" and not Path(value).exists():
-        from opencdp.demo.data import cdnow_path
+        from opencdp.datasets import cdnow_path
 
         return cdnow_path()
     return Path(value)

@@ -31,8 +31,8 @@ PORT ?= 8000
 demo: $(STAMP) ## load CDNOW + an omnichannel layer, then serve on 127.0.0.1:$(PORT) (make demo PORT=8001)
 	$(BIN)/opencdp demo --port $(PORT)
 
-test: $(STAMP) ## unit, contract (SQLite + PostgreSQL) and end-to-end tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test: $(STAMP) ## unit, contract (SQLite + PostgreSQL) and end-to-end tests, with the coverage gate
+	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=opencdp --cov-report=term:skip-covered --cov-fail-under=88
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not e2e"

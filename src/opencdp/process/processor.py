@@ -51,13 +51,17 @@ class PreparedBatch:
     duplicates: int = 0
 
     def lock_keys(self) -> list[int]:
-        """Advisory lock keys of everything the batch read: each identifier it looked up and
-        each profile it loaded (64-bit digests; a rare collision only serializes more)."""
+        """Advisory lock keys of the identifiers the batch found on no profile (64-bit
+        digests; a rare collision only serializes more). Identifiers already on a profile need
+        none: whoever moves one must lock the row of the profile that holds it."""
         keys: set[int] = set()
         for state, _fresh in self.parts:
             ws = state.workspace_id
-            keys.update(_digest(ws, "identifier", *key) for key in state.lookups)
-            keys.update(_digest(ws, "profile", pid) for pid in state.versions)
+            keys.update(
+                _digest(ws, "identifier", *key)
+                for key, owner in state.lookups.items()
+                if owner is None
+            )
         return sorted(keys)
 
 
@@ -123,10 +127,11 @@ class Processor:
           the identity epoch, which every identity writer advances.
         * PostgreSQL (several workers, one transaction each): the claim's row locks
           (``SKIP LOCKED``) keep other workers off these rows. Workers hold the identity lock
-          shared (contacts and imports take it alone), lock the identifiers and profiles the
-          batch read (advisory locks, in one sorted pass), and check that those identifiers
-          still belong to the same profiles and those profiles are unchanged. Workers whose
-          batches share no identifier or profile write at the same time.
+          shared (contacts and imports take it alone), lock the rows of the profiles the batch
+          read (in id order) and the identifiers it found on no profile (advisory locks, in
+          one sorted pass), and check that the identifiers still belong to the same profiles
+          and those profiles are unchanged. Workers whose batches share no identifier or
+          profile write at the same time.
         """
         if self.db.dialect.is_sqlite:
             return self._run_batch_single_writer(limit)
@@ -168,6 +173,8 @@ class Processor:
             batch = self._prepare(conn, rows, cache)
             self._lock_identity(conn, advance=False, shared=True)
             for _attempt in range(MAX_RESOLVE_ATTEMPTS):
+                for state, _fresh in batch.parts:  # row locks, in id order
+                    self.store.lock_profiles(conn, state.workspace_id, state.versions)
                 self.store.lock_keys(conn, batch.lock_keys())
                 if self._still_current(conn, batch):
                     break

@@ -140,6 +140,22 @@ class ProfileStore:
                     found[(id_type, value)] = pid
         return found
 
+    def lock_profiles(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> None:
+        """Lock these profile rows until ``conn``'s transaction ends, in id order (two
+        transactions never wait for each other in a cycle over them). Row locks live in the
+        rows, not in PostgreSQL's shared lock table; nothing on SQLite (one writer)."""
+        if self.db.dialect.is_sqlite:
+            return
+        for part in chunks(sorted(set(profile_ids))):
+            conn.execute(
+                select(profiles.c.id)
+                .where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part))
+                .order_by(profiles.c.id)
+                .with_for_update()
+            ).all()
+
     def lock_keys(self, conn: Connection, keys: Sequence[int]) -> None:
         """Hold these advisory locks until ``conn``'s transaction ends, taken in the order
         given (sorted: two transactions never wait for each other in a cycle); nothing on

@@ -121,7 +121,7 @@ class Settings(BaseSettings):
         ge=0,
         description=(
             "Profiles a worker keeps in memory between batches instead of reloading them "
-            "(about 2 KB each); 0 turns the memory off."
+            "(roughly 2 KB each); 0 turns the memory off."
         ),
     )
     worker_poll_interval: float = Field(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,15 +127,10 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
 
 def check_port_free(host: str, port: int) -> None:
     """Raise ConfigurationError when ``host:port`` cannot be listened on."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise ConfigurationError(
-                f"cannot serve on {host}:{port} ({exc.strerror}): stop what runs there, or pick "
-                f"another port: make demo PORT={port + 1} (or opencdp demo --port {port + 1})"
-            ) from None
+    from opencdp.serve import bind
+
+    advice = f"pick another port: make demo PORT={port + 1} (or opencdp demo --port {port + 1})"
+    bind(host, port, advice).close()
 
 
 def cli_command() -> str:

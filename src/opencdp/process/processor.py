@@ -173,10 +173,8 @@ class Processor:
             batch = self._prepare(conn, rows, cache)
             self._lock_identity(conn, advance=False, shared=True)
             for _attempt in range(MAX_RESOLVE_ATTEMPTS):
-                for state, _fresh in batch.parts:  # row locks, in id order
-                    self.store.lock_profiles(conn, state.workspace_id, state.versions)
                 self.store.lock_keys(conn, batch.lock_keys())
-                if self._still_current(conn, batch):
+                if self._still_current(conn, batch):  # locks the profile rows it checks
                     break
                 self._redone()
                 batch = self._prepare(conn, rows)
@@ -194,7 +192,8 @@ class Processor:
 
     def _still_current(self, conn: Connection, batch: PreparedBatch) -> bool:
         """Whether every identifier the batch looked up still belongs to the profile it found
-        (or still to nobody), and every profile it loaded is unchanged."""
+        (or still to nobody), and every profile it loaded is unchanged; on PostgreSQL the
+        profile rows stay locked until the transaction ends."""
         for state, _fresh in batch.parts:
             ws = state.workspace_id
             for collection in ("users", "accounts"):

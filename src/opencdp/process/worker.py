@@ -25,7 +25,6 @@ class Worker:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.slot: tuple[int, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = -1e18
@@ -43,7 +42,6 @@ class Worker:
         """Process only the inbox partitions of worker ``slot`` of ``slots`` (0-based), each
         in arrival order; the other slots' workers process the rest."""
         self.runtime.processor.partitions = slot_partitions(slot, slots)
-        self.slot = (slot, slots)
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""

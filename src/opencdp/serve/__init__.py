@@ -41,9 +41,9 @@ def check_workers(settings: Settings, workers: int) -> None:
         )
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, advice: str = "pick another port with --port") -> socket.socket:
     """The listening socket every HTTP process shares (bound here, before any child starts,
-    so that a taken port is one clear error)."""
+    so that a taken port is one clear error, ending with ``advice``)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -52,8 +52,7 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise ConfigurationError(
-            f"cannot serve on {host}:{port} ({exc.strerror}): stop what runs there, or pick "
-            f"another port with --port"
+            f"cannot serve on {host}:{port} ({exc.strerror}): stop what runs there, or {advice}"
         ) from None
     sock.listen(2048)
     sock.set_inheritable(True)

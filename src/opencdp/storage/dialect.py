@@ -1,8 +1,9 @@
 """Every difference between SQLite and PostgreSQL lives here.
 
 The rest of the storage layer writes portable SQLAlchemy Core and asks this object for the few
-statements that cannot be portable: insert-or-ignore, upsert, how a worker locks its claim,
-and a lock that makes transactions take turns.
+statements that cannot be portable: insert-or-ignore, upsert, bulk writes (``executemany`` on
+SQLite; ``unnest`` arrays and ``COPY`` on PostgreSQL), how a worker locks its claim, and the
+locks that make transactions take turns.
 """
 
 from __future__ import annotations
@@ -152,13 +153,10 @@ class Dialect:
         columns from the new row or, without ``update``, keep the old row."""
         unique = tuple(conflict) if update else ()
         if self.is_sqlite:
-            stmt = sqlite.insert(table)
             if conflict and update:
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
-                )
-            elif conflict:
-                stmt = stmt.on_conflict_do_nothing()
+                stmt = self.upsert(table, conflict, update)
+            else:
+                stmt = self.insert_ignore(table) if conflict else table.insert()
             return BulkWrite(lambda _columns: stmt, by_column=False, unique=unique)
 
         def build(columns: tuple[str, ...]) -> Any:

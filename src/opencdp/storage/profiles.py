@@ -94,7 +94,9 @@ class ProfileStore:
             update=("profile_id", "last_seen_us"),
         )
         # A plain append (COPY on PostgreSQL): events are checked against known message ids
-        # under the identity lock (or the identity epoch) first, so no duplicate reaches it.
+        # first, and a writer that stored one of them since changed the profiles the event
+        # resolves to, which the identity epoch (SQLite) or the worker's check before writing
+        # (PostgreSQL) sees, so the batch is resolved again and no duplicate reaches it.
         self._insert_events = dialect.bulk_append(events)
         self._insert_links = db.dialect.insert_ignore(links)
         self._insert_profiles = dialect.bulk_append(profiles)
@@ -140,22 +142,6 @@ class ProfileStore:
                     found[(id_type, value)] = pid
         return found
 
-    def lock_profiles(
-        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
-    ) -> None:
-        """Lock these profile rows until ``conn``'s transaction ends, in id order (two
-        transactions never wait for each other in a cycle over them). Row locks live in the
-        rows, not in PostgreSQL's shared lock table; nothing on SQLite (one writer)."""
-        if self.db.dialect.is_sqlite:
-            return
-        for part in chunks(sorted(set(profile_ids))):
-            conn.execute(
-                select(profiles.c.id)
-                .where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part))
-                .order_by(profiles.c.id)
-                .with_for_update()
-            ).all()
-
     def lock_keys(self, conn: Connection, keys: Sequence[int]) -> None:
         """Hold these advisory locks until ``conn``'s transaction ends, taken in the order
         given (sorted: two transactions never wait for each other in a cycle); nothing on
@@ -168,14 +154,21 @@ class ProfileStore:
         self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
     ) -> dict[str, tuple[str | None, str | None]]:
         """(merged_into, last_message_id) of each profile: what changes whenever any writer
-        changes the profile (every change touches its last message; a merge sets the first)."""
+        changes the profile (every change touches its last message; a merge sets the first).
+
+        On PostgreSQL the rows stay locked until ``conn``'s transaction ends, taken in id order
+        (two transactions never wait for each other in a cycle over them; row locks live in the
+        rows, not in the shared lock table); SQLite's writers take turns anyway."""
         out: dict[str, tuple[str | None, str | None]] = {}
         for part in chunks(sorted(set(profile_ids))):
-            for pid, merged_into, last in conn.execute(
-                select(profiles.c.id, profiles.c.merged_into, profiles.c.last_message_id).where(
-                    profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part)
-                )
-            ):
+            query = (
+                select(profiles.c.id, profiles.c.merged_into, profiles.c.last_message_id)
+                .where(profiles.c.workspace_id == workspace_id, profiles.c.id.in_(part))
+                .order_by(profiles.c.id)
+            )
+            if not self.db.dialect.is_sqlite:
+                query = query.with_for_update()
+            for pid, merged_into, last in conn.execute(query):
                 out[pid] = (merged_into, last)
         return out
 

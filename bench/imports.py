@@ -25,8 +25,8 @@ TARGET_RSS_MIB = 500
 def _child(file: str, mapping: str, data_dir: str) -> None:
     """Run one import in this process and print what it measured as JSON."""
     from opencdp.imports.presets import resolve_file, resolve_mapping
-    from opencdp.imports.runner import ImportRequest, import_file
     from opencdp.runtime import Runtime
+    from opencdp.services.import_runs import ImportRequest, import_file
     from opencdp.settings import Settings
 
     rt = Runtime(Settings(data_dir=Path(data_dir)))

@@ -141,8 +141,8 @@ def _apply_over_http(server: Server) -> None:
 
 def no_http(spec: dict[str, Any]) -> dict[str, Any]:
     """Collector.prepare + group commit in one process, without and with the plan."""
-    from opencdp import governance
     from opencdp.runtime import Runtime
+    from opencdp.services import governance
     from opencdp.settings import Settings
 
     out: dict[str, Any] = {}

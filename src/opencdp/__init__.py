@@ -5,7 +5,7 @@ The curated public API: build a runtime from settings, serve it over HTTP, proce
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from opencdp.version import __version__
 
 __all__ = ["Runtime", "Settings", "__version__", "build_runtime", "create_app", "load_settings"]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.governance import GovernanceCache
@@ -16,6 +15,8 @@ from opencdp.collect.ingest import Collector
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
+from opencdp.resolve.processor import Processor
+from opencdp.resolve.worker import Worker
 from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
@@ -75,13 +76,21 @@ class Runtime:
         )
         self._identity_configs: TtlCache[str, IdentityConfig] = TtlCache(self.clock, 10.0)
         self._lock = threading.Lock()
-        self._worker: Any = None
+        self._worker: Worker | None = None
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
         self._bootstrap()
-        # Imported here: the processor needs the runtime's stores, which exist only now.
-        from opencdp.process.processor import Processor
-
-        self.processor = Processor(self)
+        self.processor = Processor(
+            db=self.db,
+            profiles=self.profiles,
+            inbox=self.inbox,
+            quarantine=self.quarantine,
+            collector=self.collector,
+            rules=self,
+            metrics=self.metrics,
+            clock=self.clock,
+            batch_size=settings.worker_batch_size,
+            cache_profiles=settings.worker_cache_profiles,
+        )
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
@@ -126,13 +135,20 @@ class Runtime:
         self._identity_configs.forget(workspace_id)
 
     @property
-    def worker(self) -> Any:
-        """The in-process worker (created on first use, not started)."""
+    def worker(self) -> Worker:
+        """The worker loop around this runtime's processor (created on first use, not started)."""
         with self._lock:
             if self._worker is None:
-                from opencdp.process.worker import Worker
-
-                self._worker = Worker(self)
+                s = self.settings
+                self._worker = Worker(
+                    self.processor,
+                    inbox=self.inbox,
+                    quarantine=self.quarantine,
+                    clock=self.clock,
+                    poll_interval=s.worker_poll_interval,
+                    dedup_window_days=s.dedup_window_days,
+                    quarantine_retention_days=s.quarantine_resolved_retention_days,
+                )
             return self._worker
 
     def close(self) -> None:

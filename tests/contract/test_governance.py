@@ -9,9 +9,9 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from opencdp import governance as gov
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
+from opencdp.services import governance as gov
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.storage.schema import events
 from tests.contract.test_storage_contract import source

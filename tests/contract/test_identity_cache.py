@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from opencdp.process.identity_cache import IdentityCache
+from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from tests.conftest import make_settings

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from opencdp.imports.mapping import ImportMapping, parse_mapping
-from opencdp.imports.runner import ImportRequest, import_file, write_events
 from opencdp.runtime import Runtime
+from opencdp.services.import_runs import ImportRequest, import_file, write_events
 from opencdp.storage.imports import ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.schema import events, profiles, quarantine, traits
@@ -279,8 +279,8 @@ def test_segment_jsonl_events_pass_through(runtime: Runtime, tmp_path: Path) -> 
 
 
 def test_import_goes_through_the_source_tracking_plan(runtime: Runtime, tmp_path: Path) -> None:
-    from opencdp import governance
-    from opencdp.imports.runner import resolve_source
+    from opencdp.services import governance
+    from opencdp.services.import_runs import resolve_source
 
     # Given an import source whose plan wants order totals of at least 30, else blocks
     source = resolve_source(runtime, "default", None)

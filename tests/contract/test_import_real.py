@@ -15,8 +15,13 @@ from typer.testing import CliRunner
 from opencdp.demo.data import CDNOW_CUSTOMERS, CDNOW_ORDERS, cdnow_path
 from opencdp.identity import IdentityConfig
 from opencdp.imports.presets import resolve_mapping
-from opencdp.imports.runner import ImportRequest, check_file, import_file, read_known_customers
 from opencdp.runtime import Runtime
+from opencdp.services.import_runs import (
+    ImportRequest,
+    check_file,
+    import_file,
+    read_known_customers,
+)
 from opencdp.storage.schema import events
 from tests.support.magento import write_magento_exports
 

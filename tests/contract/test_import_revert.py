@@ -15,9 +15,9 @@ from sqlalchemy import select
 
 from opencdp.clock import FrozenClock
 from opencdp.imports.mapping import parse_mapping
-from opencdp.imports.revert import revert_run
-from opencdp.imports.runner import ImportRequest, import_file
 from opencdp.runtime import Runtime
+from opencdp.services.import_revert import revert_run
+from opencdp.services.import_runs import ImportRequest, import_file
 from opencdp.storage.imports import REVERTED, ImportRunStore
 from opencdp.storage.schema import identifiers, profiles
 from tests.conftest import make_settings

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from opencdp import governance as gov
 from opencdp.imports.mapping import parse_mapping
-from opencdp.imports.runner import ImportRequest, import_file
 from opencdp.runtime import Runtime
+from opencdp.services import governance as gov
+from opencdp.services.import_runs import ImportRequest, import_file
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.web.app import create_app
 from tests.conftest import TOKEN, basic

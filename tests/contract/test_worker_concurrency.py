@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from opencdp.collect.envelope import Envelope
-from opencdp.process.processor import PreparedBatch
+from opencdp.resolve.processor import PreparedBatch
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.storage.inbox import InboxRow

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 
 from opencdp.identity import Identifier, IdentityConfig, IdentityGraph
-from opencdp.process.batch import BatchState, Event
+from opencdp.resolve.batch import BatchState, Event
 from tests.unit.test_identity_properties import Event as Scenario
 from tests.unit.test_identity_properties import scenarios
 

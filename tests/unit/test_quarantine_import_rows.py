@@ -12,7 +12,7 @@ from opencdp.imports.convert import (
     record_rows,
 )
 from opencdp.imports.mapping import parse_mapping
-from opencdp.process.batch import closes_as
+from opencdp.resolve.batch import closes_as
 
 CTX = ImportContext("default", "src_1", "orders.csv", "imp_run", "0.1.0")
 ORDERS = "kind: orders\nfields: {order_id: id, user_id: u, timestamp: at, total: amount}"

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
-from opencdp.process.backoff import compute_backoff
+from opencdp.resolve.backoff import compute_backoff
 
 # -- RateLimiter -----------------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """``opencdp plan …``, ``opencdp source settings`` and ``opencdp quarantine …``: a thin shell
-over :mod:`opencdp.governance`."""
+over :mod:`opencdp.services.governance`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import typer
 import yaml
 from rich.table import Table
 
-from opencdp import governance as gov
 from opencdp.cli.common import (
     DataDir,
     DbUrl,
@@ -25,6 +24,7 @@ from opencdp.cli.common import (
 from opencdp.clock import isoformat
 from opencdp.imports.mapping import load_mapping
 from opencdp.imports.presets import resolve_mapping
+from opencdp.services import governance as gov
 from opencdp.timeutil import from_us
 
 plan_app = typer.Typer(

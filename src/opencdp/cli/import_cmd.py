@@ -1,5 +1,5 @@
 """``opencdp import customers|orders|products|events FILE…``: a thin shell over
-:mod:`opencdp.imports.runner`, with a Rich progress bar and the data-quality report."""
+:mod:`opencdp.services.import_runs`, with a Rich progress bar and the data-quality report."""
 
 from __future__ import annotations
 
@@ -23,8 +23,13 @@ from opencdp.cli.common import DataDir, DbUrl, console, err, runtime_for, settin
 from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json
-from opencdp.imports.revert import find_run, replaceable_runs, revert_run
-from opencdp.imports.runner import ImportRequest, check_file, import_file, read_known_customers
+from opencdp.services.import_revert import find_run, replaceable_runs, revert_run
+from opencdp.services.import_runs import (
+    ImportRequest,
+    check_file,
+    import_file,
+    read_known_customers,
+)
 from opencdp.storage.imports import ImportRunStore
 
 import_app = typer.Typer(

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from opencdp.process.backoff import compute_backoff
+from opencdp.resolve.backoff import compute_backoff
 
 log = logging.getLogger(__name__)
 

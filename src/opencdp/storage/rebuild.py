@@ -3,7 +3,7 @@
 
 Everything about a profile (identifiers, merges, traits, links) is derived from its events, so
 removing the derived state and processing the remaining events again rebuilds the profiles as
-if the run had never happened (see :mod:`opencdp.imports.revert`).
+if the run had never happened (see :mod:`opencdp.services.import_revert`).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from opencdp import __version__
 from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
+from opencdp.version import __version__
 from opencdp.web.api import api_router
 from opencdp.web.body import BoundedBody
 from opencdp.web.docs import install_docs

@@ -9,9 +9,9 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from opencdp import governance as gov
 from opencdp.errors import Forbidden, NotFound, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
+from opencdp.services import governance as gov
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import authenticate
 from opencdp.web.inputs import refuse_nul

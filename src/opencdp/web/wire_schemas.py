@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from opencdp.collect.normalize import MAX_EVENT_NAME, MAX_ID_LENGTH, MAX_MESSAGE_ID, MAX_TRAIT_KEY
-from opencdp.governance import MAX_DISMISS, MAX_NOTE
 from opencdp.identity.rules import WINDOWS
+from opencdp.services.governance import MAX_DISMISS, MAX_NOTE
 
 Schema = dict[str, Any]
 

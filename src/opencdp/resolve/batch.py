@@ -1,6 +1,6 @@
 """One micro-batch of events through identity resolution and trait resolution, in memory.
 
-The :class:`BatchState` is loaded from the database by :mod:`opencdp.process.processor`, then
+The :class:`BatchState` is loaded from the database by :mod:`opencdp.resolve.processor`, then
 every event runs through :meth:`BatchState.apply` in order, and the accumulated changes are
 written back in one transaction. Nothing in this module does I/O.
 """

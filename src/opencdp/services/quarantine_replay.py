@@ -65,7 +65,7 @@ def replay(
     (adding to ``result`` when one is given).
 
     Rows of import files that the converter refused (``invalid_row``) are no Segment messages:
-    :mod:`opencdp.imports.replay` converts them again instead, and they are left out here.
+    :mod:`opencdp.services.import_replay` converts them again instead, and they are left out here.
     """
     result = result or ReplayResult(dry_run=dry_run)
     where = dataclasses.replace(where, exclude_reasons=(*where.exclude_reasons, INVALID_ROW))

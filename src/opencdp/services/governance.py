@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from opencdp.clock import isoformat
-from opencdp.collect.replay import ReplayResult, replay
 from opencdp.errors import NotFound, RequestError
 from opencdp.govern import CompiledPlan, EnforcementSettings, PlanError, TrackingPlan, enforce
 from opencdp.govern.dryrun import DryRunReport
@@ -19,7 +18,8 @@ from opencdp.govern.enforce import strip_protocols
 from opencdp.govern.plan import parse_plan
 from opencdp.imports.convert import INVALID_ROW
 from opencdp.imports.mapping import ImportMapping
-from opencdp.imports.replay import replay_import_rows
+from opencdp.services.import_replay import replay_import_rows
+from opencdp.services.quarantine_replay import ReplayResult, replay
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
 from opencdp.storage.quarantine import BUCKETS_US, QuarantineFilter
 from opencdp.timeutil import from_us, parse_timestamp, to_us

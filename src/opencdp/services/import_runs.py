@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from opencdp import __version__
 from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
 from opencdp.collect.ingest import quarantine_row
@@ -39,6 +38,7 @@ from opencdp.storage.admin import Source
 from opencdp.storage.imports import COMPLETED, RUNNING, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.timeutil import from_us
+from opencdp.version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -19,15 +19,22 @@ from opencdp.collect.normalize import Rejection
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
-from opencdp.process.batch import BatchState, Event, closes_as, lookup_pairs
-from opencdp.process.identity_cache import IdentityCache
+from opencdp.resolve.batch import BatchState, Event, closes_as, lookup_pairs
+from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
 from opencdp.timeutil import parse_timestamp, to_us
 
 if TYPE_CHECKING:
-    from opencdp.runtime import Runtime
+    from opencdp.clock import Clock
+    from opencdp.collect.ingest import Collector
+    from opencdp.identity import IdentityConfig
+    from opencdp.metrics import Metrics
+    from opencdp.storage.db import Database
+    from opencdp.storage.inbox import InboxStore
+    from opencdp.storage.profiles import ProfileStore
+    from opencdp.storage.quarantine import QuarantineStore
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +90,48 @@ class ProcessSummary:
     fell_back: bool = False  # the batch took the inbox path (counts are approximate)
 
 
+class IdentityRules(Protocol):
+    """Where the processor finds a workspace's identity rules (cached by the composition root)."""
+
+    def identity_config(self, workspace_id: str, collection: str = "users") -> IdentityConfig:
+        """The rules of ``workspace_id`` for ``collection`` (``users`` or ``accounts``)."""
+        ...
+
+
 class Processor:
     """Runs inbox events (and Contact API calls) through identity and profile resolution."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.db = runtime.db
-        self.store = runtime.profiles
-        self.inbox = runtime.inbox
-        self.metrics = runtime.metrics
+    def __init__(
+        self,
+        *,
+        db: Database,
+        profiles: ProfileStore,
+        inbox: InboxStore,
+        quarantine: QuarantineStore,
+        collector: Collector,
+        rules: IdentityRules,
+        metrics: Metrics,
+        clock: Clock,
+        batch_size: int,
+        cache_profiles: int,
+    ) -> None:
+        self.db = db
+        self.store = profiles
+        self.inbox = inbox
+        self.quarantine = quarantine
+        #: commits events to the inbox when a direct batch must take the inbox path instead
+        self.collector = collector
+        self.rules = rules
+        self.metrics = metrics
+        self.clock = clock
+        self.batch_size = batch_size
         self.epoch = IdentityEpoch()
         #: the inbox partitions this processor claims from (a worker slot's), or None: all
         self.partitions: list[int] | None = None
-        self.cache = IdentityCache(runtime.settings.worker_cache_profiles)
+        self.cache = IdentityCache(cache_profiles)
+
+    def now_us(self) -> int:
+        return to_us(self.clock.now())
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
@@ -105,7 +141,7 @@ class Processor:
         one event at a time so that only the offending event goes to quarantine and the rest
         carry on. An unreachable database raises :class:`StorageUnavailable` (retry later).
         """
-        limit = limit or self.runtime.settings.worker_batch_size
+        limit = limit or self.batch_size
         try:
             return self._run_batch(limit)
         except StorageUnavailable:
@@ -233,7 +269,7 @@ class Processor:
             for r in rows
             if (r.workspace_id, r.message_id) in placed
         }
-        self.inbox.mark_processed(conn, [r.seq for r in rows], self.runtime.now_us(), profile_ids)
+        self.inbox.mark_processed(conn, [r.seq for r in rows], self.now_us(), profile_ids)
 
     def _run_isolated(self, limit: int) -> int:
         done = 0
@@ -258,7 +294,7 @@ class Processor:
                 return 0
             log.error("event %s cannot be stored, quarantined", rows[0].message_id)
             self._quarantine(conn, [(rows[0], "processing_error", detail[:2000])])
-            self.inbox.mark_processed(conn, [rows[0].seq], self.runtime.now_us())
+            self.inbox.mark_processed(conn, [rows[0].seq], self.now_us())
         return 1
 
     def run_until_idle(self, max_batches: int = 1_000_000) -> int:
@@ -439,12 +475,12 @@ class Processor:
         except Exception as exc:
             self.cache.clear()
             log.warning("bulk batch failed (%s); taking the inbox path", loggable(exc))
-            self.runtime.collector.commit(events, rejected)
-            before = self.runtime.quarantine.counts_total()
+            self.collector.commit(events, rejected)
+            before = self.quarantine.counts_total()
             self.run_until_idle()
             return ProcessSummary(
                 submitted=len(events),
-                quarantined=len(rejected) + self.runtime.quarantine.counts_total() - before,
+                quarantined=len(rejected) + self.quarantine.counts_total() - before,
                 fell_back=True,
             )
         summary.submitted = len(events)
@@ -460,12 +496,12 @@ class Processor:
     ) -> BatchState:
         """The profiles the events' identifiers point to, with all their identifiers and
         traits: from ``cache`` where it has them, from the database otherwise."""
-        config = self.runtime.identity_config(workspace_id)
+        config = self.rules.identity_config(workspace_id)
         user_pairs, account_pairs = lookup_pairs(events, config)
         graphs = {
             "users": IdentityGraph(config, lambda: new_id("use"), "users"),
             "accounts": IdentityGraph(
-                self.runtime.identity_config(workspace_id, "accounts"),
+                self.rules.identity_config(workspace_id, "accounts"),
                 lambda: new_id("acc"),
                 "accounts",
             ),
@@ -577,17 +613,17 @@ class Processor:
         for ev in fresh:
             if ev.message_id in stored:
                 by_resolution[closing or closes_as(ev.message)].append(ev.message_id)
-        now_us = self.runtime.now_us()
+        now_us = self.now_us()
         for resolution, ids in by_resolution.items():
-            self.runtime.quarantine.close_stored(conn, workspace_id, ids, resolution, now_us)
-        self.runtime.quarantine.record_profiles(conn, workspace_id, stored)
+            self.quarantine.close_stored(conn, workspace_id, ids, resolution, now_us)
+        self.quarantine.record_profiles(conn, workspace_id, stored)
 
     def _quarantine(
         self, conn: Connection, failures: list[tuple[Event | InboxRow, str, str]]
     ) -> None:
         if not failures:
             return
-        now_us = self.runtime.now_us()
+        now_us = self.now_us()
         rows = []
         for item, reason, detail in failures:
             if isinstance(item, Event):
@@ -606,7 +642,7 @@ class Processor:
             row = quarantine_row(None, rejection, "process", now_us)
             row["workspace_id"], row["source_id"] = item.workspace_id, item.source_id
             rows.append(row)
-        self.runtime.quarantine.add(conn, rows)
+        self.quarantine.add(conn, rows)
         reasons: dict[str, int] = {}
         for row in rows:
             reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
@@ -622,7 +658,7 @@ class Processor:
         concurrent calls for the same customer create one profile.
         """
         message = contact_message(identifiers, traits)
-        now = self.runtime.clock.now()
+        now = self.clock.now()
         ev = Event(None, workspace_id, None, message["messageId"], to_us(now), to_us(now), message)
         message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = (
             now.isoformat()

@@ -21,10 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from opencdp import __version__
 from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
-from opencdp.collect.replay import ReplayResult
 from opencdp.errors import ConfigurationError
 from opencdp.imports.convert import (
     INVALID_ROW,
@@ -35,11 +33,13 @@ from opencdp.imports.convert import (
     record_rows,
 )
 from opencdp.imports.mapping import ImportMapping, compile_mapping
+from opencdp.services.quarantine_replay import ReplayResult
 from opencdp.storage.admin import Source
 from opencdp.storage.imports import ImportRun, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
 from opencdp.timeutil import from_us
+from opencdp.version import __version__
 
 if TYPE_CHECKING:
     from opencdp.runtime import Runtime

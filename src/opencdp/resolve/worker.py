@@ -10,10 +10,13 @@ from typing import TYPE_CHECKING
 
 from opencdp.collect.partition import slot_partitions
 from opencdp.errors import is_retryable
-from opencdp.process.backoff import compute_backoff
+from opencdp.resolve.backoff import compute_backoff
 
 if TYPE_CHECKING:
-    from opencdp.runtime import Runtime
+    from opencdp.clock import Clock
+    from opencdp.resolve.processor import Processor
+    from opencdp.storage.inbox import InboxStore
+    from opencdp.storage.quarantine import QuarantineStore
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +24,26 @@ PRUNE_EVERY_SECONDS = 60.0
 
 
 class Worker:
-    """A background thread around :class:`~opencdp.process.processor.Processor`."""
+    """A background thread around :class:`~opencdp.resolve.processor.Processor`."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        processor: Processor,
+        *,
+        inbox: InboxStore,
+        quarantine: QuarantineStore,
+        clock: Clock,
+        poll_interval: float,
+        dedup_window_days: float,
+        quarantine_retention_days: float,
+    ) -> None:
+        self.processor = processor
+        self.inbox = inbox
+        self.quarantine = quarantine
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.dedup_window_days = dedup_window_days
+        self.quarantine_retention_days = quarantine_retention_days
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = -1e18
@@ -41,7 +60,7 @@ class Worker:
     def take_slot(self, slot: int, slots: int) -> None:
         """Process only the inbox partitions of worker ``slot`` of ``slots`` (0-based), each
         in arrival order; the other slots' workers process the rest."""
-        self.runtime.processor.partitions = slot_partitions(slot, slots)
+        self.processor.partitions = slot_partitions(slot, slots)
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""
@@ -67,11 +86,10 @@ class Worker:
 
     def run(self) -> None:
         """Process until stopped (blocks; ``opencdp worker`` runs this in the main thread)."""
-        settings = self.runtime.settings
         attempt = 0
         while not self._stop.is_set():
             try:
-                n = self.runtime.processor.run_once(settings.worker_batch_size)
+                n = self.processor.run_once()
                 attempt = 0
                 self._maybe_prune()
             except Exception as exc:
@@ -89,20 +107,20 @@ class Worker:
                 self._stop.wait(delay)
                 continue
             if n == 0:
-                self._stop.wait(settings.worker_poll_interval)
+                self._stop.wait(self.poll_interval)
 
     def _maybe_prune(self) -> None:
-        now = self.runtime.clock.monotonic()
+        now = self.clock.monotonic()
         if now - self._last_prune < PRUNE_EVERY_SECONDS:
             return
         self._last_prune = now
-        window_us = int(self.runtime.settings.dedup_window_days * 86_400 * 1_000_000)
-        pruned = self.runtime.inbox.prune(self.runtime.now_us() - window_us)
+        window_us = int(self.dedup_window_days * 86_400 * 1_000_000)
+        pruned = self.inbox.prune(self.processor.now_us() - window_us)
         if pruned:
             log.info("pruned %d processed inbox rows older than the dedup window", pruned)
-        keep_days = self.runtime.settings.quarantine_resolved_retention_days
+        keep_days = self.quarantine_retention_days
         if keep_days > 0:
-            cutoff = self.runtime.now_us() - int(keep_days * 86_400 * 1_000_000)
-            gone = self.runtime.quarantine.prune_resolved(cutoff)
+            cutoff = self.processor.now_us() - int(keep_days * 86_400 * 1_000_000)
+            gone = self.quarantine.prune_resolved(cutoff)
             if gone:
                 log.info("pruned %d resolved quarantine rows older than %g days", gone, keep_days)

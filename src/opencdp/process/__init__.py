@@ -1,1 +1,0 @@
-"""Process: the worker that turns inbox events into identity links, profiles and timelines."""

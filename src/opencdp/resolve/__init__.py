@@ -1,0 +1,1 @@
+"""Resolve: the worker stage that turns inbox events into identity links, profiles and timelines."""

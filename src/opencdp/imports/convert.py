@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
@@ -118,6 +118,27 @@ def convert_record(
     return out
 
 
+class EncodedRows(Protocol):
+    """Rows that can hand over a column as a set (:class:`~opencdp.imports.readers.Chunk`)."""
+
+    rows: list[dict[str, Any]]
+    numbers: list[int]
+
+    def encoded(self, column: str, missing: Any) -> tuple[list[Any], list[int]]:
+        """The column's distinct values and, per row, the index of its value among them."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Cell:
+    """One value as written, converted: the value, or the problem that refused it, and the
+    currencies its notation allows (amounts with a sign or code)."""
+
+    value: Any
+    problem: str | None
+    marks: frozenset[str] | None
+
+
 @dataclass(slots=True)
 class RowValues:
     """One row's mapped fields after conversion, and every problem found on the way."""
@@ -178,53 +199,84 @@ class Converter:
     # -- step 1: values ---------------------------------------------------------------------------
     def values(self, row: Mapping[str, Any], number: int) -> RowValues:
         """Every mapped field of ``row`` converted; problems recorded, nothing raised."""
+        rv = self._row(row, number)
+        region, tz = self.mapping.phone_region, self.tz
+        for section, specs in self.sections:
+            values = rv.values[section] = {}
+            for name, spec in specs.items():
+                raw = spec.value if spec.column is None else row.get(spec.column, _MISSING)
+                self._apply(rv, values, name, spec, raw, self._cell(spec, raw, region, tz))
+        return rv
+
+    def values_of(self, chunk: EncodedRows) -> list[RowValues]:
+        """:meth:`values` of every row of ``chunk``, converted column by column: each mapped
+        column's distinct values are converted once (a file repeats its dates, amounts,
+        statuses and customers), then every row takes its value's result."""
+        rvs = [self._row(row, n) for row, n in zip(chunk.rows, chunk.numbers, strict=True)]
+        region, tz = self.mapping.phone_region, self.tz
+        for section, specs in self.sections:
+            sections = [rv.values.setdefault(section, {}) for rv in rvs]
+            for name, spec in specs.items():
+                if spec.column is None:
+                    cell = self._cell(spec, spec.value, region, tz)
+                    for rv, values in zip(rvs, sections, strict=True):
+                        self._apply(rv, values, name, spec, spec.value, cell)
+                    continue
+                distinct, indices = chunk.encoded(spec.column, _MISSING)
+                cells = [self._cell(spec, raw, region, tz) for raw in distinct]
+                for rv, values, i in zip(rvs, sections, indices, strict=True):
+                    self._apply(rv, values, name, spec, distinct[i], cells[i])
+        return rvs
+
+    def _row(self, row: Mapping[str, Any], number: int) -> RowValues:
         rv = RowValues(number, row, self._key(row, number))
         if rv.key is None:
             missing = next(
                 (k for k in self.mapping.key if k != ROW_COLUMN and _empty(row.get(k))), None
             )
             rv.error = (missing, "the natural key is empty")
-        region, tz = self.mapping.phone_region, self.tz
-        for section, specs in self.sections:
-            values = rv.values[section] = {}
-            for name, spec in specs.items():
-                self._convert(rv, values, name, spec, row, region, tz)
         return rv
 
-    def _convert(
-        self,
+    @staticmethod
+    def _cell(spec: FieldSpec, raw: Any, region: str, tz: tzinfo) -> _Cell:
+        """What one value as written converts to (a pure function of the spec and the value,
+        so a column's repeated values share one)."""
+        if raw is _MISSING:
+            raw = None
+        try:
+            value = convert_value(spec, raw, region=region, tz=tz)
+        except ValueError as exc:
+            return _Cell(None, str(exc), None)
+        marks = currency_marks(spec, raw) if value is not None else None
+        return _Cell(value, None, marks or None)
+
+    @staticmethod
+    def _apply(
         rv: RowValues,
         values: dict[str, Any],
         name: str,
         spec: FieldSpec,
-        row: Mapping[str, Any],
-        region: str,
-        tz: tzinfo,
+        raw: Any,
+        cell: _Cell,
     ) -> None:
-        if spec.column is None:
-            raw = spec.value
-        else:
-            raw = row.get(spec.column, _MISSING)
-            if raw is _MISSING:
-                raw = None
-                if rv.error is None and spec.required:
-                    rv.error = (spec.column, "the column is missing from the file")
-        try:
-            value = convert_value(spec, raw, region=region, tz=tz)
-            marks = currency_marks(spec, raw) if value is not None else None
-            if marks:
-                rv.currencies.append((spec.column, raw, marks))
-        except ValueError as exc:
-            problem = str(exc)
-            rv.problems.append((spec, problem, raw))
+        """Record ``cell`` (the conversion of ``raw``) as field ``name`` of row ``rv``."""
+        if raw is _MISSING:
+            raw = None
+            if rv.error is None and spec.required:
+                rv.error = (spec.column, "the column is missing from the file")
+        value = cell.value
+        if cell.problem is not None:
+            rv.problems.append((spec, cell.problem, raw))
             if spec.invalid == "keep":
                 value = raw.strip() if isinstance(raw, str) else raw
             elif spec.invalid == "null":
                 value = None
             else:
                 if rv.error is None:
-                    rv.error = (spec.column, problem)
+                    rv.error = (spec.column, cell.problem)
                 return
+        elif cell.marks:
+            rv.currencies.append((spec.column, raw, cell.marks))
         if value is None:
             if spec.default is not None:
                 value = spec.default

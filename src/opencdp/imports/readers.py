@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -46,15 +47,57 @@ class BadRow:
 
 @dataclass(slots=True)
 class Chunk:
-    """Consecutive rows of a file: ``rows[i]`` has row number ``numbers[i]``."""
+    """Consecutive rows of a file: ``rows[i]`` has row number ``numbers[i]``.
+
+    CSV and Parquet chunks also keep the columns PyArrow read (``batch``), so that a column's
+    values can be taken as a set (:meth:`encoded`) instead of row by row.
+    """
 
     rows: list[dict[str, Any]]
     numbers: list[int]
     bad: list[BadRow] = field(default_factory=list)
     bytes_read: int = 0
+    batch: pa.RecordBatch | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
+
+    def encoded(self, column: str, missing: Any) -> tuple[list[Any], list[int]]:
+        """Column ``column`` dictionary-encoded: its distinct values and, per row, the index
+        of the row's value among them; ``missing`` stands for a row without the column.
+
+        From the PyArrow columns where the chunk has them (``dictionary_encode``, nulls
+        included as a value), else by hashing the rows' values (values that cannot be hashed,
+        such as nested JSON, each get an entry of their own).
+        """
+        if self.batch is not None:
+            names = self.batch.schema.names
+            if column not in names:
+                return [missing], [0] * len(self.rows)
+            try:
+                encoded = pc.dictionary_encode(
+                    self.batch.column(names.index(column)), null_encoding="encode"
+                )
+            except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+                pass  # a nested type: hash the rows' values below
+            else:
+                return encoded.dictionary.to_pylist(), encoded.indices.to_pylist()
+        distinct: list[Any] = []
+        seen: dict[tuple[type, Any], int] = {}
+        indices: list[int] = []
+        for row in self.rows:
+            value = row.get(column, missing)
+            try:
+                key = (type(value), value)
+                index = seen.get(key)
+                if index is None:
+                    index = seen[key] = len(distinct)
+                    distinct.append(value)
+            except TypeError:  # unhashable: a value of its own
+                index = len(distinct)
+                distinct.append(value)
+            indices.append(index)
+        return distinct, indices
 
     @property
     def last_row(self) -> int:
@@ -136,6 +179,8 @@ def read_chunks(
             keep = [i for i, n in enumerate(chunk.numbers) if n > skip_through]
             chunk.rows = [chunk.rows[i] for i in keep]
             chunk.numbers = [chunk.numbers[i] for i in keep]
+            if chunk.batch is not None:
+                chunk.batch = chunk.batch.take(pa.array(keep, pa.int64()))
             chunk.bad = [b for b in chunk.bad if b.row > skip_through]
         yield chunk
 
@@ -220,7 +265,7 @@ def _csv(
                 nums = numbers[start : start + chunk_size]
                 bad_here = [b for b in mine if b.row <= nums[-1]] if nums else mine
                 mine = [b for b in mine if b not in bad_here]
-                yield Chunk(part, nums, bad_here, pos)
+                yield Chunk(part, nums, bad_here, pos, batch.slice(start, chunk_size))
         leftover = bad[reported:]
         if leftover:
             yield Chunk([], [], leftover, handle.tell())
@@ -295,7 +340,7 @@ def _parquet(path: Path, chunk_size: int) -> Iterator[Chunk]:
         rows = batch.to_pylist()
         numbers = list(range(number, number + len(rows)))
         number += len(rows)
-        yield Chunk(rows, numbers, [], number - 1)
+        yield Chunk(rows, numbers, [], number - 1, batch)
 
 
 def _whitespace(path: Path, columns: tuple[str, ...], chunk_size: int) -> Iterator[Chunk]:

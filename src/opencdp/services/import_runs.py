@@ -179,8 +179,7 @@ def check_file(
     for chunk in read_chunks(path, mapping, chunk_size=request.chunk_size):
         for bad in chunk.bad:
             quality.bad_row(bad.row, bad.problem, bad.text)
-        for row, number in zip(chunk.rows, chunk.numbers, strict=True):
-            rv = converter.values(row, number)
+        for rv in converter.values_of(chunk):
             quality.observe(rv)
             for n, outcome in converter.feed(rv):
                 quality.outcome(n, outcome)
@@ -335,8 +334,7 @@ def import_file(
             )
             outcomes.append((bad.row, error))
             quality.outcome(bad.row, error)
-        for row, number in zip(chunk.rows, chunk.numbers, strict=True):
-            rv = converter.values(row, number)
+        for rv in converter.values_of(chunk):
             quality.observe(rv)
             for n, outcome in converter.feed(rv):
                 quality.outcome(n, outcome)

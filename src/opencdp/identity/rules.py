@@ -126,6 +126,10 @@ DEFAULT_LIMITS: Final[Mapping[str, Limit]] = MappingProxyType(
 DEFAULT_PRIORITY: Final = ("user_id", "email")
 
 
+#: How many identifier values' blocked verdicts a config remembers (then it starts afresh).
+_BLOCKED_MEMO = 200_000
+
+
 @dataclass(frozen=True)
 class IdentityConfig:
     """How identity resolution treats identifiers (one per workspace and collection).
@@ -156,6 +160,8 @@ class IdentityConfig:
     # Derived once here so that the per-event checks are dict/set lookups and precompiled regexes.
     _compiled: tuple[Any, ...] = field(init=False, repr=False, compare=False)
     _ranks: Mapping[str, int] = field(init=False, repr=False, compare=False)
+    #: is_blocked's answers for values seen lately (the pattern search is the costly part)
+    _blocked: dict[str, bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # the dataclass is frozen; this is construction
@@ -167,6 +173,7 @@ class IdentityConfig:
         self._validate()
         set_(self, "_compiled", _compile(self.blocked_patterns))
         set_(self, "_ranks", MappingProxyType({t: i for i, t in enumerate(self.priority)}))
+        set_(self, "_blocked", {})
 
     def __hash__(self) -> int:
         return hash(
@@ -224,9 +231,16 @@ class IdentityConfig:
     def is_blocked(self, identifier: Identifier) -> bool:
         """True when the identifier's value is a placeholder that must not link profiles."""
         value = identifier.value
-        if value.lower() in self.blocked_exact:
-            return True
-        return any(pattern.search(value) for pattern in self._compiled)
+        known = self._blocked.get(value)
+        if known is not None:
+            return known
+        blocked = value.lower() in self.blocked_exact or any(
+            pattern.search(value) for pattern in self._compiled
+        )
+        if len(self._blocked) >= _BLOCKED_MEMO:
+            self._blocked.clear()
+        self._blocked[value] = blocked
+        return blocked
 
     def limit_for(self, type_: str) -> Limit:
         """The limit that applies to identifier type ``type_``."""

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from opencdp.imports.mapping import ImportMapping, parse_mapping
 from opencdp.runtime import Runtime
 from opencdp.services.import_runs import ImportRequest, import_file, write_events
-from opencdp.storage.imports import ImportRunStore
+from opencdp.storage.import_runs import ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.schema import events, profiles, quarantine, traits
 

@@ -18,7 +18,7 @@ from opencdp.imports.mapping import parse_mapping
 from opencdp.runtime import Runtime
 from opencdp.services.import_revert import revert_run
 from opencdp.services.import_runs import ImportRequest, import_file
-from opencdp.storage.imports import REVERTED, ImportRunStore
+from opencdp.storage.import_runs import REVERTED, ImportRunStore
 from opencdp.storage.schema import identifiers, profiles
 from tests.conftest import make_settings
 

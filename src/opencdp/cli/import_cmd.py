@@ -30,7 +30,7 @@ from opencdp.services.import_runs import (
     import_file,
     read_known_customers,
 )
-from opencdp.storage.imports import ImportRunStore
+from opencdp.storage.import_runs import ImportRunStore
 
 import_app = typer.Typer(
     help="Historical import of customers, orders, products and events (CSV, JSON Lines, "

@@ -35,7 +35,7 @@ from opencdp.imports.convert import (
 from opencdp.imports.mapping import ImportMapping, compile_mapping
 from opencdp.services.quarantine_replay import ReplayResult
 from opencdp.storage.admin import Source
-from opencdp.storage.imports import ImportRun, ImportRunStore
+from opencdp.storage.import_runs import ImportRun, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
 from opencdp.timeutil import from_us

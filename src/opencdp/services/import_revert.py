@@ -15,7 +15,7 @@ from typing import Any
 from opencdp.errors import ConfigurationError
 from opencdp.runtime import Runtime
 from opencdp.storage import rebuild
-from opencdp.storage.imports import REVERTED, ImportRun, ImportRunStore
+from opencdp.storage.import_runs import REVERTED, ImportRun, ImportRunStore
 from opencdp.storage.inbox import InboxRow
 
 

@@ -35,7 +35,7 @@ from opencdp.imports.readers import detect_format, read_chunks, total_size
 from opencdp.imports.values import convert_value
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import Source
-from opencdp.storage.imports import COMPLETED, RUNNING, ImportRunStore
+from opencdp.storage.import_runs import COMPLETED, RUNNING, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.timeutil import from_us
 from opencdp.version import __version__

@@ -105,7 +105,7 @@ def notation_for(
     )
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _parse(text: str, decimal: str, thousands: str) -> tuple[Decimal, frozenset[str]]:
     shown = text if len(text) <= 60 else text[:57] + "…"
     expected = f"1{thousands}234{decimal}56"

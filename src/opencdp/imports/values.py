@@ -160,7 +160,7 @@ def parse_datetime(
     return ts if not bounded else ts.astimezone(UTC)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def _parse_text(text: str, fmt: str) -> datetime:
     # Cached: order files repeat the same days (CDNOW: 546 distinct days in 69,659 rows).
     try:

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench import imports
 
             since = time.monotonic()
-            res = imports.run(quick=args.quick, console=console)
+            res = imports.run(backends, pg=pg, quick=args.quick, console=console)
             _save("import", meta, res, console, since)
             _import_table(console, res)
     finally:
@@ -440,22 +440,33 @@ def _rss_table(console: Console, res: dict[str, Any]) -> None:
 
 
 def _import_table(console: Console, res: dict[str, Any]) -> None:
-    t = Table(title="Import: opencdp import orders, SQLite, identity resolution on")
-    for col in ("file", "rows", "seconds", "rows/s", "target", "peak RSS MiB", "target MiB"):
+    t = Table(title="Import: opencdp import orders, identity resolution on")
+    for col in (
+        "backend",
+        "file",
+        "rows",
+        "seconds",
+        "rows/s",
+        "target",
+        "peak RSS MiB",
+        "target MiB",
+    ):
         t.add_column(col, justify="right")
     rows_target, rss_target = res["target_rows_per_s"], res["target_rss_mib"]
-    for name in ("cdnow", "generated"):
-        r = res[name]
-        rss_ok = r["peak_rss_mib"] <= rss_target
-        t.add_row(
-            "CDNOW" if name == "cdnow" else f"generated {r['orders']:,} orders",
-            _n(r["rows"]),
-            _n(r["seconds"], 1),
-            _n(r["rows_per_s"]),
-            f"{rows_target:,} {_mark(r['rows_per_s'], rows_target)}",
-            _n(r["peak_rss_mib"], 1),
-            f"{rss_target} " + ("[green]met[/green]" if rss_ok else "[red]missed[/red]"),
-        )
+    for backend, files in res["backends"].items():
+        for name in ("cdnow", "generated"):
+            r = files[name]
+            rss_ok = r["peak_rss_mib"] <= rss_target
+            t.add_row(
+                backend,
+                "CDNOW" if name == "cdnow" else f"generated {r['orders']:,} orders",
+                _n(r["rows"]),
+                _n(r["seconds"], 1),
+                _n(r["rows_per_s"]),
+                f"{rows_target:,} {_mark(r['rows_per_s'], rows_target)}",
+                _n(r["peak_rss_mib"], 1),
+                f"{rss_target} " + ("[green]met[/green]" if rss_ok else "[red]missed[/red]"),
+            )
     console.print(t)
 
 

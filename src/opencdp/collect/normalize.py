@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import (
     Envelope,
     MessageNotEncodable,
@@ -22,7 +21,7 @@ from opencdp.collect.envelope import (
     clipped,
     encode_message,
 )
-from opencdp.timeutil import EPOCH, LATEST, parse_timestamp, to_us
+from opencdp.timeutil import EPOCH, LATEST, isoformat, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID = 100

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
 from opencdp.errors import ConfigurationError
 from opencdp.imports.convert import (
@@ -38,7 +37,7 @@ from opencdp.storage.admin import Source
 from opencdp.storage.import_runs import ImportRun, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 from opencdp.version import __version__
 
 if TYPE_CHECKING:
@@ -122,7 +121,7 @@ def _convert(
             __version__,
             # The file's date stamps identify rows without a date on import; the run's start
             # is the closest date a replay still knows.
-            default_timestamp=isoformat(from_us(run.started_us)),
+            default_timestamp=isoformat_us(run.started_us),
         )
         outcomes = convert_record(Converter(mapping, ctx), record)
         error = next((o for o in outcomes if isinstance(o, RowError)), None)

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
 from opencdp.collect.ingest import quarantine_row
 from opencdp.collect.normalize import Rejection
@@ -37,7 +36,7 @@ from opencdp.runtime import Runtime
 from opencdp.storage.admin import Source
 from opencdp.storage.import_runs import COMPLETED, RUNNING, ImportRunStore
 from opencdp.storage.products import ProductStore
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 from opencdp.version import __version__
 
 log = logging.getLogger(__name__)
@@ -266,7 +265,7 @@ def import_file(
         path.name,
         run_id,
         __version__,
-        default_timestamp=isoformat(from_us(int(path.stat().st_mtime * 1_000_000))),
+        default_timestamp=isoformat_us(int(path.stat().st_mtime * 1_000_000)),
     )
     converter = Converter(mapping, ctx)
     # The real import reports the real merges: no simulation (it would cost time and memory).

@@ -24,7 +24,7 @@ from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
-from opencdp.timeutil import parse_timestamp, to_us
+from opencdp.timeutil import isoformat, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.clock import Clock
@@ -660,9 +660,7 @@ class Processor:
         message = contact_message(identifiers, traits)
         now = self.clock.now()
         ev = Event(None, workspace_id, None, message["messageId"], to_us(now), to_us(now), message)
-        message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = (
-            now.isoformat()
-        )
+        message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = isoformat(now)
         with self.db.write() as conn:
             self._lock_identity(conn)
             state = self._load(conn, workspace_id, [ev])

@@ -2,7 +2,8 @@
 
 * Stored times are integers of microseconds since the Unix epoch: :func:`to_us`, :func:`from_us`.
 * Times go out as RFC 3339 in UTC with millisecond precision and a ``Z``, as Segment emits
-  them: :func:`isoformat` (a datetime), :func:`isoformat_us` (a stored ``*_us`` value).
+  them: :func:`isoformat` (a datetime), :func:`isoformat_us` (a stored ``*_us`` value); the
+  demo's generated data is to the second: :func:`isoformat_seconds`.
 * Times come in as ISO-8601 / RFC 3339 text: :func:`parse_timestamp` (an event time, bounded to
   1970..2200), :func:`from_iso` (``datetime.fromisoformat`` that also reads ``z``).
 """
@@ -36,6 +37,14 @@ def isoformat(ts: datetime) -> str:
         ts = ts.astimezone(UTC)
     # isoformat() is several times faster than strftime() on this hot path.
     return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def isoformat_seconds(ts: datetime) -> str:
+    """RFC 3339 in UTC to the whole second with a ``Z`` (the demo's generated source data);
+    not cached: its times seldom repeat."""
+    if ts.utcoffset() != _ZERO:
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def isoformat_us(us: int) -> str:

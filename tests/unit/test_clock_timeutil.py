@@ -16,6 +16,7 @@ from opencdp.timeutil import (
     from_iso,
     from_us,
     isoformat,
+    isoformat_seconds,
     isoformat_us,
     parse_timestamp,
     to_us,
@@ -117,6 +118,18 @@ def test_isoformat_round_trips_through_parse_timestamp_to_the_millisecond(ts: da
     parsed = parse_timestamp(text)
     utc = ts.astimezone(UTC)
     assert parsed == utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        (datetime(1997, 3, 4, 12, 5, 6, tzinfo=UTC), "1997-03-04T12:05:06Z"),
+        (datetime(1997, 3, 4, 12, 5, 6, 999_999, tzinfo=UTC), "1997-03-04T12:05:06Z"),
+        (datetime(1997, 3, 4, 0, 30, tzinfo=PARIS_WINTER), "1997-03-03T23:30:00Z"),
+    ],
+)
+def test_isoformat_seconds_is_utc_to_the_second_with_z(ts: datetime, expected: str) -> None:
+    assert isoformat_seconds(ts) == expected
 
 
 def test_isoformat_us_formats_a_stored_time_as_isoformat_does() -> None:

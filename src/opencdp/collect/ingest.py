@@ -25,6 +25,7 @@ from opencdp.collect.envelope import (
     find_write_key,
     parse_json_object,
     split_envelope,
+    without_write_keys,
 )
 from opencdp.collect.governance import Governance, GovernanceCache
 from opencdp.collect.normalize import (
@@ -32,7 +33,6 @@ from opencdp.collect.normalize import (
     NormalizedEvent,
     Rejection,
     normalize,
-    without_write_keys,
 )
 from opencdp.collect.partition import partition_of
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds

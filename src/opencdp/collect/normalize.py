@@ -20,6 +20,7 @@ from opencdp.collect.envelope import (
     MessageTooDeep,
     clipped,
     encode_message,
+    without_write_keys,
 )
 from opencdp.timeutil import EPOCH, LATEST, isoformat, parse_timestamp, to_us
 
@@ -282,18 +283,6 @@ def normalize(
         timestamp_us=to_us(timestamp),
         received_us=to_us(received_at),
     )
-
-
-def without_write_keys(message: dict[str, Any]) -> dict[str, Any]:
-    """``message`` without its write keys (top level and ``context.writeKey``): a secret is
-    never stored, in the inbox or in quarantine."""
-    context = message.get("context")
-    if "writeKey" not in message and not (isinstance(context, dict) and "writeKey" in context):
-        return message
-    out = {k: v for k, v in message.items() if k != "writeKey"}
-    if isinstance(context, dict) and "writeKey" in context:
-        out["context"] = {k: v for k, v in context.items() if k != "writeKey"}
-    return out
 
 
 def _first_time(msg: dict[str, Any], *names: str) -> datetime | None:

@@ -1,8 +1,9 @@
 """Normalization and validation of single messages (pure).
 
 Every raw message of a request ends up either as a :class:`NormalizedEvent`, ready for the inbox,
-or as a :class:`Rejection` with a typed reason, which the collector stores in quarantine with the
-raw payload. Nothing here touches a database or the clock: ``received_at`` is passed in.
+or as a :class:`~opencdp.collect.rejection.Rejection` with a typed reason, which the collector
+stores in quarantine with the raw payload. Nothing here touches a database or the clock:
+``received_at`` is passed in.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from opencdp.collect.envelope import (
     encode_message,
     without_write_keys,
 )
+from opencdp.collect.rejection import Rejection
 from opencdp.timeutil import EPOCH, LATEST, isoformat, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
@@ -70,22 +72,6 @@ class NormalizedEvent:
     payload: dict[str, Any]
     timestamp_us: int
     received_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A message that cannot be processed as sent, with a typed reason and a readable detail."""
-
-    reason: str
-    detail: str
-    raw: Any
-    message_id: str | None = None
-    type: str | None = None
-    event: str | None = None
-    # Set when a tracking plan blocked the message.
-    plan_id: str | None = None
-    plan_revision: int | None = None
-    violations: tuple[dict[str, str], ...] = ()
 
 
 def _clean_id(value: Any) -> str | None:

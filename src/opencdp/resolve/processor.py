@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from opencdp.collect.ingest import quarantine_row
-from opencdp.collect.normalize import Rejection
+from opencdp.collect.rejection import PROCESS, Rejection, quarantine_row
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
@@ -639,9 +638,15 @@ class Processor:
             rejection = Rejection(
                 reason, detail, raw, message_id=item.message_id, type=typ, event=name
             )
-            row = quarantine_row(None, rejection, "process", now_us)
-            row["workspace_id"], row["source_id"] = item.workspace_id, item.source_id
-            rows.append(row)
+            rows.append(
+                quarantine_row(
+                    rejection,
+                    PROCESS,
+                    now_us,
+                    workspace_id=item.workspace_id,
+                    source_id=item.source_id,
+                )
+            )
         self.quarantine.add(conn, rows)
         reasons: dict[str, int] = {}
         for row in rows:

@@ -23,8 +23,7 @@ from typing import Any, Protocol
 import orjson
 
 from opencdp.collect.envelope import Envelope
-from opencdp.collect.ingest import quarantine_row
-from opencdp.collect.normalize import Rejection
+from opencdp.collect.rejection import IMPORT, Rejection, quarantine_row
 from opencdp.errors import ConfigurationError
 from opencdp.identity import IdentityConfig
 from opencdp.imports.convert import INVALID_ROW, Converter, ImportContext, RowError
@@ -404,9 +403,14 @@ def _quarantine(
         type=_TYPES.get(mapping.kind),
         event=mapping.event if mapping.kind == "orders" else None,
     )
-    row = quarantine_row(source, rejection, "import", now_us)
-    row["import_run_id"] = ctx.run_id
-    return row
+    return quarantine_row(
+        rejection,
+        IMPORT,
+        now_us,
+        workspace_id=source.workspace_id,
+        source_id=source.id,
+        import_run_id=ctx.run_id,
+    )
 
 
 def _position(chunk: Any, unit: str) -> int:

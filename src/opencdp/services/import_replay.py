@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from opencdp.collect.envelope import Envelope
+from opencdp.collect.rejection import IMPORT, Rejection, rejection_fields
 from opencdp.errors import ConfigurationError
 from opencdp.imports.convert import (
     INVALID_ROW,
@@ -185,7 +186,7 @@ def _apply(runtime: Runtime, converted: _Chunk, result: ReplayResult) -> None:
             if detail == row.detail:
                 unchanged.append(row.id)
             else:  # a replay mapping found another problem: say that one
-                fields = {"stage": "import", "reason": INVALID_ROW, "detail": detail}
+                fields = rejection_fields(Rejection(INVALID_ROW, detail, None), IMPORT)
                 quarantine.still_failing(conn, row.id, fields, now_us)
         quarantine.count_replay(conn, unchanged, now_us)
     products = [(r, p) for r, p in converted.products if r.id in claimed]

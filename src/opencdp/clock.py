@@ -2,7 +2,8 @@
 
 Everything else receives a :class:`Clock` (usually through the runtime) so that tests can freeze
 or advance time without sleeping. A ruff banned-API rule keeps ``datetime.now()`` and
-``time.time()`` out of the rest of the code base.
+``time.time()`` out of the rest of the code base. Converting and formatting times is
+:mod:`opencdp.timeutil`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Protocol
 
 
@@ -62,15 +62,3 @@ class FrozenClock:
         """Jump to ``when`` (must be timezone-aware)."""
         with self._lock:
             self._now = when
-
-
-_ZERO = timedelta(0)
-
-
-@lru_cache(maxsize=4096)
-def isoformat(ts: datetime) -> str:
-    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as Segment emits it."""
-    if ts.utcoffset() != _ZERO:
-        ts = ts.astimezone(UTC)
-    # isoformat() is several times faster than strftime() on this hot path.
-    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"

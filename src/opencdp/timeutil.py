@@ -1,4 +1,12 @@
-"""Conversions between stored microsecond integers and datetimes."""
+"""The one home of time conversions and formats (pure; reading the time is :mod:`opencdp.clock`).
+
+* Stored times are integers of microseconds since the Unix epoch: :func:`to_us`, :func:`from_us`.
+* Times go out as RFC 3339 in UTC with millisecond precision and a ``Z``, as Segment emits
+  them: :func:`isoformat` (a datetime), :func:`isoformat_us` (a stored ``*_us`` value); the
+  demo's generated data is to the second: :func:`isoformat_seconds`.
+* Times come in as ISO-8601 / RFC 3339 text: :func:`parse_timestamp` (an event time, bounded to
+  1970..2200), :func:`from_iso` (``datetime.fromisoformat`` that also reads ``z``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,7 @@ from typing import Any
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_ZERO = timedelta(0)
 
 
 def from_us(us: int) -> datetime:
@@ -19,6 +28,36 @@ def to_us(ts: datetime) -> int:
     """Microseconds since the Unix epoch (the storage representation of time)."""
     delta = ts - EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@lru_cache(maxsize=4096)
+def isoformat(ts: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z`` suffix, as Segment emits it."""
+    if ts.utcoffset() != _ZERO:
+        ts = ts.astimezone(UTC)
+    # isoformat() is several times faster than strftime() on this hot path.
+    return ts.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+
+
+def isoformat_seconds(ts: datetime) -> str:
+    """RFC 3339 in UTC to the whole second with a ``Z`` (the demo's generated source data);
+    not cached: its times seldom repeat."""
+    if ts.utcoffset() != _ZERO:
+        ts = ts.astimezone(UTC)
+    return ts.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def isoformat_us(us: int) -> str:
+    """A stored ``*_us`` value as :func:`isoformat` writes it."""
+    return isoformat(from_us(us))
+
+
+def from_iso(text: str) -> datetime:
+    """``datetime.fromisoformat`` that also reads a final ``Z`` or ``z`` as UTC (Python 3.11
+    takes only ``Z``); naive when the text has no offset. Raises ``ValueError``."""
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -41,10 +80,7 @@ def _parse(value: Any) -> datetime:
     """
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"expected an ISO-8601 string, got {type(value).__name__}")
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    ts = datetime.fromisoformat(text)
+    ts = from_iso(value.strip())
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     # Compare before converting: astimezone() overflows at the ends of the datetime range.

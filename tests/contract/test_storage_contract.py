@@ -11,6 +11,7 @@ from opencdp.runtime import Runtime
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.storage.schema import metadata
+from opencdp.timeutil import isoformat_us
 from tests.conftest import WRITE_KEY
 
 
@@ -201,6 +202,16 @@ def test_contact_api_never_creates_twice(runtime: Runtime) -> None:
     )
     assert first[1] is True and again == (first[0], False)
     assert runtime.profiles.find(DEFAULT_WORKSPACE, "users", "user_id", "shop-9") == first[0]
+
+
+def test_contact_api_events_carry_the_same_timestamp_format_as_collected_ones(
+    runtime: Runtime,
+) -> None:
+    # Given a Contact API call, Then its stored event's times read as every other event's do.
+    pid, _ = runtime.processor.upsert_contact(DEFAULT_WORKSPACE, {"user_id": "kim"}, {"a": 1})
+    [event] = runtime.profiles.events(DEFAULT_WORKSPACE, pid)
+    times = {event.payload[k] for k in ("timestamp", "receivedAt", "originalTimestamp")}
+    assert times == {isoformat_us(event.timestamp_us)}
 
 
 def test_workspaces_are_isolated(runtime: Runtime) -> None:

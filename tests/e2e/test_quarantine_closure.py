@@ -153,6 +153,35 @@ def test_replay_with_a_fixed_mapping_converts_the_original_row(
     assert stored_totals(tmp_path) == {"3": 1234.5}
 
 
+def test_replay_with_a_mapping_that_finds_another_problem_says_that_one(
+    tmp_path: Path, mapping: Path
+) -> None:
+    # Given a row refused for its German amount
+    bad = write_csv(tmp_path / "orders.csv", [["3", "cid@example.com", "2024-03-03", "1.234,50"]])
+    import_orders(tmp_path, bad, mapping)
+    [row] = rows(tmp_path)
+    # When it is replayed with a mapping that reads the amount but expects German dates
+    other = tmp_path / "mapping-de-dates.yaml"
+    other.write_text(
+        "locale: de_DE\n"
+        + MAPPING.replace(
+            "{column: Datum, type: datetime}",
+            '{column: Datum, type: datetime, format: "%d.%m.%Y"}',
+        ),
+        encoding="utf-8",
+    )
+    out = ok(
+        tmp_path, "quarantine", "replay", "--id", str(row["id"]), "--mapping", str(other), "--json"
+    )
+    assert orjson.loads(out)["still_failing_by_reason"] == {"invalid_row": 1}
+    # Then it stays open at the import stage, with the new problem as its detail
+    after = show(tmp_path, row["id"])
+    assert after["resolved_at"] is None
+    assert (after["stage"], after["reason"]) == ("import", "invalid_row")
+    assert "column 'Datum'" in after["detail"] and "Summe" not in after["detail"]
+    assert after["plan_id"] is None and after["replays"] == 1
+
+
 def test_an_operator_dismisses_a_row_with_a_reason(tmp_path: Path, mapping: Path) -> None:
     bad = write_csv(tmp_path / "orders.csv", [["3", "cid@example.com", "2024-03-03", "ten"]])
     import_orders(tmp_path, bad, mapping)

@@ -1,4 +1,5 @@
-"""The injected clock, Segment's timestamp format, and stored microsecond times."""
+"""The injected clock (opencdp.clock) and time conversions and formats (opencdp.timeutil):
+Segment's timestamp format, stored microsecond times, ISO-8601 parsing."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opencdp.clock import FrozenClock, SystemClock, isoformat
-from opencdp.timeutil import EPOCH, LATEST, from_us, parse_timestamp, to_us
+from opencdp.clock import FrozenClock, SystemClock
+from opencdp.timeutil import (
+    EPOCH,
+    LATEST,
+    from_iso,
+    from_us,
+    isoformat,
+    isoformat_seconds,
+    isoformat_us,
+    parse_timestamp,
+    to_us,
+)
 
 PARIS_WINTER = timezone(timedelta(hours=1))
 NEW_YORK_WINTER = timezone(timedelta(hours=-5))
@@ -107,6 +118,28 @@ def test_isoformat_round_trips_through_parse_timestamp_to_the_millisecond(ts: da
     parsed = parse_timestamp(text)
     utc = ts.astimezone(UTC)
     assert parsed == utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+@pytest.mark.parametrize(
+    ("ts", "expected"),
+    [
+        (datetime(1997, 3, 4, 12, 5, 6, tzinfo=UTC), "1997-03-04T12:05:06Z"),
+        (datetime(1997, 3, 4, 12, 5, 6, 999_999, tzinfo=UTC), "1997-03-04T12:05:06Z"),
+        (datetime(1997, 3, 4, 0, 30, tzinfo=PARIS_WINTER), "1997-03-03T23:30:00Z"),
+    ],
+)
+def test_isoformat_seconds_is_utc_to_the_second_with_z(ts: datetime, expected: str) -> None:
+    assert isoformat_seconds(ts) == expected
+
+
+def test_isoformat_us_formats_a_stored_time_as_isoformat_does() -> None:
+    assert isoformat_us(0) == "1970-01-01T00:00:00.000Z"
+    assert isoformat_us(1_767_225_600_123_456) == "2026-01-01T00:00:00.123Z"
+
+
+@given(st.integers(min_value=0, max_value=to_us(LATEST)))
+def test_isoformat_us_is_isoformat_of_from_us(us: int) -> None:
+    assert isoformat_us(us) == isoformat(from_us(us))
 
 
 # -- to_us / from_us -------------------------------------------------------------------------------
@@ -210,6 +243,32 @@ def test_parse_timestamp_refuses_anything_else_with_value_error(value: object) -
 def test_parse_timestamp_out_of_range_with_offset_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         parse_timestamp(text)
+
+
+# -- from_iso --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-01T12:00:00Z", NOON),
+        ("2026-03-01T12:00:00z", NOON),
+        ("2026-03-01T13:00:00+01:00", datetime(2026, 3, 1, 13, tzinfo=PARIS_WINTER)),
+        ("2026-03-01T12:00:00", datetime(2026, 3, 1, 12)),  # naive stays naive
+        ("2026-03-01", datetime(2026, 3, 1)),
+        ("1500-06-01T00:00:00Z", datetime(1500, 6, 1, tzinfo=UTC)),  # unbounded
+    ],
+)
+def test_from_iso_reads_iso_8601_and_a_final_z(text: str, expected: datetime) -> None:
+    parsed = from_iso(text)
+    assert parsed == expected
+    assert parsed.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize("text", ["", "Z", "z", "now", "2026-02-29"])
+def test_from_iso_refuses_anything_else_with_value_error(text: str) -> None:
+    with pytest.raises(ValueError):
+        from_iso(text)
 
 
 def test_parse_timestamp_caches_without_sharing_mistakes() -> None:

@@ -27,9 +27,9 @@ from opencdp.collect.normalize import (
     OVERSIZE_EVENT,
     REASONS,
     NormalizedEvent,
-    Rejection,
 )
 from opencdp.collect.normalize import normalize as _normalize
+from opencdp.collect.rejection import Rejection
 from opencdp.timeutil import to_us
 
 RECEIVED = datetime(2026, 3, 1, 12, 0, 10, tzinfo=UTC)

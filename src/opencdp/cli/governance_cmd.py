@@ -21,11 +21,10 @@ from opencdp.cli.common import (
     runtime_for,
     settings_from,
 )
-from opencdp.clock import isoformat
 from opencdp.imports.mapping import load_mapping
 from opencdp.imports.presets import resolve_mapping
 from opencdp.services import governance as gov
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 
 plan_app = typer.Typer(
     help="Tracking plans: the events and properties a source may send.", no_args_is_help=True
@@ -275,7 +274,7 @@ def quarantine_list(
     for r in rows:
         table.add_row(
             str(r.id),
-            isoformat(from_us(r.created_us)),
+            isoformat_us(r.created_us),
             r.reason,
             f"{r.event_type or '?'} {r.event_name or ''}".strip(),
             r.source_id or "-",

@@ -278,8 +278,7 @@ def runs_command(
     """List import runs: id, kind, file, status, rows, when (newest first)."""
     from rich.table import Table
 
-    from opencdp.clock import isoformat
-    from opencdp.timeutil import from_us
+    from opencdp.timeutil import isoformat_us
 
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         runs = ImportRunStore(rt.db).list(workspace, limit=limit)
@@ -291,8 +290,8 @@ def runs_command(
             r.file_name,
             r.status,
             str(r.rows_done),
-            isoformat(from_us(r.started_us)),
-            isoformat(from_us(r.reverted_us)) if r.reverted_us else "",
+            isoformat_us(r.started_us),
+            isoformat_us(r.reverted_us) if r.reverted_us else "",
         )
     console.print(table)
 

@@ -246,28 +246,27 @@ def profile_show(
     database_url: DbUrl = None,
 ) -> None:
     """A profile's identifiers, traits and latest events."""
-    from opencdp.clock import isoformat
-    from opencdp.timeutil import from_us
+    from opencdp.timeutil import isoformat_us
 
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         pid = _locate(rt, workspace, ref)
         console.print(f"[bold]{pid}[/bold]")
         ids = Table("type", "value", "first seen")
         for r in rt.profiles.identifiers(workspace, pid):
-            ids.add_row(r.id_type, r.id_value, isoformat(from_us(r.created_us)))
+            ids.add_row(r.id_type, r.id_value, isoformat_us(r.created_us))
         console.print(ids)
         traits = Table("trait", "value", "updated", "source")
         for key, tv in sorted(rt.profiles.traits(workspace, pid).items()):
             traits.add_row(
                 key,
                 orjson.dumps(tv.value).decode(),
-                isoformat(from_us(tv.event_us)),
+                isoformat_us(tv.event_us),
                 tv.source_id or "",
             )
         console.print(traits)
         table = Table("time", "type", "event", "message id")
         for e in rt.profiles.events(workspace, pid, limit=events):
-            table.add_row(isoformat(from_us(e.timestamp_us)), e.type, e.event or "", e.message_id)
+            table.add_row(isoformat_us(e.timestamp_us), e.type, e.event or "", e.message_id)
         console.print(table)
 
 

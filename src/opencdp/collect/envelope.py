@@ -284,6 +284,18 @@ def find_write_key(authorization: str | None, body: dict[str, Any]) -> str:
     )
 
 
+def without_write_keys(message: dict[str, Any]) -> dict[str, Any]:
+    """``message`` without its write keys (top level and ``context.writeKey``): a secret is
+    never stored, in the inbox or in quarantine."""
+    context = message.get("context")
+    if "writeKey" not in message and not (isinstance(context, dict) and "writeKey" in context):
+        return message
+    out = {k: v for k, v in message.items() if k != "writeKey"}
+    if isinstance(context, dict) and "writeKey" in context:
+        out["context"] = {k: v for k, v in context.items() if k != "writeKey"}
+    return out
+
+
 def split_envelope(route: str, body: dict[str, Any]) -> Envelope:
     """The messages of a request to ``/v1/{route}`` and the batch-level fields.
 

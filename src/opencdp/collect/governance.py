@@ -12,7 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from opencdp.clock import Clock
-from opencdp.collect.normalize import NormalizedEvent, Rejection
+from opencdp.collect.normalize import NormalizedEvent
+from opencdp.collect.rejection import Rejection
 from opencdp.govern import CompiledPlan, EnforcementSettings, enforce
 from opencdp.govern.forward import forwarded_blocked, violation_messages
 from opencdp.storage.admin import AdminStore, Source

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -20,22 +19,16 @@ from opencdp.clock import Clock
 from opencdp.collect.commit import BACKLOG_RETRY_AFTER, GroupCommitter
 from opencdp.collect.envelope import (
     Envelope,
-    clipped,
     decompress,
     find_write_key,
     parse_json_object,
     split_envelope,
 )
 from opencdp.collect.governance import Governance, GovernanceCache
-from opencdp.collect.normalize import (
-    BATCH_LIMIT_EXCEEDED,
-    NormalizedEvent,
-    Rejection,
-    normalize,
-    without_write_keys,
-)
+from opencdp.collect.normalize import BATCH_LIMIT_EXCEEDED, NormalizedEvent, normalize
 from opencdp.collect.partition import partition_of
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
+from opencdp.collect.rejection import COLLECT, Rejection, quarantine_row
 from opencdp.errors import AuthenticationError, RateLimited
 from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
@@ -151,10 +144,17 @@ class Collector:
                 events.append(inbox_row(source, outcome))
                 result.accepted += 1
             else:
-                stage = "govern" if outcome.plan_id else "collect"
-                if stage == "collect":
+                if not outcome.plan_id:  # refused at collection, not by a plan
                     outcome = replace(outcome, raw=with_envelope(outcome.raw, envelope))
-                rejected.append(quarantine_row(source, outcome, stage, now_us))
+                rejected.append(
+                    quarantine_row(
+                        outcome,
+                        COLLECT,
+                        now_us,
+                        workspace_id=source.workspace_id,
+                        source_id=source.id,
+                    )
+                )
                 result.quarantined += 1
                 result.reasons[outcome.reason] = result.reasons.get(outcome.reason, 0) + 1
                 if len(result.errors) < 20:
@@ -281,43 +281,3 @@ def inbox_row(source: Source, event: NormalizedEvent) -> dict[str, Any]:
         "payload": orjson.dumps(event.payload).decode(),
         "partition": partition_of(event.payload),
     }
-
-
-def quarantine_row(
-    source: Source | None, rejection: Rejection, stage: str, now_us: int
-) -> dict[str, Any]:
-    """The quarantine table row that keeps a rejected message whole, with its reason."""
-    raw = rejection.raw
-    if isinstance(raw, dict):
-        raw = without_write_keys(raw)  # a secret: never stored
-    try:
-        payload = orjson.dumps(raw).decode()
-    except (TypeError, orjson.JSONEncodeError):
-        payload = orjson.dumps(clipped(raw)).decode()
-    return {
-        "workspace_id": source.workspace_id if source else "default",
-        "source_id": source.id if source else None,
-        # Column values must be storable on every backend (no NUL in PostgreSQL text). A
-        # message without a usable id gets one here, which a replay keeps.
-        "message_id": _storable(rejection.message_id) or f"q-{uuid.uuid4()}",
-        "stage": stage,
-        "reason": rejection.reason,
-        "detail": _storable(rejection.detail),
-        "event_type": rejection.type,
-        "event_name": _storable((rejection.event or None) and rejection.event[:200]),
-        "payload": payload,
-        "created_us": now_us,
-        "plan_id": rejection.plan_id,
-        "plan_revision": rejection.plan_revision,
-        "violations": (
-            orjson.dumps(list(rejection.violations)).decode() if rejection.violations else None
-        ),
-        "resolved_us": None,
-        "resolution": None,
-        "resolution_note": None,
-        "import_run_id": None,
-    }
-
-
-def _storable(text: str | None) -> str | None:
-    return text.replace("\x00", "\ufffd") if text else text

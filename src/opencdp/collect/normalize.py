@@ -1,8 +1,9 @@
 """Normalization and validation of single messages (pure).
 
 Every raw message of a request ends up either as a :class:`NormalizedEvent`, ready for the inbox,
-or as a :class:`Rejection` with a typed reason, which the collector stores in quarantine with the
-raw payload. Nothing here touches a database or the clock: ``received_at`` is passed in.
+or as a :class:`~opencdp.collect.rejection.Rejection` with a typed reason, which the collector
+stores in quarantine with the raw payload. Nothing here touches a database or the clock:
+``received_at`` is passed in.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import (
     Envelope,
     MessageNotEncodable,
@@ -21,8 +21,10 @@ from opencdp.collect.envelope import (
     MessageTooDeep,
     clipped,
     encode_message,
+    without_write_keys,
 )
-from opencdp.timeutil import EPOCH, LATEST, parse_timestamp, to_us
+from opencdp.collect.rejection import Rejection
+from opencdp.timeutil import EPOCH, LATEST, isoformat, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID = 100
@@ -70,22 +72,6 @@ class NormalizedEvent:
     payload: dict[str, Any]
     timestamp_us: int
     received_us: int
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A message that cannot be processed as sent, with a typed reason and a readable detail."""
-
-    reason: str
-    detail: str
-    raw: Any
-    message_id: str | None = None
-    type: str | None = None
-    event: str | None = None
-    # Set when a tracking plan blocked the message.
-    plan_id: str | None = None
-    plan_revision: int | None = None
-    violations: tuple[dict[str, str], ...] = ()
 
 
 def _clean_id(value: Any) -> str | None:
@@ -283,18 +269,6 @@ def normalize(
         timestamp_us=to_us(timestamp),
         received_us=to_us(received_at),
     )
-
-
-def without_write_keys(message: dict[str, Any]) -> dict[str, Any]:
-    """``message`` without its write keys (top level and ``context.writeKey``): a secret is
-    never stored, in the inbox or in quarantine."""
-    context = message.get("context")
-    if "writeKey" not in message and not (isinstance(context, dict) and "writeKey" in context):
-        return message
-    out = {k: v for k, v in message.items() if k != "writeKey"}
-    if isinstance(context, dict) and "writeKey" in context:
-        out["context"] = {k: v for k, v in context.items() if k != "writeKey"}
-    return out
 
 
 def _first_time(msg: dict[str, Any], *names: str) -> datetime | None:

@@ -37,13 +37,13 @@ from opencdp.demo.omnichannel import (
     below,
     between,
     context,
-    iso_z,
     order_properties,
     pick,
     plan_omnichannel,
     render_omnichannel,
 )
 from opencdp.errors import ConfigurationError
+from opencdp.timeutil import isoformat_seconds
 
 __all__ = [
     "CDNOW_CUSTOMERS",
@@ -236,7 +236,7 @@ def _signup(customer: DemoCustomer) -> Message:
         "phone": customer.phone,
         "city": customer.city,
         "country": customer.country,
-        "created_at": iso_z(customer.signup_at),
+        "created_at": isoformat_seconds(customer.signup_at),
     }
     if customer.loyalty_card is not None:
         traits["loyalty_card"] = customer.loyalty_card
@@ -244,7 +244,7 @@ def _signup(customer: DemoCustomer) -> Message:
         "type": "identify",
         "messageId": f"cdnow-identify-{customer.customer_id}",
         "userId": customer.user_id,
-        "timestamp": iso_z(customer.signup_at),
+        "timestamp": isoformat_seconds(customer.signup_at),
         "traits": traits,
         "context": context("web"),
     }
@@ -261,7 +261,7 @@ def _order(customer: DemoCustomer, order: CdnowOrder, rng: random.Random) -> Mes
         "messageId": f"cdnow-order-{order.line_no}",
         "userId": customer.user_id,
         "event": "Order Completed",
-        "timestamp": iso_z(moment),
+        "timestamp": isoformat_seconds(moment),
         "properties": order_properties(f"cdnow-{order.line_no}", order.quantity, order.amount),
         "context": context("web"),
     }

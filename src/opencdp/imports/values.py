@@ -16,12 +16,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.errors import ConfigurationError
 from opencdp.identity import normalize_email, normalize_phone
 from opencdp.imports.mapping import FieldSpec
 from opencdp.imports.notation import DEFAULT_NOTATION, Notation
-from opencdp.timeutil import EPOCH, LATEST
+from opencdp.timeutil import EPOCH, LATEST, from_iso, isoformat
 
 _TRUE: Final = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE: Final = frozenset({"false", "f", "no", "n", "0"})
@@ -165,8 +164,7 @@ def _parse_text(text: str, fmt: str) -> datetime:
     # Cached: order files repeat the same days (CDNOW: 546 distinct days in 69,659 rows).
     try:
         if fmt == "iso":
-            value = text[:-1] + "+00:00" if text[-1:] in "zZ" and text else text
-            return datetime.fromisoformat(value)
+            return from_iso(text)
         if fmt == "yyyymmdd":
             if len(text) != 8 or not text.isdigit():
                 raise ValueError

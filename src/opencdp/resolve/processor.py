@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from opencdp.collect.ingest import quarantine_row
-from opencdp.collect.normalize import Rejection
+from opencdp.collect.rejection import PROCESS, Rejection, quarantine_row
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
@@ -24,7 +23,7 @@ from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
-from opencdp.timeutil import parse_timestamp, to_us
+from opencdp.timeutil import isoformat, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.clock import Clock
@@ -639,9 +638,15 @@ class Processor:
             rejection = Rejection(
                 reason, detail, raw, message_id=item.message_id, type=typ, event=name
             )
-            row = quarantine_row(None, rejection, "process", now_us)
-            row["workspace_id"], row["source_id"] = item.workspace_id, item.source_id
-            rows.append(row)
+            rows.append(
+                quarantine_row(
+                    rejection,
+                    PROCESS,
+                    now_us,
+                    workspace_id=item.workspace_id,
+                    source_id=item.source_id,
+                )
+            )
         self.quarantine.add(conn, rows)
         reasons: dict[str, int] = {}
         for row in rows:
@@ -660,9 +665,7 @@ class Processor:
         message = contact_message(identifiers, traits)
         now = self.clock.now()
         ev = Event(None, workspace_id, None, message["messageId"], to_us(now), to_us(now), message)
-        message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = (
-            now.isoformat()
-        )
+        message["timestamp"] = message["receivedAt"] = message["originalTimestamp"] = isoformat(now)
         with self.db.write() as conn:
             self._lock_identity(conn)
             state = self._load(conn, workspace_id, [ev])

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.errors import NotFound, RequestError
 from opencdp.govern import CompiledPlan, EnforcementSettings, PlanError, TrackingPlan, enforce
 from opencdp.govern.dryrun import DryRunReport
@@ -22,7 +21,7 @@ from opencdp.services.import_replay import replay_import_rows
 from opencdp.services.quarantine_replay import ReplayResult, replay
 from opencdp.storage.plans import WORKSPACE_SCOPE, SchemaConfig
 from opencdp.storage.quarantine import BUCKETS_US, QuarantineFilter
-from opencdp.timeutil import from_us, parse_timestamp, to_us
+from opencdp.timeutil import isoformat_us, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.runtime import Runtime
@@ -367,8 +366,7 @@ def quarantine_stats(runtime: Runtime, where: QuarantineFilter, bucket: str) -> 
         raise RequestError("bucket must be hour or day", code="invalid_request")
     stats = runtime.quarantine.stats(where, bucket)
     stats["over_time"] = [
-        {"start": isoformat(from_us(start)), "counts": counts}
-        for start, counts in stats["over_time"]
+        {"start": isoformat_us(start), "counts": counts} for start, counts in stats["over_time"]
     ]
     return stats
 
@@ -387,9 +385,9 @@ def quarantine_json(row: Any, *, payload: bool = True) -> dict[str, Any]:
         "plan_revision": row.plan_revision,
         "event_type": row.event_type,
         "event_name": row.event_name,
-        "created_at": isoformat(from_us(row.created_us)),
+        "created_at": isoformat_us(row.created_us),
         "replays": row.replays,
-        "resolved_at": isoformat(from_us(row.resolved_us)) if row.resolved_us else None,
+        "resolved_at": isoformat_us(row.resolved_us) if row.resolved_us else None,
         "resolution": row.resolution,
         "resolution_note": row.resolution_note,
         "import_run_id": row.import_run_id,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opencdp.clock import isoformat
 from opencdp.errors import ConfigurationError, RequestError
 from opencdp.identity import IdentityConfig
 from opencdp.runtime import Runtime
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 
 
 def set_identity_rules(runtime: Runtime, workspace_id: str, overrides: dict[str, Any]) -> Any:
@@ -35,7 +34,7 @@ def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dic
         "profile_id": profile.id,
         "requested_id": profile_id,
         "collection": profile.collection,
-        "created_at": isoformat(from_us(profile.created_us)),
+        "created_at": isoformat_us(profile.created_us),
         "identifiers": [
             {
                 "type": r.id_type,
@@ -43,8 +42,8 @@ def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dic
                 "rule": r.rule,
                 "message_id": r.message_id,
                 "source_id": r.source_id,
-                "linked_at": isoformat(from_us(r.created_us)),
-                "last_seen_at": isoformat(from_us(r.last_seen_us)),
+                "linked_at": isoformat_us(r.created_us),
+                "last_seen_at": isoformat_us(r.last_seen_us),
             }
             for r in store.identifiers(workspace_id, profile.id)
         ],
@@ -55,7 +54,7 @@ def explain_profile(runtime: Runtime, workspace_id: str, profile_id: str) -> dic
                 "rule": m.rule,
                 "message_id": m.message_id,
                 "bridging_identifiers": m.detail.get("identifiers", []),
-                "merged_at": isoformat(from_us(m.created_us)),
+                "merged_at": isoformat_us(m.created_us),
             }
             for m in store.merges_of(workspace_id, [profile.id, *absorbed])
         ],

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
+from opencdp.collect.rejection import IMPORT, Rejection, rejection_fields
 from opencdp.errors import ConfigurationError
 from opencdp.imports.convert import (
     INVALID_ROW,
@@ -38,7 +38,7 @@ from opencdp.storage.admin import Source
 from opencdp.storage.import_runs import ImportRun, ImportRunStore
 from opencdp.storage.products import ProductStore
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 from opencdp.version import __version__
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ def _convert(
             __version__,
             # The file's date stamps identify rows without a date on import; the run's start
             # is the closest date a replay still knows.
-            default_timestamp=isoformat(from_us(run.started_us)),
+            default_timestamp=isoformat_us(run.started_us),
         )
         outcomes = convert_record(Converter(mapping, ctx), record)
         error = next((o for o in outcomes if isinstance(o, RowError)), None)
@@ -186,7 +186,7 @@ def _apply(runtime: Runtime, converted: _Chunk, result: ReplayResult) -> None:
             if detail == row.detail:
                 unchanged.append(row.id)
             else:  # a replay mapping found another problem: say that one
-                fields = {"stage": "import", "reason": INVALID_ROW, "detail": detail}
+                fields = rejection_fields(Rejection(INVALID_ROW, detail, None), IMPORT)
                 quarantine.still_failing(conn, row.id, fields, now_us)
         quarantine.count_replay(conn, unchanged, now_us)
     products = [(r, p) for r, p in converted.products if r.id in claimed]

@@ -22,10 +22,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from opencdp.clock import isoformat
 from opencdp.collect.envelope import Envelope
-from opencdp.collect.ingest import quarantine_row
-from opencdp.collect.normalize import Rejection
+from opencdp.collect.rejection import IMPORT, Rejection, quarantine_row
 from opencdp.errors import ConfigurationError
 from opencdp.identity import IdentityConfig
 from opencdp.imports.convert import INVALID_ROW, Converter, ImportContext, RowError
@@ -37,7 +35,7 @@ from opencdp.runtime import Runtime
 from opencdp.storage.admin import Source
 from opencdp.storage.import_runs import COMPLETED, RUNNING, ImportRunStore
 from opencdp.storage.products import ProductStore
-from opencdp.timeutil import from_us
+from opencdp.timeutil import isoformat_us
 from opencdp.version import __version__
 
 log = logging.getLogger(__name__)
@@ -266,7 +264,7 @@ def import_file(
         path.name,
         run_id,
         __version__,
-        default_timestamp=isoformat(from_us(int(path.stat().st_mtime * 1_000_000))),
+        default_timestamp=isoformat_us(int(path.stat().st_mtime * 1_000_000)),
     )
     converter = Converter(mapping, ctx)
     # The real import reports the real merges: no simulation (it would cost time and memory).
@@ -405,9 +403,14 @@ def _quarantine(
         type=_TYPES.get(mapping.kind),
         event=mapping.event if mapping.kind == "orders" else None,
     )
-    row = quarantine_row(source, rejection, "import", now_us)
-    row["import_run_id"] = ctx.run_id
-    return row
+    return quarantine_row(
+        rejection,
+        IMPORT,
+        now_us,
+        workspace_id=source.workspace_id,
+        source_id=source.id,
+        import_run_id=ctx.run_id,
+    )
 
 
 def _position(chunk: Any, unit: str) -> int:

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from opencdp.collect.envelope import Envelope
-from opencdp.collect.ingest import inbox_row, quarantine_row
-from opencdp.collect.normalize import NormalizedEvent, Rejection
+from opencdp.collect.ingest import inbox_row
+from opencdp.collect.normalize import NormalizedEvent
+from opencdp.collect.rejection import Rejection, rejection_fields
 from opencdp.govern.enforce import strip_protocols
 from opencdp.imports.convert import INVALID_ROW
 from opencdp.storage.quarantine import QuarantineFilter, QuarantineRow
@@ -154,18 +155,8 @@ def _replay_rows(
         runtime.quarantine.resolve(conn, duplicates, "duplicate", now_us)
         runtime.quarantine.resolve(conn, forwarded_ids, "forwarded", now_us)
         for row, rejection in failing:
-            source = runtime.governance.source(row.source_id) if row.source_id else None
-            fields = quarantine_row(
-                source, rejection, "govern" if rejection.plan_id else row.stage, now_us
-            )
             runtime.quarantine.still_failing(
-                conn,
-                row.id,
-                {
-                    k: fields[k]
-                    for k in ("stage", "reason", "detail", "plan_id", "plan_revision", "violations")
-                },
-                now_us,
+                conn, row.id, rejection_fields(rejection, row.stage), now_us
             )
     result.replayed += len(fresh)
     result.duplicates += len(duplicates)

@@ -126,9 +126,9 @@ class QuarantineStore:
         )
 
     def add(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Store rows made by ``quarantine_row`` (which always gives a message id); a message
-        already quarantined has its row updated (and opened again, if it was closed), so retries
-        and re-imports do not pile up."""
+        """Store rows made by :func:`opencdp.collect.rejection.quarantine_row` (which always
+        gives a message id); a message already quarantined has its row updated (and opened
+        again, if it was closed), so retries and re-imports do not pile up."""
         # One statement may not update a row twice (PostgreSQL): the last row of a key wins.
         latest = {(row["workspace_id"], row["message_id"]): row for row in rows}
         if latest:

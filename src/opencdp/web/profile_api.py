@@ -12,13 +12,12 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from opencdp.clock import isoformat
 from opencdp.errors import NotFound, OpenCDPError, RequestError
 from opencdp.identity.identifiers import normalize_email, normalize_phone
 from opencdp.profiles.traits import TraitValue
 from opencdp.runtime import Runtime
 from opencdp.storage.profiles import IdentifierRow, ProfileRow
-from opencdp.timeutil import from_us, parse_timestamp, to_us
+from opencdp.timeutil import isoformat_us, parse_timestamp, to_us
 from opencdp.web.auth import authenticate
 from opencdp.web.responses import JSON, profile_error
 
@@ -91,7 +90,7 @@ def external_id_json(row: IdentifierRow) -> dict[str, Any]:
         "collection": row.collection,
         "id": row.id_value,
         "type": row.id_type,
-        "created_at": isoformat(from_us(row.created_us)),
+        "created_at": isoformat_us(row.created_us),
         "encoding": "none",
         "first_message_id": row.message_id,
     }
@@ -196,7 +195,7 @@ def profile_router(runtime: Runtime) -> APIRouter:
                     "value": values[k].value,
                     "source_id": values[k].source_id,
                     "message_id": values[k].message_id,
-                    "updated_at": isoformat(from_us(values[k].event_us)),
+                    "updated_at": isoformat_us(values[k].event_us),
                 }
                 for k in page
             }
@@ -311,8 +310,8 @@ def profile_router(runtime: Runtime) -> APIRouter:
     def metadata(request: Request, profile: ProfileRow) -> dict[str, Any]:
         return {
             "metadata": {
-                "created_at": isoformat(from_us(profile.created_us)),
-                "updated_at": isoformat(from_us(profile.updated_us)),
+                "created_at": isoformat_us(profile.created_us),
+                "updated_at": isoformat_us(profile.updated_us),
                 "expires_at": None,
                 "first_message_id": profile.first_message_id,
                 "first_source_id": profile.first_source_id,

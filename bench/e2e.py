@@ -19,16 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.procfs import cpu_seconds
+from tests.support.server import LiveServer
 
-from bench.common import (
-    TOKEN,
-    WRITE_KEY,
-    PostgresCluster,
-    Server,
-    basic,
-    cpu_seconds,
-    percentile,
-)
+from bench.common import TOKEN, WRITE_KEY, PostgresCluster, basic, bench_server, percentile
 from bench.loadgen import ack_to_visible, closed_loop
 
 
@@ -36,7 +30,7 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-def load_inbox(server: Server, events: int, users: int, batch_size: int = 100) -> float:
+def load_inbox(server: LiveServer, events: int, users: int, batch_size: int = 100) -> float:
     """Put ``events`` realistic events into the inbox over HTTP; returns the seconds it took."""
     processes, threads = 2, 4
     per_thread = -(-events // (batch_size * processes * threads))
@@ -87,7 +81,7 @@ def as_deployed(
     ``events`` realistic events of ``users`` people as fast as it acknowledges them; events/s =
     ``events`` / the time from the first request until every event is on its profile (the
     inbox is empty)."""
-    server = Server(tmp / f"deployed-{workers}-{events}", url, workers=workers).start()
+    server = bench_server(tmp / f"deployed-{workers}-{events}", url, workers=workers).start()
     progress: list[tuple[float, float]] = []  # (seconds since start, events processed)
     stop = threading.Event()
 
@@ -156,12 +150,12 @@ def _rate_per_step(progress: list[tuple[float, float]], step: int) -> list[float
 def worker_throughput(
     tmp: Path, url: str | None, events: int, timeout: float, console: Any
 ) -> dict[str, Any]:
-    server = Server(tmp / "e2e", url).start()
+    server = bench_server(tmp / "e2e", url).start()
     try:
         load_seconds = load_inbox(server, events, users=max(100, events // 10))
         pending = server.readyz()["inbox_pending"]
         console.print(f"  loaded {pending:,} events in {load_seconds:.1f} s; starting a worker")
-        worker = Server(tmp / "e2e", url, worker=True)
+        worker = bench_server(tmp / "e2e", url, worker=True)
         launched = time.monotonic()
         worker.start()
         first = None
@@ -209,8 +203,8 @@ def latency(
     visible_timeout: float = 60.0,
 ) -> dict[str, Any]:
     data = tmp / f"lat-{int(rate)}-{'sep' if separate_worker else 'in'}"
-    server = Server(data, url, workers=0 if separate_worker else 1).start()
-    worker = Server(data, url, worker=True).start() if separate_worker else None
+    server = bench_server(data, url, workers=0 if separate_worker else 1).start()
+    worker = bench_server(data, url, worker=True).start() if separate_worker else None
     try:
         batch_size = 50
         start = time.monotonic() + 2.0
@@ -278,13 +272,9 @@ def latency(
     }
 
 
-def _drain(server: Server, timeout: float) -> float | None:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if server.readyz()["inbox_pending"] == 0:
-            return round(time.monotonic() - start, 2)
-        time.sleep(0.2)
-    return None
+def _drain(server: LiveServer, timeout: float) -> float | None:
+    took = server.wait_drained(timeout)
+    return None if took is None else round(took, 2)
 
 
 def run(

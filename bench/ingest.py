@@ -23,21 +23,16 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
-    TOKEN,
-    WRITE_KEY,
-    PostgresCluster,
-    Server,
-    basic,
-    cpu_seconds,
-    percentile,
-)
+from tests.support.procfs import cpu_seconds
+from tests.support.server import LiveServer
+
+from bench.common import TOKEN, WRITE_KEY, PostgresCluster, basic, bench_server, percentile
 from bench.events import EventFactory, batch_body, mean_event_bytes
 from bench.loadgen import closed_loop
 
 
 def http_ingest(
-    server: Server | list[Server],
+    server: LiveServer | list[LiveServer],
     *,
     processes: int,
     threads: int,
@@ -241,7 +236,7 @@ def run(
                 "db_pids": cluster.backend_pids if cluster else None,
             }
             # As deployed: `serve` with its default worker process beside the HTTP process.
-            server = Server(Path(tmp) / "http", url, workers=1).start()
+            server = bench_server(Path(tmp) / "http", url, workers=1).start()
             try:
                 r = http_ingest(server, **load)
                 r["server_memory_kib"] = server.memory()
@@ -250,14 +245,16 @@ def run(
                 server.stop()
             # Diagnosis: the collector alone (`serve --no-worker`).
             url_off = cluster.new_database() if cluster else None
-            alone = Server(Path(tmp) / "alone", url_off, workers=0).start()
+            alone = bench_server(Path(tmp) / "alone", url_off, workers=0).start()
             try:
                 r["worker_off"] = http_ingest(alone, **load)
             finally:
                 alone.stop()
             # `serve --processes 2` as deployed: two HTTP processes sharing the port, a worker.
             url2 = cluster.new_database() if cluster else None
-            pair = Server(Path(tmp) / "http2", url2, workers=1, args=("--processes", "2")).start()
+            pair = bench_server(
+                Path(tmp) / "http2", url2, workers=1, args=("--processes", "2")
+            ).start()
             try:
                 r["two_api_processes"] = http_ingest(pair, **load)
             finally:

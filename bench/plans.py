@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.support.server import LiveServer
 
-from bench.common import TOKEN, WRITE_KEY, PostgresCluster, Server, basic
+from bench.common import TOKEN, WRITE_KEY, PostgresCluster, basic, bench_server
 from bench.events import PAGES, TRACK_EVENTS, EventFactory
 from bench.ingest import http_ingest, prepare_and_commit
 
@@ -121,7 +122,7 @@ def fifty_rule_plan() -> dict[str, Any]:
 SETTINGS = {"track": {"allowUnplannedEvents": False, "allowEventOnViolations": False}}
 
 
-def _apply_over_http(server: Server) -> None:
+def _apply_over_http(server: LiveServer) -> None:
     headers = {"Authorization": basic(TOKEN)}
     r = httpx.put(
         f"{server.url}/api/tracking-plans/bench",
@@ -201,7 +202,7 @@ def run(
         with tempfile.TemporaryDirectory(prefix="opencdp-bench-") as tmp:
             for label in ("without_plan", "with_plan"):
                 url = cluster.new_database() if cluster else None
-                server = Server(Path(tmp) / label, url).start()
+                server = bench_server(Path(tmp) / label, url).start()
                 try:
                     if label == "with_plan":
                         _apply_over_http(server)

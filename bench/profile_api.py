@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from tests.support.server import LiveServer
 
-from bench.common import TOKEN, WRITE_KEY, Server, basic, percentile
+from bench.common import TOKEN, WRITE_KEY, basic, bench_server, percentile
 from bench.loadgen import ack_to_visible, open_loop_profiles
 
 USER_PREFIX = "pu"
@@ -116,7 +117,7 @@ def build_store(data_dir: Path, profiles: int, console: Any) -> dict[str, Any]:
     }
 
 
-def writer_spec(server: Server, rate: float, duration: float, start: float) -> dict[str, Any]:
+def writer_spec(server: LiveServer, rate: float, duration: float, start: float) -> dict[str, Any]:
     """Identify events with fresh userIds at ``rate`` events/s while the reads run, so that the
     worker writes profiles throughout (``ack_to_visible`` with no sampled read-backs)."""
     return {
@@ -140,7 +141,7 @@ def writer_spec(server: Server, rate: float, duration: float, start: float) -> d
 
 
 def fixed_rate(
-    server: Server, profiles: int, rate: float, duration: float, write_rate: float = 0.0
+    server: LiveServer, profiles: int, rate: float, duration: float, write_rate: float = 0.0
 ) -> dict[str, Any]:
     """Offer ``rate`` requests/s of random users' traits for ``duration`` s (and, with
     ``write_rate``, that many new events/s for the worker to write meanwhile); latency stats."""
@@ -222,7 +223,7 @@ def run(
         build = build_store(data, profiles, console)
         console.print(f"  built in {build['build_seconds']} s ({build['db_bytes'] / 1e9:.2f} GB)")
         # As deployed: `serve` with its worker, which writes the new events meanwhile.
-        server = Server(data, None, workers=1).start()
+        server = bench_server(data, None, workers=1).start()
         runs = []
         try:
             for offered in (rate,) if quick else (rate, low_rate):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PostgresCluster, Server, wait_drained
+from bench.common import PostgresCluster, bench_server
 from bench.ingest import http_ingest
 
 
@@ -32,15 +32,15 @@ def run(
         with tempfile.TemporaryDirectory(prefix="opencdp-bench-") as tmp:
             url = pg.new_database() if pg and backend == "postgres" else None
             data = Path(tmp) / "rss"
-            server = Server(data, url).start()
-            worker = Server(data, url, worker=True).start()
+            server = bench_server(data, url).start()
+            worker = bench_server(data, url, worker=True).start()
             try:
                 time.sleep(3.0)  # let the worker finish starting
                 idle = {"server": server.memory(), "worker": worker.memory()}
                 load = http_ingest(
                     server, processes=2, threads=8, batch_size=100, warmup=1.0, duration=duration
                 )
-                drained = wait_drained(server, timeout=30.0 if quick else 60.0, poll=0.5)
+                drained = server.wait_drained(timeout=30.0 if quick else 60.0, poll=0.5)
                 peak = {"server": server.memory(), "worker": worker.memory()}
             finally:
                 worker.stop()

@@ -33,7 +33,7 @@ def children(pid: int) -> dict[str, int]:
         state, ppid = stat.rsplit(")", 1)[1].split()[:2]
         if int(ppid) != pid or state == "Z" or b"opencdp.serve.child" not in cmdline:
             continue
-        role = cmdline[cmdline.index(b"opencdp.serve.child") + 1].decode()
+        role = next(a for a in cmdline if a in (b"http", b"worker")).decode()
         found[f"{role}-{len([k for k in found if k.startswith(role)]) + 1}"] = int(entry.name)
     return found
 

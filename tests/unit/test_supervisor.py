@@ -126,3 +126,28 @@ def test_several_workers_split_the_partitions_between_them() -> None:
     assert partition_of(anon) == partition_of({**anon, "userId": "u-1", "messageId": "m2"})
     assert partition_of({"userId": "u-1"}) == partition_of({"userId": "u-1", "messageId": "x"})
     assert 0 <= partition_of({}) < PARTITIONS
+
+
+def test_a_child_whose_supervisor_died_before_it_started_watching_stops() -> None:
+    """The child is told its supervisor's pid: if its parent is already someone else (the
+    supervisor was killed while the child still imported), it stops at the first check."""
+    import subprocess
+
+    script = (
+        "import time\n"
+        "from opencdp.serve.supervisor import exit_with_parent\n"
+        "exit_with_parent(parent=1, interval=0.05)\n"  # pid 1 is not this child's parent
+        "time.sleep(20)\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], timeout=15, check=False)
+    assert proc.returncode == -signal.SIGTERM
+    assert time.monotonic() - started < 15
+
+
+def test_children_are_told_the_supervisors_pid() -> None:
+    from opencdp.serve import child_specs
+    from opencdp.settings import Settings
+
+    for spec in child_specs(Settings(), None, processes=1, workers=1):
+        assert spec.argv[spec.argv.index("--parent") + 1] == str(os.getpid())

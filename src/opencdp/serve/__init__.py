@@ -81,7 +81,9 @@ def child_specs(
 ) -> list[ChildSpec]:
     """HTTP children (stopped first) and worker children (stopped after them)."""
     env = child_environment(settings, metrics_dir)
-    entry = [sys.executable, "-m", "opencdp.serve.child"]
+    # --parent: a child the supervisor is killed before (while it still imports) would
+    # otherwise take its new parent for the supervisor and run on as an orphan.
+    entry = [sys.executable, "-m", "opencdp.serve.child", "--parent", str(os.getpid())]
     specs = []
     if sock is not None:
         fd = sock.fileno()

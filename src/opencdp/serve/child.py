@@ -67,6 +67,7 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opencdp.serve.child")
+    parser.add_argument("--parent", type=int, default=None, help="the supervisor's pid")
     sub = parser.add_subparsers(dest="role", required=True)
     http = sub.add_parser("http")
     http.add_argument("--fd", type=int, required=True)
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--slots", type=int, default=None)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    exit_with_parent()
+    exit_with_parent(args.parent)
     settings = Settings()
     logging.basicConfig(
         level=settings.log_level.upper(),

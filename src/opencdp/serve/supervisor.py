@@ -183,10 +183,13 @@ def _signal(proc: subprocess.Popen[bytes], sig: int) -> None:
         proc.send_signal(sig)
 
 
-def exit_with_parent(interval: float = 0.5) -> None:
-    """In a supervised child: SIGTERM this process when the supervisor is gone (killed with
-    SIGKILL, so it could not stop its children), instead of running on as an orphan."""
-    parent = os.getppid()
+def exit_with_parent(parent: int | None = None, interval: float = 0.5) -> None:
+    """In a supervised child: SIGTERM this process when the supervisor (pid ``parent``, by
+    default the parent now) is gone — killed with SIGKILL, so it could not stop its children —
+    instead of running on as an orphan. Given the supervisor's pid, a child whose supervisor
+    died before this call stops at the first check."""
+    if parent is None:
+        parent = os.getppid()
 
     def watch() -> None:
         while True:

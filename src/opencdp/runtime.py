@@ -10,8 +10,8 @@ import logging
 import threading
 
 from opencdp.clock import Clock, SystemClock
-from opencdp.collect.governance import GovernanceCache
-from opencdp.collect.ingest import Collector
+from opencdp.collect.collector import Collector
+from opencdp.collect.plan_cache import PlanCache
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
@@ -68,7 +68,7 @@ class Runtime:
         self.profile_reads = ProfileReads(self.db)
         self.tokens = TokenCache(self.admin, self.clock)
         self.plans = PlanStore(self.db)
-        self.governance = GovernanceCache(
+        self.governance = PlanCache(
             self.plans, self.admin, self.clock, settings.governance_refresh_seconds
         )
         self.collector = Collector(

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from opencdp.collect.ingest import inbox_row
+from opencdp.collect.collector import inbox_row
 from opencdp.collect.normalize import NormalizedEvent
 from opencdp.errors import RateLimited, StorageUnavailable
 from opencdp.runtime import Runtime

@@ -2,7 +2,7 @@
 
 A message that cannot be used as sent becomes a :class:`Rejection` with a typed reason and a
 readable detail, wherever it is refused: at collection (:mod:`opencdp.collect.normalize`), by a
-tracking plan (:mod:`opencdp.collect.governance`), in processing
+tracking plan (:mod:`opencdp.collect.plan_cache`), in processing
 (:mod:`opencdp.resolve.processor`), or as an import record the converter could not read
 (:mod:`opencdp.services.import_runs`). :func:`quarantine_row` turns it into the row the
 quarantine keeps it in, whole; :func:`rejection_fields` is what a replay that fails again

@@ -27,7 +27,7 @@ from opencdp.timeutil import isoformat, parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.clock import Clock
-    from opencdp.collect.ingest import Collector
+    from opencdp.collect.collector import Collector
     from opencdp.identity import IdentityConfig
     from opencdp.metrics import Metrics
     from opencdp.storage.db import Database

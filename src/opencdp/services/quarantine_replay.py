@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opencdp.collect.collector import inbox_row
 from opencdp.collect.envelope import Envelope
-from opencdp.collect.ingest import inbox_row
 from opencdp.collect.normalize import NormalizedEvent
 from opencdp.collect.rejection import Rejection, rejection_fields
 from opencdp.govern.enforce import strip_protocols

@@ -1,4 +1,6 @@
-"""Tracking-plan enforcement at collection time (an adapter around the pure ``govern`` core).
+"""The plan cache: each source's tracking plan and enforcement settings, found, compiled and
+cached, and the judgement of events against them at collection time (an adapter around the
+pure ``govern`` core).
 
 Each source's plan and settings are looked up once and cached for a few seconds (so a plan
 applied in another process takes effect quickly, without a query per request); each plan
@@ -37,7 +39,7 @@ class Judgement:
     forwards: list[tuple[Source, dict[str, Any]]]
 
 
-class GovernanceCache:
+class PlanCache:
     """Finds, compiles and caches the governance of each source."""
 
     def __init__(self, plans: PlanStore, admin: AdminStore, clock: Clock, ttl: float) -> None:

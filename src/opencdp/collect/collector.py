@@ -24,9 +24,9 @@ from opencdp.collect.envelope import (
     parse_json_object,
     split_envelope,
 )
-from opencdp.collect.governance import Governance, GovernanceCache
 from opencdp.collect.normalize import BATCH_LIMIT_EXCEEDED, NormalizedEvent, normalize
 from opencdp.collect.partition import partition_of
+from opencdp.collect.plan_cache import Governance, PlanCache
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.collect.rejection import COLLECT, Rejection, quarantine_row
 from opencdp.errors import AuthenticationError, RateLimited
@@ -70,7 +70,7 @@ class Collector:
         clock: Clock,
         admin: AdminStore,
         inbox: InboxStore,
-        governance: GovernanceCache | None = None,
+        governance: PlanCache | None = None,
     ) -> None:
         self.db = db
         self.governance = governance

@@ -30,8 +30,19 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
 
-def load_inbox(server: LiveServer, events: int, users: int, batch_size: int = 100) -> float:
-    """Put ``events`` realistic events into the inbox over HTTP; returns the seconds it took."""
+def load_inbox(
+    server: LiveServer,
+    events: int,
+    users: int,
+    batch_size: int = 100,
+    *,
+    omnichannel: bool = False,
+) -> float:
+    """Put ``events`` realistic events into the inbox over HTTP; returns the seconds it took.
+
+    By default 5,000 event templates per sending process are sent again with fresh message
+    ids; ``omnichannel`` sends every event once (``users`` people split between the two
+    processes, each with sessions, devices, phones, e-mails and cards: see ``EventFactory``)."""
     processes, threads = 2, 4
     per_thread = -(-events // (batch_size * processes * threads))
     start = time.monotonic() + 2.0
@@ -44,8 +55,9 @@ def load_inbox(server: LiveServer, events: int, users: int, batch_size: int = 10
             "threads": threads,
             "batch_size": batch_size,
             "seed": 2000 + p,
-            "users": users,
-            "templates": 5000,
+            "users": users // processes if omnichannel else users,
+            "templates": -(-events // processes) if omnichannel else 5000,
+            "omnichannel": omnichannel,
             "prefix": f"e2e{p}",
             "start_at": start,
             "measure_from": start,
@@ -75,6 +87,7 @@ def as_deployed(
     *,
     workers: int = 1,
     timeout: float = 900.0,
+    omnichannel: bool = False,
     console: Any,
 ) -> dict[str, Any]:
     """``opencdp serve`` as deployed (HTTP process + ``workers`` worker processes): send
@@ -96,7 +109,7 @@ def as_deployed(
         started = time.monotonic() + 2.0  # load_inbox's senders start 2 s from now
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        load_seconds = load_inbox(server, events, users=users)
+        load_seconds = load_inbox(server, events, users=users, omnichannel=omnichannel)
         end = None
         while time.monotonic() < started + timeout:
             if server.readyz()["inbox_pending"] == 0:
@@ -328,6 +341,7 @@ def run(
                             scale_users,
                             workers=workers,
                             timeout=1800.0,
+                            omnichannel=True,
                             console=console,
                         )
                     )

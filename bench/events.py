@@ -118,17 +118,47 @@ def mobile_context(rng: random.Random, device_id: str) -> dict[str, Any]:
 
 class EventFactory:
     """Builds events for a population of ``users`` visitors (an anonymousId each; a userId once
-    they have identified)."""
+    they have identified).
 
-    def __init__(self, seed: int, users: int, prefix: str = "") -> None:
+    ``omnichannel``: each person also browses in up to three anonymous sessions (one
+    anonymousId each), uses an app on a phone with its own device id, gives a phone number
+    (60 %) and a second e-mail (a third of people), and shows a loyalty card at the till
+    (``context.externalIds``) on in-store purchases.
+    """
+
+    def __init__(self, seed: int, users: int, prefix: str = "", omnichannel: bool = False) -> None:
         self.rng = random.Random(seed)
         self.users = users
         self.prefix = prefix
+        self.omnichannel = omnichannel
         self.base = datetime(2024, 5, 1, tzinfo=UTC)
 
-    def anonymous_id(self, user: int) -> str:
-        digest = hashlib.md5(f"{self.prefix}anon{user}".encode()).digest()
+    def anonymous_id(self, user: int, session: int = 0) -> str:
+        key = f"{self.prefix}anon{user}" + (f"s{session}" if session else "")
+        digest = hashlib.md5(key.encode()).digest()
         return str(uuid.UUID(bytes=digest, version=4))
+
+    def _omnichannel(self, msg: dict[str, Any], user: int, mobile: bool) -> None:
+        rng = self.rng
+        if mobile:
+            msg["context"]["device"]["id"] = f"{self.prefix}dev-{user:08d}"
+        else:
+            msg["anonymousId"] = self.anonymous_id(user, rng.randrange(3))
+        traits = msg.get("traits")
+        if isinstance(traits, dict):
+            if user % 10 < 6:
+                traits["phone"] = f"+49151{user % 100_000_000:08d}"
+            if user % 3 == 0 and rng.random() < 0.5:
+                traits["email"] = f"{self.prefix}{user}@work.example.org"
+        if msg.get("event") == "Order Completed" and rng.random() < 0.5:
+            msg["context"]["externalIds"] = [
+                {
+                    "id": f"{self.prefix}card-{user:08d}",
+                    "type": "loyalty_card",
+                    "collection": "users",
+                    "encoding": "none",
+                }
+            ]
 
     def user_id(self, user: int) -> str:
         return f"{self.prefix}u{user:08d}"
@@ -191,6 +221,8 @@ class EventFactory:
                 "quantity": rng.randrange(1, 4),
                 "currency": "EUR",
             }
+        if self.omnichannel:
+            self._omnichannel(msg, user, mobile)
         return msg
 
     def templates(self, n: int) -> list[dict[str, Any]]:

@@ -63,7 +63,12 @@ def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     ``[measure_from, measure_to)``; the time before ``measure_from`` is warm-up.
     """
     cpu0 = time.process_time()
-    factory = EventFactory(seed=spec["seed"], users=spec.get("users", 100_000))
+    factory = EventFactory(
+        seed=spec["seed"],
+        users=spec.get("users", 100_000),
+        prefix=spec.get("prefix", "") if spec.get("omnichannel") else "",
+        omnichannel=spec.get("omnichannel", False),
+    )
     templates = factory.templates(spec.get("templates", 1000))
     headers = {**BATCH_HEADERS, "Authorization": spec["auth"]}
     lock = threading.Lock()

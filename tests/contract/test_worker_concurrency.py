@@ -72,3 +72,40 @@ def test_without_a_writer_in_between_the_batch_is_resolved_once(runtime: Runtime
     assert runtime.processor.run_once() == 5
     assert redone(runtime) == before
     assert runtime.profiles.count_profiles(DEFAULT_WORKSPACE) == 5
+
+
+def test_a_batch_of_many_new_people_takes_the_identity_lock_alone(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's lock table is finite: a batch with more new identifiers than a worker may
+    lock one by one takes the identity lock alone instead, and is stored all the same."""
+    from opencdp.resolve import processor as processor_module
+
+    monkeypatch.setattr(processor_module, "MAX_IDENTIFIER_LOCKS", 3)
+    taken: list[int] = []
+    lock_keys = runtime.processor.store.lock_keys
+    monkeypatch.setattr(
+        runtime.processor.store,
+        "lock_keys",
+        lambda conn, keys: (taken.append(len(keys)), lock_keys(conn, keys)),
+    )
+    enqueue(
+        runtime,
+        [
+            {
+                "type": "identify",
+                "userId": f"u{i}",
+                "messageId": f"m{i}",
+                "traits": {"email": f"{i}@x.co"},
+            }
+            for i in range(10)
+        ],
+    )
+    assert runtime.processor.run_once() == 10
+    assert runtime.profiles.count_profiles(DEFAULT_WORKSPACE) == 10
+    assert all(n <= 3 for n in taken)  # never more identifier locks than allowed
+    # A batch of one new person still locks its identifiers one by one (PostgreSQL)
+    enqueue(runtime, [{"type": "identify", "userId": "v1", "messageId": "n1"}])
+    assert runtime.processor.run_once() == 1
+    if not runtime.db.dialect.is_sqlite:
+        assert taken[-1] == 1

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 #: The advisory lock identity writers take on PostgreSQL (workers shared, others alone).
 IDENTITY_LOCK_KEY = 7447002
+#: The most advisory locks a worker's batch takes on new identifiers. Each takes a slot of
+#: PostgreSQL's shared lock table (``max_locks_per_transaction`` x ``max_connections``, 6,400
+#: by default); a batch with more new identifiers takes the identity lock alone instead.
+MAX_IDENTIFIER_LOCKS = 1024
 #: How often a worker resolves a batch again because other workers changed its profiles
 #: between its reads and its locks, before it gives up and retries the batch later.
 MAX_RESOLVE_ATTEMPTS = 5
@@ -206,9 +210,19 @@ class Processor:
             if not rows:
                 return 0
             batch = self._prepare(conn, rows, cache)
-            self._lock_identity(conn, advance=False, shared=True)
+            # Many new identifiers (a burst of new people): the identity lock alone, as imports
+            # take it, instead of more advisory locks than the lock table may hold.
+            alone = len(batch.lock_keys()) > MAX_IDENTIFIER_LOCKS
+            self._lock_identity(conn, advance=False, shared=not alone)
             for _attempt in range(MAX_RESOLVE_ATTEMPTS):
-                self.store.lock_keys(conn, batch.lock_keys())
+                if not alone:
+                    keys = batch.lock_keys()
+                    if len(keys) > MAX_IDENTIFIER_LOCKS:
+                        raise StorageUnavailable(
+                            "the batch grew past the identifier locks a shared worker may "
+                            "hold; retrying it alone"
+                        )
+                    self.store.lock_keys(conn, keys)
                 if self._still_current(conn, batch):  # locks the profile rows it checks
                     break
                 self._redone()

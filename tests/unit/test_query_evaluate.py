@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from opencdp.compute.evaluate import Evaluator, EventRecord, ProfileData, event_name
-from opencdp.compute.parser import parse
+from opencdp.query.evaluate import Evaluator, EventRecord, ProfileData, event_name
+from opencdp.query.parser import parse
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 

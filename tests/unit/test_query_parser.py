@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from opencdp.compute import ast
-from opencdp.compute.parser import MAX_PRIMARY_EXPRESSIONS, DefinitionError, parse
+from opencdp.query import ast
+from opencdp.query.parser import MAX_PRIMARY_EXPRESSIONS, DefinitionError, parse
 
 ORDERS = ast.Stream("Order Completed")
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from opencdp.errors import ConfigurationError, StorageUnavailable
+from opencdp.storage.definition_sql import SQLITE_AGGREGATES, SQLITE_FUNCTIONS
 from opencdp.storage.dialect import Dialect
 
 #: ``Connection`` is re-exported for the type annotations of callers that hold a transaction
@@ -145,6 +146,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
+        # The reference rules of computed traits that SQLite has no SQL for (definition_sql).
+        for name, (arity, function) in SQLITE_FUNCTIONS.items():
+            dbapi_connection.create_function(name, arity, function, deterministic=True)
+        for name, (arity, aggregate) in SQLITE_AGGREGATES.items():
+            dbapi_connection.create_aggregate(name, arity, aggregate)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -9,7 +9,7 @@ leaves open are made here, once (see ``docs/compute.md``):
 * **Empty streams.** ``count`` and ``sum`` give 0, ``unique`` gives ``[]``, the other reducers
   give null (the trait is unset).
 * **Numbers.** ``sum``, ``avg`` and numeric ``min``/``max`` skip values that do not read as
-  numbers; numeric strings count, booleans do not. A number compared with a numeric string
+  numbers (:data:`NUMERIC_TEXT`); numeric strings count, booleans do not; sums are exact. A number compared with a numeric string
   compares as numbers; ``'true'`` equals ``true``; a timestamp compared with a string reads the
   string as ISO 8601 (false if it is not one).
 * **Case.** ``equals``, ``contains``, ``starts_with``, ``ends_with`` and ``one_of`` are
@@ -26,14 +26,15 @@ leaves open are made here, once (see ``docs/compute.md``):
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
-from opencdp.compute import ast
+from opencdp.query import ast
 
 #: How the event names of page and screen calls read in event() (Segment's convention).
 PAGE_EVENT = "Page Viewed"
@@ -191,16 +192,16 @@ class Evaluator:
         assert node.argument is not None
         values = [self._value(node.argument, profile, e, parent) for e in events]
         if reducer in ("sum", "avg"):
-            numbers = [n for n in map(_number, values) if n is not None]
+            numbers = [n for n in map(number_of, values) if n is not None]
             if reducer == "sum":
                 return _plain(sum(numbers, Decimal(0)))
             return _plain(sum(numbers, Decimal(0)) / len(numbers)) if numbers else None
         if reducer in ("min", "max"):
             pick = min if reducer == "min" else max
             if node.compare_as == "string":
-                texts = [_text(v) for v in values if v is not None]
+                texts = [text_of(v) for v in values if v is not None]
                 return pick(texts) if texts else None
-            pairs = [(n, v) for v in values if (n := _number(v)) is not None]
+            pairs = [(n, v) for v in values if (n := number_of(v)) is not None]
             return pick(pairs, key=lambda p: p[0])[1] if pairs else None
         if reducer == "first" or reducer == "last":
             present = [v for v in values if v is not None]
@@ -208,13 +209,13 @@ class Evaluator:
                 return None
             return present[0] if reducer == "first" else present[-1]
         if reducer == "mode":
-            counts = Counter(_text(v) for v in values if v is not None)
+            counts = Counter(text_of(v) for v in values if v is not None)
             eligible = [(c, t) for t, c in counts.items() if c >= (node.min_count or 1)]
             if not eligible:
                 return None
             best = max(c for c, _ in eligible)
             return min(t for c, t in eligible if c == best)
-        distinct = sorted({_text(v) for v in _flatten(values)})
+        distinct = sorted({text_of(v) for v in _flatten(values)})
         if reducer == "unique":
             return distinct
         return len(distinct)  # unique_count
@@ -272,8 +273,8 @@ class Evaluator:
                 return False
             return stamp < bound if name == "before_date" else stamp > bound
         if name in ("contains", "starts_with", "ends_with"):
-            texts = [_text(v) for v in _flatten([value])]
-            needles = [_text(a) for a in args if a is not None]
+            texts = [text_of(v) for v in _flatten([value])]
+            needles = [text_of(a) for a in args if a is not None]
             test: Callable[[str, str], bool] = {
                 "contains": lambda t, n: n in t,
                 "starts_with": lambda t, n: t.startswith(n),
@@ -312,7 +313,12 @@ def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
     return current
 
 
-def _number(value: Any) -> Decimal | None:
+#: A number written as text: what a numeric string must look like to count as a number.
+NUMERIC_TEXT: Final = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
+_NUMERIC_TEXT: Final = re.compile(NUMERIC_TEXT)
+
+
+def number_of(value: Any) -> Decimal | None:
     """A number, or a string that reads as one; None otherwise (booleans are no numbers)."""
     if isinstance(value, bool) or value is None:
         return None
@@ -323,11 +329,12 @@ def _number(value: Any) -> Decimal | None:
     if isinstance(value, Decimal):
         return value if value.is_finite() else None
     if isinstance(value, str):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation:
+        if not _NUMERIC_TEXT.match(value):
             return None
-        return number if number.is_finite() else None
+        try:
+            return Decimal(value.strip())
+        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+            return None
     return None
 
 
@@ -338,7 +345,8 @@ def _plain(value: Decimal) -> int | float:
     return float(value)
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """A value as text, the way mode(), unique() and the string tests read it."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -391,7 +399,7 @@ def _equal(a: Any, b: Any) -> bool:
         s, t = _timestamp(a), _timestamp(b)
         return s is not None and s == t
     if isinstance(a, int | float | Decimal) or isinstance(b, int | float | Decimal):
-        n, m = _number(a), _number(b)
+        n, m = number_of(a), number_of(b)
         return n is not None and n == m
     if isinstance(a, str) and isinstance(b, str):
         return a == b
@@ -406,12 +414,9 @@ def _order(a: Any, b: Any) -> int | None:
         if x is None or y is None:
             return None
         return (x > y) - (x < y)
-    n, m = _number(a), _number(b)
+    n, m = number_of(a), number_of(b)
     if n is not None and m is not None:
         return (n > m) - (n < m)
     if isinstance(a, str) and isinstance(b, str):
-        s, t = _timestamp(a), _timestamp(b)
-        if s is not None and t is not None:
-            return (s > t) - (s < t)
-        return (a > b) - (a < b)
+        return (a > b) - (a < b)  # by code point
     return None

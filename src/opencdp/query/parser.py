@@ -1,4 +1,4 @@
-"""Segment's query language → the typed AST of :mod:`opencdp.compute.ast` (pure).
+"""Segment's query language → the typed AST of :mod:`opencdp.query.ast` (pure).
 
 Two steps. Lark parses the text with a small LALR grammar that knows the shape of the language
 (junctions, comparisons, chains of calls, arguments) but not its vocabulary; then
@@ -22,7 +22,7 @@ from typing import Any, Final, Literal, cast, get_args
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from opencdp.compute import ast
+from opencdp.query import ast
 
 #: At most this many primary expressions (extractor-rooted chains) per definition (Segment's limit).
 MAX_PRIMARY_EXPRESSIONS: Final = 50

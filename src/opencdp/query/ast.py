@@ -1,4 +1,4 @@
-"""The typed AST of a query-language definition (pure data; see :mod:`opencdp.compute.parser`).
+"""The typed AST of a query-language definition (pure data; see :mod:`opencdp.query.parser`).
 
 A definition is a boolean expression (an audience) or a value expression (a computed trait).
 Values are trait references, literals, or aggregates of an event stream: ``event('Name')``

@@ -1,0 +1,518 @@
+"""Definitions compiled to SQL: the batch evaluation of a query-language AST over every live
+profile of a workspace in one statement (SQLAlchemy Core, SQLite and PostgreSQL).
+
+The meaning is :mod:`opencdp.query.evaluate`'s; this module says it in SQL, set-based, and a
+property test holds the two equal. Every value is read from JSON (an event's ``payload``, a
+trait's ``value``) as a :class:`_Json` that knows its JSON type, its raw value, its text and its
+number, so comparisons follow the reference rules: numeric strings compare as numbers, booleans
+are no numbers, ``'true'`` equals ``true``, a missing value fails every positive test, strings
+order by code point. Sums and averages are exact (PostgreSQL ``numeric``; on SQLite an
+aggregate over Python decimals), as the reference's are.
+
+Each aggregate is a correlated subquery over the profile's events (the ``(workspace_id,
+profile_id, timestamp_us)`` index serves it); each trait, a correlated look-up of its row.
+
+Not compiled yet (:class:`NotCompiled`): ``ANY``/``ALL`` over accounts, ``expires_after``
+sessions, streams nested in ``where()`` (funnels, ``parent:``) and the timestamp comparators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Boolean,
+    Numeric,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    not_,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.sql import ColumnElement, Select
+
+from opencdp.query import ast
+from opencdp.query.evaluate import NUMERIC_TEXT, PAGE_EVENT, SCREEN_EVENT, number_of, text_of
+from opencdp.storage.schema import events, profiles, traits
+from opencdp.timeutil import to_us
+
+_NUMBERS: frozenset[str] = frozenset({"count", "sum", "avg", "unique_count"})
+
+
+class NotCompiled(Exception):
+    """A construct the SQL compiler does not handle (yet); the message names it."""
+
+
+# -- SQLite's share of the reference rules ------------------------------------------------------
+
+
+class _DecimalSum:
+    """``opencdp_sum(value)``: the exact sum of the values that read as numbers, as text."""
+
+    def __init__(self) -> None:
+        self.total = Decimal(0)
+        self.count = 0
+
+    def step(self, value: Any) -> None:
+        n = number_of(value)
+        if n is not None:
+            self.total += n
+            self.count += 1
+
+    def finalize(self) -> str:
+        return str(self.total)
+
+
+class _DecimalAvg(_DecimalSum):
+    """``opencdp_avg(value)``: the exact mean of the values that read as numbers (NULL: none)."""
+
+    def finalize(self) -> str | None:  # type: ignore[override]
+        return str(self.total / self.count) if self.count else None
+
+
+def _sqlite_number(value: Any) -> float | None:
+    n = number_of(value)
+    return None if n is None else float(n)
+
+
+def _sqlite_text(value: Any) -> str | None:
+    return None if value is None else text_of(value)
+
+
+#: SQL functions a SQLite connection gets: name → (arity, function).
+SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
+    "opencdp_number": (1, _sqlite_number),
+    "opencdp_text": (1, _sqlite_text),
+}
+#: SQL aggregates a SQLite connection gets: name → (arity, class).
+SQLITE_AGGREGATES: dict[str, tuple[int, type]] = {
+    "opencdp_sum": (1, _DecimalSum),
+    "opencdp_avg": (1, _DecimalAvg),
+}
+
+
+# -- JSON values --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Json:
+    """A JSON value in SQL: ``kind`` is ``number``, ``string``, ``bool``, ``null`` (missing
+    too) or ``other``; ``raw`` is the SQL value (text on PostgreSQL; booleans as
+    ``'true'``/``'false'`` on SQLite); ``encoded`` its JSON text."""
+
+    kind: ColumnElement[Any]
+    raw: ColumnElement[Any]
+    encoded: ColumnElement[Any]
+    is_pg: bool
+
+    def text(self) -> ColumnElement[Any]:
+        """The reference text (``true``/``false`` for booleans, ``12`` for 12.0)."""
+        if self.is_pg:
+            return case(
+                (self.kind == "number", cast(cast(self.raw, Numeric), Text)),
+                else_=self.raw,
+            )
+        return func.opencdp_text(self.raw)
+
+    def number(self) -> ColumnElement[Any]:
+        """The value as a number when it is one or a numeric string, else NULL."""
+        if self.is_pg:
+            return case(
+                (self.kind == "number", cast(self.raw, Numeric)),
+                (
+                    and_(
+                        self.kind == "string", self.raw.op("~", return_type=Boolean)(NUMERIC_TEXT)
+                    ),
+                    cast(func.trim(self.raw), Numeric),
+                ),
+                else_=null(),
+            )
+        return case(
+            (self.kind.in_(("number", "string")), func.opencdp_number(self.raw)),
+            else_=null(),
+        )
+
+    def boolean(self) -> ColumnElement[Any]:
+        """``'true'`` / ``'false'`` for booleans and strings that say so, else NULL."""
+        word = func.lower(func.trim(self.raw))
+        return case(
+            (self.kind == "bool", self.raw),
+            (and_(self.kind == "string", word.in_(("true", "false"))), word),
+            else_=null(),
+        )
+
+    def string(self) -> ColumnElement[Any]:
+        """The raw string of a string value (NULL otherwise), ordered by code point."""
+        raw = case((self.kind == "string", self.raw), else_=null())
+        return raw.collate("C") if self.is_pg else raw
+
+    def exists(self) -> ColumnElement[bool]:
+        return self.kind != "null"
+
+
+class DefinitionCompiler:
+    """Compiles definitions for one dialect (``sqlite`` or ``postgresql``)."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.is_pg = dialect_name == "postgresql"
+
+    def profile_values(
+        self, root: ast.Expr, *, workspace_id: str, now: datetime, collection: str = "users"
+    ) -> Select[Any]:
+        """``SELECT profile_id, value`` for every live profile of ``collection``; turn each
+        value into the reference's with :func:`convert`."""
+        p = profiles.alias("p")
+        ctx = _Context(self.is_pg, workspace_id, to_us(now), p.c.id)
+        value: ColumnElement[Any]
+        if isinstance(
+            root, ast.Comparison | ast.And | ast.Or | ast.Not | ast.AnyUser | ast.AllUsers
+        ):
+            value = case((ctx.condition(root, None), 1), else_=0)
+        elif isinstance(root, ast.Aggregate):
+            value = ctx.aggregate(root)
+        elif isinstance(root, ast.Literal):
+            value = literal(orjson.dumps(root.value, default=str).decode())
+        else:
+            value = ctx.json(root, None).encoded
+        return select(p.c.id.label("profile_id"), value.label("value")).where(
+            p.c.workspace_id == workspace_id,
+            p.c.collection == collection,
+            p.c.merged_into.is_(None),
+        )
+
+
+def convert(root: ast.Expr, raw: Any) -> Any:
+    """A value as the statement returned it → the value the reference evaluator gives."""
+    if isinstance(root, ast.Comparison | ast.And | ast.Or | ast.Not | ast.AnyUser | ast.AllUsers):
+        return bool(raw)
+    if not isinstance(root, ast.Aggregate):
+        return None if raw is None else orjson.loads(raw)
+    reducer = root.reducer
+    if reducer in ("count", "unique_count"):
+        return int(raw or 0)
+    if reducer in ("sum", "avg"):
+        if raw is None:
+            return None
+        n = Decimal(str(raw))
+        return int(n) if n == n.to_integral_value() else float(n)
+    if reducer == "unique":
+        items = orjson.loads(raw) if isinstance(raw, str | bytes) else (raw or [])
+        return sorted(items)
+    if reducer == "mode" or (reducer in ("min", "max") and root.compare_as == "string"):
+        return raw
+    return None if raw is None else orjson.loads(raw)  # min, max, first, last: the JSON value
+
+
+class _Context:
+    """Compiling one definition: the workspace, now, and the profile id column."""
+
+    def __init__(self, is_pg: bool, workspace_id: str, now_us: int, profile_id: Any) -> None:
+        self.is_pg = is_pg
+        self.ws = workspace_id
+        self.now_us = now_us
+        self.profile_id = profile_id
+        self.aliases = 0
+
+    # -- conditions -------------------------------------------------------------------------------
+    def condition(self, node: ast.Expr, event: Any) -> ColumnElement[bool]:
+        if isinstance(node, ast.And):
+            return and_(*(self.condition(i, event) for i in node.items))
+        if isinstance(node, ast.Or):
+            return or_(*(self.condition(i, event) for i in node.items))
+        if isinstance(node, ast.Not):
+            return not_(self.condition(node.item, event))
+        if isinstance(node, ast.Comparison):
+            return self.comparison(node, event)
+        raise NotCompiled("ANY / ALL over an account's users")
+
+    def comparison(self, node: ast.Comparison, event: Any) -> ColumnElement[bool]:
+        name = node.comparator
+        if name in ("omits", "none_of"):
+            positive: ast.ComparatorName = "contains" if name == "omits" else "one_of"
+            return not_(
+                self.comparison(ast.Comparison(node.value, positive, node.arguments), event)
+            )
+        if name in (
+            "within_last",
+            "within_next",
+            "before_last",
+            "after_next",
+            "before_date",
+            "after_date",
+        ):
+            raise NotCompiled(f"{name}() (timestamps)")
+        left = self.operand(node.value, event)
+        if name == "exists":
+            return left.exists()
+        if name == "absent":
+            return not_(left.exists())
+        args = [self.operand(a, event) for a in node.arguments]
+        if name == "one_of":
+            return or_(*(_equal(left, a) for a in args))
+        if name in ("contains", "starts_with", "ends_with"):
+            return or_(*(self.text_test(name, left, a) for a in args))
+        right = args[0]
+        if name == "equals":
+            return _equal(left, right)
+        if name == "differs":
+            return and_(left.exists(), right.exists(), not_(_equal(left, right)))
+        return _order(name, left, right)
+
+    def text_test(self, name: str, left: _Json, right: _Json) -> ColumnElement[bool]:
+        text, needle = left.text(), right.text()
+        if name == "contains":
+            found = func.strpos(text, needle) > 0 if self.is_pg else func.instr(text, needle) > 0
+        elif name == "starts_with":
+            found = func.substr(text, 1, func.length(needle)) == needle
+        else:
+            start = func.length(text) - func.length(needle) + 1
+            found = and_(start >= 1, func.substr(text, start) == needle)
+        return and_(left.exists(), right.exists(), found)
+
+    # -- operands ---------------------------------------------------------------------------------
+    def operand(self, node: ast.Value | ast.Duration, event: Any) -> _Json:
+        if isinstance(node, ast.Duration):
+            raise NotCompiled("a duration as a value")
+        if isinstance(node, ast.Literal):
+            return self.constant(node.value)
+        if isinstance(node, ast.Aggregate):
+            if node.reducer not in _NUMBERS:
+                raise NotCompiled(f"comparing {node.reducer}()")
+            value = self.aggregate(node)
+            kind = case((value.is_(None), "null"), else_="number")
+            return _Json(kind, cast(value, Text), cast(value, Text), self.is_pg)
+        return self.json(node, event)
+
+    def constant(self, value: Any) -> _Json:
+        if isinstance(value, datetime):
+            raise NotCompiled("a timestamp constant")
+        if value is None:
+            kind, raw = "null", None
+        elif isinstance(value, bool):
+            kind, raw = "bool", "true" if value else "false"
+        elif isinstance(value, int | float):
+            kind, raw = "number", text_of(value)
+        else:
+            kind, raw = "string", str(value)
+        encoded = orjson.dumps(value).decode()
+        return _Json(literal(kind, String), literal(raw, Text), literal(encoded, Text), self.is_pg)
+
+    def json(self, node: ast.Value, event: Any) -> _Json:
+        if isinstance(node, ast.Trait):
+            t = traits.alias(f"t{self._next()}")
+            document = (
+                select(t.c.value)
+                .where(
+                    t.c.workspace_id == self.ws,
+                    t.c.profile_id == self.profile_id,
+                    t.c.key == node.path[0],
+                )
+                .scalar_subquery()
+            )
+            return self._extract(document, node.path[1:])
+        if isinstance(node, ast.Property | ast.Context):
+            if isinstance(node, ast.Property) and node.parent:
+                raise NotCompiled("property(parent: …) (funnels)")
+            if event is None:  # pragma: no cover - the parser refuses it
+                raise NotCompiled("property() outside a stream")
+            root = ("properties",) if isinstance(node, ast.Property) else ("context",)
+            return self._extract(event.c.payload, root + node.path)
+        raise NotCompiled(f"{type(node).__name__} as a value")  # pragma: no cover
+
+    def _extract(self, document: Any, path: tuple[str, ...]) -> _Json:
+        """The JSON value at ``path`` of the JSON text ``document``."""
+        if self.is_pg:
+            doc = cast(document, JSONB)
+            keys = literal(list(path), ARRAY(Text))
+            node = doc.op("#>", return_type=JSONB)(keys)
+            kind = func.jsonb_typeof(node)
+            return _Json(
+                case(
+                    (kind.is_(None), "null"),
+                    (kind == "boolean", "bool"),
+                    (kind.in_(("number", "string", "null")), kind),
+                    else_="other",
+                ),
+                doc.op("#>>", return_type=Text)(keys),
+                cast(node, Text),
+                True,
+            )
+        json_path = "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
+        kind = func.json_type(document, json_path)
+        return _Json(
+            case(
+                (kind.is_(None), "null"),
+                (kind.in_(("integer", "real")), "number"),
+                (kind == "text", "string"),
+                (kind.in_(("true", "false")), "bool"),
+                (kind == "null", "null"),
+                else_="other",
+            ),
+            case(
+                (kind == "true", "true"),
+                (kind == "false", "false"),
+                else_=func.json_extract(document, json_path),
+            ),
+            document.op("->")(json_path),
+            False,
+        )
+
+    def _next(self) -> int:
+        self.aliases += 1
+        return self.aliases
+
+    # -- streams ----------------------------------------------------------------------------------
+    def aggregate(self, node: ast.Aggregate) -> ColumnElement[Any]:
+        e = events.alias(f"e{self._next()}")
+        name = node.stream.event
+        named = and_(e.c.type == "track", e.c.event == name)
+        if name == PAGE_EVENT:
+            named = or_(named, e.c.type == "page")
+        elif name == SCREEN_EVENT:
+            named = or_(named, e.c.type == "screen")
+        where = [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
+        where += [self.filter(f, e) for f in node.stream.filters]
+        reducer = node.reducer
+        if reducer == "count":
+            return select(func.count()).select_from(e).where(*where).scalar_subquery()
+        assert node.argument is not None
+        value = self.json(node.argument, e)
+        if reducer in ("sum", "avg"):
+            if self.is_pg:
+                agg = func.sum(value.number()) if reducer == "sum" else func.avg(value.number())
+            else:
+                agg = (
+                    func.opencdp_sum(value.raw) if reducer == "sum" else func.opencdp_avg(value.raw)
+                )
+            sub = select(agg).select_from(e).where(*where).scalar_subquery()
+            return func.coalesce(cast(sub, Text), "0") if reducer == "sum" else cast(sub, Text)
+        order = (e.c.timestamp_us, e.c.received_us, e.c.message_id)
+        if reducer in ("min", "max"):
+            if node.compare_as == "string":
+                text = value.text().collate("C") if self.is_pg else value.text()
+                agg = func.min(text) if reducer == "min" else func.max(text)
+                return select(agg).select_from(e).where(*where, value.exists()).scalar_subquery()
+            number = value.number()
+            return (
+                select(value.encoded)
+                .select_from(e)
+                .where(*where, number.is_not(None))
+                .order_by(number.asc() if reducer == "min" else number.desc(), *order)
+                .limit(1)
+                .scalar_subquery()
+            )
+        if reducer in ("first", "last"):
+            ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
+            return (
+                select(value.encoded)
+                .select_from(e)
+                .where(*where, value.exists())
+                .order_by(*ordering)
+                .limit(1)
+                .scalar_subquery()
+            )
+        text = value.text()
+        sortable = text.collate("C") if self.is_pg else text
+        if reducer == "mode":
+            counted = func.count()
+            return (
+                select(text)
+                .select_from(e)
+                .where(*where, value.exists())
+                .group_by(text)
+                .having(counted >= (node.min_count or 1))
+                .order_by(counted.desc(), sortable.asc())
+                .limit(1)
+                .scalar_subquery()
+            )
+        if reducer == "unique_count":
+            return (
+                select(func.count(text.distinct()))
+                .select_from(e)
+                .where(*where, value.exists())
+                .scalar_subquery()
+            )
+        agg = (
+            func.json_agg(text.distinct()) if self.is_pg else func.json_group_array(text.distinct())
+        )
+        return cast(
+            select(agg).select_from(e).where(*where, value.exists()).scalar_subquery(), Text
+        )
+
+    def filter(self, f: ast.Filter, e: Any) -> ColumnElement[bool]:
+        if isinstance(f, ast.Where):
+            if _nests_a_stream(f.condition):
+                raise NotCompiled("a stream nested in where() (funnels)")
+            return self.condition(f.condition, e)
+        if isinstance(f, ast.Sources):
+            return or_(e.c.source_id.is_(None), e.c.source_id.not_in(list(f.exclude)))
+        if isinstance(f, ast.Within) and not f.parent:
+            span = f.duration.seconds * 1_000_000
+            return and_(e.c.timestamp_us >= self.now_us - span, e.c.timestamp_us <= self.now_us)
+        if isinstance(f, ast.Between) and not f.parent:
+            low = self.now_us - f.oldest.seconds * 1_000_000
+            high = self.now_us - f.newest.seconds * 1_000_000
+            return and_(e.c.timestamp_us >= low, e.c.timestamp_us <= high)
+        if isinstance(f, ast.ExpiresAfter):
+            raise NotCompiled("expires_after() sessions")
+        raise NotCompiled("a window relative to the parent event (funnels)")
+
+
+def _equal(a: _Json, b: _Json) -> ColumnElement[bool]:
+    """The reference equality: booleans first, then numbers, then strings."""
+
+    def either(kind: str) -> ColumnElement[bool]:
+        return or_(a.kind == kind, b.kind == kind)
+
+    return case(
+        (or_(not_(a.exists()), not_(b.exists())), false()),
+        (either("bool"), func.coalesce(a.boolean() == b.boolean(), false())),
+        (either("number"), func.coalesce(a.number() == b.number(), false())),
+        (and_(a.kind == "string", b.kind == "string"), a.raw == b.raw),
+        else_=false(),
+    )
+
+
+_COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "greater_than": lambda x, y: x > y,
+    "at_least": lambda x, y: x >= y,
+    "less_than": lambda x, y: x < y,
+    "at_most": lambda x, y: x <= y,
+}
+
+
+def _order(name: str, a: _Json, b: _Json) -> ColumnElement[bool]:
+    """The reference ordering: as numbers when both read as numbers, else as strings."""
+    test = _COMPARE[name]
+    return case(
+        (and_(a.number().is_not(None), b.number().is_not(None)), test(a.number(), b.number())),
+        (and_(a.kind == "string", b.kind == "string"), test(a.string(), b.string())),
+        else_=false(),
+    )
+
+
+def _nests_a_stream(node: ast.Expr) -> bool:
+    if isinstance(node, ast.Aggregate):
+        return True
+    if isinstance(node, ast.And | ast.Or):
+        return any(_nests_a_stream(i) for i in node.items)
+    if isinstance(node, ast.Not | ast.AnyUser | ast.AllUsers):
+        return _nests_a_stream(node.item)
+    if isinstance(node, ast.Comparison):
+        return _nests_a_stream(node.value) or any(
+            _nests_a_stream(a) for a in node.arguments if not isinstance(a, ast.Duration)
+        )
+    return False

@@ -46,7 +46,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from opencdp.query import ast
 from opencdp.query.evaluate import NUMERIC_TEXT, PAGE_EVENT, SCREEN_EVENT, number_of, text_of
-from opencdp.storage.schema import events, profiles, traits
+from opencdp.storage.schema import computed_values, events, profiles, traits
 from opencdp.timeutil import to_us
 
 _NUMBERS: frozenset[str] = frozenset({"count", "sum", "avg", "unique_count"})
@@ -170,12 +170,19 @@ class DefinitionCompiler:
         self.is_pg = dialect_name == "postgresql"
 
     def profile_values(
-        self, root: ast.Expr, *, workspace_id: str, now: datetime, collection: str = "users"
+        self,
+        root: ast.Expr,
+        *,
+        workspace_id: str,
+        now: datetime,
+        collection: str = "users",
+        computed: frozenset[str] = frozenset(),
     ) -> Select[Any]:
         """``SELECT profile_id, value`` for every live profile of ``collection``; turn each
-        value into the reference's with :func:`convert`."""
+        value into the reference's with :func:`convert`. ``trait()`` of a key in
+        ``computed`` reads what that definition computed (an audience: true for members)."""
         p = profiles.alias("p")
-        ctx = _Context(self.is_pg, workspace_id, to_us(now), p.c.id)
+        ctx = _Context(self.is_pg, workspace_id, to_us(now), p.c.id, computed)
         value: ColumnElement[Any]
         if isinstance(
             root, ast.Comparison | ast.And | ast.Or | ast.Not | ast.AnyUser | ast.AllUsers
@@ -219,11 +226,19 @@ def convert(root: ast.Expr, raw: Any) -> Any:
 class _Context:
     """Compiling one definition: the workspace, now, and the profile id column."""
 
-    def __init__(self, is_pg: bool, workspace_id: str, now_us: int, profile_id: Any) -> None:
+    def __init__(
+        self,
+        is_pg: bool,
+        workspace_id: str,
+        now_us: int,
+        profile_id: Any,
+        computed: frozenset[str],
+    ) -> None:
         self.is_pg = is_pg
         self.ws = workspace_id
         self.now_us = now_us
         self.profile_id = profile_id
+        self.computed = computed
         self.aliases = 0
 
     # -- conditions -------------------------------------------------------------------------------
@@ -312,7 +327,8 @@ class _Context:
 
     def json(self, node: ast.Value, event: Any) -> _Json:
         if isinstance(node, ast.Trait):
-            t = traits.alias(f"t{self._next()}")
+            table = computed_values if node.path[0] in self.computed else traits
+            t = table.alias(f"t{self._next()}")
             document = (
                 select(t.c.value)
                 .where(

@@ -153,6 +153,16 @@ _DECLARATIONS = (
         "a file's rows by row number; erasure has to redact or drop reports, not select rows",
     ),
     no_personal_data("identity_epoch", "one counter of identity changes"),
+    no_personal_data(
+        "definitions",
+        "computed-trait and audience definitions; their values are in computed_values",
+    ),
+    found_by_profile(
+        "computed_values",
+        ("value",),
+        ("profile_id",),
+        "what computed traits and audiences computed for the profile",
+    ),
 )
 
 #: Every declaration, by table name.

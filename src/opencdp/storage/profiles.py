@@ -13,7 +13,15 @@ from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from opencdp.errors import NotFound
 from opencdp.profiles.traits import TraitValue
 from opencdp.storage.db import Database
-from opencdp.storage.schema import events, identifiers, links, merges, profiles, traits
+from opencdp.storage.schema import (
+    computed_values,
+    events,
+    identifiers,
+    links,
+    merges,
+    profiles,
+    traits,
+)
 
 _CHUNK = 2000
 
@@ -264,6 +272,13 @@ class ProfileStore:
             conn.execute(
                 delete(traits).where(
                     traits.c.workspace_id == workspace_id, traits.c.profile_id == absorbed
+                )
+            )
+            # The survivor's computed values are recomputed over both timelines.
+            conn.execute(
+                delete(computed_values).where(
+                    computed_values.c.workspace_id == workspace_id,
+                    computed_values.c.profile_id == absorbed,
                 )
             )
             self._repoint_links(conn, workspace_id, absorbed, into)

@@ -309,3 +309,34 @@ identity_epoch = Table(
         comment="advanced by every transaction that changes profiles, identifiers or traits",
     ),
 )
+
+definitions = Table(
+    "definitions",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column(
+        "key", String(300), primary_key=True, comment="the trait key (audiences: a boolean trait)"
+    ),
+    Column("kind", String(16), nullable=False, comment="trait | audience"),
+    Column("name", String(300), nullable=False),
+    Column("type", String(16), nullable=False, comment="USERS | ACCOUNTS"),
+    Column("query", Text, nullable=False, comment="Segment's query language"),
+    Column("enabled", Boolean, nullable=False),
+    Column("status", String(16), nullable=False, comment="computing | ready | failed | disabled"),
+    Column("error", Text, nullable=True),
+    Column("size", BigInteger, nullable=True, comment="audiences: members at the last computation"),
+    Column("computed_us", BigInteger, nullable=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+computed_values = Table(
+    "computed_values",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("profile_id", String(64), primary_key=True),
+    Column("key", String(300), primary_key=True, comment="a definition's key"),
+    Column("value", Text, nullable=False, comment="JSON; audiences: true for members"),
+    Column("computed_us", BigInteger, nullable=False),
+    Index("ix_computed_values_key", "workspace_id", "key", "profile_id"),
+)

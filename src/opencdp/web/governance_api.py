@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -14,26 +13,13 @@ from opencdp.runtime import Runtime
 from opencdp.services import governance as gov
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import authenticate
-from opencdp.web.inputs import refuse_nul
+from opencdp.web.inputs import json_body
 from opencdp.web.responses import JSON, from_exception
 
 Handler = Callable[[Request, AccessToken], Awaitable[Any]]
 REPLAY_KEYS = frozenset(
     {"source", "source_id", "reason", "event", "type", "since", "until", "ids", "limit", "dry_run"}
 )
-
-
-async def _json_body(request: Request, default: Any = None) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        if default is not None:
-            return default
-        raise RequestError("send a JSON body", code="invalid_json")
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
-    return refuse_nul(value)
 
 
 def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -136,7 +122,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
         stores a new revision; an identical body changes nothing."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            plan = _plan_in(await _json_body(request), plan_id)
+            plan = _plan_in(await json_body(request), plan_id)
             stored, created = gov.save_plan(runtime, token.workspace_id, plan)
             return {**stored.to_dict(), "created_revision": created}
 
@@ -156,7 +142,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
         Without ``plan`` the stored plan is tried; nothing is changed either way."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _json_body(request, default={})
+            body = await json_body(request, default={})
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object", code="invalid_request")
             days = body.get("days", 7)
@@ -194,7 +180,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
 
         async def handler(request: Request, token: AccessToken) -> Any:
             scope = gov.scope_for(runtime, token.workspace_id, source)
-            return _put_settings(token.workspace_id, scope, await _json_body(request))
+            return _put_settings(token.workspace_id, scope, await json_body(request))
 
         return await run(request, handler, admin=True)
 
@@ -212,7 +198,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
 
         async def handler(request: Request, token: AccessToken) -> Any:
             authenticate(runtime, request, workspace_id)
-            return _put_settings(workspace_id, "*", await _json_body(request))
+            return _put_settings(workspace_id, "*", await json_body(request))
 
         return await run(request, handler, admin=True)
 
@@ -298,7 +284,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
         new reason."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _json_body(request, default={})
+            body = await json_body(request, default={})
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object of filters", code="invalid_request")
             unknown = set(body) - REPLAY_KEYS
@@ -329,7 +315,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
         ``not_found`` in the workspace and those ``closed`` already."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _json_body(request)
+            body = await json_body(request)
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object: ids and reason", code="invalid_request")
             unknown = set(body) - {"ids", "reason"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import orjson
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opencdp.errors import RequestError
@@ -64,3 +66,17 @@ class RefuseNul:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def json_body(request: Request, default: Any = None) -> Any:
+    """The request's JSON body (``default`` when it is empty), with NUL characters refused."""
+    raw = await request.body()
+    if not raw.strip():
+        if default is not None:
+            return default
+        raise RequestError("send a JSON body", code="invalid_json")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestError(f"body is not valid JSON: {exc}", code="invalid_json") from None
+    return refuse_nul(value)

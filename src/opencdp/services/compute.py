@@ -1,0 +1,415 @@
+"""Computed traits and audiences, the use cases the API and the CLI share: define (validated:
+syntax, types, unknown traits, dependency cycles), compute in batch over every profile (in
+dependency order), preview, list an audience's members.
+
+A computation evaluates the definition over every live profile in one SQL statement (the
+reference evaluator, profile by profile, for what SQL does not express yet), stores the values
+that changed, and records each audience entry and exit on the profile's timeline as an
+``Audience Entered`` / ``Audience Exited`` event, in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from opencdp.errors import RequestError
+from opencdp.query import ast
+from opencdp.query.evaluate import Evaluator, EventRecord, ProfileData, event_name
+from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse
+from opencdp.runtime import Runtime
+from opencdp.storage.definition_sql import NotCompiled
+from opencdp.storage.definitions import DISABLED, FAILED, READY, DefinitionRow, DefinitionStore
+from opencdp.timeutil import from_us, isoformat_us
+
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ENTERED, EXITED = "Audience Entered", "Audience Exited"
+_KIND_WORD = {"trait": "computed trait", "audience": "audience"}
+
+
+@dataclass(frozen=True)
+class Computation:
+    """What one computation changed."""
+
+    size: int  # profiles with a value (audiences: members)
+    changed: int  # profiles whose value changed
+    entered: int = 0
+    exited: int = 0
+
+
+def store(runtime: Runtime) -> DefinitionStore:
+    return DefinitionStore(runtime.db)
+
+
+# -- definitions ----------------------------------------------------------------------------------
+
+
+def put_definition(
+    runtime: Runtime, workspace_id: str, kind: DefinitionKind, key: str, body: Any
+) -> dict[str, Any]:
+    """Create or replace the definition ``key`` from an API/CLI document
+    ``{"name", "definition": {"type", "query"}, "enabled"}``, then compute it (and what
+    depends on it); returns the stored definition with its status."""
+    if not KEY.match(key):
+        raise RequestError(
+            f"{key!r} is not a valid key: letters, digits and underscores, starting with a "
+            "letter (e.g. lifetime_value)",
+            code="invalid_key",
+        )
+    if not isinstance(body, dict):
+        raise RequestError("send a JSON object", code="invalid_definition")
+    spec = body.get("definition")
+    if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
+        raise RequestError(
+            'the body needs "definition": {"type": "USERS", "query": "…"}',
+            code="invalid_definition",
+        )
+    definition_type = spec.get("type", "USERS")
+    if definition_type not in ("USERS", "ACCOUNTS"):
+        raise RequestError(
+            f'definition.type is "USERS" or "ACCOUNTS", not {definition_type!r}',
+            code="invalid_definition",
+        )
+    name = body.get("name", key)
+    enabled = body.get("enabled", True)
+    if not isinstance(name, str) or not name.strip() or len(name) > 300:
+        raise RequestError(
+            "name is a non-empty string of at most 300 characters", code="invalid_definition"
+        )
+    if not isinstance(enabled, bool):
+        raise RequestError("enabled is true or false", code="invalid_definition")
+    definition = validate(runtime, workspace_id, kind, key, spec["query"], definition_type)
+    definitions = store(runtime)
+    now = runtime.now_us()
+    try:
+        existing = definitions.get(workspace_id, key)
+    except RequestError:
+        existing = None
+    if existing is not None and existing.kind != kind:
+        raise RequestError(
+            f"{key!r} is already the key of a {_KIND_WORD[existing.kind]}: keys are shared by "
+            "computed traits and audiences (both show as traits on the profile)",
+            code="key_taken",
+        )
+    definitions.put(
+        {
+            "workspace_id": workspace_id,
+            "key": key,
+            "kind": kind,
+            "name": name,
+            "type": definition.type,
+            "query": definition.query,
+            "enabled": enabled,
+            "status": "computing" if enabled else DISABLED,
+            "error": None,
+            "created_us": now,
+            "updated_us": now,
+        }
+    )
+    if enabled:
+        for row in _in_dependency_order(runtime, workspace_id, {key}):
+            compute(runtime, workspace_id, row.key)
+    return describe(definitions.get(workspace_id, key))
+
+
+def validate(
+    runtime: Runtime,
+    workspace_id: str,
+    kind: DefinitionKind,
+    key: str,
+    query: str,
+    definition_type: str = "USERS",
+) -> Definition:
+    """Parse and check a definition against the workspace: its traits must exist (as traits
+    of some profile, or as definitions), and it must not depend on itself."""
+    try:
+        definition = parse(query, kind, definition_type)  # type: ignore[arg-type]
+    except DefinitionError as exc:
+        raise RequestError(str(exc), code="invalid_definition") from None
+    definitions = {row.key: row for row in store(runtime).of_workspace(workspace_id)}
+    for trait in sorted(definition.traits):
+        if trait == key:
+            raise RequestError(
+                f"the definition reads its own value trait({trait!r}): a dependency cycle",
+                code="invalid_definition",
+            )
+        if trait not in definitions and not store(runtime).trait_key_seen(workspace_id, trait):
+            raise RequestError(
+                f"trait({trait!r}) is unknown: no profile of workspace {workspace_id!r} has it "
+                "and no computed trait or audience is called so",
+                code="invalid_definition",
+            )
+    cycle = _cycle(key, definition.traits, definitions)
+    if cycle:
+        raise RequestError("a dependency cycle: " + " → ".join(cycle), code="invalid_definition")
+    return definition
+
+
+def _depends_on(row: DefinitionRow) -> frozenset[str]:
+    try:
+        return parse(row.query, row.kind, row.type).traits  # type: ignore[arg-type]
+    except DefinitionError:
+        return frozenset()
+
+
+def _cycle(key: str, reads: frozenset[str], definitions: dict[str, DefinitionRow]) -> list[str]:
+    """A path key → … → key through the definitions' trait references, or []."""
+    graph = {k: _depends_on(row) & definitions.keys() for k, row in definitions.items()}
+    graph[key] = reads & (definitions.keys() | {key})
+    path: list[str] = []
+
+    def visit(node: str, seen: set[str]) -> bool:
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == key or (nxt not in seen and visit(nxt, seen | {nxt})):
+                if nxt == key:
+                    path.append(key)
+                return True
+        path.pop()
+        return False
+
+    return path if visit(key, {key}) else []
+
+
+def _in_dependency_order(
+    runtime: Runtime, workspace_id: str, changed: set[str]
+) -> list[DefinitionRow]:
+    """The changed definitions and everything that reads them, each after what it reads."""
+    rows = {row.key: row for row in store(runtime).of_workspace(workspace_id)}
+    reads = {k: _depends_on(row) & rows.keys() for k, row in rows.items()}
+    affected = set(changed)
+    grew = True
+    while grew:
+        grew = False
+        for k, deps in reads.items():
+            if k not in affected and deps & affected:
+                affected.add(k)
+                grew = True
+    ordered: list[DefinitionRow] = []
+    done: set[str] = set()
+
+    def place(k: str) -> None:
+        if k in done:
+            return
+        done.add(k)
+        for dep in sorted(reads.get(k, ())):
+            if dep in affected:
+                place(dep)
+        ordered.append(rows[k])
+
+    for k in sorted(affected):
+        if k in rows:
+            place(k)
+    return [row for row in ordered if row.enabled]
+
+
+def describe(row: DefinitionRow) -> dict[str, Any]:
+    """The API shape of a definition."""
+    out: dict[str, Any] = {
+        "key": row.key,
+        "name": row.name,
+        "definition": {"type": row.type, "query": row.query},
+        "enabled": row.enabled,
+        "status": row.status,
+        "computed_at": isoformat_us(row.computed_us) if row.computed_us is not None else None,
+        "created_at": isoformat_us(row.created_us),
+        "updated_at": isoformat_us(row.updated_us),
+    }
+    if row.error is not None:
+        out["error"] = row.error
+    if row.kind == "audience":
+        out["size"] = row.size
+    return out
+
+
+# -- computing ------------------------------------------------------------------------------------
+
+
+def compute(runtime: Runtime, workspace_id: str, key: str) -> Computation:
+    """Evaluate the definition over every live profile and store what changed; a definition
+    that fails is marked ``failed`` with its error (and raises nothing)."""
+    definitions = store(runtime)
+    row = definitions.get(workspace_id, key)
+    now = runtime.now_us()
+    try:
+        definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
+        values = _values(runtime, workspace_id, definition, now)
+    except Exception as exc:  # a failing definition never stops the others
+        definitions.set_status(workspace_id, key, status=FAILED, error=str(exc), computed_us=now)
+        return Computation(0, 0)
+    current = definitions.current(workspace_id, key)
+    audience = row.kind == "audience"
+    new = (
+        {pid: True for pid, v in values.items() if v}
+        if audience
+        else {pid: v for pid, v in values.items() if v is not None}
+    )
+    changed = {pid: v for pid, v in new.items() if current.get(pid, _ABSENT) != v}
+    removed = sorted(current.keys() - new.keys())
+    entered = sorted(new.keys() - current.keys()) if audience else []
+    exited = removed if audience else []
+    with runtime.db.write() as conn:
+        definitions.replace_values(conn, workspace_id, key, changed, removed, now)
+        if entered or exited:
+            runtime.profiles.insert_events(
+                conn,
+                [_membership_event(workspace_id, row, pid, ENTERED, now) for pid in entered]
+                + [_membership_event(workspace_id, row, pid, EXITED, now) for pid in exited],
+            )
+        definitions.set_status_in(
+            conn,
+            workspace_id,
+            key,
+            status=READY,
+            error=None,
+            computed_us=now,
+            size=len(new) if audience else None,
+        )
+    return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))
+
+
+_ABSENT = object()
+
+
+def _values(
+    runtime: Runtime, workspace_id: str, definition: Definition, now_us: int
+) -> dict[str, Any]:
+    computed = frozenset(row.key for row in store(runtime).of_workspace(workspace_id))
+    collection = "accounts" if definition.type == "ACCOUNTS" else "users"
+    try:
+        return dict(
+            store(runtime).evaluate(
+                workspace_id, definition.root, now_us, collection, computed=computed
+            )
+        )
+    except NotCompiled:
+        return _evaluate_each(runtime, workspace_id, definition.root, now_us, collection, computed)
+
+
+def _evaluate_each(
+    runtime: Runtime,
+    workspace_id: str,
+    root: ast.Expr,
+    now_us: int,
+    collection: str,
+    computed: frozenset[str],
+) -> dict[str, Any]:
+    """The reference evaluator over each live profile (for what SQL does not express yet)."""
+    evaluator = Evaluator(from_us(now_us))
+    definitions = store(runtime)
+    out: dict[str, Any] = {}
+    for profile_id in definitions.live_profile_ids(workspace_id, collection):
+        data = _profile_data(runtime, workspace_id, profile_id, computed)
+        if collection == "accounts":
+            users = runtime.profiles.links_of(workspace_id, profile_id, "accounts", 10_000)
+            data = ProfileData(
+                data.traits,
+                data.events,
+                [_profile_data(runtime, workspace_id, u, computed) for u in users],
+            )
+        out[profile_id] = evaluator.evaluate(root, data)
+    return out
+
+
+def _profile_data(
+    runtime: Runtime, workspace_id: str, profile_id: str, computed: frozenset[str]
+) -> ProfileData:
+    traits = {k: v.value for k, v in runtime.profiles.traits(workspace_id, profile_id).items()}
+    if computed:
+        traits.update(store(runtime).values_of(workspace_id, profile_id))
+    records = [
+        EventRecord(
+            name,
+            from_us(e.timestamp_us),
+            e.payload.get("properties") or {},
+            e.payload.get("context") or {},
+            e.source_id,
+            from_us(e.received_us),
+            e.message_id,
+        )
+        for e in runtime.profiles.events(
+            workspace_id, profile_id, limit=1_000_000, descending=False
+        )
+        if (name := event_name(e.payload)) is not None
+    ]
+    return ProfileData(traits, records)
+
+
+def _membership_event(
+    workspace_id: str, row: DefinitionRow, profile_id: str, name: str, now_us: int
+) -> dict[str, Any]:
+    digest = hashlib.sha1(
+        "\x1f".join((workspace_id, row.key, profile_id, name, str(now_us))).encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    message_id = f"aud-{digest}"
+    stamp = isoformat_us(now_us)
+    payload = {
+        "type": "track",
+        "event": name,
+        "messageId": message_id,
+        "timestamp": stamp,
+        "receivedAt": stamp,
+        "properties": {"audience_key": row.key, "audience_name": row.name},
+        "context": {"personas": {"computation_class": "audience", "computation_key": row.key}},
+    }
+    return {
+        "workspace_id": workspace_id,
+        "message_id": message_id,
+        "profile_id": profile_id,
+        "source_id": None,
+        "type": "track",
+        "event": name,
+        "timestamp_us": now_us,
+        "received_us": now_us,
+        "payload": orjson.dumps(payload).decode(),
+        "resolution": None,
+    }
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def preview(runtime: Runtime, workspace_id: str, body: Any, sample: int = 10) -> dict[str, Any]:
+    """An audience definition's size and a sample of members, computed now, stored nowhere."""
+    spec = body.get("definition") if isinstance(body, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
+        raise RequestError(
+            'send {"definition": {"type": "USERS", "query": "…"}}', code="invalid_definition"
+        )
+    definition = validate(
+        runtime, workspace_id, "audience", "__preview__", spec["query"], spec.get("type", "USERS")
+    )
+    values = _values(runtime, workspace_id, definition, runtime.now_us())
+    members = sorted(pid for pid, v in values.items() if v)
+    page = store(runtime).identifiers_of(workspace_id, members[:sample])
+    return {
+        "size": len(members),
+        "sample": [
+            {"profile_id": pid, "external_ids": [{"type": t, "id": v} for t, v in ids]}
+            for pid, ids in page
+        ],
+    }
+
+
+def members(
+    runtime: Runtime, workspace_id: str, key: str, limit: int, after: str | None
+) -> dict[str, Any]:
+    """A page of an audience's members with their identifiers, and the cursor to the next."""
+    if not 1 <= limit <= 1000:
+        raise RequestError("limit is between 1 and 1000", code="invalid_request")
+    store(runtime).get(workspace_id, key, "audience")
+    page = store(runtime).members(workspace_id, key, limit + 1, after)
+    more = len(page) > limit
+    page = page[:limit]
+    return {
+        "data": [
+            {"profile_id": pid, "external_ids": [{"type": t, "id": v} for t, v in ids]}
+            for pid, ids in page
+        ],
+        "cursor": {"has_more": more, "next": page[-1][0] if more else None, "limit": limit},
+    }

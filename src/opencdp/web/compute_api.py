@@ -1,0 +1,185 @@
+"""Computed traits and audiences under ``/api`` (definitions in Segment's query language)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from opencdp.errors import Forbidden, OpenCDPError, RequestError
+from opencdp.query.parser import DefinitionKind
+from opencdp.runtime import Runtime
+from opencdp.services import compute
+from opencdp.storage.admin import AccessToken
+from opencdp.web.auth import authenticate
+from opencdp.web.inputs import json_body
+from opencdp.web.responses import JSON, from_exception
+
+Handler = Callable[[Request, AccessToken], Awaitable[Any]]
+
+_DEFINITION_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["definition"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "definition": {
+                            "type": "object",
+                            "required": ["query"],
+                            "properties": {
+                                "type": {"type": "string", "enum": ["USERS", "ACCOUNTS"]},
+                                "query": {"type": "string"},
+                            },
+                        },
+                        "enabled": {"type": "boolean"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def compute_router(runtime: Runtime) -> APIRouter:
+    router = APIRouter(prefix="/api", tags=["Computed traits and audiences"])
+
+    async def run(
+        request: Request, handler: Handler, *, admin: bool = False, status: int = 200
+    ) -> Response:
+        try:
+            token = authenticate(runtime, request)
+            if admin and token.scope != "admin":
+                raise Forbidden("this change needs an admin token; this one is read-only")
+            body = await handler(request, token)
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        if isinstance(body, Response):
+            return body
+        return JSON(body, status_code=status)
+
+    kinds: tuple[tuple[DefinitionKind, str, str], ...] = (
+        ("trait", "computed-traits", "computed trait"),
+        ("audience", "audiences", "audience"),
+    )
+    for kind, path, word in kinds:
+        _definition_routes(router, runtime, run, kind, path, word)
+
+    @router.post(
+        "/audiences/preview", summary="Preview an audience", openapi_extra=_DEFINITION_BODY
+    )
+    async def preview(request: Request) -> Response:
+        """The size and a sample of the members of a definition, computed now; nothing is
+        stored."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await json_body(request)
+            return await run_in_threadpool(compute.preview, runtime, token.workspace_id, body)
+
+        return await run(request, handler)
+
+    @router.post("/audiences/{key}/recompute", summary="Recompute an audience in batch")
+    async def recompute(key: str, request: Request) -> Response:
+        """Evaluate the audience over every profile now; answers how many profiles the batch
+        run added to and removed from the stored membership."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            ws = token.workspace_id
+            compute.store(runtime).get(ws, key, "audience")
+            done = await run_in_threadpool(compute.compute, runtime, ws, key)
+            row = compute.store(runtime).get(ws, key, "audience")
+            if row.status == "failed":
+                raise RequestError(f"the audience failed: {row.error}", code="computation_failed")
+            return {"size": done.size, "entered": done.entered, "exited": done.exited}
+
+        return await run(request, handler, admin=True)
+
+    @router.get("/audiences/{key}/members", summary="An audience's members")
+    async def members(key: str, request: Request) -> Response:
+        """Pages of ``{profile_id, external_ids}``; ``?limit=`` (1 to 1000, default 100),
+        ``?next=`` from ``cursor.next``; ``?format=csv`` (or ``Accept: text/csv``) for CSV."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            params = request.query_params
+            try:
+                limit = int(params.get("limit", "100"))
+            except ValueError:
+                raise RequestError("limit must be a whole number", code="invalid_request") from None
+            page = compute.members(runtime, token.workspace_id, key, limit, params.get("next"))
+            wants_csv = params.get("format") == "csv" or "text/csv" in request.headers.get(
+                "accept", ""
+            )
+            if not wants_csv:
+                return page
+            out = io.StringIO()
+            writer = csv.writer(out)
+            writer.writerow(["profile_id", "type", "id"])
+            for member in page["data"]:
+                for ext in member["external_ids"] or [{"type": "", "id": ""}]:
+                    writer.writerow([member["profile_id"], ext["type"], ext["id"]])
+            headers = {}
+            if page["cursor"]["has_more"]:
+                headers["X-Next-Cursor"] = page["cursor"]["next"]
+            return Response(out.getvalue(), media_type="text/csv", headers=headers)
+
+        return await run(request, handler)
+
+    return router
+
+
+def _definition_routes(
+    router: APIRouter,
+    runtime: Runtime,
+    run: Callable[..., Awaitable[Response]],
+    kind: DefinitionKind,
+    path: str,
+    word: str,
+) -> None:
+    @router.get(f"/{path}", summary=f"List {word}s")
+    async def list_definitions(request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            rows = compute.store(runtime).of_workspace(token.workspace_id, kind)
+            return {"data": [compute.describe(r) for r in rows]}
+
+        return await run(request, handler)
+
+    @router.get(f"/{path}/{{key}}", summary=f"A {word}")
+    async def get_definition(key: str, request: Request) -> Response:
+        async def handler(request: Request, token: AccessToken) -> Any:
+            return compute.describe(compute.store(runtime).get(token.workspace_id, key, kind))
+
+        return await run(request, handler)
+
+    @router.put(
+        f"/{path}/{{key}}", summary=f"Create or change a {word}", openapi_extra=_DEFINITION_BODY
+    )
+    async def put_definition(key: str, request: Request) -> Response:
+        """``{"name", "definition": {"type": "USERS", "query": "…"}, "enabled": true}``: stored,
+        then computed over every profile (``status`` ``ready``, or ``failed`` with ``error``)."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await json_body(request)
+            return await run_in_threadpool(
+                compute.put_definition, runtime, token.workspace_id, kind, key, body
+            )
+
+        return await run(request, handler, admin=True)
+
+    @router.delete(f"/{path}/{{key}}", summary=f"Delete a {word}")
+    async def delete_definition(key: str, request: Request) -> Response:
+        """The definition and the values it computed are removed."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            compute.store(runtime).get(token.workspace_id, key, kind)
+            compute.store(runtime).delete(token.workspace_id, key)
+            return {"deleted": key}
+
+        return await run(request, handler, admin=True)

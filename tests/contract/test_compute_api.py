@@ -78,6 +78,10 @@ def test_a_computed_trait_is_computed_and_shown_on_the_profile(shop: TestClient)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready"
     assert r.json()["definition"] == body["definition"]
+    traits = shop.get(
+        "/v1/spaces/default/collections/users/profiles/user_id:ann/traits", headers=AUTH
+    ).json()["traits"]
+    assert traits["lifetime_value"] == 150.5 and traits["plan"] == "pro"
     listed = shop.get("/api/computed-traits", headers=AUTH).json()["data"]
     assert [d["key"] for d in listed] == ["lifetime_value"]
     assert (
@@ -100,6 +104,10 @@ def test_an_audience_has_members_and_its_entries_are_on_the_timeline(
     assert page["cursor"]["has_more"] is False
     [member] = page["data"]
     assert {"type": "user_id", "id": "ann"} in member["external_ids"]
+    # Membership shows on the Profile API as the boolean trait key: true (Segment's way)
+    profile = "/v1/spaces/default/collections/users/profiles/user_id:{}/traits"
+    assert shop.get(profile.format("ann"), headers=AUTH).json()["traits"]["recent_buyers"] is True
+    assert "recent_buyers" not in shop.get(profile.format("bob"), headers=AUTH).json()["traits"]
     events = runtime.profiles.events("default", member["profile_id"], limit=20)
     entered = [e for e in events if e.event == "Audience Entered"]
     assert len(entered) == 1

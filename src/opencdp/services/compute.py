@@ -318,9 +318,8 @@ def _evaluate_each(
 def _profile_data(
     runtime: Runtime, workspace_id: str, profile_id: str, computed: frozenset[str]
 ) -> ProfileData:
+    # traits() includes what computed traits and audiences computed
     traits = {k: v.value for k, v in runtime.profiles.traits(workspace_id, profile_id).items()}
-    if computed:
-        traits.update(store(runtime).values_of(workspace_id, profile_id))
     records = [
         EventRecord(
             name,

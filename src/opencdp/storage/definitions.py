@@ -243,19 +243,6 @@ class DefinitionStore:
                     found[pid].append((id_type, id_value))
         return [(pid, found[pid]) for pid in profile_ids]
 
-    def values_of(self, workspace_id: str, profile_id: str) -> dict[str, Any]:
-        """Every computed value of one profile, by key."""
-        with self.db.read() as conn:
-            return {
-                key: orjson.loads(value)
-                for key, value in conn.execute(
-                    select(computed_values.c.key, computed_values.c.value).where(
-                        computed_values.c.workspace_id == workspace_id,
-                        computed_values.c.profile_id == profile_id,
-                    )
-                )
-            }
-
     def live_profile_ids(self, workspace_id: str, collection: str = "users") -> list[str]:
         with self.db.read() as conn:
             return list(

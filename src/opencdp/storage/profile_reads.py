@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal_column, null, select, union_all
 
 from opencdp.errors import StorageUnavailable
 from opencdp.profiles.traits import TraitValue
 from opencdp.storage.db import Database
-from opencdp.storage.schema import identifiers, profiles, traits
+from opencdp.storage.schema import computed_values, identifiers, profiles, traits
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,16 +37,21 @@ class ProfileTraits:
 
 def profile_traits_query() -> Any:
     """The statement: one row per trait (or one row with NULL trait columns when the profile
-    has none) of the profile that holds identifier (workspace, collection, type, value)."""
-    joined = identifiers.join(
+    has none) of the profile that holds identifier (workspace, collection, type, value), then
+    one row per value its computed traits and audiences computed (``origin`` 1: these win
+    over a plain trait of the same key)."""
+    holder = identifiers.join(
         profiles,
         (profiles.c.workspace_id == identifiers.c.workspace_id)
         & (profiles.c.id == identifiers.c.profile_id),
-    ).outerjoin(
-        traits,
-        (traits.c.workspace_id == profiles.c.workspace_id) & (traits.c.profile_id == profiles.c.id),
     )
-    return (
+    where = (
+        identifiers.c.workspace_id == bindparam("workspace_id"),
+        identifiers.c.collection == bindparam("collection"),
+        identifiers.c.id_type == bindparam("id_type"),
+        identifiers.c.id_value == bindparam("id_value"),
+    )
+    plain = (
         select(
             profiles.c.id,
             profiles.c.merged_into,
@@ -55,15 +60,38 @@ def profile_traits_query() -> Any:
             traits.c.source_id,
             traits.c.message_id,
             traits.c.event_us,
+            literal_column("0").label("origin"),
         )
-        .select_from(joined)
-        .where(
-            identifiers.c.workspace_id == bindparam("workspace_id"),
-            identifiers.c.collection == bindparam("collection"),
-            identifiers.c.id_type == bindparam("id_type"),
-            identifiers.c.id_value == bindparam("id_value"),
+        .select_from(
+            holder.outerjoin(
+                traits,
+                (traits.c.workspace_id == profiles.c.workspace_id)
+                & (traits.c.profile_id == profiles.c.id),
+            )
         )
+        .where(*where)
     )
+    computed = (
+        select(
+            profiles.c.id,
+            profiles.c.merged_into,
+            computed_values.c.key,
+            computed_values.c.value,
+            null().label("source_id"),
+            null().label("message_id"),
+            computed_values.c.computed_us,
+            literal_column("1").label("origin"),
+        )
+        .select_from(
+            holder.join(
+                computed_values,
+                (computed_values.c.workspace_id == profiles.c.workspace_id)
+                & (computed_values.c.profile_id == profiles.c.id),
+            )
+        )
+        .where(*where)
+    )
+    return union_all(plain, computed)
 
 
 class ProfileReads:
@@ -109,7 +137,9 @@ class ProfileReads:
         if not rows:
             return None
         found: dict[str, TraitValue] = {}
-        for _pid, _merged, key, value, source_id, message_id, event_us in rows:
+        for _pid, _merged, key, value, source_id, message_id, event_us, _origin in sorted(
+            rows, key=lambda r: r[7]
+        ):
             if key is not None:
                 found[key] = TraitValue(orjson.loads(value), source_id, message_id, event_us)
         return ProfileTraits(workspace_id, rows[0][0], rows[0][1], found)

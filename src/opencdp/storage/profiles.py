@@ -390,8 +390,20 @@ class ProfileStore:
         raise NotFound("Profile was not found.")  # pragma: no cover - a merge cycle
 
     def traits(self, workspace_id: str, profile_id: str) -> dict[str, TraitValue]:
+        """The profile's traits, with what its computed traits and audiences computed (those
+        win over a plain trait of the same key)."""
         with self.db.read() as conn:
-            return self.load_traits(conn, workspace_id, [profile_id]).get(profile_id, {})
+            found = self.load_traits(conn, workspace_id, [profile_id]).get(profile_id, {})
+            for key, value, computed_us in conn.execute(
+                select(
+                    computed_values.c.key, computed_values.c.value, computed_values.c.computed_us
+                ).where(
+                    computed_values.c.workspace_id == workspace_id,
+                    computed_values.c.profile_id == profile_id,
+                )
+            ):
+                found[key] = TraitValue(orjson.loads(value), None, None, computed_us)
+            return found
 
     def identifiers(self, workspace_id: str, profile_id: str) -> list[IdentifierRow]:
         with self.db.read() as conn:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 import typer
+import yaml
 from rich.console import Console
 
 from opencdp.errors import OpenCDPError
@@ -53,3 +56,21 @@ def runtime_for(settings: Settings) -> Iterator[Any]:
     finally:
         if rt is not None:
             rt.close()
+
+
+def read_document(path: Path) -> Any:
+    """A YAML or JSON file, or a clear error naming the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot read {path}: {exc.strerror}")
+        raise typer.Exit(1) from None
+    try:
+        if path.suffix.lower() == ".json":
+            return orjson.loads(text)
+        return yaml.safe_load(text)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        err.print(
+            f"[red]error:[/red] {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
+        )
+        raise typer.Exit(1) from None

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-import yaml
 from rich.table import Table
 
 from opencdp.cli.common import (
@@ -18,6 +17,7 @@ from opencdp.cli.common import (
     console,
     err,
     errors_reported,
+    read_document,
     runtime_for,
     settings_from,
 )
@@ -34,24 +34,6 @@ quarantine_app = typer.Typer(
 )
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def read_document(path: Path) -> Any:
-    """A YAML or JSON file, or a clear error naming the file and the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        err.print(f"[red]error:[/red] cannot read {path}: {exc.strerror}")
-        raise typer.Exit(1) from None
-    try:
-        if path.suffix.lower() == ".json":
-            return orjson.loads(text)
-        return yaml.safe_load(text)
-    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
-        err.print(
-            f"[red]error:[/red] {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
-        )
-        raise typer.Exit(1) from None
 
 
 def _dump(doc: Any) -> None:

@@ -22,6 +22,7 @@ from opencdp.cli.common import (
     runtime_for,
     settings_from,
 )
+from opencdp.cli.compute_cmd import audiences_app, traits_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
 
@@ -49,6 +50,8 @@ app.add_typer(rules_app, name="identity-rules")
 app.add_typer(plan_app, name="plan")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(import_app, name="import")
+app.add_typer(traits_app, name="traits")
+app.add_typer(audiences_app, name="audiences")
 
 
 def _logging(level: str) -> None:

@@ -373,17 +373,30 @@ def _membership_event(
 # -- reading --------------------------------------------------------------------------------------
 
 
-def preview(runtime: Runtime, workspace_id: str, body: Any, sample: int = 10) -> dict[str, Any]:
-    """An audience definition's size and a sample of members, computed now, stored nowhere."""
+def preview(
+    runtime: Runtime,
+    workspace_id: str,
+    body: Any,
+    kind: DefinitionKind = "audience",
+    sample: int = 10,
+) -> dict[str, Any]:
+    """A definition computed now and stored nowhere: an audience's size and a sample of its
+    members, or how many profiles a computed trait gives a value and a sample of them."""
     spec = body.get("definition") if isinstance(body, dict) else None
     if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
         raise RequestError(
             'send {"definition": {"type": "USERS", "query": "…"}}', code="invalid_definition"
         )
     definition = validate(
-        runtime, workspace_id, "audience", "__preview__", spec["query"], spec.get("type", "USERS")
+        runtime, workspace_id, kind, "__preview__", spec["query"], spec.get("type", "USERS")
     )
     values = _values(runtime, workspace_id, definition, runtime.now_us())
+    if kind == "trait":
+        having = sorted(pid for pid, v in values.items() if v is not None)
+        return {
+            "profiles": len(having),
+            "sample": [{"profile_id": pid, "value": values[pid]} for pid in having[:sample]],
+        }
     members = sorted(pid for pid, v in values.items() if v)
     page = store(runtime).identifiers_of(workspace_id, members[:sample])
     return {
@@ -393,6 +406,82 @@ def preview(runtime: Runtime, workspace_id: str, body: Any, sample: int = 10) ->
             for pid, ids in page
         ],
     }
+
+
+def apply_file(
+    runtime: Runtime, workspace_id: str, kind: DefinitionKind, document: Any
+) -> list[dict[str, Any]]:
+    """Create or replace every definition of a YAML/JSON document: a list of
+    ``{key, name, definition: {type, query}, enabled}``, or a mapping key → the same without
+    ``key``, optionally under a top-level ``traits:`` / ``audiences:``. All are validated
+    before any is stored."""
+    section = "traits" if kind == "trait" else "audiences"
+    if isinstance(document, dict) and section in document:
+        document = document[section]
+    if isinstance(document, dict):
+        items = [{"key": k, **(v if isinstance(v, dict) else {})} for k, v in document.items()]
+    elif isinstance(document, list):
+        items = document
+    else:
+        raise RequestError(
+            f"the file holds a list of {section} ({{key, name, definition: {{type, query}}}}) "
+            "or a mapping of key to definition",
+            code="invalid_definition",
+        )
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise RequestError(f"entry {i} has no key", code="invalid_definition")
+        spec = item.get("definition")
+        if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
+            raise RequestError(
+                f"{item['key']}: needs definition: {{type: USERS, query: …}}",
+                code="invalid_definition",
+            )
+        try:  # every query parses before anything is stored
+            parse(spec["query"], kind, spec.get("type", "USERS"))
+        except DefinitionError as exc:
+            raise RequestError(f"{item['key']}: {exc}", code="invalid_definition") from None
+    return [
+        put_definition(
+            runtime,
+            workspace_id,
+            kind,
+            item["key"],
+            {k: v for k, v in item.items() if k != "key"},
+        )
+        for item in _dependencies_first(items)
+    ]
+
+
+def _dependencies_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """File entries ordered so that each comes after the entries whose traits it reads."""
+    by_key = {item["key"]: item for item in items}
+
+    def reads(item: dict[str, Any]) -> set[str]:
+        query = (
+            (item.get("definition") or {}).get("query")
+            if isinstance(item.get("definition"), dict)
+            else None
+        )
+        if not isinstance(query, str):
+            return set()
+        found = re.findall(r"trait\(\s*['\"]([^'\".]+)", query)
+        return {k for k in found if k in by_key}
+
+    ordered: list[dict[str, Any]] = []
+    placed: set[str] = set()
+
+    def place(key: str, trail: frozenset[str]) -> None:
+        if key in placed or key in trail:
+            return
+        for dep in sorted(reads(by_key[key])):
+            place(dep, trail | {key})
+        placed.add(key)
+        ordered.append(by_key[key])
+
+    for key in by_key:
+        place(key, frozenset())
+    return ordered
 
 
 def members(

@@ -82,7 +82,9 @@ def compute_router(runtime: Runtime) -> APIRouter:
 
         async def handler(request: Request, token: AccessToken) -> Any:
             body = await json_body(request)
-            return await run_in_threadpool(compute.preview, runtime, token.workspace_id, body)
+            return await run_in_threadpool(
+                compute.preview, runtime, token.workspace_id, body, "audience"
+            )
 
         return await run(request, handler)
 

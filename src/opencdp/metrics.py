@@ -26,6 +26,9 @@ _COUNTERS = {
     "opencdp_worker_batches_redone_total": (
         "Batches a worker resolved again because another identity writer came in between."
     ),
+    "opencdp_computed_values_changed_total": (
+        "Profiles whose computed trait or audience membership changed (batch and real time)."
+    ),
 }
 
 

@@ -12,6 +12,7 @@ import threading
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
+from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
@@ -21,6 +22,7 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.db import Database
+from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.inbox import InboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
@@ -79,6 +81,9 @@ class Runtime:
         self._worker: Worker | None = None
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
         self._bootstrap()
+        self.compute = ComputeEngine(
+            self.db, DefinitionStore(self.db), self.profiles, self.clock, self.metrics
+        )
         self.processor = Processor(
             db=self.db,
             profiles=self.profiles,
@@ -91,6 +96,8 @@ class Runtime:
             batch_size=settings.worker_batch_size,
             cache_profiles=settings.worker_cache_profiles,
         )
+        # Computed traits and audiences follow each stored batch (in its transaction).
+        self.processor.listener = self.compute
 
     def now_us(self) -> int:
         return to_us(self.clock.now())

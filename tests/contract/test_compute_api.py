@@ -112,13 +112,10 @@ def test_an_audience_has_members_and_its_entries_are_on_the_timeline(
     entered = [e for e in events if e.event == "Audience Entered"]
     assert len(entered) == 1
     assert entered[0].payload["properties"]["audience_key"] == "recent_buyers"
-    # Bob orders now: a recompute adds him (no real-time path yet) and says so
+    # Bob orders now: the worker adds him in real time, and a batch recompute agrees
     send(shop, runtime, [order("bob", 2, 1, 10.0)])
-    assert shop.post("/api/audiences/recent_buyers/recompute", headers=AUTH).json() == {
-        "size": 2,
-        "entered": 1,
-        "exited": 0,
-    }
+    assert shop.get("/api/audiences/recent_buyers", headers=AUTH).json()["size"] == 2
+    assert shop.get(profile.format("bob"), headers=AUTH).json()["traits"]["recent_buyers"] is True
     assert shop.post("/api/audiences/recent_buyers/recompute", headers=AUTH).json() == {
         "size": 2,
         "entered": 0,

@@ -74,7 +74,9 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
     ) -> None:
         """The definitions of the workspace with their status."""
         with runtime_for(settings_from(data_dir, database_url)) as rt:
-            rows = [compute.describe(r) for r in compute.store(rt).of_workspace(workspace, kind)]
+            rows = [
+                compute.describe(rt, r) for r in compute.store(rt).of_workspace(workspace, kind)
+            ]
         if as_json:
             console.print_json(orjson.dumps(rows).decode())
             return
@@ -89,7 +91,7 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
     ) -> None:
         """One definition as JSON."""
         with runtime_for(settings_from(data_dir, database_url)) as rt:
-            row = compute.describe(compute.store(rt).get(workspace, key, kind))
+            row = compute.describe(rt, compute.store(rt).get(workspace, key, kind))
         console.print_json(orjson.dumps(row).decode())
 
     @app.command("delete")
@@ -101,8 +103,7 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
     ) -> None:
         """Delete a definition and the values it computed."""
         with runtime_for(settings_from(data_dir, database_url)) as rt:
-            compute.store(rt).get(workspace, key, kind)
-            compute.store(rt).delete(workspace, key)
+            compute.delete_definition(rt, workspace, key, kind)
         console.print(f"deleted {word} {key}")
 
     @app.command("preview")

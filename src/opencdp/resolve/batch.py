@@ -76,6 +76,24 @@ def lookup_pairs(
     return users, accounts
 
 
+@dataclass(frozen=True)
+class BatchChanges:
+    """What a stored batch changed in one workspace, for those who keep values derived from
+    profiles (computed traits and audiences)."""
+
+    workspace_id: str
+    #: the live profiles whose events, traits or identifiers the batch changed
+    profiles: frozenset[str]
+    #: those of them the batch created (nothing was computed for them yet)
+    created: frozenset[str]
+    #: the names ``event()`` knows the batch's events by
+    events: frozenset[str]
+    #: the trait keys the batch set
+    traits: frozenset[str]
+    #: whether profiles were merged (a survivor's values come from both timelines)
+    merged: bool
+
+
 @dataclass
 class BatchState:
     """The slice of the graph and the traits a batch touches, plus everything it changed."""
@@ -268,6 +286,29 @@ class BatchState:
             else:
                 out[node.id] = self.versions.get(node.id, (None, None))
         return out
+
+    def changes(self) -> BatchChanges:
+        """What this batch changed (see :class:`BatchChanges`)."""
+        profiles = {self.final(p) for p in (*self.touched, *self.new_profiles)}
+        created = {p for p in self.new_profiles if self.final(p) == p}
+        names = set()
+        for row in self.event_rows:
+            kind = row["type"]
+            if kind == "track" and row["event"]:
+                names.add(row["event"])
+            elif kind == "page":
+                names.add("Page Viewed")
+            elif kind == "screen":
+                names.add("Screen Viewed")
+        keys = {k for keys in self.dirty_traits.values() for k in keys}
+        return BatchChanges(
+            self.workspace_id,
+            frozenset(profiles),
+            frozenset(created),
+            frozenset(names),
+            frozenset(keys),
+            bool(self.merge_rows),
+        )
 
     def final(self, profile_id: str) -> str:
         """The profile an id ended up as after this batch's merges."""

@@ -18,7 +18,7 @@ from opencdp.collect.rejection import PROCESS, Rejection, quarantine_row
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
-from opencdp.resolve.batch import BatchState, Event, closes_as, lookup_pairs
+from opencdp.resolve.batch import BatchChanges, BatchState, Event, closes_as, lookup_pairs
 from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
@@ -93,6 +93,15 @@ class ProcessSummary:
     fell_back: bool = False  # the batch took the inbox path (counts are approximate)
 
 
+class BatchListener(Protocol):
+    """Told, inside the batch's transaction, what each stored batch changed (computed traits
+    and audiences follow their profiles this way)."""
+
+    def changed(self, conn: Connection, changes: BatchChanges) -> None:
+        """Update what derives from the changed profiles, in ``conn``'s transaction."""
+        ...
+
+
 class IdentityRules(Protocol):
     """Where the processor finds a workspace's identity rules (cached by the composition root)."""
 
@@ -132,6 +141,8 @@ class Processor:
         #: the inbox partitions this processor claims from (a worker slot's), or None: all
         self.partitions: list[int] | None = None
         self.cache = IdentityCache(cache_profiles)
+        #: told what each stored batch changed (computed traits and audiences), or None
+        self.listener: BatchListener | None = None
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
@@ -432,6 +443,8 @@ class Processor:
         for state, fresh in batch.parts:
             self._persist(conn, state)
             self._close_quarantined(conn, state.workspace_id, fresh, state, closing)
+            if self.listener is not None and state.event_rows:
+                self.listener.changed(conn, state.changes())
             failures.extend(state.failures)
             if summary is not None:
                 summary.processed += len(state.event_rows)
@@ -687,6 +700,8 @@ class Processor:
             if state.failures:
                 raise RequestError(state.failures[0][2], code="invalid_contact")
             self._persist(conn, state)
+            if self.listener is not None:
+                self.listener.changed(conn, state.changes())
             resolution = orjson.loads(state.event_rows[0]["resolution"])
         return state.final(resolution["profile_id"]), bool(resolution["created"])
 

@@ -10,35 +10,18 @@ that changed, and records each audience entry and exit on the profile's timeline
 
 from __future__ import annotations
 
-import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from opencdp.compute.engine import Computation
 from opencdp.errors import RequestError
-from opencdp.query import ast
-from opencdp.query.evaluate import Evaluator, EventRecord, ProfileData, event_name
 from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse
 from opencdp.runtime import Runtime
-from opencdp.storage.definition_sql import NotCompiled
-from opencdp.storage.definitions import DISABLED, FAILED, READY, DefinitionRow, DefinitionStore
-from opencdp.timeutil import from_us, isoformat_us
+from opencdp.storage.definitions import DISABLED, DefinitionRow, DefinitionStore
+from opencdp.timeutil import isoformat_us
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-ENTERED, EXITED = "Audience Entered", "Audience Exited"
 _KIND_WORD = {"trait": "computed trait", "audience": "audience"}
-
-
-@dataclass(frozen=True)
-class Computation:
-    """What one computation changed."""
-
-    size: int  # profiles with a value (audiences: members)
-    changed: int  # profiles whose value changed
-    entered: int = 0
-    exited: int = 0
 
 
 def store(runtime: Runtime) -> DefinitionStore:
@@ -110,10 +93,11 @@ def put_definition(
             "updated_us": now,
         }
     )
+    runtime.compute.forget(workspace_id)
     if enabled:
         for row in _in_dependency_order(runtime, workspace_id, {key}):
             compute(runtime, workspace_id, row.key)
-    return describe(definitions.get(workspace_id, key))
+    return describe(runtime, definitions.get(workspace_id, key))
 
 
 def validate(
@@ -207,8 +191,16 @@ def _in_dependency_order(
     return [row for row in ordered if row.enabled]
 
 
-def describe(row: DefinitionRow) -> dict[str, Any]:
-    """The API shape of a definition."""
+def delete_definition(runtime: Runtime, workspace_id: str, key: str, kind: DefinitionKind) -> None:
+    """Delete a definition and the values it computed (NotFound when there is none)."""
+    store(runtime).get(workspace_id, key, kind)
+    store(runtime).delete(workspace_id, key)
+    runtime.compute.forget(workspace_id)
+
+
+def describe(runtime: Runtime, row: DefinitionRow) -> dict[str, Any]:
+    """The API shape of a definition; an audience's ``size`` is its members now (kept up to
+    date by the worker)."""
     out: dict[str, Any] = {
         "key": row.key,
         "name": row.name,
@@ -222,7 +214,7 @@ def describe(row: DefinitionRow) -> dict[str, Any]:
     if row.error is not None:
         out["error"] = row.error
     if row.kind == "audience":
-        out["size"] = row.size
+        out["size"] = store(runtime).count(row.workspace_id, row.key)
     return out
 
 
@@ -230,144 +222,16 @@ def describe(row: DefinitionRow) -> dict[str, Any]:
 
 
 def compute(runtime: Runtime, workspace_id: str, key: str) -> Computation:
-    """Evaluate the definition over every live profile and store what changed; a definition
-    that fails is marked ``failed`` with its error (and raises nothing)."""
-    definitions = store(runtime)
-    row = definitions.get(workspace_id, key)
-    now = runtime.now_us()
-    try:
-        definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
-        values = _values(runtime, workspace_id, definition, now)
-    except Exception as exc:  # a failing definition never stops the others
-        definitions.set_status(workspace_id, key, status=FAILED, error=str(exc), computed_us=now)
-        return Computation(0, 0)
-    current = definitions.current(workspace_id, key)
-    audience = row.kind == "audience"
-    new = (
-        {pid: True for pid, v in values.items() if v}
-        if audience
-        else {pid: v for pid, v in values.items() if v is not None}
-    )
-    changed = {pid: v for pid, v in new.items() if current.get(pid, _ABSENT) != v}
-    removed = sorted(current.keys() - new.keys())
-    entered = sorted(new.keys() - current.keys()) if audience else []
-    exited = removed if audience else []
-    with runtime.db.write() as conn:
-        definitions.replace_values(conn, workspace_id, key, changed, removed, now)
-        if entered or exited:
-            runtime.profiles.insert_events(
-                conn,
-                [_membership_event(workspace_id, row, pid, ENTERED, now) for pid in entered]
-                + [_membership_event(workspace_id, row, pid, EXITED, now) for pid in exited],
-            )
-        definitions.set_status_in(
-            conn,
-            workspace_id,
-            key,
-            status=READY,
-            error=None,
-            computed_us=now,
-            size=len(new) if audience else None,
-        )
-    return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))
-
-
-_ABSENT = object()
+    """Evaluate the definition over every live profile now and store what changed."""
+    return runtime.compute.compute(workspace_id, key)
 
 
 def _values(
     runtime: Runtime, workspace_id: str, definition: Definition, now_us: int
 ) -> dict[str, Any]:
     computed = frozenset(row.key for row in store(runtime).of_workspace(workspace_id))
-    collection = "accounts" if definition.type == "ACCOUNTS" else "users"
-    try:
-        return dict(
-            store(runtime).evaluate(
-                workspace_id, definition.root, now_us, collection, computed=computed
-            )
-        )
-    except NotCompiled:
-        return _evaluate_each(runtime, workspace_id, definition.root, now_us, collection, computed)
-
-
-def _evaluate_each(
-    runtime: Runtime,
-    workspace_id: str,
-    root: ast.Expr,
-    now_us: int,
-    collection: str,
-    computed: frozenset[str],
-) -> dict[str, Any]:
-    """The reference evaluator over each live profile (for what SQL does not express yet)."""
-    evaluator = Evaluator(from_us(now_us))
-    definitions = store(runtime)
-    out: dict[str, Any] = {}
-    for profile_id in definitions.live_profile_ids(workspace_id, collection):
-        data = _profile_data(runtime, workspace_id, profile_id, computed)
-        if collection == "accounts":
-            users = runtime.profiles.links_of(workspace_id, profile_id, "accounts", 10_000)
-            data = ProfileData(
-                data.traits,
-                data.events,
-                [_profile_data(runtime, workspace_id, u, computed) for u in users],
-            )
-        out[profile_id] = evaluator.evaluate(root, data)
-    return out
-
-
-def _profile_data(
-    runtime: Runtime, workspace_id: str, profile_id: str, computed: frozenset[str]
-) -> ProfileData:
-    # traits() includes what computed traits and audiences computed
-    traits = {k: v.value for k, v in runtime.profiles.traits(workspace_id, profile_id).items()}
-    records = [
-        EventRecord(
-            name,
-            from_us(e.timestamp_us),
-            e.payload.get("properties") or {},
-            e.payload.get("context") or {},
-            e.source_id,
-            from_us(e.received_us),
-            e.message_id,
-        )
-        for e in runtime.profiles.events(
-            workspace_id, profile_id, limit=1_000_000, descending=False
-        )
-        if (name := event_name(e.payload)) is not None
-    ]
-    return ProfileData(traits, records)
-
-
-def _membership_event(
-    workspace_id: str, row: DefinitionRow, profile_id: str, name: str, now_us: int
-) -> dict[str, Any]:
-    digest = hashlib.sha1(
-        "\x1f".join((workspace_id, row.key, profile_id, name, str(now_us))).encode(),
-        usedforsecurity=False,
-    ).hexdigest()
-    message_id = f"aud-{digest}"
-    stamp = isoformat_us(now_us)
-    payload = {
-        "type": "track",
-        "event": name,
-        "messageId": message_id,
-        "timestamp": stamp,
-        "receivedAt": stamp,
-        "properties": {"audience_key": row.key, "audience_name": row.name},
-        "context": {"personas": {"computation_class": "audience", "computation_key": row.key}},
-    }
-    return {
-        "workspace_id": workspace_id,
-        "message_id": message_id,
-        "profile_id": profile_id,
-        "source_id": None,
-        "type": "track",
-        "event": name,
-        "timestamp_us": now_us,
-        "received_us": now_us,
-        "payload": orjson.dumps(payload).decode(),
-        "resolution": None,
-    }
+    with runtime.db.read() as conn:
+        return runtime.compute.values(conn, workspace_id, definition, now_us, computed)
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ sessions, streams nested in ``where()`` (funnels, ``parent:``) and the timestamp
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -177,6 +177,7 @@ class DefinitionCompiler:
         now: datetime,
         collection: str = "users",
         computed: frozenset[str] = frozenset(),
+        only: Sequence[str] | None = None,
     ) -> Select[Any]:
         """``SELECT profile_id, value`` for every live profile of ``collection``; turn each
         value into the reference's with :func:`convert`. ``trait()`` of a key in
@@ -194,11 +195,14 @@ class DefinitionCompiler:
             value = literal(orjson.dumps(root.value, default=str).decode())
         else:
             value = ctx.json(root, None).encoded
-        return select(p.c.id.label("profile_id"), value.label("value")).where(
+        query = select(p.c.id.label("profile_id"), value.label("value")).where(
             p.c.workspace_id == workspace_id,
             p.c.collection == collection,
             p.c.merged_into.is_(None),
         )
+        if only is not None:
+            query = query.where(p.c.id.in_(list(only)))
+        return query
 
 
 def convert(root: ast.Expr, raw: Any) -> Any:

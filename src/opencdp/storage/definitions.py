@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +12,20 @@ from sqlalchemy import Connection, delete, func, select, update
 
 from opencdp.errors import NotFound
 from opencdp.query import ast
+from opencdp.query.evaluate import EventRecord, ProfileData, event_name
 from opencdp.storage.db import Database
 from opencdp.storage.definition_sql import DefinitionCompiler, convert
 from opencdp.storage.profiles import chunks
-from opencdp.storage.schema import computed_values, definitions, identifiers, profiles
+from opencdp.storage.schema import (
+    computed_values,
+    definitions,
+    events,
+    identifiers,
+    links,
+    profiles,
+    traits,
+)
+from opencdp.timeutil import from_us
 
 #: Statuses of a definition.
 COMPUTING, READY, FAILED, DISABLED = "computing", "ready", "failed", "disabled"
@@ -126,8 +136,6 @@ class DefinitionStore:
 
     def trait_key_seen(self, workspace_id: str, key: str) -> bool:
         """Whether any profile of the workspace has (or had computed) a trait ``key``."""
-        from opencdp.storage.schema import traits
-
         with self.db.read() as conn:
             for table in (traits, computed_values):
                 found = conn.execute(
@@ -142,40 +150,97 @@ class DefinitionStore:
     # -- computing --------------------------------------------------------------------------------
     def evaluate(
         self,
+        conn: Connection,
         workspace_id: str,
         root: ast.Expr,
         now_us: int,
         collection: str = "users",
         *,
         computed: frozenset[str] = frozenset(),
-    ) -> Iterator[tuple[str, Any]]:
-        """(profile id, value) of every live profile, evaluated in one statement (raises
-        :class:`~opencdp.storage.definition_sql.NotCompiled` for what SQL does not express)."""
-        from opencdp.timeutil import from_us
+        only: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Profile id → value of every live profile (of ``only`` when given), evaluated in
+        one statement per slice (raises :class:`~opencdp.storage.definition_sql.NotCompiled`
+        for what SQL does not express)."""
+        out: dict[str, Any] = {}
+        slices: list[Sequence[str] | None] = [None] if only is None else list(chunks(sorted(only)))
+        for part in slices:
+            statement = self.compiler.profile_values(
+                root,
+                workspace_id=workspace_id,
+                now=from_us(now_us),
+                collection=collection,
+                computed=computed,
+                only=part,
+            )
+            out.update((pid, convert(root, raw)) for pid, raw in conn.execute(statement))
+        return out
 
-        statement = self.compiler.profile_values(
-            root,
-            workspace_id=workspace_id,
-            now=from_us(now_us),
-            collection=collection,
-            computed=computed,
+    def current(
+        self, conn: Connection, workspace_id: str, key: str, only: Sequence[str] | None = None
+    ) -> dict[str, Any]:
+        """The stored values of ``key``, by profile (of ``only`` when given)."""
+        query = select(computed_values.c.profile_id, computed_values.c.value).where(
+            computed_values.c.workspace_id == workspace_id, computed_values.c.key == key
         )
-        with self.db.read() as conn:
-            for profile_id, raw in conn.execute(statement):
-                yield profile_id, convert(root, raw)
+        out: dict[str, Any] = {}
+        slices: list[Sequence[str] | None] = [None] if only is None else list(chunks(sorted(only)))
+        for part in slices:
+            q = query if part is None else query.where(computed_values.c.profile_id.in_(list(part)))
+            out.update((pid, orjson.loads(value)) for pid, value in conn.execute(q))
+        return out
 
-    def current(self, workspace_id: str, key: str) -> dict[str, Any]:
-        """The stored values of ``key``, by profile."""
-        with self.db.read() as conn:
-            return {
-                pid: orjson.loads(value)
-                for pid, value in conn.execute(
-                    select(computed_values.c.profile_id, computed_values.c.value).where(
-                        computed_values.c.workspace_id == workspace_id,
-                        computed_values.c.key == key,
+    def profile_data(
+        self, conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+    ) -> dict[str, ProfileData]:
+        """What the reference evaluator reads of these profiles: traits (computed values
+        winning) and the events ``event()`` can select, in timeline order."""
+        traits_of: dict[str, dict[str, Any]] = {pid: {} for pid in profile_ids}
+        events_of: dict[str, list[EventRecord]] = {pid: [] for pid in profile_ids}
+        for part in chunks(sorted(profile_ids)):
+            for pid, key, value in conn.execute(
+                select(traits.c.profile_id, traits.c.key, traits.c.value).where(
+                    traits.c.workspace_id == workspace_id, traits.c.profile_id.in_(part)
+                )
+            ):
+                traits_of[pid][key] = orjson.loads(value)
+            for pid, key, value in conn.execute(
+                select(
+                    computed_values.c.profile_id, computed_values.c.key, computed_values.c.value
+                ).where(
+                    computed_values.c.workspace_id == workspace_id,
+                    computed_values.c.profile_id.in_(part),
+                )
+            ):
+                traits_of[pid][key] = orjson.loads(value)
+            for row in conn.execute(
+                select(
+                    events.c.profile_id,
+                    events.c.message_id,
+                    events.c.source_id,
+                    events.c.timestamp_us,
+                    events.c.received_us,
+                    events.c.payload,
+                )
+                .where(events.c.workspace_id == workspace_id, events.c.profile_id.in_(part))
+                .order_by(events.c.timestamp_us, events.c.received_us, events.c.message_id)
+            ):
+                payload = orjson.loads(row.payload)
+                name = event_name(payload)
+                if name is None:
+                    continue
+                events_of[row.profile_id].append(
+                    EventRecord(
+                        name,
+                        from_us(row.timestamp_us),
+                        payload.get("properties") or {},
+                        payload.get("context") or {},
+                        row.source_id,
+                        from_us(row.received_us),
+                        row.message_id,
                     )
                 )
-            }
+        return {pid: ProfileData(traits_of[pid], events_of[pid]) for pid in profile_ids}
 
     def replace_values(
         self,
@@ -207,6 +272,11 @@ class DefinitionStore:
                     computed_values.c.profile_id.in_(part),
                 )
             )
+
+    def values_by_key(self, workspace_id: str, key: str) -> dict[str, Any]:
+        """What definition ``key`` computed, by profile."""
+        with self.db.read() as conn:
+            return self.current(conn, workspace_id, key)
 
     def members(
         self, workspace_id: str, key: str, limit: int, after: str | None
@@ -242,6 +312,35 @@ class DefinitionStore:
                 ):
                     found[pid].append((id_type, id_value))
         return [(pid, found[pid]) for pid in profile_ids]
+
+    def live_among(
+        self, conn: Connection, workspace_id: str, collection: str, profile_ids: Sequence[str]
+    ) -> list[str]:
+        """Those of ``profile_ids`` that are live profiles of ``collection``."""
+        out: list[str] = []
+        for part in chunks(sorted(profile_ids)):
+            out.extend(
+                conn.execute(
+                    select(profiles.c.id).where(
+                        profiles.c.workspace_id == workspace_id,
+                        profiles.c.collection == collection,
+                        profiles.c.merged_into.is_(None),
+                        profiles.c.id.in_(part),
+                    )
+                ).scalars()
+            )
+        return out
+
+    def users_of(self, conn: Connection, workspace_id: str, account_id: str) -> list[str]:
+        """The user profiles linked to an account (group calls)."""
+        return list(
+            conn.execute(
+                select(links.c.user_profile_id).where(
+                    links.c.workspace_id == workspace_id,
+                    links.c.account_profile_id == account_id,
+                )
+            ).scalars()
+        )
 
     def live_profile_ids(self, workspace_id: str, collection: str = "users") -> list[str]:
         with self.db.read() as conn:

@@ -149,14 +149,16 @@ def _definition_routes(
     async def list_definitions(request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
             rows = compute.store(runtime).of_workspace(token.workspace_id, kind)
-            return {"data": [compute.describe(r) for r in rows]}
+            return {"data": [compute.describe(runtime, r) for r in rows]}
 
         return await run(request, handler)
 
     @router.get(f"/{path}/{{key}}", summary=f"A {word}")
     async def get_definition(key: str, request: Request) -> Response:
         async def handler(request: Request, token: AccessToken) -> Any:
-            return compute.describe(compute.store(runtime).get(token.workspace_id, key, kind))
+            return compute.describe(
+                runtime, compute.store(runtime).get(token.workspace_id, key, kind)
+            )
 
         return await run(request, handler)
 
@@ -180,8 +182,7 @@ def _definition_routes(
         """The definition and the values it computed are removed."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            compute.store(runtime).get(token.workspace_id, key, kind)
-            compute.store(runtime).delete(token.workspace_id, key)
+            compute.delete_definition(runtime, token.workspace_id, key, kind)
             return {"deleted": key}
 
         return await run(request, handler, admin=True)

@@ -1,0 +1,304 @@
+"""The compute engine: evaluates definitions and stores what they computed.
+
+* **Batch** (:meth:`ComputeEngine.compute`): one definition over every live profile of its
+  workspace, in one SQL statement (the reference evaluator, profile by profile, for what SQL
+  does not express yet).
+* **Real time** (:meth:`ComputeEngine.changed`, the processor's batch listener): inside the
+  micro-batch's transaction, the definitions the batch can affect — those reading one of its
+  event names or trait keys, every definition after a merge, and then what reads the values
+  that changed — are evaluated for the batch's profiles only, set-based, in dependency order.
+
+Either way the values that changed are stored (``computed_values``) and each audience entry
+and exit becomes an ``Audience Entered`` / ``Audience Exited`` event on the profile's
+timeline, in the same transaction. A definition that fails is marked ``failed`` with its error
+and never stops the batch or the other definitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from opencdp.clock import Clock
+from opencdp.metrics import Metrics
+from opencdp.query.evaluate import Evaluator, ProfileData
+from opencdp.query.parser import Definition, DefinitionError, parse
+from opencdp.resolve.batch import BatchChanges
+from opencdp.storage.db import Connection, Database
+from opencdp.storage.definition_sql import NotCompiled
+from opencdp.storage.definitions import FAILED, READY, DefinitionRow, DefinitionStore
+from opencdp.storage.profiles import ProfileStore
+from opencdp.timeutil import from_us, isoformat_us, to_us
+from opencdp.ttl_cache import TtlCache
+
+log = logging.getLogger(__name__)
+
+ENTERED, EXITED = "Audience Entered", "Audience Exited"
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Computation:
+    """What one computation changed."""
+
+    size: int  # profiles with a value (audiences: members)
+    changed: int  # profiles whose value changed
+    entered: int = 0
+    exited: int = 0
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A stored definition with its parsed query."""
+
+    row: DefinitionRow
+    definition: Definition
+
+    @property
+    def key(self) -> str:
+        return self.row.key
+
+
+class ComputeEngine:
+    """Computes the definitions of every workspace (collaborators given explicitly)."""
+
+    def __init__(
+        self,
+        db: Database,
+        definitions: DefinitionStore,
+        profiles: ProfileStore,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        cache_seconds: float = 2.0,
+    ) -> None:
+        self.db = db
+        self.definitions = definitions
+        self.profiles = profiles
+        self.clock = clock
+        self.metrics = metrics
+        self._parsed: TtlCache[str, list[Parsed]] = TtlCache(clock, cache_seconds)
+
+    def now_us(self) -> int:
+        return to_us(self.clock.now())
+
+    # -- definitions ------------------------------------------------------------------------------
+    def enabled(self, workspace_id: str) -> list[Parsed]:
+        """The workspace's enabled definitions, parsed, in dependency order (cached briefly)."""
+        return self._parsed.get(workspace_id, lambda: self._load(workspace_id))
+
+    def forget(self, workspace_id: str) -> None:
+        """Definitions changed: read them again."""
+        self._parsed.forget(workspace_id)
+
+    def _load(self, workspace_id: str) -> list[Parsed]:
+        parsed: dict[str, Parsed] = {}
+        for row in self.definitions.of_workspace(workspace_id):
+            if not row.enabled:
+                continue
+            try:
+                parsed[row.key] = Parsed(row, parse(row.query, row.kind, row.type))  # type: ignore[arg-type]
+            except DefinitionError:  # stored before a stricter parser: failed at compute time
+                continue
+        return dependency_order(parsed)
+
+    # -- batch ------------------------------------------------------------------------------------
+    def compute(self, workspace_id: str, key: str) -> Computation:
+        """Evaluate definition ``key`` over every live profile and store what changed."""
+        row = self.definitions.get(workspace_id, key)
+        now = self.now_us()
+        try:
+            definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
+            computed = self._computed_keys(workspace_id)
+            with self.db.read() as conn:
+                values = self.values(conn, workspace_id, definition, now, computed)
+                current = self.definitions.current(conn, workspace_id, key)
+        except Exception as exc:  # a failing definition never stops the others
+            self.definitions.set_status(
+                workspace_id, key, status=FAILED, error=str(exc), computed_us=now
+            )
+            return Computation(0, 0)
+        with self.db.write() as conn:
+            done = self._store(conn, workspace_id, row, values, current, now)
+            self.definitions.set_status_in(
+                conn,
+                workspace_id,
+                key,
+                status=READY,
+                error=None,
+                computed_us=now,
+                size=done.size if row.kind == "audience" else None,
+            )
+        self.forget(workspace_id)
+        return done
+
+    def values(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        definition: Definition,
+        now_us: int,
+        computed: frozenset[str],
+        only: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Profile id → value for every live profile (``only``: these), by SQL where it can."""
+        collection = "accounts" if definition.type == "ACCOUNTS" else "users"
+        try:
+            return self.definitions.evaluate(
+                conn,
+                workspace_id,
+                definition.root,
+                now_us,
+                collection,
+                computed=computed,
+                only=only,
+            )
+        except NotCompiled:
+            pass
+        ids = (
+            list(only)
+            if only is not None
+            else self.definitions.live_profile_ids(workspace_id, collection)
+        )
+        live = set(self.definitions.live_among(conn, workspace_id, collection, ids))
+        data = self.definitions.profile_data(conn, workspace_id, sorted(live))
+        if collection == "accounts":
+            data = {
+                pid: ProfileData(d.traits, d.events, self._users(conn, workspace_id, pid))
+                for pid, d in data.items()
+            }
+        evaluator = Evaluator(from_us(now_us))
+        return {pid: evaluator.evaluate(definition.root, d) for pid, d in data.items()}
+
+    def _users(self, conn: Connection, workspace_id: str, account_id: str) -> list[ProfileData]:
+        users = self.definitions.users_of(conn, workspace_id, account_id)
+        return list(self.definitions.profile_data(conn, workspace_id, users).values())
+
+    def _computed_keys(self, workspace_id: str) -> frozenset[str]:
+        return frozenset(row.key for row in self.definitions.of_workspace(workspace_id))
+
+    # -- real time --------------------------------------------------------------------------------
+    def changed(self, conn: Connection, changes: BatchChanges) -> None:
+        """The processor's batch listener: update the definitions the batch can affect, for
+        its profiles, inside its transaction."""
+        parsed = self.enabled(changes.workspace_id)
+        if not parsed or not changes.profiles:
+            return
+        now = self.now_us()
+        computed = frozenset(p.key for p in parsed)
+        touched_keys: set[str] = set()
+        everyone = sorted(changes.profiles)
+        created = sorted(changes.created)
+        for item in parsed:  # dependency order: what a definition reads is already updated
+            definition = item.definition
+            affected = (
+                changes.merged
+                or bool(definition.events & changes.events)
+                or bool(definition.traits & (changes.traits | touched_keys))
+            )
+            # A new profile has nothing computed yet: every definition looks at it once.
+            profiles = everyone if affected else created
+            if not profiles:
+                continue
+            try:
+                values = self.values(
+                    conn, changes.workspace_id, definition, now, computed, profiles
+                )
+                current = self.definitions.current(conn, changes.workspace_id, item.key, profiles)
+                done = self._store(conn, changes.workspace_id, item.row, values, current, now)
+            except Exception as exc:
+                log.warning("definition %s failed in real time: %s", item.key, exc)
+                self.definitions.set_status_in(
+                    conn, changes.workspace_id, item.key, status=FAILED, error=str(exc)
+                )
+                self.forget(changes.workspace_id)
+                continue
+            if done.changed:
+                touched_keys.add(item.key)
+
+    # -- storing ----------------------------------------------------------------------------------
+    def _store(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        row: DefinitionRow,
+        values: dict[str, Any],
+        current: dict[str, Any],
+        now_us: int,
+    ) -> Computation:
+        """Store the values that changed (audiences: members hold ``true``), and record each
+        audience entry and exit on the timeline."""
+        audience = row.kind == "audience"
+        if audience:
+            new = {pid: True for pid, v in values.items() if v}
+        else:
+            new = {pid: v for pid, v in values.items() if v is not None}
+        changed = {pid: v for pid, v in new.items() if current.get(pid, _ABSENT) != v}
+        removed = sorted((current.keys() & values.keys()) - new.keys())
+        self.definitions.replace_values(conn, workspace_id, row.key, changed, removed, now_us)
+        entered = sorted(new.keys() - current.keys()) if audience else []
+        exited = removed if audience else []
+        if entered or exited:
+            self.profiles.insert_events(
+                conn,
+                [_membership_event(workspace_id, row, pid, ENTERED, now_us) for pid in entered]
+                + [_membership_event(workspace_id, row, pid, EXITED, now_us) for pid in exited],
+            )
+        if self.metrics is not None and (changed or removed):
+            self.metrics.add("opencdp_computed_values_changed_total", len(changed) + len(removed))
+        return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))
+
+
+def dependency_order(parsed: dict[str, Parsed]) -> list[Parsed]:
+    """Definitions each after the definitions whose keys it reads (cycles are refused when
+    defining, so a leftover one is simply broken here)."""
+    ordered: list[Parsed] = []
+    placed: set[str] = set()
+
+    def place(key: str, trail: frozenset[str]) -> None:
+        if key in placed or key in trail:
+            return
+        for dep in sorted(parsed[key].definition.traits & parsed.keys()):
+            place(dep, trail | {key})
+        placed.add(key)
+        ordered.append(parsed[key])
+
+    for key in sorted(parsed):
+        place(key, frozenset())
+    return ordered
+
+
+def _membership_event(
+    workspace_id: str, row: DefinitionRow, profile_id: str, name: str, now_us: int
+) -> dict[str, Any]:
+    digest = hashlib.sha1(
+        "\x1f".join((workspace_id, row.key, profile_id, name, str(now_us))).encode(),
+        usedforsecurity=False,
+    ).hexdigest()
+    message_id = f"aud-{digest}"
+    stamp = isoformat_us(now_us)
+    payload = {
+        "type": "track",
+        "event": name,
+        "messageId": message_id,
+        "timestamp": stamp,
+        "receivedAt": stamp,
+        "properties": {"audience_key": row.key, "audience_name": row.name},
+        "context": {"personas": {"computation_class": "audience", "computation_key": row.key}},
+    }
+    return {
+        "workspace_id": workspace_id,
+        "message_id": message_id,
+        "profile_id": profile_id,
+        "source_id": None,
+        "type": "track",
+        "event": name,
+        "timestamp_us": now_us,
+        "received_us": now_us,
+        "payload": orjson.dumps(payload).decode(),
+        "resolution": None,
+    }

@@ -23,6 +23,7 @@ from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
 from opencdp.storage.inbox import InboxRow
+from opencdp.storage.statistics import refresh_stale
 from opencdp.timeutil import isoformat, parse_timestamp, to_us
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: The advisory lock identity writers take on PostgreSQL (workers shared, others alone).
 IDENTITY_LOCK_KEY = 7447002
+#: How often the processor looks for stale planner statistics (PostgreSQL).
+STATISTICS_EVERY_SECONDS = 5.0
 #: The most advisory locks a worker's batch takes on new identifiers. Each takes a slot of
 #: PostgreSQL's shared lock table (``max_locks_per_transaction`` x ``max_connections``, 6,400
 #: by default); a batch with more new identifiers takes the identity lock alone instead.
@@ -143,9 +146,25 @@ class Processor:
         self.cache = IdentityCache(cache_profiles)
         #: told what each stored batch changed (computed traits and audiences), or None
         self.listener: BatchListener | None = None
+        self._statistics_checked = -1e18
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
+
+    def _refresh_statistics(self) -> None:
+        """Now and then, have PostgreSQL analyze the tables whose statistics lag behind a
+        fast-growing store (see :mod:`opencdp.storage.statistics`)."""
+        now = self.clock.monotonic()
+        if now - self._statistics_checked < STATISTICS_EVERY_SECONDS:
+            return
+        self._statistics_checked = now
+        try:
+            analyzed = refresh_stale(self.db)
+        except Exception as exc:  # statistics are an optimisation: never stop the worker
+            log.warning("could not refresh planner statistics: %s", loggable(exc))
+            return
+        if analyzed:
+            log.info("analyzed %s (their statistics lagged behind)", ", ".join(analyzed))
 
     # -- the worker's unit of work ----------------------------------------------------------------
     def run_once(self, limit: int | None = None) -> int:
@@ -156,6 +175,7 @@ class Processor:
         carry on. An unreachable database raises :class:`StorageUnavailable` (retry later).
         """
         limit = limit or self.batch_size
+        self._refresh_statistics()
         try:
             return self._run_batch(limit)
         except StorageUnavailable:
@@ -472,6 +492,7 @@ class Processor:
         quarantine rows of their message ids (default: :func:`closes_as` of each event).
         """
         summary = ProcessSummary()
+        self._refresh_statistics()
         single_writer = self.db.dialect.is_sqlite
         try:
             with self.db.write() as conn:

@@ -163,6 +163,13 @@ profiles = Table(
     Column("last_source_id", String(64), nullable=True),
     Column("merge_count", Integer, nullable=False, server_default=text("0")),
     Index("ix_profiles_ws", "workspace_id", "collection"),
+    Index(
+        "ix_profiles_merged_into",
+        "workspace_id",
+        "merged_into",
+        sqlite_where=text("merged_into IS NOT NULL"),
+        postgresql_where=text("merged_into IS NOT NULL"),
+    ),
 )
 
 identifiers = Table(

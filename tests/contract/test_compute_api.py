@@ -203,7 +203,7 @@ def test_preview_stores_nothing(shop: TestClient) -> None:
             "invalid_definition",
             "USERS",
         ),
-        ("/api/audiences/a", {"query": "trait('plan') = 1"}, "invalid_definition", '"definition"'),
+        ("/api/audiences/a", {"query": "trait('plan') = 1"}, "invalid_definition", "unknown keys"),
         (
             "/api/audiences/not-a-key",
             {"definition": {"query": "trait('plan') = 1"}},

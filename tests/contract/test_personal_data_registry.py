@@ -87,6 +87,11 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
         {"type": "identify", "userId": "u2", "traits": {"email": "bob@x.co"}, "messageId": "bob-1"},
         {"type": "track", "userId": "u2", "messageId": "bob-2"},
     )
+    # and is in an audience (its membership is a computed value of her profile)
+    from opencdp.services.compute import put_definition
+
+    audience = {"definition": {"query": "event('Signed Up').count() >= 1"}}
+    assert put_definition(runtime, WS, "audience", "signed_up", audience)["size"] == 1
     ann = runtime.profiles.find(WS, "users", "user_id", "u1")
     bob = runtime.profiles.find(WS, "users", "user_id", "u2")
     assert runtime.profiles.absorbed_ids(WS, ann), "the scenario must merge two profiles"
@@ -102,7 +107,9 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
     assert {t for t, rows in found.items() if not rows} == set()
     ann_messages = {"ann-1", "ann-2", "ann-3", "ann-4", "ann-5"}
     assert {r.message_id for r in found["inbox"]} == ann_messages
-    assert {r.message_id for r in found["events"]} == ann_messages
+    stored = {r.message_id for r in found["events"]}
+    entered = {m for m in stored if m.startswith("aud-")}  # her Audience Entered event
+    assert stored - entered == ann_messages and len(entered) == 1
     assert [r.message_id for r in found["quarantine"]] == ["ann-5"]
     assert {r.id for r in found["profiles"]} == {ann, *runtime.profiles.absorbed_ids(WS, ann)}
     assert {(r.id_type, r.id_value) for r in found["identifiers"]} >= {

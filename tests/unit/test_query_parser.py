@@ -283,6 +283,22 @@ def test_errors_say_where_and_what(
         assert str(error).startswith(f"line {line}, column {column}: ")
 
 
+@pytest.mark.parametrize(
+    ("query", "needle"),
+    [
+        ("trait('a') = 99999999999999999999", "does not fit in 64 bits"),
+        ("trait('a') = " + "1" * 5000, "is too long"),
+        ("event('A').within(40000 days).count() > 1", "longer than 100 years"),
+        ("event('A').within(" + "9" * 5000 + " days).count() > 1", "whole number"),
+        ("NOT " * 4000 + "trait('a') = 1", "nested too deeply"),
+        ("trait('a') = '" + "x" * 20_001 + "'", "at most 20,000"),
+    ],
+)
+def test_limits_are_refused_not_crashed_on(query: str, needle: str) -> None:
+    with pytest.raises(DefinitionError, match=needle):
+        parse(query)
+
+
 def test_at_most_fifty_primary_expressions() -> None:
     one = "event('A').count() > 0"
     parse(" OR ".join([one] * MAX_PRIMARY_EXPRESSIONS))

@@ -26,6 +26,10 @@ from opencdp.query import ast
 
 #: At most this many primary expressions (extractor-rooted chains) per definition (Segment's limit).
 MAX_PRIMARY_EXPRESSIONS: Final = 50
+#: The longest duration accepted (windows, sessions, date comparisons): 100 years.
+MAX_DURATION_SECONDS: Final = 36_500 * 86_400
+#: The longest definition accepted, in characters.
+MAX_QUERY_LENGTH: Final = 20_000
 
 DefinitionKind = Literal["audience", "trait"]
 DefinitionType = Literal["USERS", "ACCOUNTS"]
@@ -159,12 +163,21 @@ def parse(
         raise DefinitionError(
             "the query is empty: write a condition such as event('Order Completed').count() >= 1"
         )
+    if len(query) > MAX_QUERY_LENGTH:
+        raise DefinitionError(
+            f"the definition is {len(query):,} characters long; at most {MAX_QUERY_LENGTH:,}"
+        )
     try:
         tree = _PARSER.parse(query)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, query) from None
+    except RecursionError:
+        raise DefinitionError("the definition is nested too deeply") from None
     builder = _Builder(definition_type)
-    root = builder.expr(tree.children[0], top=True)
+    try:
+        root = builder.expr(tree.children[0], top=True)
+    except RecursionError:
+        raise DefinitionError("the definition is nested too deeply") from None
     if kind == "audience" and not _is_condition(root):
         raise DefinitionError(
             "an audience needs a condition (true or false for each profile), such as "
@@ -624,7 +637,7 @@ class _Builder:
         if kind == "STRING":
             return ast.Literal(_unquote(text))
         if kind == "NUMBER":
-            return ast.Literal(float(text) if "." in text else int(text))
+            return ast.Literal(_number(text, token))
         if kind == "TIMESTAMP":
             stamp = _timestamp(text)
             if stamp is None:
@@ -665,14 +678,17 @@ class _Builder:
             )
         amount, unit_token = node.children
         unit = str(unit_token).lower()
-        if "." in str(amount) or int(str(amount)) < 1:
+        if "." in str(amount) or len(str(amount)) > 12 or int(str(amount)) < 1:
             raise DefinitionError("a duration is a whole number of at least 1", *_pos(amount))
         if unit not in ast.UNITS:
             raise DefinitionError(
                 f"unknown unit {unit_token}: use hours, days or (in expires_after) seconds",
                 *_pos(unit_token),
             )
-        return ast.Duration(int(str(amount)), unit)
+        duration = ast.Duration(int(str(amount)), unit)
+        if duration.seconds > MAX_DURATION_SECONDS:
+            raise DefinitionError(f"{duration} is longer than 100 years (36500 days)", *_pos(node))
+        return duration
 
     def window(self, node: Any) -> ast.Duration:
         duration = self.duration(node)
@@ -690,6 +706,16 @@ def _comparable(value: ast.Value, node: Any) -> ast.Value:
             "contains() or exists()",
             *_pos(node),
         )
+    return value
+
+
+def _number(text: str, token: Token) -> int | float:
+    """A number constant; whole numbers must fit in 64 bits, as JSON numbers do here."""
+    if len(text) > 40:
+        raise DefinitionError(f"the number {text[:20]}… is too long", *_pos(token))
+    value: int | float = float(text) if "." in text else int(text)
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise DefinitionError(f"{text} does not fit in 64 bits", *_pos(token))
     return value
 
 

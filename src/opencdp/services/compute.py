@@ -45,10 +45,22 @@ def put_definition(
         )
     if not isinstance(body, dict):
         raise RequestError("send a JSON object", code="invalid_definition")
+    unknown = sorted(set(body) - {"name", "definition", "enabled"})
+    if unknown:
+        raise RequestError(
+            f"unknown keys {unknown}: a definition has name, definition and enabled",
+            code="invalid_definition",
+        )
     spec = body.get("definition")
     if not isinstance(spec, dict) or not isinstance(spec.get("query"), str):
         raise RequestError(
             'the body needs "definition": {"type": "USERS", "query": "…"}',
+            code="invalid_definition",
+        )
+    extra = sorted(set(spec) - {"type", "query"})
+    if extra:
+        raise RequestError(
+            f"unknown keys {extra} in definition: it has type and query",
             code="invalid_definition",
         )
     definition_type = spec.get("type", "USERS")

@@ -22,32 +22,6 @@ from opencdp.web.responses import JSON, from_exception
 
 Handler = Callable[[Request, AccessToken], Awaitable[Any]]
 
-_DEFINITION_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["definition"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "definition": {
-                            "type": "object",
-                            "required": ["query"],
-                            "properties": {
-                                "type": {"type": "string", "enum": ["USERS", "ACCOUNTS"]},
-                                "query": {"type": "string"},
-                            },
-                        },
-                        "enabled": {"type": "boolean"},
-                    },
-                }
-            }
-        },
-    }
-}
-
 
 def compute_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["Computed traits and audiences"])
@@ -73,9 +47,7 @@ def compute_router(runtime: Runtime) -> APIRouter:
     for kind, path, word in kinds:
         _definition_routes(router, runtime, run, kind, path, word)
 
-    @router.post(
-        "/audiences/preview", summary="Preview an audience", openapi_extra=_DEFINITION_BODY
-    )
+    @router.post("/audiences/preview", summary="Preview an audience")
     async def preview(request: Request) -> Response:
         """The size and a sample of the members of a definition, computed now; nothing is
         stored."""
@@ -162,9 +134,7 @@ def _definition_routes(
 
         return await run(request, handler)
 
-    @router.put(
-        f"/{path}/{{key}}", summary=f"Create or change a {word}", openapi_extra=_DEFINITION_BODY
-    )
+    @router.put(f"/{path}/{{key}}", summary=f"Create or change a {word}")
     async def put_definition(key: str, request: Request) -> Response:
         """``{"name", "definition": {"type": "USERS", "query": "…"}, "enabled": true}``: stored,
         then computed over every profile (``status`` ``ready``, or ``failed`` with ``error``)."""

@@ -18,6 +18,8 @@ from opencdp.collect.envelope import ROUTES
 from opencdp.web.wire_schemas import (
     BATCH,
     COMPONENTS,
+    DEFINITION,
+    DEFINITION_PREVIEW,
     DISMISS,
     DRY_RUN,
     IDENTITY_RULES,
@@ -143,6 +145,16 @@ def _tracking_docs() -> dict[tuple[str, str], Doc]:
     return docs
 
 
+def _definition_docs(path: str) -> dict[tuple[str, str], Doc]:
+    """Computed traits and audiences: list, one, create or replace, delete."""
+    return {
+        ("get", f"/api/{path}"): Doc((401,)),
+        ("get", f"/api/{path}/{{key}}"): Doc((401, 404)),
+        ("put", f"/api/{path}/{{key}}"): Doc((400, 401, 403, 413), body=DEFINITION),
+        ("delete", f"/api/{path}/{{key}}"): Doc((401, 403, 404)),
+    }
+
+
 OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     **_tracking_docs(),
     ("get", f"{_PROFILE}/traits"): Doc(
@@ -187,6 +199,18 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("get", "/api/workspaces/{workspace_id}/identity-rules"): Doc((401,)),
     ("put", "/api/workspaces/{workspace_id}/identity-rules"): Doc(
         (400, 401, 403, 413), body=IDENTITY_RULES
+    ),
+    **_definition_docs("computed-traits"),
+    **_definition_docs("audiences"),
+    ("post", "/api/audiences/preview"): Doc((400, 401, 413), body=DEFINITION_PREVIEW),
+    ("post", "/api/audiences/{key}/recompute"): Doc((400, 401, 403, 404)),
+    ("get", "/api/audiences/{key}/members"): Doc(
+        (400, 401, 404),
+        query=(
+            _limit(100, 1000),
+            _CURSOR,
+            Param("format", {"type": "string", "enum": ["json", "csv"]}, "CSV or JSON pages."),
+        ),
     ),
     ("get", "/api/tracking-plans"): Doc((401,)),
     ("get", "/api/tracking-plans/{plan_id}"): Doc(

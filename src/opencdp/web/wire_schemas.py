@@ -367,3 +367,29 @@ DISMISS: Final[Schema] = _strict(
     },
     required=("ids", "reason"),
 )
+
+#: A computed trait or audience: Segment's query language in ``definition.query``.
+DEFINITION: Final[Schema] = _strict(
+    {
+        "name": {"type": "string", "minLength": 1, "maxLength": 300, "pattern": TEXT_PATTERN},
+        "definition": _strict(
+            {
+                "type": {"type": "string", "enum": ["USERS", "ACCOUNTS"]},
+                "query": {
+                    "type": "string",
+                    "maxLength": 20_000,
+                    "pattern": TEXT_PATTERN,
+                    "description": "Segment's query language, e.g. "
+                    "event('Order Completed').within(30 days).count() >= 1",
+                },
+            },
+            required=("query",),
+        ),
+        "enabled": {"type": "boolean"},
+    },
+    required=("definition",),
+)
+#: What ``POST /api/audiences/preview`` reads: a definition only.
+DEFINITION_PREVIEW: Final[Schema] = _strict(
+    {"definition": DEFINITION["properties"]["definition"]}, required=("definition",)
+)

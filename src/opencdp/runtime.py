@@ -155,6 +155,7 @@ class Runtime:
                     poll_interval=s.worker_poll_interval,
                     dedup_window_days=s.dedup_window_days,
                     quarantine_retention_days=s.quarantine_resolved_retention_days,
+                    scheduled=lambda: self.compute.refresh_due(s.compute_refresh_seconds),
                 )
             return self._worker
 

@@ -124,6 +124,16 @@ class Settings(BaseSettings):
             "(roughly 2 KB each); 0 turns the memory off."
         ),
     )
+    compute_refresh_seconds: float = Field(
+        default=3_600.0,
+        gt=0,
+        description=(
+            "How long a computed trait or audience whose value time alone can change (a window "
+            "such as within(7 days), a session, within_last) may go without a batch "
+            "re-evaluation; the worker re-evaluates it when this has passed since its last "
+            "computation, also right after a restart."
+        ),
+    )
     worker_poll_interval: float = Field(
         default=0.05, description="Seconds an idle worker waits before looking for new events."
     )

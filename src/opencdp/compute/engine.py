@@ -181,6 +181,24 @@ class ComputeEngine:
     def _computed_keys(self, workspace_id: str) -> frozenset[str]:
         return frozenset(row.key for row in self.definitions.of_workspace(workspace_id))
 
+    def refresh_due(self, refresh_seconds: float) -> int:
+        """Re-evaluate in batch the definitions time alone can change (windows, sessions,
+        comparisons with now) whose last computation is older than ``refresh_seconds``;
+        returns how many. Durable: the time of the last computation is stored, so a restart
+        catches up at once."""
+        before = self.now_us() - int(refresh_seconds * 1_000_000)
+        done = 0
+        for row in self.definitions.computed_before(before):
+            try:
+                definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
+            except DefinitionError:
+                continue
+            if not definition.time_dependent:
+                continue
+            self.compute(row.workspace_id, row.key)
+            done += 1
+        return done
+
     # -- real time --------------------------------------------------------------------------------
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
         """The processor's batch listener: update the definitions the batch can affect, for

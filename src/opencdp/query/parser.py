@@ -154,6 +154,36 @@ class Definition:
     def reads_events(self) -> bool:
         return bool(self.events)
 
+    @property
+    def time_dependent(self) -> bool:
+        """Whether time alone can change its value: a window or a session relative to now,
+        or a comparison with now (``within_last`` …)."""
+        return _uses_now(self.root)
+
+
+_NOW_COMPARATORS: Final = frozenset({"within_last", "within_next", "before_last", "after_next"})
+
+
+def _uses_now(node: object) -> bool:
+    if isinstance(node, ast.Aggregate):
+        return any(
+            isinstance(f, ast.ExpiresAfter)
+            or (isinstance(f, ast.Within | ast.Between) and not f.parent)
+            or (isinstance(f, ast.Where) and _uses_now(f.condition))
+            for f in node.stream.filters
+        )
+    if isinstance(node, ast.And | ast.Or):
+        return any(_uses_now(i) for i in node.items)
+    if isinstance(node, ast.Not | ast.AnyUser | ast.AllUsers):
+        return _uses_now(node.item)
+    if isinstance(node, ast.Comparison):
+        return (
+            node.comparator in _NOW_COMPARATORS
+            or _uses_now(node.value)
+            or any(_uses_now(a) for a in node.arguments)
+        )
+    return False
+
 
 def parse(
     query: str, kind: DefinitionKind = "audience", definition_type: DefinitionType = "USERS"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opencdp.collect.partition import slot_partitions
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_SECONDS = 60.0
+#: How often the worker looks for scheduled work that is due.
+SCHEDULED_EVERY_SECONDS = 30.0
 
 
 class Worker:
@@ -36,6 +39,7 @@ class Worker:
         poll_interval: float,
         dedup_window_days: float,
         quarantine_retention_days: float,
+        scheduled: Callable[[], int] | None = None,
     ) -> None:
         self.processor = processor
         self.inbox = inbox
@@ -44,6 +48,9 @@ class Worker:
         self.poll_interval = poll_interval
         self.dedup_window_days = dedup_window_days
         self.quarantine_retention_days = quarantine_retention_days
+        #: durable scheduled work run now and then (re-evaluating windows as time passes)
+        self.scheduled = scheduled
+        self._last_scheduled = -1e18
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = -1e18
@@ -61,6 +68,8 @@ class Worker:
         """Process only the inbox partitions of worker ``slot`` of ``slots`` (0-based), each
         in arrival order; the other slots' workers process the rest."""
         self.processor.partitions = slot_partitions(slot, slots)
+        if slot != 0:
+            self.scheduled = None  # the first slot's worker runs the scheduled work
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""
@@ -92,6 +101,7 @@ class Worker:
                 n = self.processor.run_once()
                 attempt = 0
                 self._maybe_prune()
+                self.run_scheduled()
             except Exception as exc:
                 self.failures += 1
                 attempt += 1
@@ -108,6 +118,20 @@ class Worker:
                 continue
             if n == 0:
                 self._stop.wait(self.poll_interval)
+
+    def run_scheduled(self, force: bool = False) -> int:
+        """Run the scheduled work if it is due (every SCHEDULED_EVERY_SECONDS); returns what it
+        reported (definitions re-evaluated)."""
+        now = self.clock.monotonic()
+        if self.scheduled is None or (
+            not force and now - self._last_scheduled < SCHEDULED_EVERY_SECONDS
+        ):
+            return 0
+        self._last_scheduled = now
+        done = self.scheduled()
+        if done:
+            log.info("re-evaluated %d time-dependent definitions", done)
+        return done
 
     def _maybe_prune(self) -> None:
         now = self.clock.monotonic()

@@ -100,6 +100,19 @@ class DefinitionStore:
             raise NotFound(f"no {what} {key!r} in workspace {workspace_id!r}")
         return DefinitionRow(**row._mapping)
 
+    def computed_before(self, before_us: int) -> list[DefinitionRow]:
+        """Enabled definitions of every workspace last computed before ``before_us`` (or never)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(definitions)
+                .where(
+                    definitions.c.enabled.is_(True),
+                    (definitions.c.computed_us.is_(None)) | (definitions.c.computed_us < before_us),
+                )
+                .order_by(definitions.c.workspace_id, definitions.c.key)
+            )
+            return [DefinitionRow(**r._mapping) for r in rows]
+
     def of_workspace(self, workspace_id: str, kind: str | None = None) -> list[DefinitionRow]:
         query = select(definitions).where(definitions.c.workspace_id == workspace_id)
         if kind is not None:

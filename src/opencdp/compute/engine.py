@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,8 @@ class ComputeEngine:
                 parsed[row.key] = Parsed(row, parse(row.query, row.kind, row.type))  # type: ignore[arg-type]
             except DefinitionError:  # stored before a stricter parser: failed at compute time
                 continue
-        return dependency_order(parsed)
+        order = dependency_order({k: p.definition.traits for k, p in parsed.items()})
+        return [parsed[k] for k in order]
 
     # -- batch ------------------------------------------------------------------------------------
     def compute(self, workspace_id: str, key: str) -> Computation:
@@ -131,7 +132,6 @@ class ComputeEngine:
                 status=READY,
                 error=None,
                 computed_us=now,
-                size=done.size if row.kind == "audience" else None,
             )
         self.forget(workspace_id)
         return done
@@ -271,21 +271,21 @@ class ComputeEngine:
         return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))
 
 
-def dependency_order(parsed: dict[str, Parsed]) -> list[Parsed]:
-    """Definitions each after the definitions whose keys it reads (cycles are refused when
-    defining, so a leftover one is simply broken here)."""
-    ordered: list[Parsed] = []
+def dependency_order(reads: Mapping[str, frozenset[str]]) -> list[str]:
+    """Keys each after the keys among them that it reads (``reads``: key → trait keys it
+    reads). Cycles are refused when defining, so a leftover one is simply broken here."""
+    ordered: list[str] = []
     placed: set[str] = set()
 
     def place(key: str, trail: frozenset[str]) -> None:
         if key in placed or key in trail:
             return
-        for dep in sorted(parsed[key].definition.traits & parsed.keys()):
+        for dep in sorted(reads[key] & reads.keys()):
             place(dep, trail | {key})
         placed.add(key)
-        ordered.append(parsed[key])
+        ordered.append(key)
 
-    for key in sorted(parsed):
+    for key in sorted(reads):
         place(key, frozenset())
     return ordered
 

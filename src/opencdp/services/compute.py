@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from opencdp.compute.engine import Computation
+from opencdp.compute.engine import Computation, dependency_order
 from opencdp.errors import RequestError
 from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse
 from opencdp.runtime import Runtime
@@ -107,8 +107,8 @@ def put_definition(
     )
     runtime.compute.forget(workspace_id)
     if enabled:
-        for row in _in_dependency_order(runtime, workspace_id, {key}):
-            compute(runtime, workspace_id, row.key)
+        for affected in _in_dependency_order(runtime, workspace_id, key):
+            compute(runtime, workspace_id, affected)
     return describe(runtime, definitions.get(workspace_id, key))
 
 
@@ -171,36 +171,15 @@ def _cycle(key: str, reads: frozenset[str], definitions: dict[str, DefinitionRow
     return path if visit(key, {key}) else []
 
 
-def _in_dependency_order(
-    runtime: Runtime, workspace_id: str, changed: set[str]
-) -> list[DefinitionRow]:
-    """The changed definitions and everything that reads them, each after what it reads."""
-    rows = {row.key: row for row in store(runtime).of_workspace(workspace_id)}
-    reads = {k: _depends_on(row) & rows.keys() for k, row in rows.items()}
-    affected = set(changed)
-    grew = True
-    while grew:
-        grew = False
-        for k, deps in reads.items():
-            if k not in affected and deps & affected:
-                affected.add(k)
-                grew = True
-    ordered: list[DefinitionRow] = []
-    done: set[str] = set()
-
-    def place(k: str) -> None:
-        if k in done:
-            return
-        done.add(k)
-        for dep in sorted(reads.get(k, ())):
-            if dep in affected:
-                place(dep)
-        ordered.append(rows[k])
-
-    for k in sorted(affected):
-        if k in rows:
-            place(k)
-    return [row for row in ordered if row.enabled]
+def _in_dependency_order(runtime: Runtime, workspace_id: str, changed: str) -> list[str]:
+    """The enabled definition ``changed`` and those that read it, directly or not, each after
+    what it reads."""
+    enabled = runtime.compute.enabled(workspace_id)  # parsed, in dependency order
+    affected = {changed}
+    for item in enabled:
+        if item.definition.traits & affected:
+            affected.add(item.key)
+    return [item.key for item in enabled if item.key in affected]
 
 
 def delete_definition(runtime: Runtime, workspace_id: str, key: str, kind: DefinitionKind) -> None:
@@ -325,39 +304,21 @@ def apply_file(
             item["key"],
             {k: v for k, v in item.items() if k != "key"},
         )
-        for item in _dependencies_first(items)
+        for item in _dependencies_first(items, kind)
     ]
 
 
-def _dependencies_first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """File entries ordered so that each comes after the entries whose traits it reads."""
+def _dependencies_first(items: list[dict[str, Any]], kind: DefinitionKind) -> list[dict[str, Any]]:
+    """File entries (their queries already parsed once) ordered so that each comes after the
+    entries whose traits it reads."""
     by_key = {item["key"]: item for item in items}
-
-    def reads(item: dict[str, Any]) -> set[str]:
-        query = (
-            (item.get("definition") or {}).get("query")
-            if isinstance(item.get("definition"), dict)
-            else None
-        )
-        if not isinstance(query, str):
-            return set()
-        found = re.findall(r"trait\(\s*['\"]([^'\".]+)", query)
-        return {k for k in found if k in by_key}
-
-    ordered: list[dict[str, Any]] = []
-    placed: set[str] = set()
-
-    def place(key: str, trail: frozenset[str]) -> None:
-        if key in placed or key in trail:
-            return
-        for dep in sorted(reads(by_key[key])):
-            place(dep, trail | {key})
-        placed.add(key)
-        ordered.append(by_key[key])
-
-    for key in by_key:
-        place(key, frozenset())
-    return ordered
+    reads = {
+        key: parse(
+            item["definition"]["query"], kind, item["definition"].get("type", "USERS")
+        ).traits
+        for key, item in by_key.items()
+    }
+    return [by_key[key] for key in dependency_order(reads)]
 
 
 def members(

@@ -44,7 +44,6 @@ class DefinitionRow:
     enabled: bool
     status: str
     error: str | None
-    size: int | None
     computed_us: int | None
     created_us: int
     updated_us: int
@@ -376,18 +375,6 @@ class DefinitionStore:
                     select(func.count()).where(
                         computed_values.c.workspace_id == workspace_id,
                         computed_values.c.key == key,
-                    )
-                ).scalar_one()
-            )
-
-    def live_profiles(self, workspace_id: str, collection: str = "users") -> int:
-        with self.db.read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        profiles.c.workspace_id == workspace_id,
-                        profiles.c.collection == collection,
-                        profiles.c.merged_into.is_(None),
                     )
                 ).scalar_one()
             )

@@ -331,7 +331,6 @@ definitions = Table(
     Column("enabled", Boolean, nullable=False),
     Column("status", String(16), nullable=False, comment="computing | ready | failed | disabled"),
     Column("error", Text, nullable=True),
-    Column("size", BigInteger, nullable=True, comment="audiences: members at the last computation"),
     Column("computed_us", BigInteger, nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 
-from opencdp.errors import AuthenticationError
+from opencdp.errors import AuthenticationError, Forbidden, OpenCDPError
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import AccessToken
+from opencdp.web.responses import JSON, from_exception
+
+#: A route's work once its token is known: the JSON body to answer (or a ready Response).
+Handler = Callable[[Request, AccessToken], Awaitable[Any]]
 
 
 def token_from_header(authorization: str | None) -> str | None:
@@ -50,3 +57,25 @@ def authenticate(
             f"this token does not belong to workspace {workspace_id!r}", code="authentication_error"
         )
     return token
+
+
+async def answer(
+    runtime: Runtime,
+    request: Request,
+    handler: Handler,
+    *,
+    admin: bool = False,
+    status: int = 200,
+) -> Response:
+    """Authenticate (``admin``: an admin token), run ``handler``, and answer its body as JSON;
+    OpenCDP errors become the ``{code, message}`` shape."""
+    try:
+        token = authenticate(runtime, request)
+        if admin and token.scope != "admin":
+            raise Forbidden("this change needs an admin token; this one is read-only")
+        body = await handler(request, token)
+    except OpenCDPError as exc:
+        return from_exception(exc)
+    if isinstance(body, Response):
+        return body
+    return JSON(body, status_code=status)

@@ -11,16 +11,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from opencdp.errors import Forbidden, OpenCDPError, RequestError
+from opencdp.errors import RequestError
 from opencdp.query.parser import DefinitionKind
 from opencdp.runtime import Runtime
 from opencdp.services import compute
 from opencdp.storage.admin import AccessToken
-from opencdp.web.auth import authenticate
+from opencdp.web.auth import Handler, answer
 from opencdp.web.inputs import json_body
-from opencdp.web.responses import JSON, from_exception
-
-Handler = Callable[[Request, AccessToken], Awaitable[Any]]
 
 
 def compute_router(runtime: Runtime) -> APIRouter:
@@ -29,16 +26,7 @@ def compute_router(runtime: Runtime) -> APIRouter:
     async def run(
         request: Request, handler: Handler, *, admin: bool = False, status: int = 200
     ) -> Response:
-        try:
-            token = authenticate(runtime, request)
-            if admin and token.scope != "admin":
-                raise Forbidden("this change needs an admin token; this one is read-only")
-            body = await handler(request, token)
-        except OpenCDPError as exc:
-            return from_exception(exc)
-        if isinstance(body, Response):
-            return body
-        return JSON(body, status_code=status)
+        return await answer(runtime, request, handler, admin=admin, status=status)
 
     kinds: tuple[tuple[DefinitionKind, str, str], ...] = (
         ("trait", "computed-traits", "computed trait"),

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from opencdp.errors import Forbidden, NotFound, OpenCDPError, RequestError
+from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
 from opencdp.services import governance as gov
 from opencdp.storage.admin import AccessToken
-from opencdp.web.auth import authenticate
+from opencdp.web.auth import Handler, answer, authenticate
 from opencdp.web.inputs import json_body
-from opencdp.web.responses import JSON, from_exception
 
-Handler = Callable[[Request, AccessToken], Awaitable[Any]]
 REPLAY_KEYS = frozenset(
     {"source", "source_id", "reason", "event", "type", "since", "until", "ids", "limit", "dry_run"}
 )
@@ -82,15 +79,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
     async def run(
         request: Request, handler: Handler, *, admin: bool = False, status: int = 200
     ) -> Response:
-        """Authenticate, run, and turn OpenCDP errors into the ``{code, message}`` shape."""
-        try:
-            token = authenticate(runtime, request)
-            if admin and token.scope != "admin":
-                raise Forbidden("this change needs an admin token; this one is read-only")
-            body = await handler(request, token)
-        except OpenCDPError as exc:
-            return from_exception(exc)
-        return JSON(body, status_code=status)
+        return await answer(runtime, request, handler, admin=admin, status=status)
 
     # -- tracking plans ---------------------------------------------------------------------------
     @router.get("/tracking-plans", summary="List tracking plans")

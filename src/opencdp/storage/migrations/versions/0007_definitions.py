@@ -36,12 +36,6 @@ def upgrade() -> None:
             "status", sa.String(16), nullable=False, comment="computing | ready | failed | disabled"
         ),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column(
-            "size",
-            sa.BigInteger(),
-            nullable=True,
-            comment="audiences: members at the last computation",
-        ),
         sa.Column("computed_us", sa.BigInteger(), nullable=True),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),

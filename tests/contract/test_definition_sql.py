@@ -46,6 +46,11 @@ def timelines(draw: Any) -> list[list[dict[str, Any]]]:
                 for k in ("total", "category")
                 if (v := draw(st.one_of(st.just("__missing__"), VALUES))) != "__missing__"
             }
+            if kind == "track" and draw(st.booleans()):  # line items, or something else
+                item = st.dictionaries(st.sampled_from(["total", "category"]), VALUES, max_size=2)
+                props["products"] = draw(
+                    st.one_of(st.lists(st.one_of(item, item, VALUES), max_size=3), item, VALUES)
+                )
             if kind == "identify":
                 messages.append({**base, "type": "identify", "traits": {"plan": draw(VALUES)}})
             elif kind == "page":
@@ -88,6 +93,8 @@ REDUCERS = [
     "mode(property('category'), 1)",
     "unique(property('category'))",
     "unique(property('category')).count()",
+    "first(timestamp())",
+    "last(timestamp())",
 ]
 
 
@@ -115,6 +122,10 @@ def definitions(draw: Any) -> tuple[str, str]:
                 "sources": ".sources({exclude: ['nope']})",
                 "where": f".where({compare(draw(st.sampled_from(FIELDS)))})",
             }[f]
+        if draw(st.integers(0, 3)) == 0:  # an order's line items (an OpenCDP extension)
+            text += ".items('products')"
+            if draw(st.booleans()):
+                text += f".where({compare(draw(st.sampled_from(FIELDS)))})"
         return text
 
     if draw(st.booleans()):

@@ -15,6 +15,7 @@ from opencdp.cli.common import (
     DbUrl,
     Workspace,
     console,
+    err,
     read_document,
     runtime_for,
     settings_from,
@@ -26,7 +27,13 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 Key = Annotated[str, typer.Argument(help="The definition's key, e.g. lifetime_value.")]
 Query = Annotated[str, typer.Argument(help="A definition in the query language.")]
 DefinitionType = Annotated[str, typer.Option("--type", help="USERS or ACCOUNTS.")]
-DefinitionFile = Annotated[Path, typer.Argument(help="YAML or JSON file of definitions.")]
+DefinitionFile = Annotated[
+    Path | None, typer.Argument(help="YAML or JSON file of definitions.", show_default=False)
+]
+Preset = Annotated[
+    str | None,
+    typer.Option("--preset", help="Apply a definition set that ships with OpenCDP: retail."),
+]
 
 
 def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
@@ -37,13 +44,14 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
 
     @app.command("apply")
     def apply(
-        file: DefinitionFile,
+        file: DefinitionFile = None,
+        preset: Preset = None,
         as_json: Json = False,
         workspace: Workspace = "default",
         data_dir: DataDir = None,
         database_url: DbUrl = None,
     ) -> None:
-        """Create or replace the definitions of a file and compute them.
+        """Create or replace the definitions of a file (or of a preset) and compute them.
 
         The file holds a list of {key, name, definition: {type, query}, enabled} (or a mapping
         of key to the rest), e.g.:
@@ -51,9 +59,15 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
             - key: {example_key}
               definition: {{query: "{example}"}}
         """
-        document = read_document(file)
+        if (file is None) == (preset is None):
+            err.print("[red]error:[/red] give a FILE or --preset NAME (e.g. --preset retail)")
+            raise typer.Exit(2)
+        document = read_document(file) if file is not None else None
         with runtime_for(settings_from(data_dir, database_url)) as rt:
-            done = compute.apply_file(rt, workspace, kind, document)
+            if preset is not None:
+                done = compute.apply_preset(rt, workspace, kind, preset)
+            else:
+                done = compute.apply_file(rt, workspace, kind, document)
         if as_json:
             console.print_json(orjson.dumps(done).decode())
             return

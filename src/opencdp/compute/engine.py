@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from opencdp.clock import Clock
 from opencdp.metrics import Metrics
+from opencdp.query import ast
 from opencdp.query.evaluate import Evaluator, ProfileData
+from opencdp.query.functions import FUNCTIONS, apply, quintiles
 from opencdp.query.parser import Definition, DefinitionError, parse
 from opencdp.resolve.batch import BatchChanges
 from opencdp.storage.db import Connection, Database
@@ -52,6 +54,11 @@ class Computation:
     exited: int = 0
 
 
+#: What computes a function the engine cannot (``clv``): (connection, workspace, the
+#: function's arguments, only these profiles or all, now in µs) → profile id → value.
+Provider = Callable[[Connection, str, tuple[Any, ...], Sequence[str] | None, int], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Parsed:
     """A stored definition with its parsed query."""
@@ -75,8 +82,10 @@ class ComputeEngine:
         clock: Clock,
         metrics: Metrics | None = None,
         cache_seconds: float = 2.0,
+        providers: Mapping[str, Provider] | None = None,
     ) -> None:
         self.db = db
+        self.providers = dict(providers or {})
         self.definitions = definitions
         self.profiles = profiles
         self.clock = clock
@@ -146,6 +155,10 @@ class ComputeEngine:
         only: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Profile id → value for every live profile (``only``: these), by SQL where it can."""
+        if isinstance(definition.root, ast.Function):
+            return self._function_values(
+                conn, workspace_id, definition, definition.root, now_us, computed, only
+            )
         collection = "accounts" if definition.type == "ACCOUNTS" else "users"
         try:
             return self.definitions.evaluate(
@@ -174,6 +187,53 @@ class ComputeEngine:
         evaluator = Evaluator(from_us(now_us))
         return {pid: evaluator.evaluate(definition.root, d) for pid, d in data.items()}
 
+    def _function_values(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        definition: Definition,
+        function: ast.Function,
+        now_us: int,
+        computed: frozenset[str],
+        only: Sequence[str] | None,
+    ) -> dict[str, Any]:
+        """A function of :mod:`opencdp.query.functions`: its arguments evaluated set-based
+        (each like a definition of its own), then the function applied — per profile, or
+        over the whole population (a rank needs everyone, whatever ``only`` says)."""
+        spec = FUNCTIONS[function.name]
+        if function.name in self.providers:
+            arguments = tuple(a.value for a in function.arguments if isinstance(a, ast.Literal))
+            return self.providers[function.name](conn, workspace_id, arguments, only, now_us)
+        if spec.population and function.name != "quintile":
+            raise ValueError(f"{function.name}() is not available: {spec.usage} needs its model")
+        scope = None if spec.population else only
+        columns = [
+            self.values(conn, workspace_id, replace(definition, root=a), now_us, computed, scope)
+            if not isinstance(a, ast.Literal)
+            else None
+            for a in function.arguments
+        ]
+        ids = next(c for c in columns if c is not None).keys()
+        if function.name == "quintile":
+            values, among = columns[0] or {}, columns[1] if len(columns) > 1 else None
+            scores = quintiles(
+                {pid: v for pid, v in values.items() if among is None or among.get(pid)}
+            )
+            wanted = ids if only is None else set(only) & ids
+            return {pid: scores.get(pid) for pid in wanted}
+        now = from_us(now_us)
+        return {
+            pid: apply(
+                function.name,
+                [
+                    a.value if column is None and isinstance(a, ast.Literal) else column[pid]  # type: ignore[index]
+                    for a, column in zip(function.arguments, columns, strict=True)
+                ],
+                now,
+            )
+            for pid in ids
+        }
+
     def _users(self, conn: Connection, workspace_id: str, account_id: str) -> list[ProfileData]:
         users = self.definitions.users_of(conn, workspace_id, account_id)
         return list(self.definitions.profile_data(conn, workspace_id, users).values())
@@ -187,17 +247,32 @@ class ComputeEngine:
         returns how many. Durable: the time of the last computation is stored, so a restart
         catches up at once."""
         before = self.now_us() - int(refresh_seconds * 1_000_000)
-        done = 0
+        due: dict[str, set[str]] = {}
         for row in self.definitions.computed_before(before):
             try:
                 definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
             except DefinitionError:
                 continue
-            if not definition.time_dependent:
-                continue
-            self.compute(row.workspace_id, row.key)
-            done += 1
+            if definition.time_dependent or definition.population:
+                due.setdefault(row.workspace_id, set()).add(row.key)
+        done = 0
+        for workspace_id, keys in sorted(due.items()):
+            # What reads a refreshed value is refreshed after it (real time does not see a
+            # batch run's changes).
+            for key in self.in_dependency_order(workspace_id, keys):
+                self.compute(workspace_id, key)
+                done += 1
         return done
+
+    def in_dependency_order(self, workspace_id: str, changed: Iterable[str]) -> list[str]:
+        """The enabled definitions among ``changed`` and those that read them, directly or
+        not, each after what it reads."""
+        enabled = self.enabled(workspace_id)  # parsed, in dependency order
+        affected = set(changed)
+        for item in enabled:
+            if item.definition.traits & affected:
+                affected.add(item.key)
+        return [item.key for item in enabled if item.key in affected]
 
     # -- real time --------------------------------------------------------------------------------
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
@@ -213,6 +288,8 @@ class ComputeEngine:
         created = sorted(changes.created)
         for item in parsed:  # dependency order: what a definition reads is already updated
             definition = item.definition
+            if definition.population:  # ranks and models: batch only (the schedule)
+                continue
             affected = (
                 changes.merged
                 or bool(definition.events & changes.events)

@@ -5,6 +5,11 @@ Values are trait references, literals, or aggregates of an event stream: ``event
 narrowed by filters (``where``, ``sources``, ``within``, ``between``, ``expires_after``) and
 reduced by one reducer (``count``, ``sum``, ``avg``, ``min``, ``max``, ``mode``, ``first``,
 ``last``, ``unique``). Comparisons apply one comparator to a value; junctions combine them.
+
+OpenCDP's extensions (see ``docs/compute.md``): ``timestamp()`` (an event's time, for
+``first``/``last``), ``items('products')`` (a stream of the events' line items) and, as the whole
+definition of a computed trait, the functions of :mod:`opencdp.query.functions`
+(``days_since``, ``divide``, ``quintile``, ``rfm_segment``, ``clv``).
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ class Context:
     path: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """``timestamp()``: the time of the event in the stream (an OpenCDP extension)."""
+
+
 # -- streams ---------------------------------------------------------------------------------------
 
 
@@ -113,7 +123,16 @@ class ExpiresAfter:
     duration: Duration
 
 
-Filter = Where | Sources | Within | Between | ExpiresAfter
+@dataclass(frozen=True, slots=True)
+class Items:
+    """``items('products')``: from here on the stream holds the object elements of each
+    event's ``path`` array (an order's line items), each at its event's time; ``property()``
+    then reads the item, ``context()`` its event (an OpenCDP extension)."""
+
+    path: tuple[str, ...]
+
+
+Filter = Where | Sources | Within | Between | ExpiresAfter | Items
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,12 +156,12 @@ class Aggregate:
 
     stream: Stream
     reducer: ReducerName
-    argument: Property | Context | None = None
+    argument: Property | Context | Timestamp | None = None
     compare_as: CompareAs | None = None
     min_count: int | None = None  # mode's threshold
 
 
-Value = Literal | Trait | Property | Context | Aggregate
+Value = Literal | Trait | Property | Context | Timestamp | Aggregate
 
 
 # -- conditions ------------------------------------------------------------------------------------
@@ -210,4 +229,16 @@ class AllUsers:
 
 
 Condition = Comparison | And | Or | Not | AnyUser | AllUsers
-Expr = Condition | Value
+
+
+@dataclass(frozen=True, slots=True)
+class Function:
+    """``quintile(trait('lifetime_value'))``: one of :mod:`opencdp.query.functions` applied to
+    values or conditions; only as the whole definition of a computed trait (an OpenCDP
+    extension)."""
+
+    name: str
+    arguments: tuple[Expr, ...]
+
+
+Expr = Condition | Value | Function

@@ -25,16 +25,26 @@ leaves open are made here, once (see ``docs/compute.md``):
 
 from __future__ import annotations
 
-import math
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any, Final
+from decimal import Decimal
+from typing import Any
 
 from opencdp.query import ast
+from opencdp.query.functions import FUNCTIONS, apply
+from opencdp.query.values import (
+    equal,
+    flatten,
+    lookup,
+    number_of,
+    order,
+    parse_timestamp,
+    plain_number,
+    text_of,
+)
+from opencdp.timeutil import isoformat
 
 #: How the event names of page and screen calls read in event() (Segment's convention).
 PAGE_EVENT = "Page Viewed"
@@ -52,9 +62,10 @@ class EventRecord:
     source_id: str | None = None
     received: datetime | None = None
     message_id: str = ""
+    item: int = -1  # after items(): the line item's place in its event's array
 
-    def order_key(self) -> tuple[datetime, datetime, str]:
-        return (self.timestamp, self.received or self.timestamp, self.message_id)
+    def order_key(self) -> tuple[datetime, datetime, str, int]:
+        return (self.timestamp, self.received or self.timestamp, self.message_id, self.item)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,15 @@ class Evaluator:
         self.now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
 
     def evaluate(self, root: ast.Expr, profile: ProfileData) -> Any:
-        """The value of a computed trait, or True / False for an audience."""
+        """The value of a computed trait, or True / False for an audience. A function over
+        the population (``quintile``, ``clv``) needs every profile: the compute engine
+        evaluates those."""
+        if isinstance(root, ast.Function):
+            spec = FUNCTIONS[root.name]
+            if spec.population:
+                raise ValueError(f"{root.name}() ranks the whole workspace: compute it in batch")
+            arguments = [self._expr(a, profile, None, None) for a in root.arguments]
+            return apply(root.name, arguments, self.now)
         return self._expr(root, profile, None, None)
 
     # -- expressions ------------------------------------------------------------------------------
@@ -111,6 +130,8 @@ class Evaluator:
             return bool(users) and all(self._expr(node.item, u, None, None) for u in users)
         if isinstance(node, ast.Comparison):
             return self._compare(node, profile, event, parent)
+        if isinstance(node, ast.Function):
+            raise ValueError(f"{node.name}() is a whole definition, not a value inside one")
         return self._value(node, profile, event, parent)
 
     def _value(
@@ -123,12 +144,14 @@ class Evaluator:
         if isinstance(node, ast.Literal):
             return node.value
         if isinstance(node, ast.Trait):
-            return _lookup(profile.traits, node.path)
+            return lookup(profile.traits, node.path)
         if isinstance(node, ast.Property):
             source = parent if node.parent else event
-            return None if source is None else _lookup(source.properties, node.path)
+            return None if source is None else lookup(source.properties, node.path)
         if isinstance(node, ast.Context):
-            return None if event is None else _lookup(event.context, node.path)
+            return None if event is None else lookup(event.context, node.path)
+        if isinstance(node, ast.Timestamp):
+            return None if event is None else isoformat(event.timestamp)
         return self._aggregate(node, profile, event)
 
     # -- streams ----------------------------------------------------------------------------------
@@ -150,6 +173,16 @@ class Evaluator:
     ) -> list[EventRecord]:
         if isinstance(f, ast.Where):
             return [e for e in events if self._expr(f.condition, profile, e, parent)]
+        if isinstance(f, ast.Items):
+            return [
+                EventRecord(
+                    e.name, e.timestamp, item, e.context, e.source_id, e.received, e.message_id, i
+                )
+                for e in events
+                if isinstance(array := lookup(e.properties, f.path), list)
+                for i, item in enumerate(array)
+                if isinstance(item, Mapping)
+            ]
         if isinstance(f, ast.Sources):
             excluded = set(f.exclude)
             return [e for e in events if e.source_id not in excluded]
@@ -194,8 +227,8 @@ class Evaluator:
         if reducer in ("sum", "avg"):
             numbers = [n for n in map(number_of, values) if n is not None]
             if reducer == "sum":
-                return _plain(sum(numbers, Decimal(0)))
-            return _plain(sum(numbers, Decimal(0)) / len(numbers)) if numbers else None
+                return plain_number(sum(numbers, Decimal(0)))
+            return plain_number(sum(numbers, Decimal(0)) / len(numbers)) if numbers else None
         if reducer in ("min", "max"):
             pick = min if reducer == "min" else max
             if node.compare_as == "string":
@@ -215,7 +248,7 @@ class Evaluator:
                 return None
             best = max(c for c, _ in eligible)
             return min(t for c, t in eligible if c == best)
-        distinct = sorted({text_of(v) for v in _flatten(values)})
+        distinct = sorted({text_of(v) for v in flatten(values)})
         if reducer == "unique":
             return distinct
         return len(distinct)  # unique_count
@@ -251,7 +284,7 @@ class Evaluator:
         if value is None:
             return False
         if name in ("within_last", "within_next", "before_last", "after_next"):
-            stamp = _timestamp(value)
+            stamp = parse_timestamp(value)
             span = node.arguments[0]
             if stamp is None or not isinstance(span, ast.Duration):
                 return False
@@ -268,12 +301,12 @@ class Evaluator:
             if not isinstance(a, ast.Duration)
         ]
         if name in ("before_date", "after_date"):
-            stamp, bound = _timestamp(value), _timestamp(args[0])
+            stamp, bound = parse_timestamp(value), parse_timestamp(args[0])
             if stamp is None or bound is None:
                 return False
             return stamp < bound if name == "before_date" else stamp > bound
         if name in ("contains", "starts_with", "ends_with"):
-            texts = [text_of(v) for v in _flatten([value])]
+            texts = [text_of(v) for v in flatten([value])]
             needles = [text_of(a) for a in args if a is not None]
             test: Callable[[str, str], bool] = {
                 "contains": lambda t, n: n in t,
@@ -282,141 +315,20 @@ class Evaluator:
             }[name]
             return any(test(t, n) for t in texts for n in needles)
         if name == "one_of":
-            return any(_equal(value, a) for a in args)
+            return any(equal(value, a) for a in args)
         other = args[0]
         if other is None:
             return False
         if name == "equals":
-            return _equal(value, other)
+            return equal(value, other)
         if name == "differs":
-            return not _equal(value, other)
-        order = _order(value, other)
-        if order is None:
+            return not equal(value, other)
+        sign = order(value, other)
+        if sign is None:
             return False
         return {
-            "greater_than": order > 0,
-            "at_least": order >= 0,
-            "less_than": order < 0,
-            "at_most": order <= 0,
+            "greater_than": sign > 0,
+            "at_least": sign >= 0,
+            "less_than": sign < 0,
+            "at_most": sign <= 0,
         }[name]
-
-
-# -- values ----------------------------------------------------------------------------------------
-
-
-def _lookup(data: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    current: Any = data
-    for part in path:
-        if not isinstance(current, Mapping):
-            return None
-        current = current.get(part)
-    return current
-
-
-#: A number written as text: what a numeric string must look like to count as a number.
-NUMERIC_TEXT: Final = r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$"
-_NUMERIC_TEXT: Final = re.compile(NUMERIC_TEXT)
-
-
-def number_of(value: Any) -> Decimal | None:
-    """A number, or a string that reads as one; None otherwise (booleans are no numbers)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(repr(value)) if math.isfinite(value) else None
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, str):
-        if not _NUMERIC_TEXT.match(value):
-            return None
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
-            return None
-    return None
-
-
-def _plain(value: Decimal) -> int | float:
-    """A Decimal result as JSON-friendly int (when whole) or float."""
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
-
-
-def text_of(value: Any) -> str:
-    """A value as text, the way mode(), unique() and the string tests read it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return str(value)
-
-
-def _flatten(values: Sequence[Any]) -> list[Any]:
-    out: list[Any] = []
-    for v in values:
-        if isinstance(v, list | tuple):
-            out.extend(x for x in v if x is not None)
-        elif v is not None:
-            out.append(v)
-    return out
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-
-
-def _boolean(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _equal(a: Any, b: Any) -> bool:
-    if a is None or b is None:
-        return False
-    if isinstance(a, bool) or isinstance(b, bool):
-        p, q = _boolean(a), _boolean(b)
-        return p is not None and p == q
-    if isinstance(a, datetime) or isinstance(b, datetime):
-        s, t = _timestamp(a), _timestamp(b)
-        return s is not None and s == t
-    if isinstance(a, int | float | Decimal) or isinstance(b, int | float | Decimal):
-        n, m = number_of(a), number_of(b)
-        return n is not None and n == m
-    if isinstance(a, str) and isinstance(b, str):
-        return a == b
-    return bool(a == b)
-
-
-def _order(a: Any, b: Any) -> int | None:
-    """-1, 0 or 1 comparing ``a`` with ``b`` as numbers, timestamps or strings; None if they
-    cannot be compared."""
-    if isinstance(a, datetime) or isinstance(b, datetime):
-        x, y = _timestamp(a), _timestamp(b)
-        if x is None or y is None:
-            return None
-        return (x > y) - (x < y)
-    n, m = number_of(a), number_of(b)
-    if n is not None and m is not None:
-        return (n > m) - (n < m)
-    if isinstance(a, str) and isinstance(b, str):
-        return (a > b) - (a < b)  # by code point
-    return None

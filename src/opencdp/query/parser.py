@@ -23,6 +23,7 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from opencdp.query import ast
+from opencdp.query.functions import CLV_OUTPUTS, FUNCTIONS
 
 #: At most this many primary expressions (extractor-rooted chains) per definition (Segment's limit).
 MAX_PRIMARY_EXPRESSIONS: Final = 50
@@ -157,14 +158,22 @@ class Definition:
     @property
     def time_dependent(self) -> bool:
         """Whether time alone can change its value: a window or a session relative to now,
-        or a comparison with now (``within_last`` …)."""
+        a comparison with now (``within_last`` …), or ``days_since()``."""
         return _uses_now(self.root)
+
+    @property
+    def population(self) -> bool:
+        """Whether a profile's value depends on the other profiles (``quintile``, ``clv``):
+        computed in batch only, on the schedule and on demand."""
+        return isinstance(self.root, ast.Function) and FUNCTIONS[self.root.name].population
 
 
 _NOW_COMPARATORS: Final = frozenset({"within_last", "within_next", "before_last", "after_next"})
 
 
 def _uses_now(node: object) -> bool:
+    if isinstance(node, ast.Function):
+        return FUNCTIONS[node.name].time_dependent or any(_uses_now(a) for a in node.arguments)
     if isinstance(node, ast.Aggregate):
         return any(
             isinstance(f, ast.ExpiresAfter)
@@ -203,9 +212,9 @@ def parse(
         raise _syntax_error(exc, query) from None
     except RecursionError:
         raise DefinitionError("the definition is nested too deeply") from None
-    builder = _Builder(definition_type)
+    builder = _Builder(definition_type, tree.children[0])
     try:
-        root = builder.expr(tree.children[0], top=True)
+        root = builder.expr(tree.children[0])
     except RecursionError:
         raise DefinitionError("the definition is nested too deeply") from None
     if kind == "audience" and not _is_condition(root):
@@ -218,6 +227,12 @@ def parse(
         raise DefinitionError(
             "a computed trait needs a value, such as event('Order Completed').count() or "
             "event('Order Completed').sum(property('revenue')); this is a condition",
+            *_pos(tree.children[0]),
+        )
+    if kind == "audience" and isinstance(root, ast.Function):
+        raise DefinitionError(
+            f"{root.name}() computes a trait: define it as a computed trait and compare "
+            f"that in the audience, e.g. trait('my_trait') > 1",
             *_pos(tree.children[0]),
         )
     if kind == "trait" and isinstance(root, ast.Property | ast.Context):
@@ -295,14 +310,15 @@ class _Scope:
 
 
 class _Builder:
-    def __init__(self, definition_type: DefinitionType) -> None:
+    def __init__(self, definition_type: DefinitionType, root: Any) -> None:
         self.definition_type = definition_type
+        self.root = root  # the parse tree of the whole definition (where functions may stand)
         self.primaries = 0
         self.events: set[str] = set()
         self.traits: set[str] = set()
 
     # -- expressions ------------------------------------------------------------------------------
-    def expr(self, node: Any, scope: _Scope | None = None, *, top: bool = False) -> ast.Expr:
+    def expr(self, node: Any, scope: _Scope | None = None) -> ast.Expr:
         scope = scope or _Scope()
         if isinstance(node, Token):
             return self.literal_token(node)
@@ -357,6 +373,14 @@ class _Builder:
         calls: list[Tree[Any]] = list(node.children)
         head = calls[0]
         name = str(head.children[0])
+        if name in FUNCTIONS:
+            return self.function(node, scope)
+        if name == "timestamp":
+            raise DefinitionError(
+                "timestamp() is the time of the event at hand: use it as the argument of "
+                "first() or last(), e.g. event('Order Completed').last(timestamp())",
+                *_pos(head),
+            )
         if name not in _EXTRACTORS:
             raise DefinitionError(
                 f"unknown function {name}(): a chain starts with event(), trait(), property(), "
@@ -407,6 +431,10 @@ class _Builder:
         filters: list[ast.Filter] = []
         for i, call in enumerate(calls):
             name = str(call.children[0])
+            itemised = any(isinstance(f, ast.Items) for f in filters)
+            if name == "items" or (itemised and name in _FILTERS and name != "where"):
+                filters.append(self.items(call, itemised))
+                continue
             if name in _FILTERS:
                 filters.append(self.filter(name, call, scope))
                 continue
@@ -474,6 +502,67 @@ class _Builder:
                 "a session (expires_after) lasts between 30 minutes and 90 days", *_pos(call)
             )
         return ast.ExpiresAfter(session)
+
+    def items(self, call: Tree[Any], itemised: bool) -> ast.Items:
+        name = str(call.children[0])
+        if itemised:
+            raise DefinitionError(
+                f"{name}() cannot follow items(): after items() only where() and a reducer may "
+                "follow (put windows and sources before items())",
+                *_pos(call),
+            )
+        args = _args(call)
+        if len(args) != 1:
+            raise DefinitionError(
+                "items() takes the property that holds the line items, e.g. items('products')",
+                *_pos(call),
+            )
+        return ast.Items(_path(self.string(args[0], "the items property"), args[0]))
+
+    def function(self, node: Tree[Any], scope: _Scope) -> ast.Function:
+        """``quintile(…)`` and the other functions of :mod:`opencdp.query.functions`: only as
+        the whole definition of a computed trait."""
+        calls: list[Tree[Any]] = list(node.children)
+        head = calls[0]
+        name = str(head.children[0])
+        spec = FUNCTIONS[name]
+        if node is not self.root or scope.in_where:
+            raise DefinitionError(
+                f"{name}() is a whole computed trait, not part of an expression: define "
+                f"it as its own trait ({spec.usage}) and read it with trait()",
+                *_pos(head),
+            )
+        if len(calls) > 1:
+            raise DefinitionError(
+                f"{calls[1].children[0]}() cannot follow {name}(): it is a whole computed trait",
+                *_pos(calls[1]),
+            )
+        args = _args(head)
+        if not spec.required <= len(args) <= len(spec.arguments):
+            raise DefinitionError(f"{name}() is written {spec.usage}", *_pos(head))
+        arguments: list[ast.Expr] = []
+        for kind, arg in zip(spec.arguments, args, strict=False):
+            if kind == "value":
+                arguments.append(_comparable(self.value(arg, _Scope()), arg))
+            elif kind == "condition":
+                arguments.append(self.condition(arg, _Scope()))
+            elif kind == "number":
+                number = self.literal_of(arg)
+                if isinstance(number.value, bool) or not isinstance(number.value, int | float):
+                    raise DefinitionError(f"{name}()'s divisor is a number", *_pos(arg))
+                if number.value == 0:
+                    raise DefinitionError(f"{name}() cannot divide by zero", *_pos(arg))
+                arguments.append(number)
+            else:  # output
+                output = self.string(arg, f"{name}()'s output")
+                if output not in CLV_OUTPUTS:
+                    raise DefinitionError(
+                        f"{name}() predicts {_one_of([repr(o) for o in CLV_OUTPUTS])}, "
+                        f"not {output!r}",
+                        *_pos(arg),
+                    )
+                arguments.append(ast.Literal(output))
+        return ast.Function(name, tuple(arguments))
 
     def maybe_parent(
         self, call: Tree[Any], args: list[Any], count: int, scope: _Scope
@@ -565,10 +654,20 @@ class _Builder:
             raise DefinitionError(f"{name}() takes one property", *_pos(call))
         return ast.Aggregate(stream, cast(ast.ReducerName, name), argument, compare_as)
 
-    def event_field(self, node: Any, reducer: str) -> ast.Property | ast.Context:
+    def event_field(self, node: Any, reducer: str) -> ast.Property | ast.Context | ast.Timestamp:
         if isinstance(node, Tree) and node.data == "chain" and len(node.children) == 1:
             call = node.children[0]
             name = str(call.children[0])
+            if name == "timestamp":
+                if reducer not in ("first", "last"):
+                    raise DefinitionError(
+                        f"{reducer}(timestamp()): the time of an event is read by first() "
+                        "and last() only",
+                        *_pos(call),
+                    )
+                if _args(call):
+                    raise DefinitionError("timestamp() takes no arguments", *_pos(call))
+                return ast.Timestamp()
             if name in ("property", "context"):
                 self.primaries += 1
                 field = self.scalar(name, call, _Scope(in_where=True))

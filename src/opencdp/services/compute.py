@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from opencdp.compute import presets
 from opencdp.compute.engine import Computation, dependency_order
 from opencdp.errors import RequestError
 from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse
@@ -107,7 +108,7 @@ def put_definition(
     )
     runtime.compute.forget(workspace_id)
     if enabled:
-        for affected in _in_dependency_order(runtime, workspace_id, key):
+        for affected in runtime.compute.in_dependency_order(workspace_id, [key]):
             compute(runtime, workspace_id, affected)
     return describe(runtime, definitions.get(workspace_id, key))
 
@@ -169,17 +170,6 @@ def _cycle(key: str, reads: frozenset[str], definitions: dict[str, DefinitionRow
         return False
 
     return path if visit(key, {key}) else []
-
-
-def _in_dependency_order(runtime: Runtime, workspace_id: str, changed: str) -> list[str]:
-    """The enabled definition ``changed`` and those that read it, directly or not, each after
-    what it reads."""
-    enabled = runtime.compute.enabled(workspace_id)  # parsed, in dependency order
-    affected = {changed}
-    for item in enabled:
-        if item.definition.traits & affected:
-            affected.add(item.key)
-    return [item.key for item in enabled if item.key in affected]
 
 
 def delete_definition(runtime: Runtime, workspace_id: str, key: str, kind: DefinitionKind) -> None:
@@ -306,6 +296,14 @@ def apply_file(
         )
         for item in _dependencies_first(items, kind)
     ]
+
+
+def apply_preset(
+    runtime: Runtime, workspace_id: str, kind: DefinitionKind, name: str
+) -> list[dict[str, Any]]:
+    """Apply the traits (or audiences) of a preset that ships with OpenCDP
+    (:mod:`opencdp.compute.presets`), like a file."""
+    return apply_file(runtime, workspace_id, kind, presets.load(name))
 
 
 def _dependencies_first(items: list[dict[str, Any]], kind: DefinitionKind) -> list[dict[str, Any]]:

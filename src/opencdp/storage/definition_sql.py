@@ -40,14 +40,16 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.sql import ColumnElement, Select
 
 from opencdp.query import ast
-from opencdp.query.evaluate import NUMERIC_TEXT, PAGE_EVENT, SCREEN_EVENT, number_of, text_of
+from opencdp.query.evaluate import PAGE_EVENT, SCREEN_EVENT
+from opencdp.query.values import NUMERIC_TEXT, number_of, text_of
 from opencdp.storage.schema import computed_values, events, profiles, traits
-from opencdp.timeutil import to_us
+from opencdp.timeutil import isoformat_us, to_us
 
 _NUMBERS: frozenset[str] = frozenset({"count", "sum", "avg", "unique_count"})
 
@@ -193,6 +195,8 @@ class DefinitionCompiler:
             value = ctx.aggregate(root)
         elif isinstance(root, ast.Literal):
             value = literal(orjson.dumps(root.value, default=str).decode())
+        elif isinstance(root, ast.Function):
+            raise NotCompiled(f"{root.name}() (the compute engine applies functions)")
         else:
             value = ctx.json(root, None).encoded
         query = select(p.c.id.label("profile_id"), value.label("value")).where(
@@ -224,6 +228,8 @@ def convert(root: ast.Expr, raw: Any) -> Any:
         return sorted(items)
     if reducer == "mode" or (reducer in ("min", "max") and root.compare_as == "string"):
         return raw
+    if isinstance(root.argument, ast.Timestamp):  # first / last event's time, in microseconds
+        return None if raw is None else isoformat_us(int(raw))
     return None if raw is None else orjson.loads(raw)  # min, max, first, last: the JSON value
 
 
@@ -330,6 +336,11 @@ class _Context:
         return _Json(literal(kind, String), literal(raw, Text), literal(encoded, Text), self.is_pg)
 
     def json(self, node: ast.Value, event: Any) -> _Json:
+        if isinstance(event, _Item):  # after items(): property() reads the line item
+            if isinstance(node, ast.Property) and not node.parent:
+                return self._extract(event.value, node.path)
+            if isinstance(node, ast.Context):
+                return self.json(node, event.event)
         if isinstance(node, ast.Trait):
             table = computed_values if node.path[0] in self.computed else traits
             t = table.alias(f"t{self._next()}")
@@ -404,12 +415,31 @@ class _Context:
         elif name == SCREEN_EVENT:
             named = or_(named, e.c.type == "screen")
         where = [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
-        where += [self.filter(f, e) for f in node.stream.filters]
+        source: Any = e  # what the subquery selects from: the events, or their line items
+        row: Any = e  # what property() and context() read
+        order: list[Any] = [e.c.timestamp_us, e.c.received_us, e.c.message_id]
+        for f in node.stream.filters:
+            if isinstance(f, ast.Items):
+                row, source, index, kept = self.items(e, f.path)
+                where.append(kept)
+                order.append(index)
+            else:
+                where.append(self.filter(f, row))
         reducer = node.reducer
         if reducer == "count":
-            return select(func.count()).select_from(e).where(*where).scalar_subquery()
+            return select(func.count()).select_from(source).where(*where).scalar_subquery()
         assert node.argument is not None
-        value = self.json(node.argument, e)
+        if isinstance(node.argument, ast.Timestamp):  # first / last: the event's time
+            ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
+            return (
+                select(e.c.timestamp_us)
+                .select_from(source)
+                .where(*where)
+                .order_by(*ordering)
+                .limit(1)
+                .scalar_subquery()
+            )
+        value = self.json(node.argument, row)
         if reducer in ("sum", "avg"):
             if self.is_pg:
                 agg = func.sum(value.number()) if reducer == "sum" else func.avg(value.number())
@@ -417,18 +447,19 @@ class _Context:
                 agg = (
                     func.opencdp_sum(value.raw) if reducer == "sum" else func.opencdp_avg(value.raw)
                 )
-            sub = select(agg).select_from(e).where(*where).scalar_subquery()
+            sub = select(agg).select_from(source).where(*where).scalar_subquery()
             return func.coalesce(cast(sub, Text), "0") if reducer == "sum" else cast(sub, Text)
-        order = (e.c.timestamp_us, e.c.received_us, e.c.message_id)
         if reducer in ("min", "max"):
             if node.compare_as == "string":
                 text = value.text().collate("C") if self.is_pg else value.text()
                 agg = func.min(text) if reducer == "min" else func.max(text)
-                return select(agg).select_from(e).where(*where, value.exists()).scalar_subquery()
+                return (
+                    select(agg).select_from(source).where(*where, value.exists()).scalar_subquery()
+                )
             number = value.number()
             return (
                 select(value.encoded)
-                .select_from(e)
+                .select_from(source)
                 .where(*where, number.is_not(None))
                 .order_by(number.asc() if reducer == "min" else number.desc(), *order)
                 .limit(1)
@@ -438,7 +469,7 @@ class _Context:
             ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
             return (
                 select(value.encoded)
-                .select_from(e)
+                .select_from(source)
                 .where(*where, value.exists())
                 .order_by(*ordering)
                 .limit(1)
@@ -450,7 +481,7 @@ class _Context:
             counted = func.count()
             return (
                 select(text)
-                .select_from(e)
+                .select_from(source)
                 .where(*where, value.exists())
                 .group_by(text)
                 .having(counted >= (node.min_count or 1))
@@ -461,7 +492,7 @@ class _Context:
         if reducer == "unique_count":
             return (
                 select(func.count(text.distinct()))
-                .select_from(e)
+                .select_from(source)
                 .where(*where, value.exists())
                 .scalar_subquery()
             )
@@ -469,8 +500,42 @@ class _Context:
             func.json_agg(text.distinct()) if self.is_pg else func.json_group_array(text.distinct())
         )
         return cast(
-            select(agg).select_from(e).where(*where, value.exists()).scalar_subquery(), Text
+            select(agg).select_from(source).where(*where, value.exists()).scalar_subquery(), Text
         )
+
+    def items(
+        self, e: Any, path: tuple[str, ...]
+    ) -> tuple[_Item, Any, ColumnElement[Any], ColumnElement[bool]]:
+        """``items(path)``: the events joined to the object elements of their ``path`` array
+        → (the row property() reads, the FROM clause, the element's place, the condition)."""
+        if self.is_pg:
+            keys = literal(["properties", *path], ARRAY(Text))
+            array = cast(e.c.payload, JSONB).op("#>", return_type=JSONB)(keys)
+            elements = (
+                func.jsonb_array_elements(
+                    case(
+                        (func.jsonb_typeof(array) == "array", array), else_=func.jsonb_build_array()
+                    )
+                )
+                .table_valued("value", with_ordinality="place")
+                .render_derived(name=f"j{self._next()}")
+            )
+            kept = func.jsonb_typeof(elements.c.value) == "object"
+            place = elements.c.place
+        else:
+            json_path = "$" + "".join(
+                '."' + p.replace('"', '\\"') + '"' for p in ("properties", *path)
+            )
+            elements = (
+                func.json_each(e.c.payload, json_path)
+                .table_valued("key", "value", "type")
+                .alias(f"j{self._next()}")
+            )
+            kept = and_(
+                func.json_type(e.c.payload, json_path) == "array", elements.c.type == "object"
+            )
+            place = elements.c.key
+        return _Item(e, elements.c.value), e.join(elements, true()), place, kept
 
     def filter(self, f: ast.Filter, e: Any) -> ColumnElement[bool]:
         if isinstance(f, ast.Where):
@@ -489,6 +554,14 @@ class _Context:
         if isinstance(f, ast.ExpiresAfter):
             raise NotCompiled("expires_after() sessions")
         raise NotCompiled("a window relative to the parent event (funnels)")
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A line item after ``items()``: its event (``context()``, times) and its JSON value."""
+
+    event: Any
+    value: Any
 
 
 def _equal(a: _Json, b: _Json) -> ColumnElement[bool]:

@@ -15,12 +15,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from opencdp.errors import ConfigurationError
+from opencdp.query.parser import DefinitionKind
+from opencdp.services import compute
 from opencdp.settings import Settings
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 
 DEMO_WRITE_KEY = "demo-write-key"
 DEMO_TOKEN = "demo-token"
 CHUNK = 2000
+KINDS: tuple[DefinitionKind, ...] = ("trait", "audience")
 
 
 def _progress(console: Console) -> Progress:
@@ -70,6 +73,10 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
             processed += n
             rate = processed / max(clock.monotonic() - started, 1e-6)
             progress.update(task, completed=processed, rate=f"{rate:,.0f} events/s")
+        task = progress.add_task("computing the retail traits and audiences", total=2, rate="")
+        for kind in KINDS:
+            compute.apply_preset(runtime, DEFAULT_WORKSPACE, kind, "retail")
+            progress.advance(task)
     return truth
 
 
@@ -89,6 +96,9 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
     verdict = "[green]match[/green]" if profiles == truth["profiles"] else "[red]differs[/red]"
     table.add_row("profiles resolved", f"{profiles:,} {verdict}")
     table.add_row("quarantined", str(runtime.quarantine.counts(DEFAULT_WORKSPACE) or "none"))
+    definitions = compute.store(runtime)
+    for key in ("champions", "at_risk", "high_value"):
+        table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")
     console.print(table)
 
 

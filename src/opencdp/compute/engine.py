@@ -178,10 +178,11 @@ class ComputeEngine:
             else self.definitions.live_profile_ids(workspace_id, collection)
         )
         live = set(self.definitions.live_among(conn, workspace_id, collection, ids))
-        data = self.definitions.profile_data(conn, workspace_id, sorted(live))
+        names = definition.events
+        data = self.definitions.profile_data(conn, workspace_id, sorted(live), names)
         if collection == "accounts":
             data = {
-                pid: ProfileData(d.traits, d.events, self._users(conn, workspace_id, pid))
+                pid: ProfileData(d.traits, d.events, self._users(conn, workspace_id, pid, names))
                 for pid, d in data.items()
             }
         evaluator = Evaluator(from_us(now_us))
@@ -234,9 +235,11 @@ class ComputeEngine:
             for pid in ids
         }
 
-    def _users(self, conn: Connection, workspace_id: str, account_id: str) -> list[ProfileData]:
+    def _users(
+        self, conn: Connection, workspace_id: str, account_id: str, names: frozenset[str]
+    ) -> list[ProfileData]:
         users = self.definitions.users_of(conn, workspace_id, account_id)
-        return list(self.definitions.profile_data(conn, workspace_id, users).values())
+        return list(self.definitions.profile_data(conn, workspace_id, users, names).values())
 
     def _computed_keys(self, workspace_id: str) -> frozenset[str]:
         return frozenset(row.key for row in self.definitions.of_workspace(workspace_id))

@@ -8,11 +8,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from opencdp.errors import NotFound
 from opencdp.query import ast
-from opencdp.query.evaluate import EventRecord, ProfileData, event_name
+from opencdp.query.evaluate import (
+    PAGE_EVENT,
+    SCREEN_EVENT,
+    EventRecord,
+    ProfileData,
+    event_name,
+)
 from opencdp.storage.db import Database
 from opencdp.storage.definition_sql import DefinitionCompiler, convert
 from opencdp.storage.profiles import chunks
@@ -203,12 +209,19 @@ class DefinitionStore:
         return out
 
     def profile_data(
-        self, conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+        self,
+        conn: Connection,
+        workspace_id: str,
+        profile_ids: Sequence[str],
+        event_names: frozenset[str] | None = None,
     ) -> dict[str, ProfileData]:
         """What the reference evaluator reads of these profiles: traits (computed values
-        winning) and the events ``event()`` can select, in timeline order."""
+        winning) and the events ``event()`` can select (``event_names``: only those a
+        definition reads), in timeline order."""
         traits_of: dict[str, dict[str, Any]] = {pid: {} for pid in profile_ids}
         events_of: dict[str, list[EventRecord]] = {pid: [] for pid in profile_ids}
+        named = [] if event_names is None else [_selected_by(event_names)]
+        reads_events = event_names is None or bool(event_names)
         for part in chunks(sorted(profile_ids)):
             for pid, key, value in conn.execute(
                 select(traits.c.profile_id, traits.c.key, traits.c.value).where(
@@ -225,18 +238,27 @@ class DefinitionStore:
                 )
             ):
                 traits_of[pid][key] = orjson.loads(value)
-            for row in conn.execute(
-                select(
-                    events.c.profile_id,
-                    events.c.message_id,
-                    events.c.source_id,
-                    events.c.timestamp_us,
-                    events.c.received_us,
-                    events.c.payload,
+            rows = (
+                conn.execute(
+                    select(
+                        events.c.profile_id,
+                        events.c.message_id,
+                        events.c.source_id,
+                        events.c.timestamp_us,
+                        events.c.received_us,
+                        events.c.payload,
+                    )
+                    .where(
+                        events.c.workspace_id == workspace_id,
+                        events.c.profile_id.in_(part),
+                        *named,
+                    )
+                    .order_by(events.c.timestamp_us, events.c.received_us, events.c.message_id)
                 )
-                .where(events.c.workspace_id == workspace_id, events.c.profile_id.in_(part))
-                .order_by(events.c.timestamp_us, events.c.received_us, events.c.message_id)
-            ):
+                if reads_events
+                else ()
+            )
+            for row in rows:
                 payload = orjson.loads(row.payload)
                 name = event_name(payload)
                 if name is None:
@@ -378,3 +400,14 @@ class DefinitionStore:
                     )
                 ).scalar_one()
             )
+
+
+def _selected_by(names: frozenset[str]) -> Any:
+    """The events ``event(name)`` selects for any of ``names`` (page and screen calls by their
+    Segment names)."""
+    kinds = [and_(events.c.type == "track", events.c.event.in_(sorted(names)))]
+    if PAGE_EVENT in names:
+        kinds.append(events.c.type == "page")
+    if SCREEN_EVENT in names:
+        kinds.append(events.c.type == "screen")
+    return or_(*kinds)

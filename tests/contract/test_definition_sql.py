@@ -122,6 +122,15 @@ def definitions(draw: Any) -> tuple[str, str]:
                 "sources": ".sources({exclude: ['nope']})",
                 "where": f".where({compare(draw(st.sampled_from(FIELDS)))})",
             }[f]
+        if draw(st.integers(0, 3)) == 0:  # a funnel: what followed (or not) each event
+            other = draw(NAMES)
+            window = draw(
+                st.sampled_from(["within(parent: 72 hours)", "between(parent: 1 hours, 9 days)"])
+            )
+            nested = f"event({other!r}).{window}"
+            if draw(st.booleans()):
+                nested += ".where(property('category') = property(parent: 'category'))"
+            text += f".where({nested}.count() {draw(st.sampled_from(['= 0', '>= 1']))})"
         if draw(st.integers(0, 3)) == 0:  # an order's line items (an OpenCDP extension)
             text += ".items('products')"
             if draw(st.booleans()):
@@ -276,7 +285,6 @@ def test_edges_agree_and_are_as_documented(
 @pytest.mark.parametrize(
     "query",
     [
-        "event('A').where(event('B').count() > 0).count() > 0",
         "event('A').expires_after(1 hours).count() > 0",
         "trait('x').within_last(3 days)",
     ],

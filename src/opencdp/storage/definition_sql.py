@@ -10,10 +10,15 @@ order by code point. Sums and averages are exact (PostgreSQL ``numeric``; on SQL
 aggregate over Python decimals), as the reference's are.
 
 Each aggregate is a correlated subquery over the profile's events (the ``(workspace_id,
-profile_id, timestamp_us)`` index serves it); each trait, a correlated look-up of its row.
+profile_id, timestamp_us)`` index serves it); a stream nested in ``where()`` (a funnel) is a
+subquery correlated to the enclosing stream's event as well. Each trait read is one left join
+of its row to the profile. A numeric aggregate compared with constants (``count() >= 1``)
+appears once in the SQL; the general comparison tests an operand's JSON type in every branch,
+which would multiply a nested stream's subquery.
 
 Not compiled yet (:class:`NotCompiled`): ``ANY``/``ALL`` over accounts, ``expires_after``
-sessions, streams nested in ``where()`` (funnels, ``parent:``) and the timestamp comparators.
+sessions and the timestamp comparators; the engine evaluates those with the reference
+evaluator, reading only the events a definition names.
 """
 
 from __future__ import annotations
@@ -199,10 +204,20 @@ class DefinitionCompiler:
             raise NotCompiled(f"{root.name}() (the compute engine applies functions)")
         else:
             value = ctx.json(root, None).encoded
-        query = select(p.c.id.label("profile_id"), value.label("value")).where(
-            p.c.workspace_id == workspace_id,
-            p.c.collection == collection,
-            p.c.merged_into.is_(None),
+        joined: Any = p
+        for (_table, key), t in ctx.trait_rows.items():  # each trait read once, by a join
+            joined = joined.outerjoin(
+                t,
+                and_(t.c.workspace_id == workspace_id, t.c.profile_id == p.c.id, t.c.key == key),
+            )
+        query = (
+            select(p.c.id.label("profile_id"), value.label("value"))
+            .select_from(joined)
+            .where(
+                p.c.workspace_id == workspace_id,
+                p.c.collection == collection,
+                p.c.merged_into.is_(None),
+            )
         )
         if only is not None:
             query = query.where(p.c.id.in_(list(only)))
@@ -250,9 +265,11 @@ class _Context:
         self.profile_id = profile_id
         self.computed = computed
         self.aliases = 0
+        #: (table name, key) → the alias of the trait row joined to the profile
+        self.trait_rows: dict[tuple[str, str], Any] = {}
 
     # -- conditions -------------------------------------------------------------------------------
-    def condition(self, node: ast.Expr, event: Any) -> ColumnElement[bool]:
+    def condition(self, node: ast.Expr, event: _Row | None) -> ColumnElement[bool]:
         if isinstance(node, ast.And):
             return and_(*(self.condition(i, event) for i in node.items))
         if isinstance(node, ast.Or):
@@ -263,7 +280,7 @@ class _Context:
             return self.comparison(node, event)
         raise NotCompiled("ANY / ALL over an account's users")
 
-    def comparison(self, node: ast.Comparison, event: Any) -> ColumnElement[bool]:
+    def comparison(self, node: ast.Comparison, event: _Row | None) -> ColumnElement[bool]:
         name = node.comparator
         if name in ("omits", "none_of"):
             positive: ast.ComparatorName = "contains" if name == "omits" else "one_of"
@@ -279,6 +296,8 @@ class _Context:
             "after_date",
         ):
             raise NotCompiled(f"{name}() (timestamps)")
+        if _numeric_against_constants(node):
+            return self.numeric_comparison(node, event)
         left = self.operand(node.value, event)
         if name == "exists":
             return left.exists()
@@ -296,6 +315,44 @@ class _Context:
             return and_(left.exists(), right.exists(), not_(_equal(left, right)))
         return _order(name, left, right)
 
+    def numeric_comparison(self, node: ast.Comparison, event: _Row | None) -> ColumnElement[bool]:
+        """``count() >= 1`` and the like: a number (or null: ``avg`` of nothing) against
+        constants. The reference's rules are decided here, in Python, for the constants, so
+        the aggregate appears once in the SQL (the general path repeats an operand in every
+        branch of its type tests, and a nested stream would multiply that)."""
+        assert isinstance(node.value, ast.Aggregate)
+        aggregate = self.aggregate(node.value, parent=event)
+        number: ColumnElement[Any]
+        if node.value.reducer in ("count", "unique_count"):
+            number = aggregate
+        elif self.is_pg:
+            number = cast(aggregate, Numeric)
+        else:
+            number = func.opencdp_number(aggregate)
+        name = node.comparator
+        if name == "exists":
+            return number.is_not(None)
+        if name == "absent":
+            return number.is_(None)
+
+        def test(op: str, argument: ast.Value | ast.Duration) -> ColumnElement[bool]:
+            assert isinstance(argument, ast.Literal)
+            constant = argument.value
+            n = None if isinstance(constant, bool | datetime) else number_of(constant)
+            if n is None:  # null, booleans, times and words are never equal to or ordered
+                return false()  # against a number
+            bound = literal(n, Numeric) if self.is_pg else literal(float(n))
+            return func.coalesce(_COMPARE[op](number, bound), false())
+
+        if name == "one_of":
+            return or_(*(test("equals", a) for a in node.arguments))
+        if name == "differs":
+            constant = node.arguments[0]
+            if isinstance(constant, ast.Literal) and constant.value is None:
+                return false()
+            return and_(number.is_not(None), not_(test("equals", constant)))
+        return test(name, node.arguments[0])
+
     def text_test(self, name: str, left: _Json, right: _Json) -> ColumnElement[bool]:
         text, needle = left.text(), right.text()
         if name == "contains":
@@ -308,7 +365,7 @@ class _Context:
         return and_(left.exists(), right.exists(), found)
 
     # -- operands ---------------------------------------------------------------------------------
-    def operand(self, node: ast.Value | ast.Duration, event: Any) -> _Json:
+    def operand(self, node: ast.Value | ast.Duration, event: _Row | None) -> _Json:
         if isinstance(node, ast.Duration):
             raise NotCompiled("a duration as a value")
         if isinstance(node, ast.Literal):
@@ -316,7 +373,7 @@ class _Context:
         if isinstance(node, ast.Aggregate):
             if node.reducer not in _NUMBERS:
                 raise NotCompiled(f"comparing {node.reducer}()")
-            value = self.aggregate(node)
+            value = self.aggregate(node, parent=event)
             kind = case((value.is_(None), "null"), else_="number")
             return _Json(kind, cast(value, Text), cast(value, Text), self.is_pg)
         return self.json(node, event)
@@ -335,32 +392,22 @@ class _Context:
         encoded = orjson.dumps(value).decode()
         return _Json(literal(kind, String), literal(raw, Text), literal(encoded, Text), self.is_pg)
 
-    def json(self, node: ast.Value, event: Any) -> _Json:
-        if isinstance(event, _Item):  # after items(): property() reads the line item
-            if isinstance(node, ast.Property) and not node.parent:
-                return self._extract(event.value, node.path)
-            if isinstance(node, ast.Context):
-                return self.json(node, event.event)
+    def json(self, node: ast.Value, event: _Row | None) -> _Json:
         if isinstance(node, ast.Trait):
             table = computed_values if node.path[0] in self.computed else traits
-            t = table.alias(f"t{self._next()}")
-            document = (
-                select(t.c.value)
-                .where(
-                    t.c.workspace_id == self.ws,
-                    t.c.profile_id == self.profile_id,
-                    t.c.key == node.path[0],
-                )
-                .scalar_subquery()
-            )
-            return self._extract(document, node.path[1:])
+            slot = (table.name, node.path[0])
+            if slot not in self.trait_rows:
+                self.trait_rows[slot] = table.alias(f"t{self._next()}")
+            return self._extract(self.trait_rows[slot].c.value, node.path[1:])
         if isinstance(node, ast.Property | ast.Context):
-            if isinstance(node, ast.Property) and node.parent:
-                raise NotCompiled("property(parent: …) (funnels)")
-            if event is None:  # pragma: no cover - the parser refuses it
+            row = event.parent if event is not None and node_is_parent(node) else event
+            if row is None:  # pragma: no cover - the parser refuses it
                 raise NotCompiled("property() outside a stream")
-            root = ("properties",) if isinstance(node, ast.Property) else ("context",)
-            return self._extract(event.c.payload, root + node.path)
+            if isinstance(node, ast.Context):
+                return self._extract(row.event.c.payload, ("context", *node.path))
+            if row.item is not None:  # after items(): property() reads the line item
+                return self._extract(row.item, node.path)
+            return self._extract(row.event.c.payload, ("properties", *node.path))
         raise NotCompiled(f"{type(node).__name__} as a value")  # pragma: no cover
 
     def _extract(self, document: Any, path: tuple[str, ...]) -> _Json:
@@ -406,7 +453,9 @@ class _Context:
         return self.aliases
 
     # -- streams ----------------------------------------------------------------------------------
-    def aggregate(self, node: ast.Aggregate) -> ColumnElement[Any]:
+    def aggregate(self, node: ast.Aggregate, parent: _Row | None = None) -> ColumnElement[Any]:
+        """The stream reduced, as a subquery correlated to the profile (and, nested in a
+        ``where()``, to the enclosing stream's event: a funnel)."""
         e = events.alias(f"e{self._next()}")
         name = node.stream.event
         named = and_(e.c.type == "track", e.c.event == name)
@@ -416,18 +465,28 @@ class _Context:
             named = or_(named, e.c.type == "screen")
         where = [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
         source: Any = e  # what the subquery selects from: the events, or their line items
-        row: Any = e  # what property() and context() read
+        row = _Row(e, parent=parent)  # what property() and context() read
         order: list[Any] = [e.c.timestamp_us, e.c.received_us, e.c.message_id]
+        # The subquery's own FROMs; everything else (the profile, a parent event) comes
+        # from the enclosing queries, however deep.
+        local: list[Any] = [e]
         for f in node.stream.filters:
             if isinstance(f, ast.Items):
-                row, source, index, kept = self.items(e, f.path)
+                row, source, index, kept = self.items(row, f.path)
+                local.append(source.right)
                 where.append(kept)
                 order.append(index)
             else:
                 where.append(self.filter(f, row))
         reducer = node.reducer
         if reducer == "count":
-            return select(func.count()).select_from(source).where(*where).scalar_subquery()
+            return (
+                select(func.count())
+                .select_from(source)
+                .where(*where)
+                .correlate_except(*local)
+                .scalar_subquery()
+            )
         assert node.argument is not None
         if isinstance(node.argument, ast.Timestamp):  # first / last: the event's time
             ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
@@ -437,6 +496,7 @@ class _Context:
                 .where(*where)
                 .order_by(*ordering)
                 .limit(1)
+                .correlate_except(*local)
                 .scalar_subquery()
             )
         value = self.json(node.argument, row)
@@ -447,14 +507,24 @@ class _Context:
                 agg = (
                     func.opencdp_sum(value.raw) if reducer == "sum" else func.opencdp_avg(value.raw)
                 )
-            sub = select(agg).select_from(source).where(*where).scalar_subquery()
+            sub = (
+                select(agg)
+                .select_from(source)
+                .where(*where)
+                .correlate_except(*local)
+                .scalar_subquery()
+            )
             return func.coalesce(cast(sub, Text), "0") if reducer == "sum" else cast(sub, Text)
         if reducer in ("min", "max"):
             if node.compare_as == "string":
                 text = value.text().collate("C") if self.is_pg else value.text()
                 agg = func.min(text) if reducer == "min" else func.max(text)
                 return (
-                    select(agg).select_from(source).where(*where, value.exists()).scalar_subquery()
+                    select(agg)
+                    .select_from(source)
+                    .where(*where, value.exists())
+                    .correlate_except(*local)
+                    .scalar_subquery()
                 )
             number = value.number()
             return (
@@ -463,6 +533,7 @@ class _Context:
                 .where(*where, number.is_not(None))
                 .order_by(number.asc() if reducer == "min" else number.desc(), *order)
                 .limit(1)
+                .correlate_except(*local)
                 .scalar_subquery()
             )
         if reducer in ("first", "last"):
@@ -473,6 +544,7 @@ class _Context:
                 .where(*where, value.exists())
                 .order_by(*ordering)
                 .limit(1)
+                .correlate_except(*local)
                 .scalar_subquery()
             )
         text = value.text()
@@ -487,6 +559,7 @@ class _Context:
                 .having(counted >= (node.min_count or 1))
                 .order_by(counted.desc(), sortable.asc())
                 .limit(1)
+                .correlate_except(*local)
                 .scalar_subquery()
             )
         if reducer == "unique_count":
@@ -494,20 +567,27 @@ class _Context:
                 select(func.count(text.distinct()))
                 .select_from(source)
                 .where(*where, value.exists())
+                .correlate_except(*local)
                 .scalar_subquery()
             )
         agg = (
             func.json_agg(text.distinct()) if self.is_pg else func.json_group_array(text.distinct())
         )
         return cast(
-            select(agg).select_from(source).where(*where, value.exists()).scalar_subquery(), Text
+            select(agg)
+            .select_from(source)
+            .where(*where, value.exists())
+            .correlate_except(*local)
+            .scalar_subquery(),
+            Text,
         )
 
     def items(
-        self, e: Any, path: tuple[str, ...]
-    ) -> tuple[_Item, Any, ColumnElement[Any], ColumnElement[bool]]:
+        self, row: _Row, path: tuple[str, ...]
+    ) -> tuple[_Row, Any, ColumnElement[Any], ColumnElement[bool]]:
         """``items(path)``: the events joined to the object elements of their ``path`` array
         → (the row property() reads, the FROM clause, the element's place, the condition)."""
+        e = row.event
         if self.is_pg:
             keys = literal(["properties", *path], ARRAY(Text))
             array = cast(e.c.payload, JSONB).op("#>", return_type=JSONB)(keys)
@@ -535,33 +615,45 @@ class _Context:
                 func.json_type(e.c.payload, json_path) == "array", elements.c.type == "object"
             )
             place = elements.c.key
-        return _Item(e, elements.c.value), e.join(elements, true()), place, kept
+        item = _Row(e, elements.c.value, row.parent)
+        return item, e.join(elements, true()), place, kept
 
-    def filter(self, f: ast.Filter, e: Any) -> ColumnElement[bool]:
+    def filter(self, f: ast.Filter, row: _Row) -> ColumnElement[bool]:
+        e = row.event
         if isinstance(f, ast.Where):
-            if _nests_a_stream(f.condition):
-                raise NotCompiled("a stream nested in where() (funnels)")
-            return self.condition(f.condition, e)
+            return self.condition(f.condition, row)
         if isinstance(f, ast.Sources):
             return or_(e.c.source_id.is_(None), e.c.source_id.not_in(list(f.exclude)))
-        if isinstance(f, ast.Within) and not f.parent:
-            span = f.duration.seconds * 1_000_000
-            return and_(e.c.timestamp_us >= self.now_us - span, e.c.timestamp_us <= self.now_us)
-        if isinstance(f, ast.Between) and not f.parent:
-            low = self.now_us - f.oldest.seconds * 1_000_000
-            high = self.now_us - f.newest.seconds * 1_000_000
-            return and_(e.c.timestamp_us >= low, e.c.timestamp_us <= high)
-        if isinstance(f, ast.ExpiresAfter):
-            raise NotCompiled("expires_after() sessions")
-        raise NotCompiled("a window relative to the parent event (funnels)")
+        if isinstance(f, ast.Within | ast.Between):
+            newest, oldest = (
+                (0, f.duration.seconds)
+                if isinstance(f, ast.Within)
+                else (f.newest.seconds, f.oldest.seconds)
+            )
+            if not f.parent:  # back from now
+                return and_(
+                    e.c.timestamp_us >= self.now_us - oldest * 1_000_000,
+                    e.c.timestamp_us <= self.now_us - newest * 1_000_000,
+                )
+            if row.parent is None:  # pragma: no cover - the parser refuses it
+                raise NotCompiled("parent: outside a nested stream")
+            anchor = row.parent.event.c.timestamp_us  # after the parent event
+            return and_(
+                e.c.timestamp_us >= anchor + newest * 1_000_000,
+                e.c.timestamp_us <= anchor + oldest * 1_000_000,
+            )
+        raise NotCompiled("expires_after() sessions")
 
 
 @dataclass(frozen=True)
-class _Item:
-    """A line item after ``items()``: its event (``context()``, times) and its JSON value."""
+class _Row:
+    """The event at hand in a stream: its ``events`` alias; after ``items()`` the line item's
+    JSON (``property()`` reads it); in a stream nested in ``where()``, the enclosing stream's
+    row (``parent:`` reads it)."""
 
     event: Any
-    value: Any
+    item: Any = None
+    parent: _Row | None = None
 
 
 def _equal(a: _Json, b: _Json) -> ColumnElement[bool]:
@@ -580,11 +672,15 @@ def _equal(a: _Json, b: _Json) -> ColumnElement[bool]:
 
 
 _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "equals": lambda x, y: x == y,
     "greater_than": lambda x, y: x > y,
     "at_least": lambda x, y: x >= y,
     "less_than": lambda x, y: x < y,
     "at_most": lambda x, y: x <= y,
 }
+
+
+_ORDERINGS = ("greater_than", "at_least", "less_than", "at_most")
 
 
 def _order(name: str, a: _Json, b: _Json) -> ColumnElement[bool]:
@@ -597,15 +693,17 @@ def _order(name: str, a: _Json, b: _Json) -> ColumnElement[bool]:
     )
 
 
-def _nests_a_stream(node: ast.Expr) -> bool:
-    if isinstance(node, ast.Aggregate):
-        return True
-    if isinstance(node, ast.And | ast.Or):
-        return any(_nests_a_stream(i) for i in node.items)
-    if isinstance(node, ast.Not | ast.AnyUser | ast.AllUsers):
-        return _nests_a_stream(node.item)
-    if isinstance(node, ast.Comparison):
-        return _nests_a_stream(node.value) or any(
-            _nests_a_stream(a) for a in node.arguments if not isinstance(a, ast.Duration)
-        )
-    return False
+def node_is_parent(node: ast.Property | ast.Context) -> bool:
+    """Whether ``node`` reads the enclosing stream's event (``property(parent: …)``)."""
+    return isinstance(node, ast.Property) and node.parent
+
+
+def _numeric_against_constants(node: ast.Comparison) -> bool:
+    """Whether ``node`` compares a numeric aggregate with constants only (the common
+    ``count() >= 1``)."""
+    return (
+        isinstance(node.value, ast.Aggregate)
+        and node.value.reducer in _NUMBERS
+        and node.comparator in ("exists", "absent", "equals", "differs", "one_of", *_ORDERINGS)
+        and all(isinstance(a, ast.Literal) for a in node.arguments)
+    )

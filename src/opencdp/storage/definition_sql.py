@@ -16,14 +16,17 @@ of its row to the profile. A numeric aggregate compared with constants (``count(
 appears once in the SQL; the general comparison tests an operand's JSON type in every branch,
 which would multiply a nested stream's subquery.
 
-Not compiled yet (:class:`NotCompiled`): ``ANY``/``ALL`` over accounts, ``expires_after``
-sessions and the timestamp comparators; the engine evaluates those with the reference
+``ANY``/``ALL`` of an ACCOUNTS definition are EXISTS over the account's links to its users.
+
+Not compiled yet (:class:`NotCompiled`): ``expires_after`` sessions and the timestamp
+comparators; the engine evaluates those with the reference
 evaluator, reading only the events a definition names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -38,6 +41,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    exists,
     false,
     func,
     literal,
@@ -53,7 +57,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from opencdp.query import ast
 from opencdp.query.evaluate import PAGE_EVENT, SCREEN_EVENT
 from opencdp.query.values import NUMERIC_TEXT, number_of, text_of
-from opencdp.storage.schema import computed_values, events, profiles, traits
+from opencdp.storage.schema import computed_values, events, links, profiles, traits
 from opencdp.timeutil import isoformat_us, to_us
 
 _NUMBERS: frozenset[str] = frozenset({"count", "sum", "avg", "unique_count"})
@@ -258,13 +262,14 @@ class _Context:
         now_us: int,
         profile_id: Any,
         computed: frozenset[str],
+        aliases: Iterator[int] | None = None,
     ) -> None:
         self.is_pg = is_pg
         self.ws = workspace_id
         self.now_us = now_us
         self.profile_id = profile_id
         self.computed = computed
-        self.aliases = 0
+        self.aliases = aliases if aliases is not None else itertools.count(1)
         #: (table name, key) → the alias of the trait row joined to the profile
         self.trait_rows: dict[tuple[str, str], Any] = {}
 
@@ -278,7 +283,45 @@ class _Context:
             return not_(self.condition(node.item, event))
         if isinstance(node, ast.Comparison):
             return self.comparison(node, event)
-        raise NotCompiled("ANY / ALL over an account's users")
+        if isinstance(node, ast.AnyUser | ast.AllUsers):
+            return self.users(node)
+        raise NotCompiled(f"{type(node).__name__}")  # pragma: no cover
+
+    def users(self, node: ast.AnyUser | ast.AllUsers) -> ColumnElement[bool]:
+        """``ANY x`` / ``ALL x`` of an account: ``x`` for each user linked to it by group
+        calls (``ALL`` needs at least one user), as EXISTS over the links."""
+        link = links.alias(f"l{self._next()}")
+        user = _Context(
+            self.is_pg, self.ws, self.now_us, link.c.user_profile_id, self.computed, self.aliases
+        )
+        test = user.condition(node.item, None)
+        joined: Any = link
+        for (_table, key), t in user.trait_rows.items():
+            joined = joined.outerjoin(
+                t,
+                and_(
+                    t.c.workspace_id == self.ws,
+                    t.c.profile_id == link.c.user_profile_id,
+                    t.c.key == key,
+                ),
+            )
+        local = [link, *user.trait_rows.values()]
+
+        def users_where(*conditions: ColumnElement[bool]) -> ColumnElement[bool]:
+            return exists(
+                select(literal(1))
+                .select_from(joined)
+                .where(
+                    link.c.workspace_id == self.ws,
+                    link.c.account_profile_id == self.profile_id,
+                    *conditions,
+                )
+                .correlate_except(*local)
+            )
+
+        if isinstance(node, ast.AnyUser):
+            return users_where(test)
+        return and_(users_where(), not_(users_where(not_(test))))
 
     def comparison(self, node: ast.Comparison, event: _Row | None) -> ColumnElement[bool]:
         name = node.comparator
@@ -449,8 +492,7 @@ class _Context:
         )
 
     def _next(self) -> int:
-        self.aliases += 1
-        return self.aliases
+        return next(self.aliases)
 
     # -- streams ----------------------------------------------------------------------------------
     def aggregate(self, node: ast.Aggregate, parent: _Row | None = None) -> ColumnElement[Any]:

@@ -609,3 +609,11 @@ def _nests_a_stream(node: ast.Expr) -> bool:
             _nests_a_stream(a) for a in node.arguments if not isinstance(a, ast.Duration)
         )
     return False
+
+
+def json_number(dialect_name: str, document: Any, path: tuple[str, ...]) -> ColumnElement[Any]:
+    """The value at ``path`` of the JSON text ``document`` as a number, by the reference's
+    rule (numbers, and strings that read as one; else NULL) — for other readers of event
+    properties (predicted CLV reads order amounts with it)."""
+    context = _Context(dialect_name == "postgresql", "", 0, None, frozenset())
+    return context._extract(document, path).number()

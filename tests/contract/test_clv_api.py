@@ -152,6 +152,8 @@ def test_fit_model_and_score_over_http(shop: Any, client: TestClient) -> None:
         ({"calibration_end": "30/06/2025"}, "invalid_date"),
         ({"calibration_end": 20250630}, "invalid_date"),
         ({"time_unit": "month"}, "invalid_time_unit"),
+        ({"time_unit": {}}, "invalid_time_unit"),
+        ({"time_unit": None}, "invalid_time_unit"),
         ({"calibration_end": "2025-06-30", "window": 3}, "invalid_request"),
         ([1, 2], "invalid_request"),
         ({"calibration_end": "2024-06-30"}, "no_orders"),

@@ -53,7 +53,8 @@ def parse_date(text: Any, what: str = "calibration_end") -> date:
 
 
 def check_unit(unit: Any) -> str:
-    if unit not in UNITS:
+    """``day`` or ``week``; RequestError ``invalid_time_unit`` otherwise."""
+    if not isinstance(unit, str) or unit not in UNITS:
         raise RequestError(
             f"time_unit is {' or '.join(repr(u) for u in UNITS)}, not {unit!r}",
             code="invalid_time_unit",

@@ -394,6 +394,7 @@ CLV_FIT: Final[Schema] = _strict(
     {
         "calibration_end": {
             "type": "string",
+            "format": "date",
             "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
             "description": "Fit on orders up to this date, included; later orders are the "
             "holdout the fit is checked against.",

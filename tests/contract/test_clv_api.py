@@ -189,3 +189,43 @@ def test_the_cli(shop: Any, runtime: Runtime) -> None:
     assert code == 1 and "calibration_end is a date like 1997-09-30" in out
     code, out = cli("fit", "--time-unit", "fortnight")
     assert code == 1 and "time_unit is 'day' or 'week'" in out
+
+
+def test_clv_definitions_are_computed_by_the_engine(
+    shop: Any, client: TestClient, runtime: Runtime
+) -> None:
+    # A computed trait of the fitted model, and an audience that reads it, defined before any
+    # fit: the trait fails, saying what to do.
+    put = client.put(
+        "/api/computed-traits/chance_active",
+        json={"definition": {"query": "clv('p_alive')"}},
+        headers=AUTH,
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["status"] == "failed" and "opencdp clv fit" in put.json()["error"]
+    slipping = {"definition": {"query": "trait('chance_active') < 0.5"}}
+    assert client.put("/api/audiences/slipping", json=slipping, headers=AUTH).status_code == 200
+
+    # After a fit, score computes every clv() definition, then what reads them.
+    assert client.post(
+        "/api/clv/fit", json={"calibration_end": "2025-06-30"}, headers=AUTH
+    ).is_success
+    done = client.post("/api/clv/score", headers=AUTH).json()
+    assert set(done["changed"]) == {*clv.TRAITS, "chance_active", "slipping"}
+    mine = compute.store(runtime).values_by_key("default", "chance_active")
+    assert mine == compute.store(runtime).values_by_key("default", "p_alive")
+    members = client.get("/api/audiences/slipping", headers=AUTH).json()
+    assert members["status"] == "ready"
+    assert members["size"] == sum(1 for v in mine.values() if v < 0.5) > 0
+
+    # Population functions are batch only: a new order leaves the prediction alone until the
+    # schedule (or the next score) recomputes it.
+    profile = "/v1/spaces/default/collections/users/profiles/user_id:u03/traits?limit=50"
+    before = client.get(profile, headers=AUTH).json()["traits"]
+    now = runtime.clock.now()
+    send(client, runtime, [message(7777, "u03", now - timedelta(hours=1), 40.0, "revenue")])
+    assert client.get(profile, headers=AUTH).json()["traits"] == before
+    assert runtime.compute.refresh_due(0) >= 5
+    after = client.get(profile, headers=AUTH).json()["traits"]
+    assert after["predicted_orders_12m"] > before["predicted_orders_12m"]
+    assert after["p_alive"] != before["p_alive"]

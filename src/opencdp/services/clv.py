@@ -6,11 +6,12 @@ score every customer profile with it.
   the models read (:mod:`opencdp.predict.summary`); the parameters, the customers used and a
   holdout check (predicted against actual repeat purchases after the calibration end, when
   there are orders after it) are stored for the workspace and returned.
-* **score** (:func:`score`): with the stored model, each customer's history as of today gives
-  ``predicted_clv_12m``, ``p_alive`` and ``predicted_orders_12m``, stored as computed values
-  (only those that changed) under computed-trait definitions of those keys, so that they show
-  on the profile and in ``GET /api/computed-traits``. A profile without an order has no value:
-  the models describe customers from their first purchase on.
+* **score** (:func:`score`): the computed traits ``predicted_clv_12m``, ``p_alive`` and
+  ``predicted_orders_12m`` are definitions of the builtin ``clv('<output>')`` (created when
+  missing); the compute engine computes them, every other ``clv()`` definition and what reads
+  them, through the CLV provider (:mod:`opencdp.compute.clv`: the stored model applied to each
+  customer's orders as of today), and stores the values that changed, so that they show on
+  the profile and in ``GET /api/computed-traits``.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import numpy as np
 from opencdp.errors import NotFound, RequestError
 from opencdp.predict import bgnbd, gamma_gamma, value
 from opencdp.predict.summary import UNITS, FitError, Summary, from_day_counts
+from opencdp.query import ast
 from opencdp.runtime import Runtime
 from opencdp.storage.clv import ClvStore, OrderHistory
-from opencdp.storage.definitions import READY, DefinitionStore
+from opencdp.storage.definitions import FAILED, DefinitionStore
 from opencdp.timeutil import EPOCH, isoformat_us
 
 #: The computed traits ``score`` writes, with their names.
@@ -196,68 +198,45 @@ def model(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
 # -- score ----------------------------------------------------------------------------------------
 
 
-def predictions(runtime: Runtime, workspace_id: str) -> dict[str, dict[str, Any]]:
-    """Trait key → profile id → value, for every live profile with an order, as of today."""
-    stored = model(runtime, workspace_id)
-    unit = stored["time_unit"]
-    bg = bgnbd.BgNbd(**stored["bgnbd"], customers=stored["customers"])
-    gg_params = {k: stored["gamma_gamma"][k] for k in ("p", "q", "v", "log_likelihood")}
-    gg = gamma_gamma.GammaGamma(**gg_params, customers=stored["gamma_gamma"]["customers"])
-    today = _day(_today(runtime))
-    history = store(runtime).order_history(workspace_id, today)
-    out: dict[str, dict[str, Any]] = {key: {} for key in TRAITS}
-    if not history.profile_ids:
-        return out
-    predicted = value.predict(bg, gg, _summary(history, today, unit))
-    for i, pid in enumerate(history.profile_ids):
-        out["predicted_clv_12m"][pid] = round(float(predicted.value[i]), 2)
-        out["p_alive"][pid] = _significant(predicted.p_alive[i])
-        out["predicted_orders_12m"][pid] = _significant(predicted.orders[i])
-    return out
-
-
-def _significant(number: float) -> float:
-    """Six significant digits: enough for any use, and stable from one scoring to the next."""
-    return float(f"{float(number):.6g}")
-
-
 def score(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
-    """Write the three predicted traits of every customer profile (only the values that
-    changed; profiles that lost their orders lose their values) and make sure each has its
-    computed-trait definition; returns how many profiles were scored and changed."""
-    values = predictions(runtime, workspace_id)
+    """Compute, with the stored model, every enabled ``clv('…')`` definition of the workspace
+    and what reads them, in dependency order — creating the computed traits
+    ``predicted_clv_12m``, ``p_alive`` and ``predicted_orders_12m`` first when they are missing
+    — and store the values that changed; returns how many profiles were scored and changed."""
+    model(runtime, workspace_id)  # NotFound before the first fit
     definitions = DefinitionStore(runtime.db)
     _ensure_definitions(runtime, definitions, workspace_id)
-    now = runtime.now_us()
-    changed: dict[str, int] = {}
-    with runtime.db.write() as conn:
-        for key, new in values.items():
-            current = definitions.current(conn, workspace_id, key)
-            different = {pid: v for pid, v in new.items() if current.get(pid) != v}
-            removed = sorted(current.keys() - new.keys())
-            definitions.replace_values(conn, workspace_id, key, different, removed, now)
-            definitions.set_status_in(
-                conn, workspace_id, key, status=READY, error=None, computed_us=now
-            )
-            changed[key] = len(different) + len(removed)
     runtime.compute.forget(workspace_id)
+    keys = [
+        item.key
+        for item in runtime.compute.enabled(workspace_id)
+        if isinstance(item.definition.root, ast.Function) and item.definition.root.name == "clv"
+    ]
+    done = {}
+    with runtime.clv.shared():  # the three outputs from one summary of the orders
+        for key in runtime.compute.in_dependency_order(workspace_id, keys):
+            done[key] = runtime.compute.compute(workspace_id, key)
+    for key in done:
+        row = definitions.get(workspace_id, key)
+        if row.status == FAILED:
+            raise RequestError(f"{key} failed: {row.error}", code="computation_failed")
     return {
-        "profiles": len(values["p_alive"]),
-        "changed": changed,
-        "scored_at": isoformat_us(now),
+        "profiles": done["p_alive"].size if "p_alive" in done else 0,
+        "changed": {key: computation.changed for key, computation in done.items()},
+        "scored_at": isoformat_us(runtime.now_us()),
     }
 
 
 def _ensure_definitions(runtime: Runtime, definitions: DefinitionStore, workspace_id: str) -> None:
-    """The computed-trait definitions of the three keys, created when missing; a key already
-    taken by an audience or by another computed trait is refused."""
+    """The computed-trait definitions of the three outputs, created (enabled, not yet
+    computed) when missing; a key already taken by another definition is refused."""
     existing = {row.key: row for row in definitions.of_workspace(workspace_id)}
     now = runtime.now_us()
     for key, name in TRAITS.items():
         query = f"clv('{key}')"
         row = existing.get(key)
         if row is not None:
-            if row.kind != "trait" or row.query != query:
+            if row.kind != "trait" or row.query.replace('"', "'") != query:
                 raise RequestError(
                     f"{key!r} is already the key of another definition ({row.query}): delete "
                     "it before scoring CLV",

@@ -9,13 +9,15 @@ events by profile and day, then by profile — no event reaches Python. An order
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import and_, case, func, select
 
-from opencdp.storage.db import Database
+from opencdp.storage.db import Connection, Database
 from opencdp.storage.definition_sql import json_number
 from opencdp.storage.schema import clv_models, events, profiles
 
@@ -29,6 +31,7 @@ class OrderHistory:
     """Per live profile with an order on or before the calibration end (lists of one length,
     in profile-id order); days are days since 1970-01-01 UTC."""
 
+    calibration_end: int
     profile_ids: list[str]
     first_day: list[int]
     last_day: list[int]  # the last order day up to the calibration end
@@ -59,9 +62,19 @@ class ClvStore:
             update=("time_unit", "calibration_end", "model", "fitted_us"),
         )
 
-    def order_history(self, workspace_id: str, calibration_end_day: int) -> OrderHistory:
+    @contextmanager
+    def _reading(self, conn: Connection | None) -> Iterator[Connection]:
+        if conn is not None:
+            yield conn
+        else:
+            with self.db.read() as own:
+                yield own
+
+    def order_history(
+        self, workspace_id: str, calibration_end_day: int, conn: Connection | None = None
+    ) -> OrderHistory:
         """Each live user profile's order history as of ``calibration_end_day`` (included),
-        summed up in one statement."""
+        summed up in one statement (on ``conn`` when given)."""
         dialect = self.db.dialect.name
         amount = func.coalesce(
             json_number(dialect, events.c.payload, ("properties", "revenue")),
@@ -122,10 +135,11 @@ class ClvStore:
             .group_by(days.c.pid, firsts.c.first_day)
             .order_by(days.c.pid)
         )
-        with self.db.read() as conn:
-            rows = conn.execute(statement).all()
-            last = conn.execute(select(func.max(days.c.day))).scalar_one_or_none()
+        with self._reading(conn) as reading:
+            rows = reading.execute(statement).all()
+            last = reading.execute(select(func.max(days.c.day))).scalar_one_or_none()
         return OrderHistory(
+            calibration_end=calibration_end_day,
             profile_ids=[r[0] for r in rows],
             first_day=[int(r[1]) for r in rows],
             last_day=[int(r[2]) for r in rows],
@@ -159,10 +173,10 @@ class ClvStore:
                 ],
             )
 
-    def model(self, workspace_id: str) -> StoredModel | None:
+    def model(self, workspace_id: str, conn: Connection | None = None) -> StoredModel | None:
         """The workspace's fitted model, or None."""
-        with self.db.read() as conn:
-            row = conn.execute(
+        with self._reading(conn) as reading:
+            row = reading.execute(
                 select(clv_models).where(clv_models.c.workspace_id == workspace_id)
             ).one_or_none()
         if row is None:

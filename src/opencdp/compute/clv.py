@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
 from typing import Any
 
 from opencdp.predict import bgnbd, gamma_gamma, value
@@ -113,8 +112,3 @@ def predictions(model: StoredModel, history: OrderHistory) -> dict[str, dict[str
 def _significant(number: float) -> float:
     """Six significant digits: enough for any use, and stable from one scoring to the next."""
     return float(f"{float(number):.6g}")
-
-
-def day_of(d: date) -> int:
-    """A date as days since 1970-01-01 (the storage's order days)."""
-    return (d - date(1970, 1, 1)).days

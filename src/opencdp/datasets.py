@@ -20,15 +20,24 @@ def cdnow_path() -> Path:
     Finds the package without importing it (its code needs an old pandas). Raises
     :class:`~opencdp.errors.ConfigurationError` saying how to install it when it is missing.
     """
+    return _lifetimes_file("CDNOW_master.txt")
+
+
+def cdnow_sample_path() -> Path:
+    """Where CDNOW_sample.txt is: the 1/10 cohort (2,357 customers) the BTYD papers fit, one
+    line per order: master id, sample id, yyyymmdd, CDs, dollar value (no header)."""
+    return _lifetimes_file("CDNOW_sample.txt")
+
+
+def _lifetimes_file(name: str) -> Path:
     try:
         spec = importlib.util.find_spec("lifetimes")
     except (ImportError, ValueError):
         spec = None
     for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location, "datasets", "CDNOW_master.txt")
+        candidate = Path(location, "datasets", name)
         if candidate.is_file():
             return candidate
     raise ConfigurationError(
-        "The demo's real data (CDNOW_master.txt from the 'lifetimes' package) is not installed: "
-        + INSTALL_HINT
+        f"The real data ({name} from the 'lifetimes' package) is not installed: " + INSTALL_HINT
     )

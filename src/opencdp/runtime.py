@@ -12,6 +12,7 @@ import threading
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
+from opencdp.compute.clv import ClvProvider
 from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
@@ -21,6 +22,7 @@ from opencdp.resolve.worker import Worker
 from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
+from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Database
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.inbox import InboxStore
@@ -81,8 +83,16 @@ class Runtime:
         self._worker: Worker | None = None
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
         self._bootstrap()
+        definitions = DefinitionStore(self.db)
+        #: computes ``clv('…')`` definitions with the workspace's fitted CLV model
+        self.clv = ClvProvider(ClvStore(self.db), definitions)
         self.compute = ComputeEngine(
-            self.db, DefinitionStore(self.db), self.profiles, self.clock, self.metrics
+            self.db,
+            definitions,
+            self.profiles,
+            self.clock,
+            self.metrics,
+            providers={"clv": self.clv},
         )
         self.processor = Processor(
             db=self.db,

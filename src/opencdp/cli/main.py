@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from opencdp.cli import admin_cmd
+from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
     DbUrl,
@@ -52,6 +53,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(import_app, name="import")
 app.add_typer(traits_app, name="traits")
 app.add_typer(audiences_app, name="audiences")
+app.add_typer(clv_app, name="clv")
 
 
 def _logging(level: str) -> None:

@@ -749,3 +749,11 @@ def _numeric_against_constants(node: ast.Comparison) -> bool:
         and node.comparator in ("exists", "absent", "equals", "differs", "one_of", *_ORDERINGS)
         and all(isinstance(a, ast.Literal) for a in node.arguments)
     )
+
+
+def json_number(dialect_name: str, document: Any, path: tuple[str, ...]) -> ColumnElement[Any]:
+    """The value at ``path`` of the JSON text ``document`` as a number, by the reference's
+    rule (numbers, and strings that read as one; else NULL) — for other readers of event
+    properties (predicted CLV reads order amounts with it)."""
+    context = _Context(dialect_name == "postgresql", "", 0, None, frozenset())
+    return context._extract(document, path).number()

@@ -163,6 +163,11 @@ _DECLARATIONS = (
         ("profile_id",),
         "what computed traits and audiences computed for the profile",
     ),
+    no_personal_data(
+        "clv_models",
+        "a workspace's fitted CLV model: seven parameters and counts over all its customers; "
+        "the per-profile predictions are computed_values",
+    ),
 )
 
 #: Every declaration, by table name.

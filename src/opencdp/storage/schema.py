@@ -346,3 +346,18 @@ computed_values = Table(
     Column("computed_us", BigInteger, nullable=False),
     Index("ix_computed_values_key", "workspace_id", "key", "profile_id"),
 )
+
+clv_models = Table(
+    "clv_models",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("time_unit", String(8), nullable=False, comment="day | week"),
+    Column("calibration_end", String(10), nullable=False, comment="ISO date, included"),
+    Column(
+        "model",
+        Text,
+        nullable=False,
+        comment="JSON: BG/NBD and Gamma-Gamma parameters, log-likelihoods, customers, holdout",
+    ),
+    Column("fitted_us", BigInteger, nullable=False),
+)

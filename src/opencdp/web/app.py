@@ -21,6 +21,7 @@ from opencdp.runtime import Runtime
 from opencdp.version import __version__
 from opencdp.web.api import api_router
 from opencdp.web.body import BoundedBody
+from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
 from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
@@ -144,6 +145,7 @@ def create_app(
     app.include_router(api_router(runtime))
     app.include_router(governance_router(runtime))
     app.include_router(compute_router(runtime))
+    app.include_router(clv_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

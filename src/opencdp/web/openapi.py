@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from opencdp.collect.envelope import ROUTES
 from opencdp.web.wire_schemas import (
     BATCH,
+    CLV_FIT,
     COMPONENTS,
     DEFINITION,
     DEFINITION_PREVIEW,
@@ -212,6 +213,9 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             Param("format", {"type": "string", "enum": ["json", "csv"]}, "CSV or JSON pages."),
         ),
     ),
+    ("get", "/api/clv/model"): Doc((401, 404)),
+    ("post", "/api/clv/fit"): Doc((400, 401, 403, 413), body=CLV_FIT, body_required=False),
+    ("post", "/api/clv/score"): Doc((400, 401, 403, 404)),
     ("get", "/api/tracking-plans"): Doc((401,)),
     ("get", "/api/tracking-plans/{plan_id}"): Doc(
         (400, 401, 404),

@@ -389,6 +389,19 @@ DEFINITION: Final[Schema] = _strict(
     },
     required=("definition",),
 )
+#: What ``POST /api/clv/fit`` reads (both optional: today, weeks).
+CLV_FIT: Final[Schema] = _strict(
+    {
+        "calibration_end": {
+            "type": "string",
+            "format": "date",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+            "description": "Fit on orders up to this date, included; later orders are the "
+            "holdout the fit is checked against.",
+        },
+        "time_unit": {"type": "string", "enum": ["day", "week"]},
+    }
+)
 #: What ``POST /api/audiences/preview`` reads: a definition only.
 DEFINITION_PREVIEW: Final[Schema] = _strict(
     {"definition": DEFINITION["properties"]["definition"]}, required=("definition",)

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from opencdp.errors import ConfigurationError
 from opencdp.query.parser import DefinitionKind
-from opencdp.services import compute
+from opencdp.services import clv, compute
 from opencdp.settings import Settings
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 
@@ -73,7 +73,9 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
             processed += n
             rate = processed / max(clock.monotonic() - started, 1e-6)
             progress.update(task, completed=processed, rate=f"{rate:,.0f} events/s")
-        task = progress.add_task("computing the retail traits and audiences", total=2, rate="")
+        task = progress.add_task("computing the retail traits and audiences", total=3, rate="")
+        clv.fit(runtime, DEFAULT_WORKSPACE, None)  # predicted CLV on all orders up to today
+        progress.advance(task)
         for kind in KINDS:
             compute.apply_preset(runtime, DEFAULT_WORKSPACE, kind, "retail")
             progress.advance(task)
@@ -97,7 +99,7 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
     table.add_row("profiles resolved", f"{profiles:,} {verdict}")
     table.add_row("quarantined", str(runtime.quarantine.counts(DEFAULT_WORKSPACE) or "none"))
     definitions = compute.store(runtime)
-    for key in ("champions", "at_risk", "high_value"):
+    for key in ("champions", "at_risk", "high_value", "churn_risk"):
         table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")
     console.print(table)
 

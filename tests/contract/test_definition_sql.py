@@ -22,7 +22,12 @@ NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
 _workspaces = itertools.count()
 
 VALUES = st.sampled_from(
-    [1, 2, 2.5, -3, 0, "3", " 4 ", "x", "B", "b", "", True, False, None, "true"]
+    [
+        *(1, 2, 2.5, -3, 0, "3", " 4 ", "x", "B", "b", "", True, False, None, "true"),
+        # times: ISO 8601 as the reference reads it, and strings PostgreSQL would read otherwise
+        *("2024-05-31T12:00:00Z", "2024-05-25", "2024-05-20 08:30:00.5+05:30", "2024-06-02T00:00"),
+        *("2024-02-30", "2024-05-25T24:00", "May 25 2024", "2024-05-25T10:00:00+16:00"),
+    ]
 )
 NAMES = st.sampled_from(["Order Completed", "Product Viewed"])
 
@@ -79,6 +84,13 @@ COMPARATORS = [
     ".omits('x')",
     ".starts_with('B')",
     ".ends_with('3')",
+    ".within_last(3 days)",
+    ".before_last(30 days)",
+    ".within_next(2 days)",
+    ".after_date('2024-05-20')",
+    ".before_date(2024-05-30T10:00:00+02:00)",
+    " > 2024-05-25",
+    ".one_of(2024-05-25T00:00:00Z, 'b')",
 ]
 FIELDS = ["property('total')", "property('category')"]
 REDUCERS = [
@@ -286,7 +298,7 @@ def test_edges_agree_and_are_as_documented(
     "query",
     [
         "event('A').expires_after(1 hours).count() > 0",
-        "trait('x').within_last(3 days)",
+        "event('A').last(property('x')) = 'pro'",
     ],
 )
 def test_what_is_not_compiled_says_so(query: str) -> None:

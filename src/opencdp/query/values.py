@@ -78,10 +78,23 @@ def flatten(values: Sequence[Any]) -> list[Any]:
     return out
 
 
+#: What reads as a timestamp: ISO 8601's extended form, a date alone or with a time to the
+#: minute, second or microsecond, then an optional ``Z`` or an offset of -14 to +14 hours
+#: (none: UTC). The SQL compiler's ``opencdp_epoch_us`` applies the same pattern, so batch and
+#: the reference agree on every string (PostgreSQL's own parser accepts far more).
+TIMESTAMP_TEXT: Final = (
+    r"^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"([Zz]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)?)?\s*$"
+)
+_TIMESTAMP_TEXT: Final = re.compile(TIMESTAMP_TEXT)
+
+
 def parse_timestamp(value: Any) -> datetime | None:
+    """A datetime, or a string of :data:`TIMESTAMP_TEXT` that names a real instant, in UTC."""
     if isinstance(value, datetime):
         return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not _TIMESTAMP_TEXT.match(value):
         return None
     text = value.strip()
     if text[-1] in "zZ":

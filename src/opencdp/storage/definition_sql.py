@@ -18,8 +18,11 @@ which would multiply a nested stream's subquery.
 
 ``ANY``/``ALL`` of an ACCOUNTS definition are EXISTS over the account's links to its users.
 
-Not compiled yet (:class:`NotCompiled`): ``expires_after`` sessions and the timestamp
-comparators; the engine evaluates those with the reference
+Timestamps compare through ``opencdp_epoch_us`` (a Python function on SQLite, a PL/pgSQL one
+from migration 0010 on PostgreSQL), which reads exactly what the reference reads as a time.
+
+Not compiled yet (:class:`NotCompiled`): ``expires_after`` sessions, and comparing a reducer
+other than a count, sum or average (``last(property('plan')) = 'pro'``); the engine evaluates those with the reference
 evaluator, reading only the events a definition names.
 """
 
@@ -56,7 +59,7 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from opencdp.query import ast
 from opencdp.query.evaluate import PAGE_EVENT, SCREEN_EVENT
-from opencdp.query.values import NUMERIC_TEXT, number_of, text_of
+from opencdp.query.values import NUMERIC_TEXT, number_of, parse_timestamp, text_of
 from opencdp.storage.schema import computed_values, events, links, profiles, traits
 from opencdp.timeutil import isoformat_us, to_us
 
@@ -103,10 +106,16 @@ def _sqlite_text(value: Any) -> str | None:
     return None if value is None else text_of(value)
 
 
+def _sqlite_epoch_us(value: Any) -> int | None:
+    stamp = parse_timestamp(value)
+    return None if stamp is None else to_us(stamp)
+
+
 #: SQL functions a SQLite connection gets: name → (arity, function).
 SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "opencdp_number": (1, _sqlite_number),
     "opencdp_text": (1, _sqlite_text),
+    "opencdp_epoch_us": (1, _sqlite_epoch_us),
 }
 #: SQL aggregates a SQLite connection gets: name → (arity, class).
 SQLITE_AGGREGATES: dict[str, tuple[int, type]] = {
@@ -330,15 +339,10 @@ class _Context:
             return not_(
                 self.comparison(ast.Comparison(node.value, positive, node.arguments), event)
             )
-        if name in (
-            "within_last",
-            "within_next",
-            "before_last",
-            "after_next",
-            "before_date",
-            "after_date",
+        if name in _TIME_TESTS or any(
+            isinstance(a, ast.Literal) and isinstance(a.value, datetime) for a in node.arguments
         ):
-            raise NotCompiled(f"{name}() (timestamps)")
+            return self.time_comparison(node, event)
         if _numeric_against_constants(node):
             return self.numeric_comparison(node, event)
         left = self.operand(node.value, event)
@@ -357,6 +361,64 @@ class _Context:
         if name == "differs":
             return and_(left.exists(), right.exists(), not_(_equal(left, right)))
         return _order(name, left, right)
+
+    def time_comparison(self, node: ast.Comparison, event: _Row | None) -> ColumnElement[bool]:
+        """The timestamp comparators (``within_last(7 days)``, ``before_date(…)`` …) and
+        comparisons with a timestamp constant: the value read as a time
+        (``opencdp_epoch_us``: :data:`~opencdp.query.values.TIMESTAMP_TEXT`, else NULL)."""
+        if isinstance(node.value, ast.Aggregate):
+            raise NotCompiled(f"comparing {node.value.reducer}() with a time")
+        left = self.operand(node.value, event)
+        stamp = case((left.kind == "string", func.opencdp_epoch_us(left.raw)), else_=null())
+        name = node.comparator
+        if name in _TIME_TESTS and name not in ("before_date", "after_date"):
+            span = node.arguments[0]
+            assert isinstance(span, ast.Duration)
+            delta = span.seconds * 1_000_000
+            low, high = {
+                "within_last": (self.now_us - delta, self.now_us),
+                "within_next": (self.now_us, self.now_us + delta),
+                "before_last": (None, self.now_us - delta),
+                "after_next": (self.now_us + delta, None),
+            }[name]
+            tests = [stamp >= low] if low is not None else []
+            tests += [stamp <= high] if high is not None else []
+            return func.coalesce(and_(*tests), false())
+        if name in ("exists", "absent"):  # pragma: no cover - no time argument
+            raise NotCompiled(name)
+
+        def bound(argument: ast.Value | ast.Duration) -> int | None:
+            if not isinstance(argument, ast.Literal):
+                raise NotCompiled(f"{name}() of a time and a value that is not a constant")
+            when = parse_timestamp(argument.value)
+            return None if when is None else to_us(when)
+
+        def test(op: str, argument: ast.Value | ast.Duration) -> ColumnElement[bool]:
+            at = bound(argument)
+            if at is None:  # a constant that is no time: never equal, never ordered
+                return false()
+            return func.coalesce(_COMPARE[op](stamp, at), false())
+
+        if name == "before_date":
+            return test("less_than", node.arguments[0])
+        if name == "after_date":
+            return test("greater_than", node.arguments[0])
+        if name == "one_of":  # times as times, other constants as the reference compares them
+            return or_(
+                *(
+                    test("equals", a)
+                    if isinstance(a, ast.Literal) and isinstance(a.value, datetime)
+                    else _equal(left, self.operand(a, event))
+                    for a in node.arguments
+                )
+            )
+        if name == "differs":
+            if bound(node.arguments[0]) is None:
+                return false()
+            return and_(left.exists(), not_(test("equals", node.arguments[0])))
+        if name in ("equals", *_ORDERINGS):
+            return test(name, node.arguments[0])
+        raise NotCompiled(f"{name}() with a timestamp")
 
     def numeric_comparison(self, node: ast.Comparison, event: _Row | None) -> ColumnElement[bool]:
         """``count() >= 1`` and the like: a number (or null: ``avg`` of nothing) against
@@ -723,6 +785,14 @@ _COMPARE: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
 
 
 _ORDERINGS = ("greater_than", "at_least", "less_than", "at_most")
+_TIME_TESTS = (
+    "within_last",
+    "within_next",
+    "before_last",
+    "after_next",
+    "before_date",
+    "after_date",
+)
 
 
 def _order(name: str, a: _Json, b: _Json) -> ColumnElement[bool]:

@@ -205,7 +205,13 @@ class ComputeEngine:
             arguments = tuple(a.value for a in function.arguments if isinstance(a, ast.Literal))
             return self.providers[function.name](conn, workspace_id, arguments, only, now_us)
         if spec.population and function.name != "quintile":
-            raise ValueError(f"{function.name}() is not available: {spec.usage} needs its model")
+            written = ", ".join(
+                repr(a.value) for a in function.arguments if isinstance(a, ast.Literal)
+            )
+            raise ValueError(
+                f"{function.name}({written}) needs a fitted model and none is available: fit "
+                "one for the workspace (opencdp clv fit), then recompute this trait"
+            )
         scope = None if spec.population else only
         columns = [
             self.values(conn, workspace_id, replace(definition, root=a), now_us, computed, scope)

@@ -219,9 +219,17 @@ class ComputeEngine:
             else None
             for a in function.arguments
         ]
-        ids = next(c for c in columns if c is not None).keys()
+        present = [c for c in columns if c is not None]
+        if not present:  # constants only: the same value for every (live) profile in scope
+            nothing = replace(definition, root=ast.Literal(None))
+            present = [self.values(conn, workspace_id, nothing, now_us, computed, scope)]
+        ids = present[0].keys()
         if function.name == "quintile":
-            values, among = columns[0] or {}, columns[1] if len(columns) > 1 else None
+            first = function.arguments[0]
+            values = columns[0]
+            if values is None:  # a constant
+                values = dict.fromkeys(ids, first.value if isinstance(first, ast.Literal) else None)
+            among = columns[1] if len(columns) > 1 else None
             scores = quintiles(
                 {pid: v for pid, v in values.items() if among is None or among.get(pid)}
             )

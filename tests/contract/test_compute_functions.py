@@ -344,3 +344,28 @@ def test_an_unknown_preset_names_the_ones_there_are(shop: tuple[Runtime, FrozenC
     assert caught.value.code == "unknown_preset"
     assert "'nope'" in str(caught.value) and "retail" in str(caught.value)
     assert compute.store(rt).of_workspace(WS) == []
+
+
+def test_a_function_of_constants_gives_everyone_its_value(
+    shop: tuple[Runtime, FrozenClock],
+) -> None:
+    rt, _clock = shop
+    everyone = {"ann", "bob", "cat", "dan", "eve", "fay"}
+    expected = {
+        "divide(10, 4)": 2.5,
+        "days_since('2024-05-01T12:00:00Z')": 31,
+        "rfm_segment(5, 1)": "New customers",
+        "quintile(5)": 1,
+    }
+    for i, query in enumerate(expected):
+        described = compute.put_definition(
+            rt, WS, "trait", f"c{i}", {"definition": {"query": query}}
+        )
+        assert described["status"] == "ready", described
+        assert by_user(rt, f"c{i}") == dict.fromkeys(everyone, expected[query]), query
+    # A new profile gets the per-profile ones in real time (the rank waits for the schedule)
+    rt.collector.ingest_messages(source(rt), [signed_in("gil", 1, NOW)])
+    rt.processor.run_until_idle()
+    gil = rt.profiles.find(WS, "users", "user_id", "gil")
+    values = [compute.store(rt).values_by_key(WS, f"c{i}").get(gil) for i in range(4)]
+    assert values == [2.5, 31, "New customers", None]

@@ -3,17 +3,23 @@ itself says, read without OpenCDP (both backends)."""
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, defaultdict
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from opencdp.clock import FrozenClock
 from opencdp.datasets import cdnow_path
 from opencdp.imports.presets import resolve_mapping
+from opencdp.query.functions import rfm_segment
 from opencdp.runtime import Runtime
 from opencdp.services import compute
 from opencdp.services.import_runs import ImportRequest, import_file
+from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +62,100 @@ def _yaml(name: str) -> object:
     import yaml
 
     return yaml.safe_load((ROOT / "examples" / "compute" / name).read_text())
+
+
+def from_the_file_by_customer() -> dict[str, tuple[int, Decimal, date, date]]:
+    """Customer → (orders, spend, first order date, last order date), read by hand."""
+    out: dict[str, tuple[int, Decimal, date, date]] = {}
+    for line in cdnow_path().read_text(encoding="ascii").splitlines()[1:]:
+        fields = line.split()
+        if not fields:
+            continue
+        day = datetime.strptime(fields[1], "%Y%m%d").date()
+        n, spent, first, last = out.get(fields[0], (0, Decimal(0), day, day))
+        out[fields[0]] = (n + 1, spent + Decimal(fields[3]), min(first, day), max(last, day))
+    return out
+
+
+def scores_by_hand(values: dict[str, Any]) -> dict[str, int]:
+    """1 + the fifths of the customers strictly below each value."""
+    ordered = sorted(values.values())
+    return {c: 1 + 5 * bisect.bisect_left(ordered, v) // len(ordered) for c, v in values.items()}
+
+
+def test_the_retail_preset_on_cdnow(tmp_path: Path, database_url: str | None) -> None:
+    # Given CDNOW imported, on the day after its last order
+    today = datetime(1998, 7, 1, tzinfo=UTC)
+    rt = Runtime(make_settings(tmp_path, database_url), FrozenClock(today))
+    try:
+        import_file(rt, ImportRequest(cdnow_path(), resolve_mapping("cdnow", "orders")))
+        # When the retail preset is applied
+        traits = compute.apply_preset(rt, "default", "trait", "retail")
+        audiences = compute.apply_preset(rt, "default", "audience", "retail")
+        assert {d["status"] for d in traits + audiences} == {"ready"}
+
+        # Then each customer's values are what the file says
+        customers = from_the_file_by_customer()
+        assert len(customers) == 23_570
+
+        def by_customer(key: str) -> dict[str, Any]:
+            values = compute.store(rt).values_by_key("default", key)
+            ids = compute.store(rt).identifiers_of("default", sorted(values))
+            return {
+                next(v for t, v in external if t == "user_id"): values[pid] for pid, external in ids
+            }
+
+        def midnight(day: date) -> str:
+            return f"{day.isoformat()}T00:00:00.000Z"
+
+        assert by_customer("order_count") == {c: n for c, (n, *_) in customers.items()}
+        lifetime = by_customer("lifetime_value")
+        assert {c: round(Decimal(str(v)), 2) for c, v in lifetime.items()} == {
+            c: spent for c, (_, spent, *_) in customers.items()
+        }
+        assert by_customer("first_order_at") == {
+            c: midnight(f) for c, (*_, f, _) in customers.items()
+        }
+        assert by_customer("last_order_at") == {
+            c: midnight(last) for c, (*_, last) in customers.items()
+        }
+        assert by_customer("days_since_last_order") == {
+            c: (today.date() - last).days for c, (*_, last) in customers.items()
+        }
+
+        # RFM: recency ranks the last order dates into fifths, equal dates equal scores
+        recency = by_customer("rfm_recency")
+        last_orders = {c: last for c, (*_, last) in customers.items()}
+        assert recency == scores_by_hand(last_orders)
+        sizes = Counter(recency.values())
+        biggest_tie = max(Counter(last_orders.values()).values())
+        assert set(sizes) == {1, 2, 3, 4, 5}
+        assert all(abs(size - 23_570 / 5) <= biggest_tie for size in sizes.values()), sizes
+        # scores follow the dates: every customer of a higher score ordered later
+        for q in range(1, 5):
+            assert max(last_orders[c] for c, s in recency.items() if s == q) < min(
+                last_orders[c] for c, s in recency.items() if s == q + 1
+            )
+        frequency = by_customer("rfm_frequency")
+        assert frequency == scores_by_hand({c: n for c, (n, *_) in customers.items()})
+        monetary = by_customer("rfm_monetary")
+        assert monetary == scores_by_hand({c: s for c, (_, s, *_) in customers.items()})
+
+        # Every customer has a segment, the one of their two scores
+        segments = by_customer("rfm_segment")
+        assert segments == {c: rfm_segment(recency[c], frequency[c]) for c in customers}
+        counts = Counter(segments.values())
+        assert sum(counts.values()) == 23_570
+        assert None not in counts
+        sizes_of = {d["key"]: d["size"] for d in audiences}
+        assert sizes_of["champions"] == counts["Champions"]
+        assert sizes_of["at_risk"] == counts["At risk"] + counts["Can't lose them"]
+        assert sizes_of["high_value"] == sum(1 for _, s, *_ in customers.values() if s >= 500)
+        assert sizes_of["recent_buyers"] == sum(
+            1 for *_, last in customers.values() if (today.date() - last).days <= 30
+        )
+        assert sizes_of["lapsed_customers"] == sum(
+            1 for *_, last in customers.values() if (today.date() - last).days > 90
+        )
+    finally:
+        rt.close()

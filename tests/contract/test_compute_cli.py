@@ -82,3 +82,49 @@ def test_a_bad_file_stores_nothing_and_says_why(runtime: Runtime, tmp_path: Path
     assert "broken: line 1, column 19" in out
     code, out = cli(runtime, "audiences", "list", "--json")
     assert json.loads(out) == []
+
+
+def test_the_retail_preset(runtime: Runtime, tmp_path: Path) -> None:
+    ingest(
+        runtime,
+        {
+            "type": "track",
+            "userId": "ann",
+            "messageId": "o1",
+            "event": "Order Completed",
+            "properties": {"revenue": 600, "products": [{"category": "shoes", "brand": "Acme"}]},
+        },
+        {"type": "track", "userId": "bob", "messageId": "s1", "event": "Signed In"},
+    )
+    code, out = cli(runtime, "traits", "apply", "--preset", "retail", "--json")
+    assert code == 0, out
+    traits = {d["key"]: d for d in json.loads(out)}
+    assert "rfm_segment" in traits and "favorite_brand" in traits
+    assert {d["status"] for d in traits.values()} == {"ready"}
+    # each trait comes after those it reads
+    keys = list(traits)
+    assert keys.index("last_order_at") < keys.index("rfm_recency") < keys.index("rfm_segment")
+    code, out = cli(runtime, "audiences", "apply", "--preset", "retail", "--json")
+    assert code == 0, out
+    sizes = {d["key"]: d["size"] for d in json.loads(out)}
+    assert sizes["high_value"] == sizes["recent_buyers"] == 1
+    # a single customer has no one below her: the bottom fifth, 'Lost' and no champion
+    assert sizes["champions"] == 0
+    code, out = cli(runtime, "traits", "show", "favorite_brand")
+    assert code == 0 and json.loads(out)["status"] == "ready"
+
+
+def test_a_preset_is_named_or_a_file_given_not_both(runtime: Runtime, tmp_path: Path) -> None:
+    code, out = cli(runtime, "traits", "apply", "--preset", "nope")
+    assert code == 1
+    assert "there is no preset 'nope'" in out and "retail" in out
+    file = tmp_path / "traits.yaml"
+    file.write_text("traits: {n: {definition: {query: \"event('A').count()\"}}}\n")
+    code, out = cli(runtime, "traits", "apply", str(file), "--preset", "retail")
+    assert code == 2
+    assert "give a FILE or --preset NAME" in out
+    code, out = cli(runtime, "audiences", "apply")
+    assert code == 2
+    assert "give a FILE or --preset NAME" in out
+    code, out = cli(runtime, "traits", "list", "--json")
+    assert json.loads(out) == []

@@ -64,12 +64,40 @@ def streams(draw: Any) -> list[list[dict[str, Any]]]:
     return [messages[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
+#: Per-profile functions as whole computed traits (OpenCDP extensions): over event streams,
+#: over a trait the stream changes (``stamp``, defined before them) and over an identify's trait.
+FUNCTIONS = [
+    "days_since(trait('stamp'))",
+    "days_since(event('Product Viewed').first(timestamp()))",
+    "days_since(trait('plan'))",
+    "divide(event('Order Completed').within(30 days).count(), 4)",
+    "divide(event('Order Completed').items('products').sum(property('total')), 2.5)",
+    "divide(trait('plan'), -2)",
+    "rfm_segment(event('Order Completed').count(), event('Page Viewed').count())",
+]
+STAMPS = [
+    "event('Order Completed').last(timestamp())",
+    "event('Order Completed').where(property('category') = 'b').first(timestamp())",
+    "event('Order Completed').items('products').last(timestamp())",
+]
+
+
+@st.composite
+def with_functions(draw: Any) -> list[tuple[str, str]]:
+    """Random definitions, then maybe a trait of event times and functions of the language."""
+    defined: list[tuple[str, str]] = draw(st.lists(definitions(), min_size=1, max_size=3))
+    functions = draw(st.lists(st.sampled_from(FUNCTIONS), max_size=2, unique=True))
+    if any("trait('stamp')" in f for f in functions):
+        defined.append((draw(st.sampled_from(STAMPS)), "stamp"))
+    return defined + [(f, "trait") for f in functions]
+
+
 @settings(
     max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(batches=streams(), defined=st.lists(definitions(), min_size=1, max_size=3))
+@given(batches=streams(), defined=with_functions())
 def test_real_time_equals_batch(
     frozen_runtime: Runtime,
     batches: list[list[dict[str, Any]]],
@@ -85,7 +113,7 @@ def test_real_time_equals_batch(
     rt.processor.run_until_idle()
     keys = []
     for i, (query, kind) in enumerate(defined):
-        key = f"d{i}"
+        key, kind = ("stamp", "trait") if kind == "stamp" else (f"d{i}", kind)
         body = {"definition": {"type": "USERS", "query": query}}
         described = compute.put_definition(rt, ws, kind, key, body)  # type: ignore[arg-type]
         assert described["status"] == "ready", described

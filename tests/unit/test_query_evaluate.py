@@ -223,3 +223,186 @@ def test_event_names_of_calls() -> None:
     assert event_name({"type": "page", "name": "Home"}) == "Page Viewed"
     assert event_name({"type": "screen"}) == "Screen Viewed"
     assert event_name({"type": "identify"}) is None
+
+
+# -- OpenCDP's extensions: items() and timestamp() -------------------------------------------------
+
+
+def order(when: datetime, n: int, products: Any, channel: str = "web", **props: Any) -> EventRecord:
+    return ev("Order Completed", when, n, products=products, context={"channel": channel}, **props)
+
+
+BASKETS = ProfileData(
+    events=[
+        order(
+            ago(days=10),
+            1,
+            [
+                {"sku": "a1", "category": "shoes", "brand": "Acme", "price": 50},
+                "not an item",
+                {"sku": "a2", "category": "bags", "brand": "Zeta", "price": "20"},
+                None,
+                [{"sku": "nested"}],
+                {"sku": "a3", "category": "shoes", "brand": "Zeta", "price": 30},
+            ],
+            channel="app",
+        ),
+        order(ago(days=2), 2, [{"sku": "b1", "category": "hats", "brand": "Acme", "price": 5}]),
+        order(ago(days=1), 3, {"sku": "not-a-list", "category": "socks"}),  # an object, no array
+        order(ago(hours=5), 4, "a1,a2"),  # text
+        ev("Order Completed", ago(hours=4), 5, revenue=10),  # no products at all
+        order(ago(hours=3), 6, []),
+        order(ago(hours=2), 7, [42, True, "x"]),  # no object among them
+    ]
+)
+
+
+def test_items_are_the_object_elements_of_each_events_array() -> None:
+    assert run("event('Order Completed').items('products').count()", BASKETS, "trait") == 4
+    assert run(
+        "event('Order Completed').items('products').unique(property('sku'))", BASKETS, "trait"
+    ) == ["a1", "a2", "a3", "b1"]
+    assert (
+        run("event('Order Completed').items('products').sum(property('price'))", BASKETS, "trait")
+        == 105
+    )
+    # the event stream itself is untouched
+    assert run("event('Order Completed').count()", BASKETS, "trait") == 7
+
+
+def test_a_profile_without_line_items_has_an_empty_stream() -> None:
+    none = ProfileData(events=BASKETS.events[2:])
+    assert run("event('Order Completed').items('products').count()", none, "trait") == 0
+    assert (
+        run("event('Order Completed').items('products').first(property('sku'))", none, "trait")
+        is None
+    )
+    assert (
+        run("event('Order Completed').items('products').unique(property('sku'))", none, "trait")
+        == []
+    )
+
+
+def test_mode_over_items_counts_line_items_not_orders() -> None:
+    # shoes: two lines of one order; bags and hats: one line each (orders do not weigh)
+    assert (
+        run(
+            "event('Order Completed').items('products').mode(property('category'), 1)",
+            BASKETS,
+            "trait",
+        )
+        == "shoes"
+    )
+    assert (
+        run(
+            "event('Order Completed').items('products').mode(property('category'), 3)",
+            BASKETS,
+            "trait",
+        )
+        is None
+    )
+    # Acme 2, Zeta 2: the tie breaks alphabetically
+    assert (
+        run(
+            "event('Order Completed').items('products').mode(property('brand'), 1)",
+            BASKETS,
+            "trait",
+        )
+        == "Acme"
+    )
+
+
+def test_where_after_items_reads_the_item_and_context_reads_the_event() -> None:
+    assert run(
+        "event('Order Completed').items('products').where(property('category') = 'shoes')"
+        ".unique(property('brand'))",
+        BASKETS,
+        "trait",
+    ) == ["Acme", "Zeta"]
+    assert run(
+        "event('Order Completed').items('products').where(context('channel') = 'web')"
+        ".unique(property('sku'))",
+        BASKETS,
+        "trait",
+    ) == ["b1"]
+    # property() after items() no longer sees the event's own properties
+    with_revenue = ProfileData(events=[order(ago(days=1), 1, [{"sku": "s"}], revenue=99)])
+    assert (
+        run(
+            "event('Order Completed').items('products').where(property('revenue') = 99).count()",
+            with_revenue,
+            "trait",
+        )
+        == 0
+    )
+    # a where() before items() filters the orders, by the order's properties
+    assert (
+        run(
+            "event('Order Completed').where(property('revenue') = 99).items('products').count()",
+            with_revenue,
+            "trait",
+        )
+        == 1
+    )
+
+
+def test_windows_before_items_keep_the_orders_of_the_window() -> None:
+    assert run(
+        "event('Order Completed').within(5 days).items('products').unique(property('sku'))",
+        BASKETS,
+        "trait",
+    ) == ["b1"]
+
+
+def test_first_and_last_item_follow_the_array_order_within_an_event() -> None:
+    same_time = ago(days=1)
+    profile = ProfileData(
+        events=[
+            order(same_time, 1, [{"sku": "z-first"}, {"sku": "m"}, {"sku": "a-last"}]),
+            order(ago(days=3), 2, [{"sku": "older"}]),
+        ]
+    )
+    items = "event('Order Completed').items('products')"
+    assert run(f"{items}.first(property('sku'))", profile, "trait") == "older"
+    assert run(f"{items}.last(property('sku'))", profile, "trait") == "a-last"
+    only_newest = ProfileData(events=profile.events[:1])
+    assert run(f"{items}.first(property('sku'))", only_newest, "trait") == "z-first"
+
+
+def test_timestamp_first_and_last_are_the_event_times_as_text() -> None:
+    profile = ProfileData(
+        events=[
+            ev("Order Completed", datetime(2024, 5, 20, 8, 30, 15, 123456, tzinfo=UTC), 1),
+            ev("Order Completed", datetime(2024, 3, 1, tzinfo=UTC), 2),
+            ev("Order Completed", datetime(2024, 5, 31, 23, 0, tzinfo=UTC), 3),
+            ev("Product Viewed", datetime(2024, 6, 1, tzinfo=UTC), 4),
+        ]
+    )
+    first = run("event('Order Completed').first(timestamp())", profile, "trait")
+    last = run("event('Order Completed').last(timestamp())", profile, "trait")
+    assert (first, last) == ("2024-03-01T00:00:00.000Z", "2024-05-31T23:00:00.000Z")
+    # milliseconds, truncated (as the events API shows times)
+    assert (
+        run("event('Order Completed').within(20 days).first(timestamp())", profile, "trait")
+        == "2024-05-20T08:30:15.123Z"
+    )
+    assert run("event('Signed In').last(timestamp())", profile, "trait") is None
+    # the time of a line item is its order's
+    orders = ProfileData(events=[order(datetime(2024, 4, 2, 9, tzinfo=UTC), 1, [{"sku": "x"}])])
+    assert (
+        run("event('Order Completed').items('products').last(timestamp())", orders, "trait")
+        == "2024-04-02T09:00:00.000Z"
+    )
+
+
+def test_per_profile_functions_evaluate_over_one_profile() -> None:
+    profile = ProfileData(
+        traits={"last_order_at": "2024-05-22T18:00:00.000Z", "r": 5, "f": "1"},
+        events=[ev("Signed In", ago(days=d), d) for d in (1, 3, 9, 27, 29)],
+    )
+    assert run("days_since(trait('last_order_at'))", profile, "trait") == 9
+    assert run("divide(event('Signed In').within(28 days).count(), 4)", profile, "trait") == 1
+    assert run("rfm_segment(trait('r'), trait('f'))", profile, "trait") == "New customers"
+    assert run("days_since(trait('missing'))", profile, "trait") is None
+    with pytest.raises(ValueError, match="in batch"):
+        run("quintile(trait('r'))", profile, "trait")

@@ -310,3 +310,205 @@ def test_function_names_are_lower_case_as_in_segment() -> None:
     with pytest.raises(DefinitionError, match="unknown function EVENT"):
         parse("EVENT('A').count() > 0")
     assert parse("event('A').count() > 0 and TRUE = true") is not None
+
+
+# -- OpenCDP's extensions: timestamp(), items(), functions ---------------------------------------
+
+
+def test_timestamp_is_the_argument_of_first_and_last() -> None:
+    for reducer in ("first", "last"):
+        root = parse(f"event('Order Completed').{reducer}(timestamp())", "trait").root
+        assert root == ast.Aggregate(ORDERS, reducer, ast.Timestamp())  # type: ignore[arg-type]
+
+
+def test_items_narrows_the_stream_to_line_items_after_the_event_filters() -> None:
+    root = parse(
+        "event('Order Completed').within(30 days).items('products')"
+        ".where(property('category') = 'shoes' AND context('channel') = 'web')"
+        ".mode(property('brand'), 1)",
+        "trait",
+    ).root
+    assert root == ast.Aggregate(
+        ast.Stream(
+            "Order Completed",
+            (
+                ast.Within(ast.Duration(30, "days")),
+                ast.Items(("products",)),
+                ast.Where(
+                    ast.And(
+                        (
+                            ast.Comparison(
+                                ast.Property(("category",)), "equals", (ast.Literal("shoes"),)
+                            ),
+                            ast.Comparison(
+                                ast.Context(("channel",)), "equals", (ast.Literal("web"),)
+                            ),
+                        )
+                    )
+                ),
+            ),
+        ),
+        "mode",
+        ast.Property(("brand",)),
+        min_count=1,
+    )
+    nested = parse("event('A').items('cart.lines').count()", "trait").root
+    assert isinstance(nested, ast.Aggregate)
+    assert nested.stream.filters == (ast.Items(("cart", "lines")),)
+
+
+def test_functions_are_whole_computed_traits() -> None:
+    definition = parse("quintile(trait('lifetime_value'), trait('order_count') >= 1)", "trait")
+    assert definition.root == ast.Function(
+        "quintile",
+        (
+            ast.Trait(("lifetime_value",)),
+            ast.Comparison(ast.Trait(("order_count",)), "at_least", (ast.Literal(1),)),
+        ),
+    )
+    assert definition.traits == {"lifetime_value", "order_count"}
+    divide = parse("divide(event('Signed In').within(28 days).count(), 4)", "trait")
+    assert divide.root == ast.Function(
+        "divide",
+        (
+            count(ast.Stream("Signed In", (ast.Within(ast.Duration(28, "days")),))),
+            ast.Literal(4),
+        ),
+    )
+    assert divide.events == {"Signed In"}
+    assert parse("clv('p_alive')", "trait").root == ast.Function("clv", (ast.Literal("p_alive"),))
+    assert parse("quintile(trait('x'))", "trait").root == ast.Function(
+        "quintile", (ast.Trait(("x",)),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "population", "time_dependent"),
+    [
+        ("days_since(trait('last_order_at'))", False, True),
+        ("divide(trait('n'), 4)", False, False),
+        ("divide(event('Signed In').within(28 days).count(), 4)", False, True),
+        ("rfm_segment(trait('r'), trait('f'))", False, False),
+        ("quintile(trait('last_order_at'))", True, False),
+        ("quintile(trait('v'), trait('n') >= 1)", True, False),
+        ("quintile(trait('v'), trait('seen').within_last(7 days))", True, True),
+        ("clv('predicted_clv_12m')", True, False),
+        ("event('A').last(timestamp())", False, False),
+        ("event('A').within(3 days).items('products').count()", False, True),
+    ],
+)
+def test_what_functions_depend_on(query: str, population: bool, time_dependent: bool) -> None:
+    definition = parse(query, "trait")
+    assert (definition.population, definition.time_dependent) == (population, time_dependent)
+
+
+@pytest.mark.parametrize(
+    ("query", "kind", "line", "column", "needle"),
+    [
+        # timestamp() is read by first() and last() only
+        ("event('A').max(timestamp())", "trait", 1, 16, "first() and last() only"),
+        ("event('A').unique(timestamp())", "trait", 1, 19, "first() and last() only"),
+        ("event('A').last(timestamp(1))", "trait", 1, 17, "timestamp() takes no arguments"),
+        ("timestamp()", "trait", 1, 1, "argument of first() or last()"),
+        (
+            "event('A').where(timestamp() > '2024-01-01').count() > 1",
+            "audience",
+            1,
+            18,
+            "argument of first() or last()",
+        ),
+        ("trait('t') = timestamp()", "audience", 1, 14, "argument of first() or last()"),
+        # after items() only where() and a reducer
+        (
+            "event('A').items('products').within(3 days).count()",
+            "trait",
+            1,
+            30,
+            "within() cannot follow items()",
+        ),
+        (
+            "event('A').items('products')\n  .sources({exclude: ['x']}).count()",
+            "trait",
+            2,
+            4,
+            "put windows and sources before items()",
+        ),
+        (
+            "event('A').items('products').expires_after(1 hours).count()",
+            "trait",
+            1,
+            30,
+            "expires_after() cannot follow items()",
+        ),
+        (
+            "event('A').items('products').items('parts').count()",
+            "trait",
+            1,
+            30,
+            "items() cannot follow items()",
+        ),
+        ("event('A').items().count()", "trait", 1, 12, "e.g. items('products')"),
+        ("event('A').items(1).count()", "trait", 1, 18, "is a quoted string"),
+        ("event('A').items('products')", "trait", 1, 12, "not a value: end it with a reducer"),
+        # functions: whole computed traits only
+        ("days_since(trait('x')) > 3", "audience", 1, 1, "is a whole computed trait"),
+        (
+            "trait('a') = 1 AND\n  quintile(trait('v')) = 5",
+            "audience",
+            2,
+            3,
+            "read it with trait()",
+        ),
+        ("divide(days_since(trait('a')), 2)", "trait", 1, 8, "is a whole computed trait"),
+        (
+            "event('A').where(days_since(property('t')) > 1).count()",
+            "trait",
+            1,
+            18,
+            "is a whole computed trait",
+        ),
+        ("days_since(trait('a')).count()", "trait", 1, 24, "count() cannot follow days_since()"),
+        ("days_since(trait('x'))", "audience", 1, 1, "define it as a computed trait"),
+        ("rfm_segment(trait('r'), trait('f'))", "audience", 1, 1, "computes a trait"),
+        # arity
+        ("days_since()", "trait", 1, 1, "days_since() is written days_since(trait("),
+        ("divide(trait('x'))", "trait", 1, 1, "divide() is written divide("),
+        ("rfm_segment(trait('r'))", "trait", 1, 1, "rfm_segment() is written"),
+        ("quintile(trait('a'), trait('b') > 1, 3)", "trait", 1, 1, "quintile() is written"),
+        ("clv()", "trait", 1, 1, "clv() is written clv('predicted_clv_12m')"),
+        # arguments of the wrong kind
+        ("divide(trait('x'), 0)", "trait", 1, 20, "cannot divide by zero"),
+        ("divide(trait('x'), 0.0)", "trait", 1, 20, "cannot divide by zero"),
+        ("divide(trait('x'), '4')", "trait", 1, 20, "divisor is a number"),
+        ("divide(trait('x'), trait('y'))", "trait", 1, 20, "expected a constant"),
+        ("clv('lifetime')", "trait", 1, 5, "'p_alive'"),
+        ("clv(trait('x'))", "trait", 1, 5, "expected a constant"),
+        (
+            "quintile(event('A').unique(property('c')))",
+            "trait",
+            1,
+            10,
+            "unique() is a list",
+        ),
+        ("quintile(trait('v'), trait('n'))", "trait", 1, 22, "this is a value"),
+        ("days_since(trait('a') > 1)", "trait", 1, 12, "this is a condition"),
+    ],
+)
+def test_extension_errors_say_where_and_what(
+    query: str, kind: str, line: int, column: int, needle: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse(query, kind)  # type: ignore[arg-type]
+    error = caught.value
+    assert needle in error.message, error.message
+    assert (error.line, error.column) == (line, column), str(error)
+
+
+def test_an_unknown_clv_output_names_the_ones_there_are() -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse("clv('churn')", "trait")
+    message = caught.value.message
+    assert all(
+        f"'{o}'" in message for o in ("predicted_clv_12m", "p_alive", "predicted_orders_12m")
+    )
+    assert "not 'churn'" in message

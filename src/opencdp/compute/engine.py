@@ -206,7 +206,13 @@ class ComputeEngine:
             arguments = tuple(a.value for a in function.arguments if isinstance(a, ast.Literal))
             return self.providers[function.name](conn, workspace_id, arguments, only, now_us)
         if spec.population and function.name != "quintile":
-            raise ValueError(f"{function.name}() is not available: {spec.usage} needs its model")
+            written = ", ".join(
+                repr(a.value) for a in function.arguments if isinstance(a, ast.Literal)
+            )
+            raise ValueError(
+                f"{function.name}({written}) needs a fitted model and none is available: fit "
+                "one for the workspace (opencdp clv fit), then recompute this trait"
+            )
         scope = None if spec.population else only
         columns = [
             self.values(conn, workspace_id, replace(definition, root=a), now_us, computed, scope)
@@ -214,9 +220,17 @@ class ComputeEngine:
             else None
             for a in function.arguments
         ]
-        ids = next(c for c in columns if c is not None).keys()
+        present = [c for c in columns if c is not None]
+        if not present:  # constants only: the same value for every (live) profile in scope
+            nothing = replace(definition, root=ast.Literal(None))
+            present = [self.values(conn, workspace_id, nothing, now_us, computed, scope)]
+        ids = present[0].keys()
         if function.name == "quintile":
-            values, among = columns[0] or {}, columns[1] if len(columns) > 1 else None
+            first = function.arguments[0]
+            values = columns[0]
+            if values is None:  # a constant
+                values = dict.fromkeys(ids, first.value if isinstance(first, ast.Literal) else None)
+            among = columns[1] if len(columns) > 1 else None
             scores = quintiles(
                 {pid: v for pid, v in values.items() if among is None or among.get(pid)}
             )

@@ -217,6 +217,12 @@ def parse(
         root = builder.expr(tree.children[0])
     except RecursionError:
         raise DefinitionError("the definition is nested too deeply") from None
+    if kind == "audience" and isinstance(root, ast.Function):
+        raise DefinitionError(
+            f"{root.name}() computes a trait: define it as a computed trait and compare "
+            f"that in the audience, e.g. trait('my_trait') > 1",
+            *_pos(tree.children[0]),
+        )
     if kind == "audience" and not _is_condition(root):
         raise DefinitionError(
             "an audience needs a condition (true or false for each profile), such as "
@@ -227,12 +233,6 @@ def parse(
         raise DefinitionError(
             "a computed trait needs a value, such as event('Order Completed').count() or "
             "event('Order Completed').sum(property('revenue')); this is a condition",
-            *_pos(tree.children[0]),
-        )
-    if kind == "audience" and isinstance(root, ast.Function):
-        raise DefinitionError(
-            f"{root.name}() computes a trait: define it as a computed trait and compare "
-            f"that in the audience, e.g. trait('my_trait') > 1",
             *_pos(tree.children[0]),
         )
     if kind == "trait" and isinstance(root, ast.Property | ast.Context):

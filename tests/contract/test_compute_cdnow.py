@@ -17,7 +17,7 @@ from opencdp.datasets import cdnow_path
 from opencdp.imports.presets import resolve_mapping
 from opencdp.query.functions import rfm_segment
 from opencdp.runtime import Runtime
-from opencdp.services import compute
+from opencdp.services import clv, compute
 from opencdp.services.import_runs import ImportRequest, import_file
 from tests.conftest import make_settings
 
@@ -89,6 +89,7 @@ def test_the_retail_preset_on_cdnow(tmp_path: Path, database_url: str | None) ->
     rt = Runtime(make_settings(tmp_path, database_url), FrozenClock(today))
     try:
         import_file(rt, ImportRequest(cdnow_path(), resolve_mapping("cdnow", "orders")))
+        clv.fit(rt, "default", date(1998, 6, 30))  # the preset's clv() traits read the model
         # When the retail preset is applied
         traits = compute.apply_preset(rt, "default", "trait", "retail")
         audiences = compute.apply_preset(rt, "default", "audience", "retail")

@@ -490,7 +490,7 @@ def test_what_functions_depend_on(query: str, population: bool, time_dependent: 
             10,
             "unique() is a list",
         ),
-        ("quintile(trait('v'), trait('n'))", "trait", 1, 22, "this is a value"),
+        ("quintile(trait('v'), trait('n'))", "trait", 1, 22, "second argument is a condition"),
         ("days_since(trait('a') > 1)", "trait", 1, 12, "this is a condition"),
     ],
 )
@@ -512,3 +512,4 @@ def test_an_unknown_clv_output_names_the_ones_there_are() -> None:
         f"'{o}'" in message for o in ("predicted_clv_12m", "p_alive", "predicted_orders_12m")
     )
     assert "not 'churn'" in message
+

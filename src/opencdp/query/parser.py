@@ -545,7 +545,14 @@ class _Builder:
             if kind == "value":
                 arguments.append(_comparable(self.value(arg, _Scope()), arg))
             elif kind == "condition":
-                arguments.append(self.condition(arg, _Scope()))
+                among = self.expr(arg, _Scope())
+                if not _is_condition(among):
+                    raise DefinitionError(
+                        f"{name}()'s second argument is a condition that picks the profiles "
+                        "to rank, e.g. trait('order_count') >= 1",
+                        *_pos(arg),
+                    )
+                arguments.append(among)
             elif kind == "number":
                 number = self.literal_of(arg)
                 if isinstance(number.value, bool) or not isinstance(number.value, int | float):

@@ -123,7 +123,9 @@ def definitions(draw: Any) -> tuple[str, str]:
     def stream(name: str) -> str:
         filters = draw(
             st.lists(
-                st.sampled_from(["within", "between", "sources", "where"]), max_size=2, unique=True
+                st.sampled_from(["within", "between", "sources", "where", "session"]),
+                max_size=2,
+                unique=True,
             )
         )
         text = f"event({name!r})"
@@ -132,6 +134,7 @@ def definitions(draw: Any) -> tuple[str, str]:
                 "within": ".within(30 days)",
                 "between": ".between(2 days, 20 days)",
                 "sources": ".sources({exclude: ['nope']})",
+                "session": f".expires_after({draw(st.sampled_from(['2 hours', '1 days']))})",
                 "where": f".where({compare(draw(st.sampled_from(FIELDS)))})",
             }[f]
         if draw(st.integers(0, 3)) == 0:  # a funnel: what followed (or not) each event
@@ -276,6 +279,15 @@ def person(
         ("event('O').first(property('t'))", "trait", {"u1": 0.3, "u2": "x"}),
         ("event('O').last(property('t'))", "trait", {"u1": 3, "u2": "x"}),
         ("trait('plan').differs('gold')", "audience", {"u1": True, "u2": False}),
+        # sessions: from the last event not preceded by another within N, while it is recent
+        ("event('O').expires_after(2 hours).count()", "trait", {"u1": 1, "u2": 0}),
+        ("event('O').expires_after(3 days).count()", "trait", {"u1": 2, "u2": 0}),
+        ("event('O').expires_after(3 days).sum(property('t'))", "trait", {"u1": 6, "u2": 0}),
+        (
+            "event('O').where(property('c') = 'B').expires_after(30 days).first(property('t'))",
+            "trait",
+            {"u1": 0.3, "u2": None},
+        ),
     ],
 )
 def test_edges_agree_and_are_as_documented(
@@ -297,7 +309,6 @@ def test_edges_agree_and_are_as_documented(
 @pytest.mark.parametrize(
     "query",
     [
-        "event('A').expires_after(1 hours).count() > 0",
         "event('A').last(property('x')) = 'pro'",
     ],
 )

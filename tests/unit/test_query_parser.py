@@ -512,4 +512,3 @@ def test_an_unknown_clv_output_names_the_ones_there_are() -> None:
         f"'{o}'" in message for o in ("predicted_clv_12m", "p_alive", "predicted_orders_12m")
     )
     assert "not 'churn'" in message
-

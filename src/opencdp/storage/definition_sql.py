@@ -21,8 +21,11 @@ which would multiply a nested stream's subquery.
 Timestamps compare through ``opencdp_epoch_us`` (a Python function on SQLite, a PL/pgSQL one
 from migration 0010 on PostgreSQL), which reads exactly what the reference reads as a time.
 
-Not compiled yet (:class:`NotCompiled`): ``expires_after`` sessions, and comparing a reducer
-other than a count, sum or average (``last(property('plan')) = 'pro'``); the engine evaluates those with the reference
+``expires_after(N)`` keeps the events at or after the last one not preceded by another within
+N, while the last is no older than N (three more correlated subqueries).
+
+Not compiled yet (:class:`NotCompiled`): comparing a reducer other than a count, sum or average
+(``last(property('plan')) = 'pro'``); the engine evaluates those with the reference
 evaluator, reading only the events a definition names.
 """
 
@@ -561,25 +564,21 @@ class _Context:
         """The stream reduced, as a subquery correlated to the profile (and, nested in a
         ``where()``, to the enclosing stream's event: a funnel)."""
         e = events.alias(f"e{self._next()}")
-        name = node.stream.event
-        named = and_(e.c.type == "track", e.c.event == name)
-        if name == PAGE_EVENT:
-            named = or_(named, e.c.type == "page")
-        elif name == SCREEN_EVENT:
-            named = or_(named, e.c.type == "screen")
-        where = [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
+        where = self.named(e, node.stream.event)
         source: Any = e  # what the subquery selects from: the events, or their line items
         row = _Row(e, parent=parent)  # what property() and context() read
         order: list[Any] = [e.c.timestamp_us, e.c.received_us, e.c.message_id]
         # The subquery's own FROMs; everything else (the profile, a parent event) comes
         # from the enclosing queries, however deep.
         local: list[Any] = [e]
-        for f in node.stream.filters:
+        for i, f in enumerate(node.stream.filters):
             if isinstance(f, ast.Items):
                 row, source, index, kept = self.items(row, f.path)
                 local.append(source.right)
                 where.append(kept)
                 order.append(index)
+            elif isinstance(f, ast.ExpiresAfter):
+                where.append(self.session(node.stream, i, row))
             else:
                 where.append(self.filter(f, row))
         reducer = node.reducer
@@ -686,6 +685,75 @@ class _Context:
             Text,
         )
 
+    def named(self, e: Any, name: str) -> list[ColumnElement[bool]]:
+        """The profile's events that ``event(name)`` selects (page and screen calls by their
+        Segment names)."""
+        named = and_(e.c.type == "track", e.c.event == name)
+        if name == PAGE_EVENT:
+            named = or_(named, e.c.type == "page")
+        elif name == SCREEN_EVENT:
+            named = or_(named, e.c.type == "screen")
+        return [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
+
+    def session(self, stream: ast.Stream, at: int, row: _Row) -> ColumnElement[bool]:
+        """``expires_after(N)``, the ``at``-th filter of ``stream``: the event belongs to the
+        current session of the stream so far — at or after the last event not preceded by
+        another within N, and only while the last event is no older than N."""
+        session = stream.filters[at]
+        assert isinstance(session, ast.ExpiresAfter)
+        gap = session.duration.seconds * 1_000_000
+
+        def so_far(alias: Any) -> list[ColumnElement[bool]]:
+            """The stream's events up to now, filtered as far as the session."""
+            mirror = _Row(alias, parent=row.parent)
+            return [
+                *self.named(alias, stream.event),
+                alias.c.timestamp_us <= self.now_us,
+                *(
+                    self.session(stream, i, mirror)
+                    if isinstance(f, ast.ExpiresAfter)
+                    else self.filter(f, mirror)
+                    for i, f in enumerate(stream.filters[:at])
+                ),
+            ]
+
+        a, b, c = (events.alias(f"s{self._next()}") for _ in range(3))
+        opens = not_(
+            exists(
+                select(literal(1))
+                .select_from(b)
+                .where(
+                    *so_far(b),
+                    b.c.timestamp_us >= a.c.timestamp_us - gap,
+                    b.c.timestamp_us < a.c.timestamp_us,
+                )
+                .correlate_except(b)
+            )
+        )
+        start = (
+            select(func.max(a.c.timestamp_us))
+            .select_from(a)
+            .where(*so_far(a), opens)
+            .correlate_except(a)
+            .scalar_subquery()
+        )
+        last = (
+            select(func.max(c.c.timestamp_us))
+            .select_from(c)
+            .where(*so_far(c))
+            .correlate_except(c)
+            .scalar_subquery()
+        )
+        e = row.event
+        return func.coalesce(
+            and_(
+                e.c.timestamp_us <= self.now_us,
+                e.c.timestamp_us >= start,
+                last >= self.now_us - gap,
+            ),
+            false(),
+        )
+
     def items(
         self, row: _Row, path: tuple[str, ...]
     ) -> tuple[_Row, Any, ColumnElement[Any], ColumnElement[bool]]:
@@ -746,7 +814,7 @@ class _Context:
                 e.c.timestamp_us >= anchor + newest * 1_000_000,
                 e.c.timestamp_us <= anchor + oldest * 1_000_000,
             )
-        raise NotCompiled("expires_after() sessions")
+        raise NotCompiled(type(f).__name__)  # pragma: no cover - aggregate() handles the rest
 
 
 @dataclass(frozen=True)

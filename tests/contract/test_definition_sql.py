@@ -110,6 +110,16 @@ REDUCERS = [
 ]
 
 
+#: Reducers that pick one value of the stream (compared as the value they picked).
+PICKERS = [
+    "last(property('category'))",
+    "first(property('total'))",
+    "max(property('total'))",
+    "min(property('category') as string)",
+    "mode(property('category'), 1)",
+]
+
+
 @st.composite
 def definitions(draw: Any) -> tuple[str, str]:
     """A computed trait (a stream and a reducer) or an audience (conditions on streams and
@@ -159,6 +169,13 @@ def definitions(draw: Any) -> tuple[str, str]:
         if draw(st.booleans()):
             return compare("trait('plan')")
         name = draw(st.sampled_from(["Order Completed", "Page Viewed", "Product Viewed"]))
+        picked = draw(st.integers(0, 4))
+        if picked == 0:  # a value the stream picked, compared like a trait
+            return compare(f"{stream(name)}.{draw(st.sampled_from(PICKERS))}")
+        if picked == 1:  # an event's time
+            when = draw(st.sampled_from(["first", "last"]))
+            test = draw(st.sampled_from(COMPARATORS[-7:-1]))  # the time comparisons
+            return f"{stream(name)}.{when}(timestamp()){test}"
         reducer = draw(st.sampled_from(["count()", "sum(property('total'))"]))
         op = draw(st.sampled_from([">=", "=", "<", "!="]))
         return f"{stream(name)}.{reducer} {op} {draw(st.sampled_from(['0', '1', '2.5']))}"
@@ -309,7 +326,7 @@ def test_edges_agree_and_are_as_documented(
 @pytest.mark.parametrize(
     "query",
     [
-        "event('A').last(property('x')) = 'pro'",
+        "event('A').last(timestamp()).one_of(2024-05-25, 'b')",
     ],
 )
 def test_what_is_not_compiled_says_so(query: str) -> None:

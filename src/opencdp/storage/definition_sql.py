@@ -24,8 +24,8 @@ from migration 0010 on PostgreSQL), which reads exactly what the reference reads
 ``expires_after(N)`` keeps the events at or after the last one not preceded by another within
 N, while the last is no older than N (three more correlated subqueries).
 
-Not compiled yet (:class:`NotCompiled`): comparing a reducer other than a count, sum or average
-(``last(property('plan')) = 'pro'``); the engine evaluates those with the reference
+Not compiled yet (:class:`NotCompiled`): comparing ``unique()`` (``contains``) and comparing
+``first/last(timestamp())`` with anything but a time; the engine evaluates those with the reference
 evaluator, reading only the events a definition names.
 """
 
@@ -369,10 +369,19 @@ class _Context:
         """The timestamp comparators (``within_last(7 days)``, ``before_date(…)`` …) and
         comparisons with a timestamp constant: the value read as a time
         (``opencdp_epoch_us``: :data:`~opencdp.query.values.TIMESTAMP_TEXT`, else NULL)."""
-        if isinstance(node.value, ast.Aggregate):
-            raise NotCompiled(f"comparing {node.value.reducer}() with a time")
-        left = self.operand(node.value, event)
-        stamp = case((left.kind == "string", func.opencdp_epoch_us(left.raw)), else_=null())
+        if isinstance(node.value, ast.Aggregate) and isinstance(
+            node.value.argument, ast.Timestamp
+        ):  # first/last(timestamp()): the time itself
+            if any(
+                isinstance(a, ast.Literal) and not isinstance(a.value, datetime)
+                for a in node.arguments
+            ):
+                raise NotCompiled("comparing an event's time with a constant that is no time")
+            stamp: ColumnElement[Any] = self.aggregate(node.value, parent=event)
+            left = _Json(case((stamp.is_(None), "null"), else_="string"), stamp, stamp, self.is_pg)
+        else:
+            left = self.operand(node.value, event)
+            stamp = case((left.kind == "string", func.opencdp_epoch_us(left.raw)), else_=null())
         name = node.comparator
         if name in _TIME_TESTS and name not in ("before_date", "after_date"):
             span = node.arguments[0]
@@ -479,11 +488,17 @@ class _Context:
         if isinstance(node, ast.Literal):
             return self.constant(node.value)
         if isinstance(node, ast.Aggregate):
-            if node.reducer not in _NUMBERS:
-                raise NotCompiled(f"comparing {node.reducer}()")
             value = self.aggregate(node, parent=event)
-            kind = case((value.is_(None), "null"), else_="number")
-            return _Json(kind, cast(value, Text), cast(value, Text), self.is_pg)
+            if node.reducer in _NUMBERS:
+                kind = case((value.is_(None), "null"), else_="number")
+                return _Json(kind, cast(value, Text), cast(value, Text), self.is_pg)
+            if node.reducer == "unique" or isinstance(node.argument, ast.Timestamp):
+                raise NotCompiled(f"comparing {node.reducer}() of that")
+            if node.reducer == "mode" or node.compare_as == "string":  # text
+                kind = case((value.is_(None), "null"), else_="string")
+                return _Json(kind, value, value, self.is_pg)
+            # first, last, min, max: the JSON of the value they picked (read once per use)
+            return self._extract(value, ())
         return self.json(node, event)
 
     def constant(self, value: Any) -> _Json:

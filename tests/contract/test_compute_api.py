@@ -254,3 +254,21 @@ def test_a_definition_sql_cannot_express_is_computed_by_the_reference(shop: Test
     }
     r = shop.put("/api/audiences/no_session", json=body, headers=AUTH)
     assert r.json()["status"] == "ready" and r.json()["size"] == 2
+
+
+def test_the_profile_api_filters_traits_by_class(shop: TestClient) -> None:
+    # Given a computed trait and an audience beside ann's own traits
+    trait = {"definition": {"query": "event('Order Completed').count()"}}
+    assert shop.put("/api/computed-traits/order_count", json=trait, headers=AUTH).is_success
+    audience = {"definition": {"query": "trait('order_count') >= 2"}}
+    assert shop.put("/api/audiences/repeat", json=audience, headers=AUTH).is_success
+    url = "/v1/spaces/default/collections/users/profiles/user_id:ann/traits"
+    # Then ?class= picks Segment's classes, and no class gives everything
+    everything = shop.get(url, headers=AUTH).json()["traits"]
+    assert {"email", "plan", "order_count", "repeat"} <= everything.keys()
+    assert shop.get(f"{url}?class=computed_trait", headers=AUTH).json()["traits"] == {
+        "order_count": 2
+    }
+    assert shop.get(f"{url}?class=audience", headers=AUTH).json()["traits"] == {"repeat": True}
+    wrong = shop.get(f"{url}?class=plain", headers=AUTH)
+    assert wrong.status_code == 400 and "computed_trait" in wrong.text

@@ -162,7 +162,7 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
         _PROFILE_ERRORS,
         query=(
             Param("include", _CSV, "Comma-separated trait names."),
-            Param("class", _CSV, "`audience` or `computed_trait` (none yet) or `traits`."),
+            Param("class", _CSV, "Only `audience` memberships or `computed_trait` values."),
             Param("verbose", {"type": "boolean"}, "Each trait with its source and time."),
             _limit(10, 200),
             _CURSOR,

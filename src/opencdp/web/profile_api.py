@@ -174,13 +174,24 @@ def profile_router(runtime: Runtime) -> APIRouter:
     # Traits, the hot path: located and read in one statement (trait_values).
     traits_endpoint = endpoint_for(
         lambda space, collection, external_id, request: traits_page(
-            request, trait_values(space, collection, external_id)
+            request, space, trait_values(space, collection, external_id)
         )
     )
 
-    def traits_page(request: Request, values: dict[str, TraitValue]) -> dict[str, Any]:
-        if request.query_params.get("class") in ("audience", "computed_trait"):
-            values = {}
+    def traits_page(request: Request, space: str, values: dict[str, TraitValue]) -> dict[str, Any]:
+        wanted = request.query_params.get("class")
+        if wanted is not None:  # Segment's ?class=audience|computed_trait: those keys only
+            kind = {"audience": "audience", "computed_trait": "trait"}.get(wanted)
+            if kind is None:
+                raise RequestError(
+                    f"class is audience or computed_trait, not {wanted!r}", code="invalid_request"
+                )
+            defined = {
+                row.key
+                for row in runtime.compute.definitions.of_workspace(space)
+                if row.kind == kind
+            }
+            values = {k: v for k, v in values.items() if k in defined}
         include = _csv(request, "include")
         keys = sorted(k for k in values if include is None or k in include)
         limit = _limit(request, 10, 200)

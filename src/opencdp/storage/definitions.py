@@ -376,6 +376,22 @@ class DefinitionStore:
             ).scalars()
         )
 
+    def accounts_of(
+        self, conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+    ) -> set[str]:
+        """The accounts these user profiles are linked to (group calls)."""
+        found: set[str] = set()
+        for part in chunks(sorted(profile_ids)):
+            found.update(
+                conn.execute(
+                    select(links.c.account_profile_id).where(
+                        links.c.workspace_id == workspace_id,
+                        links.c.user_profile_id.in_(part),
+                    )
+                ).scalars()
+            )
+        return found
+
     def live_profile_ids(self, workspace_id: str, collection: str = "users") -> list[str]:
         with self.db.read() as conn:
             return list(

@@ -3,6 +3,7 @@ in-process worker, to profile the worker (``py-spy record -- python bench/worker
 or ``--pyinstrument``). The figures of record come from ``bench/run.py --only e2e``.
 
     .venv/bin/python bench/worker_profile.py --events 30000 [--database-url URL] [--pyinstrument]
+        [--definitions]   # with the compute benchmark's 20 real-time definitions
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import time
 from pathlib import Path
 
 from bench.common import TOKEN, WRITE_KEY
+from bench.definitions import REALTIME
 from bench.events import EventFactory
 from opencdp.collect.envelope import Envelope
 from opencdp.runtime import Runtime
+from opencdp.services import compute
 from opencdp.settings import Settings
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 
@@ -29,12 +32,32 @@ def fill(rt: Runtime, events: int, users: int) -> None:
         rt.collector.commit(rows, rejected)
 
 
+SEED = {
+    "type": "identify",
+    "userId": "seed",
+    "messageId": "seed",
+    "traits": {"plan": "pro", "address": {"country": "DE"}},
+}
+
+
+def define(rt: Runtime) -> None:
+    """The 20 real-time definitions (after one profile that makes their traits known)."""
+    source = next(s for s in rt.admin.list_sources(DEFAULT_WORKSPACE))
+    rt.collector.ingest_messages(source, [SEED])
+    rt.processor.run_until_idle()
+    for key, (kind, query) in REALTIME.items():
+        body = {"name": key, "definition": {"type": "USERS", "query": query}}
+        done = compute.put_definition(rt, DEFAULT_WORKSPACE, kind, key, body)  # type: ignore[arg-type]
+        assert done["status"] == "ready", done
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--events", type=int, default=30_000)
     p.add_argument("--users", type=int, default=None)
     p.add_argument("--database-url", default=None)
     p.add_argument("--pyinstrument", action="store_true")
+    p.add_argument("--definitions", action="store_true", help="20 real-time definitions on")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rt = Runtime(
@@ -45,6 +68,8 @@ def main() -> None:
                 bootstrap_token=TOKEN,
             )
         )
+        if args.definitions:
+            define(rt)
         fill(rt, args.events, args.users or max(100, args.events // 12))
         started = time.perf_counter()
         if args.pyinstrument:

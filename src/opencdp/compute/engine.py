@@ -294,34 +294,66 @@ class ComputeEngine:
     # -- real time --------------------------------------------------------------------------------
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
         """The processor's batch listener: update the definitions the batch can affect, for
-        its profiles, inside its transaction."""
+        its profiles, inside its transaction.
+
+        Per profile: a definition is evaluated (by SQL) for the profiles that got one of the
+        events it reads, a trait it reads, a changed value of a definition it reads, or that
+        absorbed another profile in this batch. A profile the batch created and that nothing
+        it reads touched has the definition's value over an empty timeline, computed once
+        (given the same of its dependencies); profiles the batch did not change in what a
+        definition reads keep their value."""
         parsed = self.enabled(changes.workspace_id)
         if not parsed or not changes.profiles:
             return
         now = self.now_us()
         computed = frozenset(p.key for p in parsed)
-        touched_keys: set[str] = set()
-        everyone = sorted(changes.profiles)
-        created = sorted(changes.created)
+        reach = _Reach(changes)
+        evaluator = Evaluator(from_us(now))
+        empty: dict[str, Any] = {}  # key -> stored form over an empty timeline (absent: none)
         for item in parsed:  # dependency order: what a definition reads is already updated
             definition = item.definition
             if definition.population:  # ranks and models: batch only (the schedule)
                 continue
-            affected = (
-                changes.merged
-                or bool(definition.events & changes.events)
-                or bool(definition.traits & (changes.traits | touched_keys))
-            )
-            # A new profile has nothing computed yet: every definition looks at it once.
-            profiles = everyone if affected else created
-            if not profiles:
+            fresh: set[str] = set()
+            if definition.type == "ACCOUNTS":
+                sql_ids = reach.batch_wide(definition)
+            else:
+                sql_ids = reach.profiles_reading(definition)
+                fresh = set(changes.created - changes.created_accounts - sql_ids)
+            blank: Any = _ABSENT
+            if fresh and isinstance(definition.root, ast.Function):
+                sql_ids |= fresh  # a function's arguments are evaluated as definitions
+                fresh = set()
+            if fresh:
+                try:
+                    blank = evaluator.evaluate(definition.root, ProfileData(dict(empty)))
+                except Exception:  # the SQL below says what is wrong, or gives the value
+                    sql_ids |= fresh
+                    fresh = set()
+            if not sql_ids and not fresh:
                 continue
             try:
-                values = self.values(
-                    conn, changes.workspace_id, definition, now, computed, profiles
+                values = (
+                    self.values(
+                        conn, changes.workspace_id, definition, now, computed, sorted(sql_ids)
+                    )
+                    if sql_ids
+                    else {}
                 )
-                current = self.definitions.current(conn, changes.workspace_id, item.key, profiles)
-                done = self._store(conn, changes.workspace_id, item.row, values, current, now)
+                known = sorted(sql_ids - changes.created)
+                current = (
+                    self.definitions.current(conn, changes.workspace_id, item.key, known)
+                    if known
+                    else {}
+                )
+                self._store(
+                    conn,
+                    changes.workspace_id,
+                    item.row,
+                    {**values, **dict.fromkeys(fresh, blank)},
+                    current,
+                    now,
+                )
             except Exception as exc:
                 log.warning("definition %s failed in real time: %s", item.key, exc)
                 self.definitions.set_status_in(
@@ -329,8 +361,15 @@ class ComputeEngine:
                 )
                 self.forget(changes.workspace_id)
                 continue
-            if done.changed:
-                touched_keys.add(item.key)
+            form = _stored_form(item.row.kind, blank) if blank is not _ABSENT else _ABSENT
+            if form is not _ABSENT:
+                empty[item.key] = form
+            # What dependents must re-read: values that changed (a new profile's: that
+            # differ from the value over an empty timeline, which dependents assume).
+            for pid in sql_ids:
+                before = form if pid in changes.created else current.get(pid, _ABSENT)
+                if _stored_form(item.row.kind, values.get(pid)) != before:
+                    reach.moved(item.key, pid)
 
     # -- storing ----------------------------------------------------------------------------------
     def _store(
@@ -363,6 +402,54 @@ class ComputeEngine:
         if self.metrics is not None and (changed or removed):
             self.metrics.add("opencdp_computed_values_changed_total", len(changed) + len(removed))
         return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))
+
+
+def _stored_form(kind: str, value: Any) -> Any:
+    """What ``computed_values`` holds for a value (``_ABSENT``: no row): ``true`` for an
+    audience's members, a computed trait's value unless it is null."""
+    if kind == "audience":
+        return True if value else _ABSENT
+    return _ABSENT if value is None else value
+
+
+class _Reach:
+    """Which profiles of a batch a definition must be evaluated for (see ``changed``)."""
+
+    def __init__(self, changes: BatchChanges) -> None:
+        self.changes = changes
+        self.by_event: dict[str, set[str]] = {}
+        for pid, names in changes.events_of.items():
+            for name in names:
+                self.by_event.setdefault(name, set()).add(pid)
+        self.by_trait: dict[str, set[str]] = {}
+        for pid, keys in changes.traits_of.items():
+            for key in keys:
+                self.by_trait.setdefault(key, set()).add(pid)
+        self.merged = set(changes.merged_into & changes.profiles)
+
+    def moved(self, key: str, profile_id: str) -> None:
+        """The value of computed key ``key`` changed for ``profile_id``."""
+        self.by_trait.setdefault(key, set()).add(profile_id)
+
+    def profiles_reading(self, definition: Definition) -> set[str]:
+        """The batch's profiles whose events or traits ``definition`` reads, and survivors."""
+        out = set(self.merged)
+        for name in definition.events:
+            out |= self.by_event.get(name, set())
+        for key in definition.traits:
+            out |= self.by_trait.get(key, set())
+        return out & self.changes.profiles
+
+    def batch_wide(self, definition: Definition) -> set[str]:
+        """Every profile of the batch when it has an event or trait ``definition`` reads
+        anywhere (or a merge), else those it created (accounts: their users' events are not
+        tracked per account)."""
+        affected = (
+            self.changes.merged
+            or bool(definition.events & self.by_event.keys())
+            or bool(definition.traits & self.by_trait.keys())
+        )
+        return set(self.changes.profiles if affected else self.changes.created)
 
 
 def dependency_order(reads: Mapping[str, frozenset[str]]) -> list[str]:

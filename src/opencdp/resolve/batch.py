@@ -7,6 +7,7 @@ written back in one transaction. Nothing in this module does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,11 @@ def lookup_pairs(
 @dataclass(frozen=True)
 class BatchChanges:
     """What a stored batch changed in one workspace, for those who keep values derived from
-    profiles (computed traits and audiences)."""
+    profiles (computed traits and audiences).
+
+    Besides the batch-wide sets, it says per profile what changed (``events_of``,
+    ``traits_of``, ``merged_into``), so that a definition is evaluated only for the profiles
+    whose events or traits it reads."""
 
     workspace_id: str
     #: the live profiles whose events, traits or identifiers the batch changed
@@ -92,6 +97,14 @@ class BatchChanges:
     traits: frozenset[str]
     #: whether profiles were merged (a survivor's values come from both timelines)
     merged: bool
+    #: live profile -> the names ``event()`` knows its stored batch events by
+    events_of: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: live profile -> the trait keys the batch set on it
+    traits_of: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: the live profiles that absorbed others in this batch
+    merged_into: frozenset[str] = frozenset()
+    #: those of ``created`` that are accounts (group calls), not users
+    created_accounts: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -291,23 +304,25 @@ class BatchState:
         """What this batch changed (see :class:`BatchChanges`)."""
         profiles = {self.final(p) for p in (*self.touched, *self.new_profiles)}
         created = {p for p in self.new_profiles if self.final(p) == p}
-        names = set()
+        events_of: dict[str, set[str]] = {}
         for row in self.event_rows:
-            kind = row["type"]
-            if kind == "track" and row["event"]:
-                names.add(row["event"])
-            elif kind == "page":
-                names.add("Page Viewed")
-            elif kind == "screen":
-                names.add("Screen Viewed")
-        keys = {k for keys in self.dirty_traits.values() for k in keys}
+            name = _stream_name(row["type"], row["event"])
+            if name is not None:
+                events_of.setdefault(self.final(row["profile_id"]), set()).add(name)
+        traits_of: dict[str, set[str]] = {}
+        for pid, keys in self.dirty_traits.items():
+            traits_of.setdefault(self.final(pid), set()).update(keys)
         return BatchChanges(
             self.workspace_id,
             frozenset(profiles),
             frozenset(created),
-            frozenset(names),
-            frozenset(keys),
+            frozenset(n for names in events_of.values() for n in names),
+            frozenset(k for keys in traits_of.values() for k in keys),
             bool(self.merge_rows),
+            {pid: frozenset(names) for pid, names in events_of.items()},
+            {pid: frozenset(keys) for pid, keys in traits_of.items()},
+            frozenset(self.final(row["into_profile_id"]) for row in self.merge_rows),
+            frozenset(p for p in created if self.new_profiles[p]["collection"] == "accounts"),
         )
 
     def final(self, profile_id: str) -> str:
@@ -370,6 +385,17 @@ class BatchState:
                     }
                 )
         return rows
+
+
+def _stream_name(kind: str, event: str | None) -> str | None:
+    """The name ``event()`` knows a stored event row by (None: it cannot select it)."""
+    if kind == "track":
+        return event or None
+    if kind == "page":
+        return "Page Viewed"
+    if kind == "screen":
+        return "Screen Viewed"
+    return None
 
 
 def _user_traits(msg: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 
 from bench import common  # noqa: E402
 
-BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import")
+BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import", "compute")
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -74,6 +74,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=250,
         help="Profile API second, lower offered requests/s",
+    )
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="compute: the definitions of the batch runs, a preset name or a definitions file "
+        "(default: the retail preset), plus 10 audiences",
+    )
+    p.add_argument(
+        "--compute-profiles",
+        type=int,
+        default=None,
+        help="compute at scale: generated profiles (default 1,000,000; --quick 10,000)",
+    )
+    p.add_argument(
+        "--compute-events",
+        type=int,
+        default=None,
+        help="compute at scale: generated events (default 10,000,000; --quick 100,000; 0: skip)",
     )
     return p.parse_args(argv)
 
@@ -186,6 +204,24 @@ def main(argv: list[str] | None = None) -> int:
             res = imports.run(backends, pg=pg, quick=args.quick, console=console)
             _save("import", meta, res, console, since)
             _import_table(console, res)
+        if "compute" in only:
+            from bench import compute
+
+            since = time.monotonic()
+            res = compute.run(
+                backends,
+                pg=pg,
+                quick=args.quick,
+                console=console,
+                preset=args.preset,
+                scale_profiles=args.compute_profiles,
+                scale_events=args.compute_events,
+                events=args.events,
+                duration=args.duration,
+                rate=args.low_rate,
+            )
+            _save("compute", meta, res, console, since)
+            _compute_tables(console, res)
     finally:
         if pg is not None:
             pg.stop()
@@ -467,6 +503,81 @@ def _import_table(console: Console, res: dict[str, Any]) -> None:
                 _n(r["peak_rss_mib"], 1),
                 f"{rss_target} " + ("[green]met[/green]" if rss_ok else "[red]missed[/red]"),
             )
+    console.print(t)
+
+
+def _compute_tables(console: Console, res: dict[str, Any]) -> None:
+    targets = res["targets"]
+    t = Table(title="Compute in batch: every definition over every profile, in dependency order")
+    for col in ("backend", "store", "definitions", "build s", "compute s", "target", "failed"):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        c = r["batch_cdnow"]
+        target = targets["batch_cdnow_s"]
+        t.add_row(
+            backend,
+            f"CDNOW ({c['orders']:,} orders)",
+            _n(c["definitions"]),
+            f"{c['import_seconds']:g} (import)",
+            _n(c["seconds"], 2),
+            f"{target:g} s " + _mark(target, c["seconds"]),
+            _n(len(c["failed"])),
+        )
+        s = r.get("batch_scale")
+        if s:
+            target = targets["batch_scale_s"]
+            t.add_row(
+                backend,
+                f"{s['profiles']:,} profiles, {s['events']:,} events",
+                _n(s["definitions"]),
+                f"{s['insert_seconds']:g} + {s['analyze_seconds']:g}",
+                _n(s["seconds"], 1),
+                f"{target:g} s " + _mark(target, s["seconds"]),
+                _n(len(s["failed"])),
+            )
+    console.print(t)
+    t = Table(title="Real time: worker throughput without and with 20 real-time definitions")
+    for col in ("backend", "measure", "events", "without ev/s", "with 20 ev/s", "ratio", "target"):
+        t.add_column(col, justify="right")
+    for backend, r in res["backends"].items():
+        d0, d1 = r["deployed"]
+        ratio = r["realtime_ratio"] or 0
+        t.add_row(
+            backend,
+            "serve as deployed, HTTP",
+            _n(d0["events"]),
+            _n(d0.get("events_per_s")),
+            _n(d1.get("events_per_s")),
+            f"{ratio:.0%}",
+            _mark(ratio, targets["realtime_ratio"]),
+        )
+        i0, i1 = r["in_process"]
+        t.add_row(
+            backend,
+            "one worker in-process (diagnosis)",
+            _n(i0["events"]),
+            _n(i0["events_per_s"]),
+            _n(i1["events_per_s"]),
+            f"{r['in_process_ratio']:.0%}",
+            "",
+        )
+    console.print(t)
+    t = Table(title="Event -> audience membership visible on the Profile API (20 definitions)")
+    for col in ("backend", "offered ev/s", "acked ev/s", "samples", "p50 ms", "p99 ms", "max ms"):
+        t.add_column(col, justify="right")
+    t.add_column("target")
+    for backend, r in res["backends"].items():
+        m = r["membership"]
+        t.add_row(
+            backend,
+            _n(m["offered_events_per_s"]),
+            _n(m["acked_events_per_s"]),
+            f"{m['samples']} ({m['not_visible']} not visible)",
+            _n(m["p50_ms"]),
+            _n(m["p99_ms"]),
+            _n(m["max_ms"]),
+            "1,000 ms " + _mark(targets["membership_p99_ms"], m["p99_ms"] or 1e12),
+        )
     console.print(t)
 
 

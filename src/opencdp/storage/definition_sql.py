@@ -45,6 +45,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     exists,
@@ -220,6 +221,13 @@ class DefinitionCompiler:
             raise NotCompiled(f"{root.name}() (the compute engine applies functions)")
         else:
             value = ctx.json(root, None).encoded
+        # For some profiles, their ids lead: SQLite would otherwise walk the (workspace,
+        # collection) index over every profile of the workspace and test each against the
+        # list, a cost that grows with the store (``|| ''`` keeps that index out of the plan).
+        ws: ColumnElement[Any] = p.c.workspace_id
+        kind: ColumnElement[Any] = p.c.collection
+        if only is not None:
+            ws, kind = ws.concat(""), kind.concat("")
         joined: Any = p
         for (_table, key), t in ctx.trait_rows.items():  # each trait read once, by a join
             joined = joined.outerjoin(
@@ -230,13 +238,13 @@ class DefinitionCompiler:
             select(p.c.id.label("profile_id"), value.label("value"))
             .select_from(joined)
             .where(
-                p.c.workspace_id == workspace_id,
-                p.c.collection == collection,
+                ws == workspace_id,
+                kind == collection,
                 p.c.merged_into.is_(None),
             )
         )
-        if only is not None:
-            query = query.where(p.c.id.in_(list(only)))
+        if only is not None:  # a parameter: the statement runs again with other ids
+            query = query.where(p.c.id.in_(bindparam("only", list(only), expanding=True)))
         return query
 
 

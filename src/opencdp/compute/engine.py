@@ -333,18 +333,8 @@ class ComputeEngine:
             if not sql_ids and not fresh:
                 continue
             try:
-                values = (
-                    self.values(
-                        conn, changes.workspace_id, definition, now, computed, sorted(sql_ids)
-                    )
-                    if sql_ids
-                    else {}
-                )
-                known = sorted(sql_ids - changes.created)
-                current = (
-                    self.definitions.current(conn, changes.workspace_id, item.key, known)
-                    if known
-                    else {}
+                values, current = self._evaluate_changes(
+                    conn, changes, item, now, computed, sql_ids
                 )
                 self._store(
                     conn,
@@ -370,6 +360,41 @@ class ComputeEngine:
                 before = form if pid in changes.created else current.get(pid, _ABSENT)
                 if _stored_form(item.row.kind, values.get(pid)) != before:
                     reach.moved(item.key, pid)
+
+    def _evaluate_changes(
+        self,
+        conn: Connection,
+        changes: BatchChanges,
+        item: Parsed,
+        now: int,
+        computed: frozenset[str],
+        profiles: set[str],
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The values of ``item`` for ``profiles`` and what is stored for them (in one
+        statement where SQL expresses the definition)."""
+        if not profiles:
+            return {}, {}
+        ws, definition = changes.workspace_id, item.definition
+        if not isinstance(definition.root, ast.Function):
+            collection = "accounts" if definition.type == "ACCOUNTS" else "users"
+            try:
+                return self.definitions.evaluate_changes(
+                    conn,
+                    ws,
+                    item.key,
+                    definition.root,
+                    now,
+                    sorted(profiles),
+                    collection,
+                    computed=computed,
+                    timeless=not definition.time_dependent,
+                )
+            except NotCompiled:
+                pass
+        values = self.values(conn, ws, definition, now, computed, sorted(profiles))
+        known = sorted(profiles - changes.created)  # a new profile has nothing stored
+        current = self.definitions.current(conn, ws, item.key, known) if known else {}
+        return values, current
 
     # -- storing ----------------------------------------------------------------------------------
     def _store(

@@ -61,6 +61,7 @@ class DefinitionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.compiler = DefinitionCompiler(db.dialect.name)
+        self._statements: dict[tuple[Any, ...], Any] = {}
         self._upsert = db.dialect.bulk_insert(
             computed_values,
             conflict=("workspace_id", "profile_id", "key"),
@@ -193,6 +194,61 @@ class DefinitionStore:
             )
             out.update((pid, convert(root, raw)) for pid, raw in conn.execute(statement))
         return out
+
+    def evaluate_changes(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        key: str,
+        root: ast.Expr,
+        now_us: int,
+        only: Sequence[str],
+        collection: str = "users",
+        *,
+        computed: frozenset[str] = frozenset(),
+        timeless: bool = False,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """For the live profiles among ``only``: the value of ``root`` (as :meth:`evaluate`)
+        and what is stored under ``key`` (as :meth:`current`), read in one statement per
+        slice (real time compares the two). ``timeless``: the value does not depend on now,
+        so the statement is built once and run again for other profiles (real time runs the
+        same definitions for every batch)."""
+        cache_key = (key, root, workspace_id, collection, computed)
+        statement = self._statements.get(cache_key) if timeless else None
+        if statement is None:
+            evaluated = self.compiler.profile_values(
+                root,
+                workspace_id=workspace_id,
+                now=from_us(now_us),
+                collection=collection,
+                computed=computed,
+                only=[],
+            ).subquery("evaluated")
+            stored = computed_values.alias("stored")
+            statement = select(
+                evaluated.c.profile_id, evaluated.c.value, stored.c.value
+            ).select_from(
+                evaluated.outerjoin(
+                    stored,
+                    and_(
+                        stored.c.workspace_id == workspace_id,
+                        stored.c.key == key,
+                        stored.c.profile_id == evaluated.c.profile_id,
+                    ),
+                )
+            )
+            if timeless:
+                if len(self._statements) >= 1024:
+                    self._statements.clear()
+                self._statements[cache_key] = statement
+        values: dict[str, Any] = {}
+        current: dict[str, Any] = {}
+        for part in chunks(sorted(only)):
+            for pid, raw, was in conn.execute(statement, {"only": list(part)}):
+                values[pid] = convert(root, raw)
+                if was is not None:
+                    current[pid] = orjson.loads(was)
+        return values, current
 
     def current(
         self, conn: Connection, workspace_id: str, key: str, only: Sequence[str] | None = None

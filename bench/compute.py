@@ -36,10 +36,11 @@ from typing import Any
 
 import httpx
 import orjson
+import yaml
 from tests.support.server import LiveServer
 
 from bench.common import TOKEN, WRITE_KEY, PostgresCluster, basic, bench_server, percentile
-from bench.definitions import BATCH_AUDIENCES, LATENCY_AUDIENCE, REALTIME, trait_file
+from bench.definitions import BATCH_AUDIENCES, LATENCY_AUDIENCE, REALTIME
 from bench.e2e import load_inbox
 from bench.events import EventFactory, iso
 
@@ -54,18 +55,18 @@ TARGETS = {
 
 # -- definitions ----------------------------------------------------------------------------------
 def batch_definitions(preset: str | None) -> dict[str, tuple[str, str]]:
-    """key -> (kind, query): the preset's traits and audiences, then the 10 audiences."""
+    """key -> (kind, query): the traits and audiences of a preset (name) or of a definitions
+    file (``traits:`` / ``audiences:``, as ``opencdp traits apply`` reads), then the 10
+    audiences."""
     from opencdp.compute import presets
 
     out: dict[str, tuple[str, str]] = {}
     name = preset or "retail"
-    if Path(name).is_file():
-        out.update((k, ("trait", q)) for k, q in trait_file(Path(name)).items())
-    else:
-        doc = presets.load(name)
-        for kind, section in (("trait", "traits"), ("audience", "audiences")):
-            for key, entry in (doc.get(section) or {}).items():
-                out[key] = (kind, entry["definition"]["query"])
+    path = Path(name)
+    doc = yaml.safe_load(path.read_text()) if path.is_file() else presets.load(name)
+    for kind, section in (("trait", "traits"), ("audience", "audiences")):
+        for key, entry in (doc.get(section) or {}).items():
+            out[key] = (kind, entry["definition"]["query"])
     out.update((k, ("audience", q)) for k, q in BATCH_AUDIENCES.items())
     return out
 

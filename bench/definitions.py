@@ -8,19 +8,12 @@
   windows are long enough (``within(1000 days)``) to select them: a window that selects
   nothing would flatter the cost.
 * :data:`BATCH_AUDIENCES`: 10 audiences over the imported CDNOW history (``Order Completed``
-  with ``revenue`` and ``quantity``), evaluated in batch after the traits of
-  ``examples/compute/traits.yaml`` (or a preset file given with ``--preset``), which several read.
+  with ``revenue`` and ``quantity``), evaluated in batch after the retail preset (or what
+  ``--preset`` names), whose ``order_count``, ``lifetime_value`` and ``average_order_value``
+  several read.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-TRAITS_FILE = ROOT / "examples" / "compute" / "traits.yaml"
 
 #: key -> (kind, query); in dependency order (an audience after the traits it reads).
 REALTIME: dict[str, tuple[str, str]] = {
@@ -84,10 +77,3 @@ BATCH_AUDIENCES: dict[str, str] = {
         "AND event('Order Completed').where(property('revenue') >= 20).count() = 0"
     ),
 }
-
-
-def trait_file(path: Path | None = None) -> dict[str, str]:
-    """Key -> query of a definitions file's ``traits`` (``examples/compute/traits.yaml`` or a
-    preset file of the same shape)."""
-    doc: dict[str, Any] = yaml.safe_load((path or TRAITS_FILE).read_text())
-    return {key: entry["definition"]["query"] for key, entry in (doc.get("traits") or {}).items()}

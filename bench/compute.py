@@ -335,6 +335,9 @@ def define_over_http(server: LiveServer) -> None:
         r.raise_for_status()
         if r.json().get("status") != "ready":
             raise RuntimeError(f"definition {key} is not ready: {r.text}")
+    # The worker reads the definitions list again at most every 2 s (a cache): events it
+    # processes before that are not evaluated against definitions it does not know yet.
+    time.sleep(3.0)
 
 
 def deployed(
@@ -494,7 +497,10 @@ def _drive(
         conn = connect()
         while (item := samples.get()) is not None:
             user, due = item
-            path = f"/v1/spaces/{WS}/collections/users/profiles/user_id:{user}/traits"
+            path = (
+                f"/v1/spaces/{WS}/collections/users/profiles/user_id:{user}/traits"
+                f"?include={LATENCY_AUDIENCE}"
+            )
             seen = None
             while time.monotonic() < due + visible_timeout:
                 conn.request("GET", path, headers=read)

@@ -145,16 +145,33 @@ def batch_cdnow(
             rt, ImportRequest(resolve_file("cdnow"), resolve_mapping("cdnow", "orders"))
         )
         imported = time.perf_counter() - started
+        fit_seconds = _fit_clv(rt)
         keys = store_definitions(rt, batch_definitions(preset))
         console.print(
             f"  CDNOW imported in {imported:.1f} s ({report['rows']:,} orders); computing "
             f"{len(keys)} definitions"
         )
         out = compute_all(rt, keys)
-        out.update(orders=report["rows"], import_seconds=round(imported, 1))
+        out.update(
+            orders=report["rows"], import_seconds=round(imported, 1), clv_fit_seconds=fit_seconds
+        )
         return out
     finally:
         rt.close()
+
+
+def _fit_clv(rt: Any) -> float | None:
+    """Fit the CLV model the preset's clv() traits read (not timed with the definitions; None
+    when the store cannot give one)."""
+    from opencdp.errors import RequestError
+    from opencdp.services import clv
+
+    started = time.perf_counter()
+    try:
+        clv.fit(rt, WS, None)
+    except RequestError:
+        return None
+    return round(time.perf_counter() - started, 2)
 
 
 # -- batch at scale ---------------------------------------------------------------------------------
@@ -296,6 +313,7 @@ def batch_scale(
     try:
         console.print(f"  generating {profiles:,} profiles with {events:,} events …")
         built = generate_store(rt, profiles, events, console)
+        built["clv_fit_seconds"] = _fit_clv(rt)
         console.print(
             f"  generated in {built['insert_seconds']:g} s (+ {built['analyze_seconds']:g} s "
             "statistics); computing"

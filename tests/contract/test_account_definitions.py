@@ -86,3 +86,34 @@ def test_any_and_all_in_sql_equal_the_reference(
             )
     assert batch == reference
     assert by_group(runtime, batch) == expected
+
+
+def test_an_account_audience_follows_its_users_in_real_time(runtime: Runtime) -> None:
+    # Given accounts whose users order, and an ACCOUNTS audience over their orders
+    world(runtime)
+    body = {
+        "definition": {
+            "type": "ACCOUNTS",
+            "query": "ANY event('Order Completed').count() >= 1",
+        }
+    }
+    described = compute.put_definition(runtime, "default", "audience", "buying_accounts", body)
+    assert described["status"] == "ready" and described["size"] == 1  # a1, through ann
+    # When cy (a2's only user) orders — an event on the user, none on the account
+    runtime.collector.ingest_messages(
+        source(runtime),
+        [
+            {
+                "type": "track",
+                "userId": "cy",
+                "event": "Order Completed",
+                "messageId": "cy-order",
+                "timestamp": runtime.clock.now().isoformat(),
+            }
+        ],
+    )
+    runtime.processor.run_until_idle()
+    # Then a2 is in at once, and a batch recompute agrees
+    members = compute.store(runtime).values_by_key("default", "buying_accounts")
+    assert set(by_group(runtime, dict.fromkeys(members, True))) == {"a1", "a2"}
+    assert compute.compute(runtime, "default", "buying_accounts").changed == 0

@@ -315,8 +315,9 @@ class ComputeEngine:
             if definition.population:  # ranks and models: batch only (the schedule)
                 continue
             fresh: set[str] = set()
-            if definition.type == "ACCOUNTS":
+            if definition.type == "ACCOUNTS":  # the batch's accounts and its users' accounts
                 sql_ids = reach.batch_wide(definition)
+                sql_ids |= reach.accounts_of(conn, self.definitions, sql_ids)
             else:
                 sql_ids = reach.profiles_reading(definition)
                 fresh = set(changes.created - changes.created_accounts - sql_ids)
@@ -451,6 +452,8 @@ class _Reach:
             for key in keys:
                 self.by_trait.setdefault(key, set()).add(pid)
         self.merged = set(changes.merged_into & changes.profiles)
+        self.linked: set[str] | None = None
+        self.linked_from: set[str] = set()
 
     def moved(self, key: str, profile_id: str) -> None:
         """The value of computed key ``key`` changed for ``profile_id``."""
@@ -464,6 +467,19 @@ class _Reach:
         for key in definition.traits:
             out |= self.by_trait.get(key, set())
         return out & self.changes.profiles
+
+    def accounts_of(
+        self, conn: Connection, definitions: DefinitionStore, profile_ids: set[str]
+    ) -> set[str]:
+        """The accounts the users among ``profile_ids`` are linked to (read once a batch)."""
+        if self.linked is None:
+            self.linked = definitions.accounts_of(
+                conn, self.changes.workspace_id, sorted(self.changes.profiles)
+            )
+            self.linked_from = set(self.changes.profiles)
+        if profile_ids <= self.linked_from:
+            return set(self.linked)  # a superset: values() keeps the live accounts it is given
+        return definitions.accounts_of(conn, self.changes.workspace_id, sorted(profile_ids))
 
     def batch_wide(self, definition: Definition) -> set[str]:
         """Every profile of the batch when it has an event or trait ``definition`` reads

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
@@ -93,3 +94,37 @@ def test_definitions_time_cannot_change_are_not_rescheduled(
         assert rt.worker.run_scheduled(force=True) == 0
     finally:
         rt.close()
+
+
+def test_a_running_worker_sees_a_new_definition_in_its_next_batch(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    # Given an API process and a worker process on one database, the worker having just
+    # processed a batch (so it holds the workspace's definitions list, empty)
+    clock = FrozenClock(NOW)
+    settings = make_settings(tmp_path, database_url)
+    api, worker = Runtime(settings, clock), Runtime(settings, clock)
+    try:
+
+        def order(n: int) -> dict[str, Any]:
+            return {
+                "type": "track",
+                "userId": f"u{n}",
+                "event": "Order Completed",
+                "messageId": f"o{n}",
+                "timestamp": NOW.isoformat(),
+            }
+
+        api.collector.ingest_messages(source(api), [order(1)])
+        worker.processor.run_until_idle()
+        # When an audience is defined through the API and an order arrives at once (the
+        # frozen clock: no cache has expired)
+        body = {"definition": {"query": "event('Order Completed').count() >= 1"}}
+        assert compute.put_definition(api, "default", "audience", "buyers", body)["size"] == 1
+        api.collector.ingest_messages(source(api), [order(2)])
+        worker.processor.run_until_idle()
+        # Then the worker evaluated it for the new order's profile
+        assert compute.store(api).count("default", "buyers") == 2
+    finally:
+        api.close()
+        worker.close()

@@ -91,6 +91,7 @@ class ComputeEngine:
         self.clock = clock
         self.metrics = metrics
         self._parsed: TtlCache[str, list[Parsed]] = TtlCache(clock, cache_seconds)
+        self._versions: dict[str, tuple[int, int | None]] = {}
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
@@ -99,6 +100,16 @@ class ComputeEngine:
     def enabled(self, workspace_id: str) -> list[Parsed]:
         """The workspace's enabled definitions, parsed, in dependency order (cached briefly)."""
         return self._parsed.get(workspace_id, lambda: self._load(workspace_id))
+
+    def enabled_in(self, conn: Connection, workspace_id: str) -> list[Parsed]:
+        """:meth:`enabled`, checked against the definitions as ``conn``'s transaction sees
+        them: a definition stored a moment ago (by the API, in another process) is in the
+        very next batch, not after the cache expires."""
+        version = self.definitions.version(conn, workspace_id)
+        if self._versions.get(workspace_id) != version:
+            self.forget(workspace_id)
+            self._versions[workspace_id] = version
+        return self.enabled(workspace_id)
 
     def forget(self, workspace_id: str) -> None:
         """Definitions changed: read them again."""
@@ -302,8 +313,10 @@ class ComputeEngine:
         it reads touched has the definition's value over an empty timeline, computed once
         (given the same of its dependencies); profiles the batch did not change in what a
         definition reads keep their value."""
-        parsed = self.enabled(changes.workspace_id)
-        if not parsed or not changes.profiles:
+        if not changes.profiles:
+            return
+        parsed = self.enabled_in(conn, changes.workspace_id)
+        if not parsed:
             return
         now = self.now_us()
         computed = frozenset(p.key for p in parsed)

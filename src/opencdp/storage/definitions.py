@@ -128,6 +128,16 @@ class DefinitionStore:
                 DefinitionRow(**r._mapping) for r in conn.execute(query.order_by(definitions.c.key))
             ]
 
+    def version(self, conn: Connection, workspace_id: str) -> tuple[int, int | None]:
+        """What changes whenever a definition of the workspace is created, replaced or
+        deleted: (how many, the latest ``updated_us``) — one index read."""
+        count, latest = conn.execute(
+            select(func.count(), func.max(definitions.c.updated_us)).where(
+                definitions.c.workspace_id == workspace_id
+            )
+        ).one()
+        return int(count), latest
+
     def delete(self, workspace_id: str, key: str) -> None:
         """Remove the definition and the values it computed."""
         with self.db.write() as conn:

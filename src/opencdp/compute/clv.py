@@ -39,7 +39,11 @@ class ClvProvider:
 
     @contextmanager
     def shared(self) -> Iterator[None]:
-        """Within this block the three outputs share one summary per workspace and day."""
+        """Within this block the three outputs share one summary per workspace and day
+        (re-entrant: an inner block keeps the outer one's summaries)."""
+        if self._memo is not None:
+            yield
+            return
         self._memo = {}
         try:
             yield

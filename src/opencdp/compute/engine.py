@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -110,6 +111,17 @@ class ComputeEngine:
             self.forget(workspace_id)
             self._versions[workspace_id] = version
         return self.enabled(workspace_id)
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """One round of batch computations: within it, providers may share work between
+        definitions (the three ``clv()`` outputs read one summary of the orders)."""
+        with ExitStack() as stack:
+            for provider in self.providers.values():
+                share = getattr(provider, "shared", None)
+                if share is not None:
+                    stack.enter_context(share())
+            yield
 
     def forget(self, workspace_id: str) -> None:
         """Definitions changed: read them again."""
@@ -284,12 +296,13 @@ class ComputeEngine:
             if definition.time_dependent or definition.population:
                 due.setdefault(row.workspace_id, set()).add(row.key)
         done = 0
-        for workspace_id, keys in sorted(due.items()):
-            # What reads a refreshed value is refreshed after it (real time does not see a
-            # batch run's changes).
-            for key in self.in_dependency_order(workspace_id, keys):
-                self.compute(workspace_id, key)
-                done += 1
+        with self.shared():
+            for workspace_id, keys in sorted(due.items()):
+                # What reads a refreshed value is refreshed after it (real time does not see
+                # a batch run's changes).
+                for key in self.in_dependency_order(workspace_id, keys):
+                    self.compute(workspace_id, key)
+                    done += 1
         return done
 
     def in_dependency_order(self, workspace_id: str, changed: Iterable[str]) -> list[str]:

@@ -108,8 +108,9 @@ def put_definition(
     )
     runtime.compute.forget(workspace_id)
     if enabled:
-        for affected in runtime.compute.in_dependency_order(workspace_id, [key]):
-            compute(runtime, workspace_id, affected)
+        with runtime.compute.shared():
+            for affected in runtime.compute.in_dependency_order(workspace_id, [key]):
+                compute(runtime, workspace_id, affected)
     return describe(runtime, definitions.get(workspace_id, key))
 
 
@@ -286,16 +287,17 @@ def apply_file(
             parse(spec["query"], kind, spec.get("type", "USERS"))
         except DefinitionError as exc:
             raise RequestError(f"{item['key']}: {exc}", code="invalid_definition") from None
-    return [
-        put_definition(
-            runtime,
-            workspace_id,
-            kind,
-            item["key"],
-            {k: v for k, v in item.items() if k != "key"},
-        )
-        for item in _dependencies_first(items, kind)
-    ]
+    with runtime.compute.shared():
+        return [
+            put_definition(
+                runtime,
+                workspace_id,
+                kind,
+                item["key"],
+                {k: v for k, v in item.items() if k != "key"},
+            )
+            for item in _dependencies_first(items, kind)
+        ]
 
 
 def apply_preset(

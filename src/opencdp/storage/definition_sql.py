@@ -208,6 +208,9 @@ class DefinitionCompiler:
         ``computed`` reads what that definition computed (an audience: true for members)."""
         p = profiles.alias("p")
         ctx = _Context(self.is_pg, workspace_id, to_us(now), p.c.id, computed)
+        # Over the whole workspace, a stream reduced per profile is one grouped pass over
+        # the events, joined to the profiles; for a few profiles, index look-ups per profile.
+        ctx.grouping = only is None
         value: ColumnElement[Any]
         if isinstance(
             root, ast.Comparison | ast.And | ast.Or | ast.Not | ast.AnyUser | ast.AllUsers
@@ -234,6 +237,8 @@ class DefinitionCompiler:
                 t,
                 and_(t.c.workspace_id == workspace_id, t.c.profile_id == p.c.id, t.c.key == key),
             )
+        for group in ctx.groups:
+            joined = joined.outerjoin(group, group.c.profile_id == p.c.id)
         query = (
             select(p.c.id.label("profile_id"), value.label("value"))
             .select_from(joined)
@@ -292,6 +297,9 @@ class _Context:
         self.aliases = aliases if aliases is not None else itertools.count(1)
         #: (table name, key) → the alias of the trait row joined to the profile
         self.trait_rows: dict[tuple[str, str], Any] = {}
+        #: whether profile-level streams become grouped subqueries joined to the profiles
+        self.grouping = False
+        self.groups: list[Any] = []
 
     # -- conditions -------------------------------------------------------------------------------
     def condition(self, node: ast.Expr, event: _Row | None) -> ColumnElement[bool]:
@@ -587,7 +595,9 @@ class _Context:
         """The stream reduced, as a subquery correlated to the profile (and, nested in a
         ``where()``, to the enclosing stream's event: a funnel)."""
         e = events.alias(f"e{self._next()}")
-        where = self.named(e, node.stream.event)
+        grouped = self.grouping and parent is None and _groupable(node)
+        # grouped: every profile's events at once, no correlation to one profile
+        where = self.named(e, node.stream.event, correlated=not grouped)
         source: Any = e  # what the subquery selects from: the events, or their line items
         row = _Row(e, parent=parent)  # what property() and context() read
         order: list[Any] = [e.c.timestamp_us, e.c.received_us, e.c.message_id]
@@ -605,14 +615,24 @@ class _Context:
             else:
                 where.append(self.filter(f, row))
         reducer = node.reducer
-        if reducer == "count":
-            return (
-                select(func.count())
-                .select_from(source)
-                .where(*where)
-                .correlate_except(*local)
-                .scalar_subquery()
+
+        def reduce(agg: ColumnElement[Any], *kept: ColumnElement[bool]) -> ColumnElement[Any]:
+            """``agg`` over the stream: per profile by a correlated subquery, or for every
+            profile by a grouped one joined to them (none of its events: NULL)."""
+            query = select(agg).select_from(source).where(*where, *kept)
+            if not grouped:
+                return query.correlate_except(*local).scalar_subquery()
+            group = (
+                query.add_columns(e.c.profile_id)
+                .group_by(e.c.profile_id)
+                .subquery(f"g{self._next()}")
             )
+            self.groups.append(group)
+            column: ColumnElement[Any] = group.c[agg.name]
+            return column
+
+        if reducer == "count":
+            return func.coalesce(reduce(func.count().label("n")), 0)
         assert node.argument is not None
         if isinstance(node.argument, ast.Timestamp):  # first / last: the event's time
             ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
@@ -633,25 +653,13 @@ class _Context:
                 agg = (
                     func.opencdp_sum(value.raw) if reducer == "sum" else func.opencdp_avg(value.raw)
                 )
-            sub = (
-                select(agg)
-                .select_from(source)
-                .where(*where)
-                .correlate_except(*local)
-                .scalar_subquery()
-            )
+            sub = reduce(agg.label("v"))
             return func.coalesce(cast(sub, Text), "0") if reducer == "sum" else cast(sub, Text)
         if reducer in ("min", "max"):
             if node.compare_as == "string":
                 text = value.text().collate("C") if self.is_pg else value.text()
                 agg = func.min(text) if reducer == "min" else func.max(text)
-                return (
-                    select(agg)
-                    .select_from(source)
-                    .where(*where, value.exists())
-                    .correlate_except(*local)
-                    .scalar_subquery()
-                )
+                return reduce(agg.label("v"), value.exists())
             number = value.number()
             return (
                 select(value.encoded)
@@ -689,33 +697,22 @@ class _Context:
                 .scalar_subquery()
             )
         if reducer == "unique_count":
-            return (
-                select(func.count(text.distinct()))
-                .select_from(source)
-                .where(*where, value.exists())
-                .correlate_except(*local)
-                .scalar_subquery()
-            )
+            return func.coalesce(reduce(func.count(text.distinct()).label("v"), value.exists()), 0)
         agg = (
             func.json_agg(text.distinct()) if self.is_pg else func.json_group_array(text.distinct())
         )
-        return cast(
-            select(agg)
-            .select_from(source)
-            .where(*where, value.exists())
-            .correlate_except(*local)
-            .scalar_subquery(),
-            Text,
-        )
+        return cast(reduce(agg.label("v"), value.exists()), Text)
 
-    def named(self, e: Any, name: str) -> list[ColumnElement[bool]]:
+    def named(self, e: Any, name: str, correlated: bool = True) -> list[ColumnElement[bool]]:
         """The profile's events that ``event(name)`` selects (page and screen calls by their
-        Segment names)."""
+        Segment names); not ``correlated``: every profile's."""
         named = and_(e.c.type == "track", e.c.event == name)
         if name == PAGE_EVENT:
             named = or_(named, e.c.type == "page")
         elif name == SCREEN_EVENT:
             named = or_(named, e.c.type == "screen")
+        if not correlated:
+            return [e.c.workspace_id == self.ws, named]
         return [e.c.workspace_id == self.ws, e.c.profile_id == self.profile_id, named]
 
     def session(self, stream: ast.Stream, at: int, row: _Row) -> ColumnElement[bool]:
@@ -918,3 +915,32 @@ def json_number(dialect_name: str, document: Any, path: tuple[str, ...]) -> Colu
     properties (predicted CLV reads order amounts with it)."""
     context = _Context(dialect_name == "postgresql", "", 0, None, frozenset())
     return context._extract(document, path).number()
+
+
+def _groupable(node: ast.Aggregate) -> bool:
+    """Whether a profile-level stream can be reduced for every profile in one grouped pass:
+    a plain aggregate whose filters read only the event (no trait, nested stream or session,
+    which are per profile)."""
+    if node.reducer not in ("count", "sum", "avg", "unique", "unique_count") and not (
+        node.reducer in ("min", "max") and node.compare_as == "string"
+    ):
+        return False
+    return not any(
+        isinstance(f, ast.ExpiresAfter) or (isinstance(f, ast.Where) and _per_profile(f.condition))
+        for f in node.stream.filters
+    )
+
+
+def _per_profile(node: Any) -> bool:
+    """Whether a condition reads the profile (a trait, a nested stream, a parent event)."""
+    if isinstance(node, ast.Trait | ast.Aggregate | ast.AnyUser | ast.AllUsers):
+        return True
+    if isinstance(node, ast.Property):
+        return node.parent
+    if isinstance(node, ast.And | ast.Or):
+        return any(_per_profile(i) for i in node.items)
+    if isinstance(node, ast.Not):
+        return _per_profile(node.item)
+    if isinstance(node, ast.Comparison):
+        return _per_profile(node.value) or any(_per_profile(a) for a in node.arguments)
+    return False

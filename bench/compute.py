@@ -105,11 +105,12 @@ def compute_all(rt: Any, keys: list[str]) -> dict[str, Any]:
     each: dict[str, float] = {}
     sizes: dict[str, int] = {}
     started = time.perf_counter()
-    for key in keys:
-        t = time.perf_counter()
-        done = rt.compute.compute(WS, key)
-        each[key] = round(time.perf_counter() - t, 3)
-        sizes[key] = done.size
+    with rt.compute.shared():  # one round, as the schedule runs it
+        for key in keys:
+            t = time.perf_counter()
+            done = rt.compute.compute(WS, key)
+            each[key] = round(time.perf_counter() - t, 3)
+            sizes[key] = done.size
     seconds = time.perf_counter() - started
     failed = {r.key: r.error for r in rt.compute.definitions.of_workspace(WS) if r.status == FAILED}
     return {

@@ -141,6 +141,9 @@ class _Json:
     raw: ColumnElement[Any]
     encoded: ColumnElement[Any]
     is_pg: bool
+    #: SQLite, a value read from JSON: the number SQLite's JSON reader made of a JSON number
+    #: (what ``opencdp_number`` would return, without a call into Python for every row)
+    native: ColumnElement[Any] | None = None
 
     def text(self) -> ColumnElement[Any]:
         """The reference text (``true``/``false`` for booleans, ``12`` for 12.0)."""
@@ -162,6 +165,12 @@ class _Json:
                     ),
                     cast(func.trim(self.raw), Numeric),
                 ),
+                else_=null(),
+            )
+        if self.native is not None:
+            return case(
+                (self.kind == "number", self.native),
+                (self.kind == "string", func.opencdp_number(self.raw)),
                 else_=null(),
             )
         return case(
@@ -454,9 +463,10 @@ class _Context:
         the aggregate appears once in the SQL (the general path repeats an operand in every
         branch of its type tests, and a nested stream would multiply that)."""
         assert isinstance(node.value, ast.Aggregate)
-        aggregate = self.aggregate(node.value, parent=event)
+        picks = node.value.reducer in ("min", "max")
+        aggregate = self.aggregate(node.value, parent=event, as_number=picks)
         number: ColumnElement[Any]
-        if node.value.reducer in ("count", "unique_count"):
+        if node.value.reducer in ("count", "unique_count") or picks:
             number = aggregate
         elif self.is_pg:
             number = cast(aggregate, Numeric)
@@ -585,17 +595,20 @@ class _Context:
             ),
             document.op("->")(json_path),
             False,
+            func.json_extract(document, json_path),
         )
 
     def _next(self) -> int:
         return next(self.aliases)
 
     # -- streams ----------------------------------------------------------------------------------
-    def aggregate(self, node: ast.Aggregate, parent: _Row | None = None) -> ColumnElement[Any]:
+    def aggregate(
+        self, node: ast.Aggregate, parent: _Row | None = None, as_number: bool = False
+    ) -> ColumnElement[Any]:
         """The stream reduced, as a subquery correlated to the profile (and, nested in a
         ``where()``, to the enclosing stream's event: a funnel)."""
         e = events.alias(f"e{self._next()}")
-        grouped = self.grouping and parent is None and _groupable(node)
+        grouped = self.grouping and parent is None and _groupable(node, as_number)
         # grouped: every profile's events at once, no correlation to one profile
         where = self.named(e, node.stream.event, correlated=not grouped)
         source: Any = e  # what the subquery selects from: the events, or their line items
@@ -656,6 +669,9 @@ class _Context:
             sub = reduce(agg.label("v"))
             return func.coalesce(cast(sub, Text), "0") if reducer == "sum" else cast(sub, Text)
         if reducer in ("min", "max"):
+            if as_number:  # the number of the value it picks: the least or greatest number
+                agg = func.min(value.number()) if reducer == "min" else func.max(value.number())
+                return reduce(agg.label("v"))
             if node.compare_as == "string":
                 text = value.text().collate("C") if self.is_pg else value.text()
                 agg = func.min(text) if reducer == "min" else func.max(text)
@@ -901,11 +917,25 @@ def node_is_parent(node: ast.Property | ast.Context) -> bool:
 def _numeric_against_constants(node: ast.Comparison) -> bool:
     """Whether ``node`` compares a numeric aggregate with constants only (the common
     ``count() >= 1``)."""
-    return (
+    if not (
         isinstance(node.value, ast.Aggregate)
-        and node.value.reducer in _NUMBERS
         and node.comparator in ("exists", "absent", "equals", "differs", "one_of", *_ORDERINGS)
         and all(isinstance(a, ast.Literal) for a in node.arguments)
+    ):
+        return False
+    if node.value.reducer in _NUMBERS:
+        return True
+    # min/max by number pick a value that reads as a number: against numbers (not words,
+    # which the reference compares as text), its number is all that counts
+    return (
+        node.value.reducer in ("min", "max")
+        and node.value.compare_as != "string"
+        and all(
+            isinstance(a, ast.Literal)
+            and isinstance(a.value, int | float)
+            and not isinstance(a.value, bool)
+            for a in node.arguments
+        )
     )
 
 
@@ -917,12 +947,12 @@ def json_number(dialect_name: str, document: Any, path: tuple[str, ...]) -> Colu
     return context._extract(document, path).number()
 
 
-def _groupable(node: ast.Aggregate) -> bool:
+def _groupable(node: ast.Aggregate, as_number: bool = False) -> bool:
     """Whether a profile-level stream can be reduced for every profile in one grouped pass:
     a plain aggregate whose filters read only the event (no trait, nested stream or session,
     which are per profile)."""
     if node.reducer not in ("count", "sum", "avg", "unique", "unique_count") and not (
-        node.reducer in ("min", "max") and node.compare_as == "string"
+        node.reducer in ("min", "max") and (node.compare_as == "string" or as_number)
     ):
         return False
     return not any(

@@ -148,8 +148,13 @@ class ComputeEngine:
             definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
             computed = self._computed_keys(workspace_id)
             with self.db.read() as conn:
-                values = self.values(conn, workspace_id, definition, now, computed)
-                current = self.definitions.current(conn, workspace_id, key)
+                changes = self._membership_changes(conn, row, definition, now, computed)
+                if changes is not None:  # only the members that enter or leave
+                    values = dict.fromkeys(changes[0], True) | dict.fromkeys(changes[1], False)
+                    current = dict.fromkeys(changes[1], True)
+                else:
+                    values = self.values(conn, workspace_id, definition, now, computed)
+                    current = self.definitions.current(conn, workspace_id, key)
         except Exception as exc:  # a failing definition never stops the others
             self.definitions.set_status(
                 workspace_id, key, status=FAILED, error=str(exc), computed_us=now
@@ -157,6 +162,9 @@ class ComputeEngine:
             return Computation(0, 0)
         with self.db.write() as conn:
             done = self._store(conn, workspace_id, row, values, current, now)
+            if changes is not None:  # the size is the stored members after the change
+                size = self.definitions.count_in(conn, workspace_id, key)
+                done = Computation(size, done.changed, done.entered, done.exited)
             self.definitions.set_status_in(
                 conn,
                 workspace_id,
@@ -167,6 +175,32 @@ class ComputeEngine:
             )
         self.forget(workspace_id)
         return done
+
+    def _membership_changes(
+        self,
+        conn: Connection,
+        row: DefinitionRow,
+        definition: Definition,
+        now_us: int,
+        computed: frozenset[str],
+    ) -> tuple[list[str], list[str]] | None:
+        """An audience SQL expresses: who enters and who leaves, found by the database (the
+        members that stay never reach Python); None for the rest."""
+        if row.kind != "audience" or isinstance(definition.root, ast.Function):
+            return None
+        collection = "accounts" if definition.type == "ACCOUNTS" else "users"
+        try:
+            return self.definitions.membership_changes(
+                conn,
+                row.workspace_id,
+                row.key,
+                definition.root,
+                now_us,
+                collection,
+                computed=computed,
+            )
+        except NotCompiled:
+            return None
 
     def values(
         self,

@@ -260,6 +260,50 @@ class DefinitionStore:
                     current[pid] = orjson.loads(was)
         return values, current
 
+    def membership_changes(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        key: str,
+        root: ast.Expr,
+        now_us: int,
+        collection: str = "users",
+        *,
+        computed: frozenset[str] = frozenset(),
+    ) -> tuple[list[str], list[str]]:
+        """An audience over every live profile against its stored members, in one statement
+        that returns only the differences: (profiles that enter, profiles that leave). Raises
+        :class:`~opencdp.storage.definition_sql.NotCompiled` for what SQL does not express."""
+        evaluated = self.compiler.profile_values(
+            root,
+            workspace_id=workspace_id,
+            now=from_us(now_us),
+            collection=collection,
+            computed=computed,
+        ).subquery("evaluated")
+        stored = computed_values.alias("stored")
+        member = evaluated.c.value == 1
+        was = stored.c.profile_id.is_not(None)
+        statement = (
+            select(evaluated.c.profile_id, member.label("member"))
+            .select_from(
+                evaluated.outerjoin(
+                    stored,
+                    and_(
+                        stored.c.workspace_id == workspace_id,
+                        stored.c.key == key,
+                        stored.c.profile_id == evaluated.c.profile_id,
+                    ),
+                )
+            )
+            .where(or_(and_(member, ~was), and_(~member, was)))
+        )
+        entered: list[str] = []
+        exited: list[str] = []
+        for pid, is_member in conn.execute(statement):
+            (entered if is_member else exited).append(pid)
+        return sorted(entered), sorted(exited)
+
     def current(
         self, conn: Connection, workspace_id: str, key: str, only: Sequence[str] | None = None
     ) -> dict[str, Any]:
@@ -474,14 +518,18 @@ class DefinitionStore:
 
     def count(self, workspace_id: str, key: str) -> int:
         with self.db.read() as conn:
-            return int(
-                conn.execute(
-                    select(func.count()).where(
-                        computed_values.c.workspace_id == workspace_id,
-                        computed_values.c.key == key,
-                    )
-                ).scalar_one()
-            )
+            return self.count_in(conn, workspace_id, key)
+
+    def count_in(self, conn: Connection, workspace_id: str, key: str) -> int:
+        """How many profiles hold a value of ``key`` (an audience: its members)."""
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    computed_values.c.workspace_id == workspace_id,
+                    computed_values.c.key == key,
+                )
+            ).scalar_one()
+        )
 
 
 def _selected_by(names: frozenset[str]) -> Any:

@@ -378,6 +378,14 @@ class _Context:
             return left.exists()
         if name == "absent":
             return not_(left.exists())
+        if name in ("equals", *_ORDERINGS) and _a_number(node.arguments[0]):
+            # against a number: the reference compares numbers only (a word, a boolean or
+            # nothing is never equal nor ordered), so the value's number is read once
+            number = node.arguments[0]
+            assert isinstance(number, ast.Literal)
+            n = Decimal(str(number.value))
+            bound = literal(n, Numeric) if self.is_pg else literal(float(n))
+            return func.coalesce(_COMPARE[name](left.number(), bound), false())
         args = [self.operand(a, event) for a in node.arguments]
         if name == "one_of":
             return or_(*(_equal(left, a) for a in args))
@@ -974,3 +982,12 @@ def _per_profile(node: Any) -> bool:
     if isinstance(node, ast.Comparison):
         return _per_profile(node.value) or any(_per_profile(a) for a in node.arguments)
     return False
+
+
+def _a_number(node: ast.Value | ast.Duration) -> bool:
+    """Whether ``node`` is a number constant (booleans are not numbers)."""
+    return (
+        isinstance(node, ast.Literal)
+        and isinstance(node.value, int | float)
+        and not isinstance(node.value, bool)
+    )

@@ -234,19 +234,10 @@ class DefinitionStore:
                 computed=computed,
                 only=[],
             ).subquery("evaluated")
-            stored = computed_values.alias("stored")
+            joined, stored = _beside_stored(evaluated, workspace_id, key)
             statement = select(
                 evaluated.c.profile_id, evaluated.c.value, stored.c.value
-            ).select_from(
-                evaluated.outerjoin(
-                    stored,
-                    and_(
-                        stored.c.workspace_id == workspace_id,
-                        stored.c.key == key,
-                        stored.c.profile_id == evaluated.c.profile_id,
-                    ),
-                )
-            )
+            ).select_from(joined)
             if timeless:
                 if len(self._statements) >= 1024:
                     self._statements.clear()
@@ -281,21 +272,12 @@ class DefinitionStore:
             collection=collection,
             computed=computed,
         ).subquery("evaluated")
-        stored = computed_values.alias("stored")
+        joined, stored = _beside_stored(evaluated, workspace_id, key)
         member = evaluated.c.value == 1
         was = stored.c.profile_id.is_not(None)
         statement = (
             select(evaluated.c.profile_id, member.label("member"))
-            .select_from(
-                evaluated.outerjoin(
-                    stored,
-                    and_(
-                        stored.c.workspace_id == workspace_id,
-                        stored.c.key == key,
-                        stored.c.profile_id == evaluated.c.profile_id,
-                    ),
-                )
-            )
+            .select_from(joined)
             .where(or_(and_(member, ~was), and_(~member, was)))
         )
         entered: list[str] = []
@@ -541,3 +523,18 @@ def _selected_by(names: frozenset[str]) -> Any:
     if SCREEN_EVENT in names:
         kinds.append(events.c.type == "screen")
     return or_(*kinds)
+
+
+def _beside_stored(evaluated: Any, workspace_id: str, key: str) -> tuple[Any, Any]:
+    """Evaluated values (``profile_id``, ``value``) left-joined to what ``key`` stores for
+    the same profiles → (the join, the stored rows' alias)."""
+    stored = computed_values.alias("stored")
+    joined = evaluated.outerjoin(
+        stored,
+        and_(
+            stored.c.workspace_id == workspace_id,
+            stored.c.key == key,
+            stored.c.profile_id == evaluated.c.profile_id,
+        ),
+    )
+    return joined, stored

@@ -272,3 +272,34 @@ def test_the_profile_api_filters_traits_by_class(shop: TestClient) -> None:
     assert shop.get(f"{url}?class=audience", headers=AUTH).json()["traits"] == {"repeat": True}
     wrong = shop.get(f"{url}?class=plain", headers=AUTH)
     assert wrong.status_code == 400 and "computed_trait" in wrong.text
+
+
+def test_a_definition_failing_in_real_time_stops_neither_the_batch_nor_the_others(
+    shop: TestClient, runtime: Runtime
+) -> None:
+    # Given two audiences, one of which the database cannot evaluate for a number too large
+    # for it (PostgreSQL's numeric overflows on 1e999999)
+    big = {
+        "definition": {
+            "query": "event('Order Completed').where(property('revenue') > 5).count() >= 1"
+        }
+    }
+    assert shop.put("/api/audiences/over_five", json=big, headers=AUTH).is_success
+    plain = {"definition": {"query": "event('Order Completed').count() >= 1"}}
+    assert shop.put("/api/audiences/buyers", json=plain, headers=AUTH).is_success
+    # When an order with such a number arrives
+    odd = order("cy", 1, 1, 0.0)
+    odd["properties"]["revenue"] = "1e999999"
+    send(shop, runtime, [odd])
+    # Then the order is stored and the other audience has cy; the failing one says why
+    # (or, where the database can read the number, has cy too)
+    assert runtime.inbox.pending() == 0
+    cy = runtime.profiles.find("default", "users", "user_id", "cy")
+    assert cy is not None
+    assert compute_members(shop, "buyers") >= 3
+    status = shop.get("/api/audiences/over_five", headers=AUTH).json()
+    assert status["status"] == "failed" or compute_members(shop, "over_five") == 3
+
+
+def compute_members(client: TestClient, key: str) -> int:
+    return int(client.get(f"/api/audiences/{key}", headers=AUTH).json()["size"])

@@ -1,12 +1,12 @@
 """The compute engine: evaluates definitions and stores what they computed.
 
 * **Batch** (:meth:`ComputeEngine.compute`): one definition over every live profile of its
-  workspace, in one SQL statement (the reference evaluator, profile by profile, for what SQL
-  does not express yet).
+  workspace, in one SQL statement (an audience's returns only who enters and who leaves; the
+  reference evaluator, profile by profile, for the one corner SQL does not express).
 * **Real time** (:meth:`ComputeEngine.changed`, the processor's batch listener): inside the
-  micro-batch's transaction, the definitions the batch can affect — those reading one of its
-  event names or trait keys, every definition after a merge, and then what reads the values
-  that changed — are evaluated for the batch's profiles only, set-based, in dependency order.
+  micro-batch's transaction, each definition is evaluated, in dependency order and set-based,
+  for the profiles whose new events, traits or read values it reads (see ``changed``);
+  functions over the population are left to the schedule.
 
 Either way the values that changed are stored (``computed_values``) and each audience entry
 and exit becomes an ``Audience Entered`` / ``Audience Exited`` event on the profile's
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -394,17 +394,20 @@ class ComputeEngine:
             if not sql_ids and not fresh:
                 continue
             try:
-                values, current = self._evaluate_changes(
-                    conn, changes, item, now, computed, sql_ids
-                )
-                self._store(
-                    conn,
-                    changes.workspace_id,
-                    item.row,
-                    {**values, **dict.fromkeys(fresh, blank)},
-                    current,
-                    now,
-                )
+                # PostgreSQL aborts a transaction at its first error: a savepoint keeps a
+                # definition that fails (a number too large for numeric, say) to itself
+                with self._contained(conn):
+                    values, current = self._evaluate_changes(
+                        conn, changes, item, now, computed, sql_ids
+                    )
+                    self._store(
+                        conn,
+                        changes.workspace_id,
+                        item.row,
+                        {**values, **dict.fromkeys(fresh, blank)},
+                        current,
+                        now,
+                    )
             except Exception as exc:
                 log.warning("definition %s failed in real time: %s", item.key, exc)
                 self.definitions.set_status_in(
@@ -421,6 +424,10 @@ class ComputeEngine:
                 before = form if pid in changes.created else current.get(pid, _ABSENT)
                 if _stored_form(item.row.kind, values.get(pid)) != before:
                     reach.moved(item.key, pid)
+
+    def _contained(self, conn: Connection) -> AbstractContextManager[Any]:
+        """A savepoint on PostgreSQL (SQLite goes on after a failed statement)."""
+        return nullcontext() if self.db.dialect.is_sqlite else conn.begin_nested()
 
     def _evaluate_changes(
         self,

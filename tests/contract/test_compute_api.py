@@ -303,3 +303,38 @@ def test_a_definition_failing_in_real_time_stops_neither_the_batch_nor_the_other
 
 def compute_members(client: TestClient, key: str) -> int:
     return int(client.get(f"/api/audiences/{key}", headers=AUTH).json()["size"])
+
+
+def test_a_disabled_audience_is_not_recomputed(shop: TestClient) -> None:
+    body = {"definition": {"query": "event('Order Completed').count() >= 1"}, "enabled": False}
+    assert shop.put("/api/audiences/paused", json=body, headers=AUTH).json()["status"] == "disabled"
+    answer = shop.post("/api/audiences/paused/recompute", headers=AUTH)
+    assert answer.status_code == 400 and answer.json()["code"] == "disabled"
+    assert shop.get("/api/audiences/paused", headers=AUTH).json()["status"] == "disabled"
+
+
+def test_a_file_applied_again_computes_each_definition_once(
+    shop: TestClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opencdp.services import compute
+
+    compute.apply_preset(runtime, "default", "trait", "retail")
+    computed: list[str] = []
+    original = runtime.compute.compute
+
+    def counted(workspace_id: str, key: str) -> Any:
+        computed.append(key)
+        return original(workspace_id, key)
+
+    monkeypatch.setattr(runtime.compute, "compute", counted)
+    done = compute.apply_preset(runtime, "default", "trait", "retail")
+    assert sorted(computed) == sorted(d["key"] for d in done)  # each once, dependents too
+
+
+@pytest.mark.parametrize("key", ["_hidden", "trailing\n", "1st"])
+def test_keys_start_with_a_letter_and_hold_nothing_else(shop: TestClient, key: str) -> None:
+    from urllib.parse import quote
+
+    body = {"definition": {"query": "event('Order Completed').count()"}}
+    answer = shop.put(f"/api/computed-traits/{quote(key)}", json=body, headers=AUTH)
+    assert answer.status_code == 400 and answer.json()["code"] == "invalid_key"

@@ -111,6 +111,8 @@ def parse(
         raise DefinitionError(
             "the query is empty: write a condition such as event('Order Completed').count() >= 1"
         )
+    if definition_type not in ("USERS", "ACCOUNTS"):
+        raise DefinitionError(f'the type is "USERS" or "ACCOUNTS", not {definition_type!r}')
     if len(query) > MAX_QUERY_LENGTH:
         raise DefinitionError(
             f"the definition is {len(query):,} characters long; at most {MAX_QUERY_LENGTH:,}"

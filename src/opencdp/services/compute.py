@@ -21,24 +21,31 @@ from opencdp.runtime import Runtime
 from opencdp.storage.definitions import DISABLED, DefinitionRow, DefinitionStore
 from opencdp.timeutil import isoformat_us
 
-KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}")
 _KIND_WORD = {"trait": "computed trait", "audience": "audience"}
 
 
 def store(runtime: Runtime) -> DefinitionStore:
-    return DefinitionStore(runtime.db)
+    """The runtime's definition store (the compute engine's)."""
+    return runtime.compute.definitions
 
 
 # -- definitions ----------------------------------------------------------------------------------
 
 
 def put_definition(
-    runtime: Runtime, workspace_id: str, kind: DefinitionKind, key: str, body: Any
+    runtime: Runtime,
+    workspace_id: str,
+    kind: DefinitionKind,
+    key: str,
+    body: Any,
+    *,
+    compute_now: bool = True,
 ) -> dict[str, Any]:
     """Create or replace the definition ``key`` from an API/CLI document
     ``{"name", "definition": {"type", "query"}, "enabled"}``, then compute it (and what
     depends on it); returns the stored definition with its status."""
-    if not KEY.match(key):
+    if not KEY.fullmatch(key):
         raise RequestError(
             f"{key!r} is not a valid key: letters, digits and underscores, starting with a "
             "letter (e.g. lifetime_value)",
@@ -107,11 +114,17 @@ def put_definition(
         }
     )
     runtime.compute.forget(workspace_id)
-    if enabled:
-        with runtime.compute.shared():
-            for affected in runtime.compute.in_dependency_order(workspace_id, [key]):
-                compute(runtime, workspace_id, affected)
+    if enabled and compute_now:
+        compute_with_dependents(runtime, workspace_id, [key])
     return describe(runtime, definitions.get(workspace_id, key))
+
+
+def compute_with_dependents(runtime: Runtime, workspace_id: str, keys: list[str]) -> None:
+    """Compute the enabled definitions ``keys`` and what reads them, each once, in dependency
+    order, in one round."""
+    with runtime.compute.shared():
+        for affected in runtime.compute.in_dependency_order(workspace_id, keys):
+            compute(runtime, workspace_id, affected)
 
 
 def validate(
@@ -259,8 +272,10 @@ def apply_file(
 ) -> list[dict[str, Any]]:
     """Create or replace every definition of a YAML/JSON document: a list of
     ``{key, name, definition: {type, query}, enabled}``, or a mapping key → the same without
-    ``key``, optionally under a top-level ``traits:`` / ``audiences:``. All are validated
-    before any is stored."""
+    ``key``, optionally under a top-level ``traits:`` / ``audiences:``. Every query is parsed
+    before any is stored; the entries are then stored in dependency order (one refused for
+    its name, an unknown trait or a cycle stops the file after those before it), and computed
+    once each with what reads them."""
     section = "traits" if kind == "trait" else "audiences"
     if isinstance(document, dict) and section in document:
         document = document[section]
@@ -287,17 +302,19 @@ def apply_file(
             parse(spec["query"], kind, spec.get("type", "USERS"))
         except DefinitionError as exc:
             raise RequestError(f"{item['key']}: {exc}", code="invalid_definition") from None
-    with runtime.compute.shared():
-        return [
-            put_definition(
-                runtime,
-                workspace_id,
-                kind,
-                item["key"],
-                {k: v for k, v in item.items() if k != "key"},
-            )
-            for item in _dependencies_first(items, kind)
-        ]
+    ordered = _dependencies_first(items, kind)
+    for item in ordered:  # stored first, then computed once each (not again per dependent)
+        put_definition(
+            runtime,
+            workspace_id,
+            kind,
+            item["key"],
+            {k: v for k, v in item.items() if k != "key"},
+            compute_now=False,
+        )
+    keys = [item["key"] for item in ordered]
+    compute_with_dependents(runtime, workspace_id, keys)
+    return [describe(runtime, store(runtime).get(workspace_id, key)) for key in keys]
 
 
 def apply_preset(

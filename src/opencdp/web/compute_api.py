@@ -55,7 +55,11 @@ def compute_router(runtime: Runtime) -> APIRouter:
 
         async def handler(request: Request, token: AccessToken) -> Any:
             ws = token.workspace_id
-            compute.store(runtime).get(ws, key, "audience")
+            if not compute.store(runtime).get(ws, key, "audience").enabled:
+                raise RequestError(
+                    f"the audience {key!r} is disabled: enable it to compute it",
+                    code="disabled",
+                )
             done = await run_in_threadpool(compute.compute, runtime, ws, key)
             row = compute.store(runtime).get(ws, key, "audience")
             if row.status == "failed":

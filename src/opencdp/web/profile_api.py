@@ -186,11 +186,7 @@ def profile_router(runtime: Runtime) -> APIRouter:
                 raise RequestError(
                     f"class is audience or computed_trait, not {wanted!r}", code="invalid_request"
                 )
-            defined = {
-                row.key
-                for row in runtime.compute.definitions.of_workspace(space)
-                if row.kind == kind
-            }
+            defined = {row.key for row in runtime.compute.definitions.of_workspace(space, kind)}
             values = {k: v for k, v in values.items() if k in defined}
         include = _csv(request, "include")
         keys = sorted(k for k in values if include is None or k in include)

@@ -227,3 +227,14 @@ def test_what_cannot_be_fitted_says_why() -> None:
         gamma_gamma.fit([1.0, 2.0], [3.0, 4.0])
     with pytest.raises(FitError, match="unknown time unit 'month'"):
         summary.from_transactions(["a"], [1], [2.0], 5, "month")
+
+
+def test_no_customer_is_worth_less_than_nothing_when_the_mean_spend_is_infinite() -> None:
+    # q <= 1: Gamma-Gamma's population mean p*v/(q-1) is infinite; a customer without a
+    # repeat purchase gets no finite expectation rather than a negative one
+    from opencdp.predict.gamma_gamma import GammaGamma, expected_spend
+
+    model = GammaGamma(p=2.0, q=0.5, v=10.0, log_likelihood=0.0, customers=10)
+    spend = expected_spend(model, [0.0, 3.0], [float("nan"), 20.0])
+    assert np.isnan(spend[0])
+    assert spend[1] > 0

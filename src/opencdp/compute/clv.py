@@ -14,6 +14,7 @@ The three outputs come from one summary of the orders: inside :meth:`ClvProvider
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -107,7 +108,8 @@ def predictions(model: StoredModel, history: OrderHistory) -> dict[str, dict[str
     )
     predicted = value.predict(bg, gg, summary, HORIZON_DAYS)
     for i, pid in enumerate(history.profile_ids):
-        out["predicted_clv_12m"][pid] = round(float(predicted.value[i]), 2)
+        worth = float(predicted.value[i])  # NaN: no finite expectation (see expected_spend)
+        out["predicted_clv_12m"][pid] = round(worth, 2) if math.isfinite(worth) else None
         out["p_alive"][pid] = _significant(predicted.p_alive[i])
         out["predicted_orders_12m"][pid] = _significant(predicted.orders[i])
     return out

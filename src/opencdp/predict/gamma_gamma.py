@@ -85,4 +85,9 @@ def expected_spend(model: GammaGamma, x: npt.ArrayLike, m: npt.ArrayLike) -> Flo
     xs = np.where(known, x, 0.0)
     ms = np.where(known, m, 0.0)
     p, q, v = model.p, model.q, model.v
-    return np.asarray(p * (v + xs * ms) / (p * xs + q - 1), dtype=np.float64)
+    weight = p * xs + q - 1
+    # q <= 1: the population's mean is infinite, so a customer without a repeat purchase
+    # has no finite expectation (NaN), never a negative one
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spend = np.where(weight > 0, p * (v + xs * ms) / weight, np.nan)
+    return np.asarray(spend, dtype=np.float64)

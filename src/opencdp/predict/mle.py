@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import minimize
 
 from opencdp.predict.summary import FitError, Floats
 
@@ -24,6 +23,8 @@ def fit_log_params(
     def objective(log_params: Floats) -> float:
         value = -mean_log_likelihood(np.exp(log_params))
         return value if np.isfinite(value) else _WALL
+
+    from scipy.optimize import minimize  # only a fit needs it: kept off every start-up
 
     start = minimize(objective, np.zeros(size), method="Nelder-Mead", options={"maxiter": 4000})
     found = minimize(objective, start.x, method="BFGS", options={"gtol": 1e-8})

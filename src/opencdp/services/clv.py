@@ -213,7 +213,7 @@ def score(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
         if isinstance(item.definition.root, ast.Function) and item.definition.root.name == "clv"
     ]
     done = {}
-    with runtime.clv.shared():  # the three outputs from one summary of the orders
+    with runtime.compute.shared():  # the three outputs from one summary of the orders
         for key in runtime.compute.in_dependency_order(workspace_id, keys):
             done[key] = runtime.compute.compute(workspace_id, key)
     for key in done:

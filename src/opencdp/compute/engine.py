@@ -144,6 +144,7 @@ class ComputeEngine:
         """Evaluate definition ``key`` over every live profile and store what changed."""
         row = self.definitions.get(workspace_id, key)
         now = self.now_us()
+        partial = False
         try:
             definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
             computed = self._computed_keys(workspace_id)
@@ -153,8 +154,13 @@ class ComputeEngine:
                     values = dict.fromkeys(changes[0], True) | dict.fromkeys(changes[1], False)
                     current = dict.fromkeys(changes[1], True)
                 else:
-                    values = self.values(conn, workspace_id, definition, now, computed)
-                    current = self.definitions.current(conn, workspace_id, key)
+                    found = self._value_changes(conn, row, definition, now, computed)
+                    partial = found is not None
+                    if found is not None:  # the values the database could not tell unchanged
+                        values, current = found
+                    else:
+                        values = self.values(conn, workspace_id, definition, now, computed)
+                        current = self.definitions.current(conn, workspace_id, key)
         except Exception as exc:  # a failing definition never stops the others
             self.definitions.set_status(
                 workspace_id, key, status=FAILED, error=str(exc), computed_us=now
@@ -162,7 +168,7 @@ class ComputeEngine:
             return Computation(0, 0)
         with self.db.write() as conn:
             done = self._store(conn, workspace_id, row, values, current, now)
-            if changes is not None:  # the size is the stored members after the change
+            if changes is not None or partial:  # the size: what is stored after the change
                 size = self.definitions.count_in(conn, workspace_id, key)
                 done = Computation(size, done.changed, done.entered, done.exited)
             self.definitions.set_status_in(
@@ -196,6 +202,34 @@ class ComputeEngine:
                 row.key,
                 definition.root,
                 now_us,
+                collection,
+                computed=computed,
+            )
+        except NotCompiled:
+            return None
+
+    def _value_changes(
+        self,
+        conn: Connection,
+        row: DefinitionRow,
+        definition: Definition,
+        now_us: int,
+        computed: frozenset[str],
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A computed trait SQL expresses: its values beside the stored ones, in one
+        statement that leaves out what the database can tell is unchanged; None for the
+        rest."""
+        if isinstance(definition.root, ast.Function):
+            return None
+        collection = "accounts" if definition.type == "ACCOUNTS" else "users"
+        try:
+            return self.definitions.evaluate_changes(
+                conn,
+                row.workspace_id,
+                row.key,
+                definition.root,
+                now_us,
+                None,
                 collection,
                 computed=computed,
             )

@@ -264,26 +264,55 @@ class DefinitionCompiler:
 
 def convert(root: ast.Expr, raw: Any) -> Any:
     """A value as the statement returned it → the value the reference evaluator gives."""
+    return converter(root)(raw)
+
+
+def converter(root: ast.Expr) -> Callable[[Any], Any]:
+    """:func:`convert` for ``root``, decided once: a statement's rows are converted by one
+    call each, without deciding again per row what ``root`` is."""
     if isinstance(root, ast.Comparison | ast.And | ast.Or | ast.Not | ast.AnyUser | ast.AllUsers):
-        return bool(raw)
+        return bool
     if not isinstance(root, ast.Aggregate):
-        return None if raw is None else orjson.loads(raw)
+        return _json_or_none
     reducer = root.reducer
     if reducer in ("count", "unique_count"):
-        return int(raw or 0)
+        return _int_or_zero
     if reducer in ("sum", "avg"):
-        if raw is None:
-            return None
-        n = Decimal(str(raw))
-        return int(n) if n == n.to_integral_value() else float(n)
+        return _exact_number
     if reducer == "unique":
-        items = orjson.loads(raw) if isinstance(raw, str | bytes) else (raw or [])
-        return sorted(items)
+        return _sorted_items
     if reducer == "mode" or (reducer in ("min", "max") and root.compare_as == "string"):
-        return raw
+        return _as_is
     if isinstance(root.argument, ast.Timestamp):  # first / last event's time, in microseconds
-        return None if raw is None else isoformat_us(int(raw))
-    return None if raw is None else orjson.loads(raw)  # min, max, first, last: the JSON value
+        return _time_or_none
+    return _json_or_none  # min, max, first, last: the JSON value
+
+
+def _json_or_none(raw: Any) -> Any:
+    return None if raw is None else orjson.loads(raw)
+
+
+def _int_or_zero(raw: Any) -> int:
+    return int(raw or 0)
+
+
+def _exact_number(raw: Any) -> int | float | None:
+    if raw is None:
+        return None
+    n = Decimal(str(raw))
+    return int(n) if n == n.to_integral_value() else float(n)
+
+
+def _sorted_items(raw: Any) -> list[Any]:
+    return sorted(orjson.loads(raw) if isinstance(raw, str | bytes) else (raw or []))
+
+
+def _as_is(raw: Any) -> Any:
+    return raw
+
+
+def _time_or_none(raw: Any) -> str | None:
+    return None if raw is None else isoformat_us(int(raw))
 
 
 class _Context:
@@ -655,17 +684,10 @@ class _Context:
         if reducer == "count":
             return func.coalesce(reduce(func.count().label("n")), 0)
         assert node.argument is not None
-        if isinstance(node.argument, ast.Timestamp):  # first / last: the event's time
-            ordering = [c.asc() if reducer == "first" else c.desc() for c in order]
-            return (
-                select(e.c.timestamp_us)
-                .select_from(source)
-                .where(*where)
-                .order_by(*ordering)
-                .limit(1)
-                .correlate_except(*local)
-                .scalar_subquery()
-            )
+        if isinstance(node.argument, ast.Timestamp):  # first / last event's time: the
+            # earliest / latest (time leads the timeline's order; the rest only breaks ties)
+            stamp = e.c.timestamp_us
+            return reduce((func.min(stamp) if reducer == "first" else func.max(stamp)).label("t"))
         value = self.json(node.argument, row)
         if reducer in ("sum", "avg"):
             if self.is_pg:
@@ -959,9 +981,10 @@ def _groupable(node: ast.Aggregate, as_number: bool = False) -> bool:
     """Whether a profile-level stream can be reduced for every profile in one grouped pass:
     a plain aggregate whose filters read only the event (no trait, nested stream or session,
     which are per profile)."""
-    if node.reducer not in ("count", "sum", "avg", "unique", "unique_count") and not (
-        node.reducer in ("min", "max") and (node.compare_as == "string" or as_number)
-    ):
+    plain = node.reducer in ("count", "sum", "avg", "unique", "unique_count")
+    picked = node.reducer in ("min", "max") and (node.compare_as == "string" or as_number)
+    time = isinstance(node.argument, ast.Timestamp)  # first / last event's time: min / max
+    if not (plain or picked or time):
         return False
     return not any(
         isinstance(f, ast.ExpiresAfter) or (isinstance(f, ast.Where) and _per_profile(f.condition))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, delete, func, not_, or_, select, update
 
 from opencdp.errors import NotFound
 from opencdp.query import ast
@@ -20,7 +20,7 @@ from opencdp.query.evaluate import (
     event_name,
 )
 from opencdp.storage.db import Database
-from opencdp.storage.definition_sql import DefinitionCompiler, convert
+from opencdp.storage.definition_sql import DefinitionCompiler, converter
 from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import (
     computed_values,
@@ -192,6 +192,7 @@ class DefinitionStore:
         one statement per slice (raises :class:`~opencdp.storage.definition_sql.NotCompiled`
         for what SQL does not express)."""
         out: dict[str, Any] = {}
+        conv = converter(root)
         slices: list[Sequence[str] | None] = [None] if only is None else list(chunks(sorted(only)))
         for part in slices:
             statement = self.compiler.profile_values(
@@ -202,7 +203,7 @@ class DefinitionStore:
                 computed=computed,
                 only=part,
             )
-            out.update((pid, convert(root, raw)) for pid, raw in conn.execute(statement))
+            out.update((pid, conv(raw)) for pid, raw in conn.execute(statement))
         return out
 
     def evaluate_changes(
@@ -212,44 +213,68 @@ class DefinitionStore:
         key: str,
         root: ast.Expr,
         now_us: int,
-        only: Sequence[str],
+        only: Sequence[str] | None,
         collection: str = "users",
         *,
         computed: frozenset[str] = frozenset(),
         timeless: bool = False,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """For the live profiles among ``only``: the value of ``root`` (as :meth:`evaluate`)
-        and what is stored under ``key`` (as :meth:`current`), read in one statement per
-        slice (real time compares the two). ``timeless``: the value does not depend on now,
-        so the statement is built once and run again for other profiles (real time runs the
-        same definitions for every batch)."""
+        """For the live profiles among ``only`` (None: the whole workspace): the value of
+        ``root`` (as :meth:`evaluate`) and what is stored under ``key`` (as :meth:`current`),
+        read in one statement per slice, for the caller to compare. Profiles the database
+        can tell are unchanged are left out of both (no value and nothing stored; a count
+        equal to the stored one). ``timeless``: the value does not depend on now, so the
+        statement is built once and run again for other profiles (real time runs the same
+        definitions for every batch)."""
         cache_key = (key, root, workspace_id, collection, computed)
-        statement = self._statements.get(cache_key) if timeless else None
+        statement = self._statements.get(cache_key) if timeless and only is not None else None
         if statement is None:
-            evaluated = self.compiler.profile_values(
-                root,
-                workspace_id=workspace_id,
-                now=from_us(now_us),
-                collection=collection,
-                computed=computed,
-                only=[],
-            ).subquery("evaluated")
-            joined, stored = _beside_stored(evaluated, workspace_id, key)
-            statement = select(
-                evaluated.c.profile_id, evaluated.c.value, stored.c.value
-            ).select_from(joined)
-            if timeless:
+            statement = self._changes_statement(
+                workspace_id, key, root, now_us, collection, computed, whole=only is None
+            )
+            if timeless and only is not None:
                 if len(self._statements) >= 1024:
                     self._statements.clear()
                 self._statements[cache_key] = statement
+        conv = converter(root)
         values: dict[str, Any] = {}
         current: dict[str, Any] = {}
-        for part in chunks(sorted(only)):
-            for pid, raw, was in conn.execute(statement, {"only": list(part)}):
-                values[pid] = convert(root, raw)
+        runs = [{}] if only is None else [{"only": list(part)} for part in chunks(sorted(only))]
+        for parameters in runs:
+            for pid, raw, was in conn.execute(statement, parameters):
+                values[pid] = conv(raw)
                 if was is not None:
                     current[pid] = orjson.loads(was)
         return values, current
+
+    def _changes_statement(
+        self,
+        workspace_id: str,
+        key: str,
+        root: ast.Expr,
+        now_us: int,
+        collection: str,
+        computed: frozenset[str],
+        *,
+        whole: bool,
+    ) -> Any:
+        """``SELECT profile_id, value, stored value`` for :meth:`evaluate_changes`."""
+        evaluated = self.compiler.profile_values(
+            root,
+            workspace_id=workspace_id,
+            now=from_us(now_us),
+            collection=collection,
+            computed=computed,
+            only=None if whole else [],
+        ).subquery("evaluated")
+        joined, stored = _beside_stored(evaluated, workspace_id, key)
+        value, was = evaluated.c.value, stored.c.value
+        unchanged = and_(value.is_(None), was.is_(None))
+        if isinstance(root, ast.Aggregate) and root.reducer in ("count", "unique_count"):
+            # a count is stored as its digits: equal text, equal count
+            same = and_(was.is_not(None), cast(func.coalesce(value, 0), Text) == was)
+            unchanged = or_(unchanged, same)
+        return select(evaluated.c.profile_id, value, was).select_from(joined).where(not_(unchanged))
 
     def membership_changes(
         self,

@@ -221,9 +221,9 @@ class DefinitionStore:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """For the live profiles among ``only`` (None: the whole workspace): the value of
         ``root`` (as :meth:`evaluate`) and what is stored under ``key`` (as :meth:`current`),
-        read in one statement per slice, for the caller to compare. Profiles the database
-        can tell are unchanged are left out of both (no value and nothing stored; a count
-        equal to the stored one). ``timeless``: the value does not depend on now, so the
+        read in one statement per slice, for the caller to compare. Over the whole workspace,
+        profiles the database can tell are unchanged are left out of both (no value and
+        nothing stored; a count equal to the stored one). ``timeless``: the value does not depend on now, so the
         statement is built once and run again for other profiles (real time runs the same
         definitions for every batch)."""
         cache_key = (key, root, workspace_id, collection, computed)
@@ -274,7 +274,10 @@ class DefinitionStore:
             # a count is stored as its digits: equal text, equal count
             same = and_(was.is_not(None), cast(func.coalesce(value, 0), Text) == was)
             unchanged = or_(unchanged, same)
-        return select(evaluated.c.profile_id, value, was).select_from(joined).where(not_(unchanged))
+        query = select(evaluated.c.profile_id, value, was).select_from(joined)
+        # Over a few profiles (real time), the filter would evaluate a correlated value
+        # twice (SQLite repeats it in WHERE) for little to leave out.
+        return query.where(not_(unchanged)) if whole else query
 
     def membership_changes(
         self,

@@ -231,8 +231,6 @@ events = Table(
     Column("import_run_id", String(64), nullable=True, comment="the import run that stored it"),
     Index("ix_events_profile_ts", "workspace_id", "profile_id", "timestamp_us"),
     Index("ix_events_import_run", "workspace_id", "import_run_id"),
-    # what a computed trait or audience reads: one kind of event over the whole workspace
-    Index("ix_events_name", "workspace_id", "type", "event", "profile_id", "timestamp_us"),
 )
 
 links = Table(

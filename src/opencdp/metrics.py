@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 #: The environment variable prometheus_client reads (at import) for its multiprocess mode.
@@ -29,6 +29,7 @@ _COUNTERS = {
     "opencdp_computed_values_changed_total": (
         "Profiles whose computed trait or audience membership changed (batch and real time)."
     ),
+    "opencdp_deliveries_enqueued_total": "Deliveries to destinations written to the outbox.",
 }
 
 
@@ -45,6 +46,19 @@ class Metrics:
             "opencdp_events_quarantined_by_reason",
             "Events put in quarantine, by typed reason (e.g. schema_violation, unplanned_event).",
             ["reason"],
+            registry=self.registry,
+        )
+        self.delivery_attempts = Counter(
+            "opencdp_delivery_attempts",
+            "Attempts to deliver, by destination and verdict (delivered, retry, dead).",
+            ["destination", "verdict"],
+            registry=self.registry,
+        )
+        self.delivery_latency = Histogram(
+            "opencdp_delivery_latency_seconds",
+            "From enqueueing to the receiver's acceptance, by destination.",
+            ["destination"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 3600, 86400),
             registry=self.registry,
         )
         self.inbox_pending = Gauge(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from opencdp.activate.dispatcher import Dispatcher
+from opencdp.activate.router import Router
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
@@ -17,7 +19,7 @@ from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
-from opencdp.resolve.processor import Processor
+from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
 from opencdp.settings import Settings
 from opencdp.storage import migrate
@@ -25,7 +27,9 @@ from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Database
 from opencdp.storage.definitions import DefinitionStore
+from opencdp.storage.destinations import DestinationStore
 from opencdp.storage.inbox import InboxStore
+from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
@@ -106,8 +110,15 @@ class Runtime:
             batch_size=settings.worker_batch_size,
             cache_profiles=settings.worker_cache_profiles,
         )
-        # Computed traits and audiences follow each stored batch (in its transaction).
-        self.processor.listener = self.compute
+        #: activation: configured destinations, the outbox, routing into it
+        self.destinations = DestinationStore(self.db)
+        self.outbox = OutboxStore(self.db)
+        self.router = Router(self.destinations, self.outbox, self.clock, self.metrics)
+        self._dispatcher: Dispatcher | None = None
+        # Computed traits and audiences follow each stored batch (in its transaction), then
+        # its events and the membership changes are routed to destinations (in it too).
+        self.compute.emitted = self.router.route
+        self.processor.listener = BatchListeners(self.compute, self.router)
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
@@ -169,8 +180,26 @@ class Runtime:
                 )
             return self._worker
 
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """The dispatcher of the outbox (created on first use, not started)."""
+        with self._lock:
+            if self._dispatcher is None:
+                s = self.settings
+                self._dispatcher = Dispatcher(
+                    self.outbox,
+                    self.destinations,
+                    self.clock,
+                    self.metrics,
+                    poll_interval=s.dispatcher_poll_interval,
+                    threads=s.dispatcher_threads,
+                )
+            return self._dispatcher
+
     def close(self) -> None:
         """Stop background threads and close database connections."""
+        if self._dispatcher is not None:
+            self._dispatcher.stop()
         if self._worker is not None:
             self._worker.stop()
         self.collector.close()

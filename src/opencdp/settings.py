@@ -137,6 +137,16 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(
         default=0.05, description="Seconds an idle worker waits before looking for new events."
     )
+    dispatcher_poll_interval: float = Field(
+        default=0.1,
+        description="Seconds an idle dispatcher waits before looking for due deliveries.",
+    )
+    dispatcher_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Destinations the dispatcher sends to at the same time (each on a thread).",
+    )
     group_commit_max_events: int = Field(
         default=20_000,
         description="Most events the collector commits in one group-commit transaction.",

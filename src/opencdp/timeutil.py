@@ -6,10 +6,13 @@
   demo's generated data is to the second: :func:`isoformat_seconds`.
 * Times come in as ISO-8601 / RFC 3339 text: :func:`parse_timestamp` (an event time, bounded to
   1970..2200), :func:`from_iso` (``datetime.fromisoformat`` that also reads ``z``).
+* Durations in settings are written in words: ``30 seconds``, ``5 minutes``, ``1 hour``,
+  ``2 days``, ``1 week`` (:func:`parse_duration`).
 """
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -87,3 +90,19 @@ def _parse(value: Any) -> datetime:
     if not EPOCH <= ts < LATEST:
         raise ValueError(f"{value!r} is outside 1970..2200")
     return ts.astimezone(UTC)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(second|minute|hour|day|week)s?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400, "week": 604_800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration written ``<number> <unit>`` (seconds, minutes, hours, days, weeks; singular
+    or plural). Raises ``ValueError`` saying how to write one."""
+    match = _DURATION.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration: write a number and a unit, e.g. '30 seconds', "
+            "'5 minutes', '1 hour', '2 days' or '1 week'"
+        )
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])

@@ -24,6 +24,7 @@ from opencdp.cli.common import (
     settings_from,
 )
 from opencdp.cli.compute_cmd import audiences_app, traits_app
+from opencdp.cli.destination_cmd import deliveries_app, destination_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
 
@@ -52,6 +53,8 @@ app.add_typer(plan_app, name="plan")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(import_app, name="import")
 app.add_typer(traits_app, name="traits")
+app.add_typer(destination_app, name="destination")
+app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
 
@@ -106,12 +109,19 @@ def worker(
         int | None,
         typer.Option(min=1, help="How many worker slots share the inbox (with --slot)."),
     ] = None,
+    no_dispatcher: Annotated[
+        bool,
+        typer.Option(
+            "--no-dispatcher",
+            help="Do not send the outbox from this process (run `opencdp dispatcher` instead).",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Process the inbox in this process until SIGTERM or Ctrl-C. Scale out on PostgreSQL with
-    several: ``--slot I --slots N`` each processes its own partitions in order; without a
-    slot, workers share all partitions."""
+    """Process the inbox in this process until SIGTERM or Ctrl-C, and send the outbox to the
+    destinations beside it. Scale out on PostgreSQL with several: ``--slot I --slots N`` each
+    processes its own partitions in order; without a slot, workers share all partitions."""
     if (slot is None) != (slots is None) or (
         slot is not None and slots is not None and slot >= slots
     ):
@@ -123,8 +133,22 @@ def worker(
         if slot is not None and slots is not None:
             rt.worker.take_slot(slot, slots)
         where = f", slot {slot} of {slots}" if slot is not None else ""
+        if not no_dispatcher:
+            rt.dispatcher.start()
+            where += ", sending the outbox"
         err.print(f"worker on {rt.db.describe()}{where}; Ctrl-C to stop")
         rt.worker.run_until_terminated()
+
+
+@app.command()
+def dispatcher(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+    """Send the outbox's deliveries to their destinations until SIGTERM or Ctrl-C (beside
+    workers started with --no-dispatcher; several may run on PostgreSQL)."""
+    settings = settings_from(data_dir, database_url)
+    _logging(settings.log_level)
+    with runtime_for(settings) as rt:
+        err.print(f"dispatcher on {rt.db.describe()}; Ctrl-C to stop")
+        rt.dispatcher.run_until_terminated()
 
 
 @app.command()

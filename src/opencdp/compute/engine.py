@@ -31,7 +31,7 @@ from opencdp.query import ast
 from opencdp.query.evaluate import Evaluator, ProfileData
 from opencdp.query.functions import FUNCTIONS, apply, quintiles
 from opencdp.query.parser import Definition, DefinitionError, parse
-from opencdp.resolve.batch import BatchChanges
+from opencdp.resolve.batch import BatchChanges, StoredEvent
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definition_sql import NotCompiled
 from opencdp.storage.definitions import FAILED, READY, DefinitionRow, DefinitionStore
@@ -91,6 +91,8 @@ class ComputeEngine:
         self.profiles = profiles
         self.clock = clock
         self.metrics = metrics
+        #: told of the membership events stored, in their transaction (activation routes them)
+        self.emitted: Callable[[Connection, str, Sequence[StoredEvent]], Any] | None = None
         self._parsed: TtlCache[str, list[Parsed]] = TtlCache(clock, cache_seconds)
         self._versions: dict[str, tuple[int, int | None]] = {}
 
@@ -521,11 +523,15 @@ class ComputeEngine:
         entered = sorted(new.keys() - current.keys()) if audience else []
         exited = removed if audience else []
         if entered or exited:
-            self.profiles.insert_events(
-                conn,
-                [_membership_event(workspace_id, row, pid, ENTERED, now_us) for pid in entered]
-                + [_membership_event(workspace_id, row, pid, EXITED, now_us) for pid in exited],
-            )
+            rows = [_membership_event(workspace_id, row, pid, ENTERED, now_us) for pid in entered]
+            rows += [_membership_event(workspace_id, row, pid, EXITED, now_us) for pid in exited]
+            self.profiles.insert_events(conn, rows)
+            if self.emitted is not None:  # activation routes them in the same transaction
+                self.emitted(
+                    conn,
+                    workspace_id,
+                    [StoredEvent(r["message_id"], r["profile_id"], r["payload"]) for r in rows],
+                )
         if self.metrics is not None and (changed or removed):
             self.metrics.add("opencdp_computed_values_changed_total", len(changed) + len(removed))
         return Computation(len(new), len(changed) + len(removed), len(entered), len(exited))

@@ -7,9 +7,9 @@ written back in one transaction. Nothing in this module does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -105,6 +105,17 @@ class BatchChanges:
     merged_into: frozenset[str] = frozenset()
     #: those of ``created`` that are accounts (group calls), not users
     created_accounts: frozenset[str] = frozenset()
+    #: the events the batch stored, in order, on their profiles after the batch's merges
+    stored: Sequence[StoredEvent] = ()
+
+
+class StoredEvent(NamedTuple):
+    """An event a batch stored, as activation routes it."""
+
+    message_id: str
+    profile_id: str
+    #: the event as stored (Segment's spec, JSON text)
+    payload: str
 
 
 @dataclass
@@ -323,6 +334,10 @@ class BatchState:
             {pid: frozenset(keys) for pid, keys in traits_of.items()},
             frozenset(self.final(row["into_profile_id"]) for row in self.merge_rows),
             frozenset(p for p in created if self.new_profiles[p]["collection"] == "accounts"),
+            [
+                StoredEvent(row["message_id"], self.final(row["profile_id"]), row["payload"])
+                for row in self.event_rows
+            ],
         )
 
     def final(self, profile_id: str) -> str:

@@ -105,6 +105,18 @@ class BatchListener(Protocol):
         ...
 
 
+class BatchListeners:
+    """Several listeners told in turn (computed values first, then activation, which routes
+    what the batch stored)."""
+
+    def __init__(self, *listeners: BatchListener) -> None:
+        self.listeners = listeners
+
+    def changed(self, conn: Connection, changes: BatchChanges) -> None:
+        for listener in self.listeners:
+            listener.changed(conn, changes)
+
+
 class IdentityRules(Protocol):
     """Where the processor finds a workspace's identity rules (cached by the composition root)."""
 

@@ -1,5 +1,6 @@
 """The children ``opencdp serve`` supervises: ``python -m opencdp.serve.child http --fd N`` (an
-HTTP process on the supervisor's listening socket) and ``… worker`` (a worker process).
+HTTP process on the supervisor's listening socket) and ``… worker`` (a worker process; the
+first also runs the dispatcher of the outbox).
 
 Both ignore SIGINT (a Ctrl-C in the terminal reaches the whole process group, but the
 supervisor decides the order of stopping), stop cleanly on SIGTERM, and stop on their own when
@@ -60,6 +61,8 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
     try:
         if slot is not None and slots is not None:
             runtime.worker.take_slot(slot, slots)
+        if not slot:  # the first worker sends the outbox too
+            runtime.dispatcher.start()
         runtime.worker.run_until_terminated()
     finally:
         runtime.close()

@@ -168,6 +168,17 @@ _DECLARATIONS = (
         "a workspace's fitted CLV model: seven parameters and counts over all its customers; "
         "the per-profile predictions are computed_values",
     ),
+    no_personal_data(
+        "destinations",
+        "where deliveries go: a type, its settings (URLs, hosts, credentials of the receiving "
+        "system, not of a customer) and subscriptions",
+    ),
+    found_by_profile(
+        "deliveries",
+        ("payload", "last_request", "last_response"),
+        ("profile_id",),
+        "the outbox: the event a delivery carries, what was sent and what came back",
+    ),
 )
 
 #: Every declaration, by table name.

@@ -361,3 +361,52 @@ clv_models = Table(
     ),
     Column("fitted_us", BigInteger, nullable=False),
 )
+
+destinations = Table(
+    "destinations",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True, comment="chosen by the user: the URL's last part"),
+    Column("type", String(64), nullable=False, comment="a registered destination type"),
+    Column("enabled", Boolean, nullable=False),
+    Column("settings", Text, nullable=False, comment="JSON, as the type's schema validated it"),
+    Column("subscriptions", Text, nullable=False, comment="JSON: [{name, condition, mapping}]"),
+    Column("health", String(16), nullable=False, comment="ok | auth_failing | gone"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True, comment="order of enqueueing"),
+    Column("workspace_id", String(64), nullable=False),
+    Column("id", String(64), nullable=False, comment="webhook-id: the same on every attempt"),
+    Column("destination_id", String(64), nullable=False),
+    Column("subscription", String(200), nullable=False),
+    Column("profile_id", String(64), nullable=True),
+    Column("message_id", String(100), nullable=False, comment="the event that caused it"),
+    Column("payload", Text, nullable=False, comment="JSON: the event, mapped at send time"),
+    Column("status", String(16), nullable=False, comment="pending | retrying | delivered | dead"),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("leased_until_us", BigInteger, nullable=True, comment="a dispatcher is sending it"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("delivered_us", BigInteger, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=True, comment="why the last attempt failed"),
+    Column("last_request", Text, nullable=True, comment="JSON: what was sent (secrets masked)"),
+    Column("last_response", Text, nullable=True, comment="JSON: status, headers, body (cut)"),
+    UniqueConstraint("workspace_id", "destination_id", "id", name="uq_deliveries_id"),
+    # what a dispatcher claims: waiting deliveries, in order
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_us",
+        sqlite_where=text("status IN ('pending', 'retrying')"),
+        postgresql_where=text("status IN ('pending', 'retrying')"),
+    ),
+    # in order per destination and profile; listing by destination and status
+    Index("ix_deliveries_profile", "workspace_id", "destination_id", "profile_id", "seq"),
+    Index("ix_deliveries_status", "workspace_id", "destination_id", "status", "seq"),
+)

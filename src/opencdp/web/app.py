@@ -23,6 +23,7 @@ from opencdp.web.api import api_router
 from opencdp.web.body import BoundedBody
 from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
+from opencdp.web.destinations_api import destinations_router
 from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
@@ -77,10 +78,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> Any:
         if run_worker:
             runtime.worker.start()
+            runtime.dispatcher.start()
         try:
             yield
         finally:
             if run_worker:
+                runtime.dispatcher.stop()
                 runtime.worker.stop()
             runtime.collector.close()
 
@@ -146,6 +149,7 @@ def create_app(
     app.include_router(governance_router(runtime))
     app.include_router(compute_router(runtime))
     app.include_router(clv_router(runtime))
+    app.include_router(destinations_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

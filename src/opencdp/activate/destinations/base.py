@@ -1,0 +1,120 @@
+"""The one small interface every destination type implements.
+
+A type says what its settings are (a pydantic model: validated when a destination is
+configured, secrets as ``SecretStr`` so they never show in answers or logs), how many messages
+it sends at once, how it sends them, and what its answers mean for retrying (by default the
+HTTP rules of :func:`opencdp.activate.retry.classify`).
+
+Adding a type is one module with a subclass of :class:`DestinationType` plus one line in
+:mod:`opencdp.activate.destinations` — or, from another package, an entry point in the group
+``opencdp.destinations`` naming the class. The contract tests run against every registered
+type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from opencdp.activate.retry import Verdict, classify
+from opencdp.timeutil import parse_duration
+
+
+class RetrySettings(BaseModel):
+    """How long and how often a destination's deliveries are retried."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial_backoff: str = Field(
+        "5 seconds", description="the first wait; then four times longer each time"
+    )
+    max_age: str = Field("7 days", description="after this, a delivery still failing is dead")
+
+    @field_validator("initial_backoff", "max_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)  # raises ValueError with how to write one
+        return value
+
+
+class DestinationSettings(BaseModel):
+    """Settings every type has; each type extends them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retry: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery as a type sends it."""
+
+    #: the delivery's id (``webhook-id``): the same on every attempt and replay
+    id: str
+    #: the payload the subscription's mapping made of the event
+    data: Any
+    #: the event as it was stored (Segment's spec)
+    event: dict[str, Any]
+    subscription: str
+    #: 1 for the first attempt
+    attempt: int
+    #: when this attempt is made (the injected clock)
+    at: datetime
+
+
+@dataclass
+class Attempt:
+    """What happened to one message: an HTTP-like ``status`` (or None and a transport
+    ``error``: ``timeout``, ``connection``, ``dns``, ``tls``, ``refused_target``…)."""
+
+    status: int | None
+    error: str | None = None
+    retry_after: str | None = None
+    #: what was sent, for the delivery's record (secrets left out)
+    request: dict[str, Any] = field(default_factory=dict)
+    #: what came back: status, headers, body (cut)
+    response: dict[str, Any] = field(default_factory=dict)
+
+
+class DestinationType(ABC):
+    """A kind of receiving system. One instance serves one configured destination."""
+
+    #: the name users write in ``"type"``
+    name: ClassVar[str]
+    #: the settings schema
+    Settings: ClassVar[type[DestinationSettings]] = DestinationSettings
+    #: what the type is for, one line (``opencdp destination types``)
+    summary: ClassVar[str] = ""
+
+    def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
+        self.destination_id = destination_id
+        self.settings = settings
+
+    @property
+    def batch_size(self) -> int:
+        """How many messages one :meth:`send` call takes at most."""
+        return 1
+
+    @abstractmethod
+    def send(self, messages: Sequence[Message]) -> list[Attempt]:
+        """Send ``messages``; one :class:`Attempt` per message, in order. Never raises for
+        a receiver's failure: that is an attempt's status or error."""
+
+    def classify(self, attempt: Attempt) -> Verdict:
+        """What an attempt means: delivered, retry or dead."""
+        return classify(attempt.status, attempt.error)
+
+    def close(self) -> None:  # noqa: B027 - most types hold nothing to release
+        """Release connections (the dispatcher drops the instance when its settings change)."""
+
+
+def cut(text: str | bytes, limit: int) -> str:
+    """At most ``limit`` characters of a body kept in a delivery's record."""
+    if isinstance(text, bytes):
+        text = text[: limit * 4].decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more)"

@@ -1,0 +1,368 @@
+"""The dispatcher: sends the outbox's due deliveries and records what happened.
+
+Each round leases the due deliveries (oldest first, in order per destination and profile),
+sends each destination's share on its own thread — one slow or dead receiver holds up only
+its own deliveries — and stores every outcome: delivered; retrying at the time the policy
+(:mod:`opencdp.activate.retry`) sets; or dead, with the last request and answer kept. A
+dispatcher killed mid-send loses nothing: its leases run out and the deliveries go again
+under the same ids.
+
+Runs as a thread beside the worker (``opencdp serve``, ``opencdp worker``) or alone
+(``opencdp dispatcher``); several can run against PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from opencdp.activate.consent import AllowAll, ConsentCheck
+from opencdp.activate.destinations import registered
+from opencdp.activate.destinations.base import Attempt, DestinationType, Message
+from opencdp.activate.mapping import CompiledMapping, compile_mapping
+from opencdp.activate.retry import next_attempt
+from opencdp.errors import loggable
+from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, DeliveryRow
+from opencdp.timeutil import from_us, parse_duration, to_us
+
+if TYPE_CHECKING:
+    from opencdp.clock import Clock
+    from opencdp.metrics import Metrics
+    from opencdp.storage.destinations import DestinationRow, DestinationStore
+    from opencdp.storage.outbox import OutboxStore
+
+log = logging.getLogger(__name__)
+
+_KEY = tuple[str, str]  # (workspace, destination)
+
+
+@dataclass
+class _Configured:
+    """A destination as the dispatcher sends to it: its type's instance and its
+    subscriptions' compiled mappings (built again when the destination changes)."""
+
+    row: DestinationRow
+    sender: DestinationType
+    mappings: dict[str, CompiledMapping | None]
+    initial: timedelta
+    max_age: timedelta
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        outbox: OutboxStore,
+        destinations: DestinationStore,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        *,
+        consent: ConsentCheck | None = None,
+        lease_seconds: float = 300.0,
+        claim_limit: int = 1000,
+        poll_interval: float = 0.2,
+        threads: int = 8,
+    ) -> None:
+        self.outbox = outbox
+        self.destinations = destinations
+        self.clock = clock
+        self.metrics = metrics
+        self.consent: ConsentCheck = consent or AllowAll()
+        self.lease_seconds = lease_seconds
+        self.claim_limit = claim_limit
+        self.poll_interval = poll_interval
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="opencdp-dispatch")
+        self._configured: dict[_KEY, _Configured] = {}
+        self._failing: set[_KEY] = set()
+        self._busy: dict[_KEY, Future[int]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- rounds -----------------------------------------------------------------------------------
+    def run_once(self) -> int:
+        """Send everything due now and wait for it; returns how many deliveries were
+        attempted (or settled without an attempt)."""
+        futures = self._dispatch(exclude=())
+        return sum(f.result() for f in futures)
+
+    def run_until_idle(self, rounds: int = 1000) -> int:
+        """Rounds until nothing is due (by the injected clock); for tests and the CLI."""
+        total = 0
+        for _ in range(rounds):
+            done = self.run_once()
+            total += done
+            if not done:
+                break
+        return total
+
+    def _dispatch(self, exclude: Sequence[_KEY]) -> list[Future[int]]:
+        now = to_us(self.clock.now())
+        rows = self.outbox.claim(
+            now, int(self.lease_seconds * 1e6), self.claim_limit, exclude=exclude
+        )
+        groups: dict[_KEY, list[DeliveryRow]] = {}
+        for r in rows:
+            groups.setdefault((r.workspace_id, r.destination_id), []).append(r)
+        futures: list[Future[int]] = []
+        for key, share in groups.items():
+            future = self._pool.submit(self._send_share, key, share)
+            with self._lock:
+                self._busy[key] = future
+            future.add_done_callback(lambda _f, k=key: self._done(k))
+            futures.append(future)
+        return futures
+
+    def _done(self, key: _KEY) -> None:
+        with self._lock:
+            future = self._busy.get(key)
+            if future is not None and future.done():
+                del self._busy[key]
+
+    # -- one destination's share ------------------------------------------------------------------
+    def _send_share(self, key: _KEY, rows: list[DeliveryRow]) -> int:
+        try:
+            return self._send(key, rows)
+        except Exception as exc:  # a bug must not kill the dispatcher: leases run out, retried
+            log.error("dispatching to %s failed: %s", key[1], loggable(exc))
+            return 0
+
+    def _send(self, key: _KEY, rows: list[DeliveryRow]) -> int:
+        configured = self._configure(key)
+        now = self.clock.now()
+        outcomes: list[dict[str, Any]] = []
+        if configured is None:  # deleted or disabled since it was claimed: wait for it
+            self.outbox.record([_release(r, to_us(now)) for r in rows])
+            return 0
+        denied = self.consent.denied(
+            key[0], configured.row, sorted({r.profile_id for r in rows if r.profile_id})
+        )
+        sendable: list[tuple[DeliveryRow, Message]] = []
+        for r in rows:
+            if r.profile_id in denied:
+                outcomes.append(_dead(r, to_us(now), "suppressed_by_consent", counted=False))
+                continue
+            try:
+                message = self._message(configured, r)
+            except Exception as exc:  # the mapping cannot shape this event: no attempt
+                outcomes.append(
+                    _dead(r, to_us(now), f"payload_invalid: {loggable(exc)}", counted=False)
+                )
+                continue
+            sendable.append((r, message))
+        deadline = time.monotonic() + self.lease_seconds / 2
+        blocked: dict[str, int] = {}  # profile -> when its failed delivery is tried again
+        size = max(1, configured.sender.batch_size)
+        i = 0
+        while i < len(sendable):
+            if time.monotonic() > deadline:  # the lease is running out: leave the rest
+                outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
+                break
+            chunk: list[tuple[DeliveryRow, Message]] = []
+            while i < len(sendable) and len(chunk) < size:
+                r, m = sendable[i]
+                i += 1
+                if r.profile_id is not None and r.profile_id in blocked:  # keep the order
+                    outcomes.append(_release(r, blocked[r.profile_id]))
+                    continue
+                chunk.append((r, m))
+            if not chunk:
+                continue
+            attempts = configured.sender.send([m for _r, m in chunk])
+            for (r, _m), attempt in zip(chunk, attempts, strict=True):
+                outcome = self._outcome(key, configured, r, attempt)
+                outcomes.append(outcome)
+                if outcome["status"] == RETRYING and r.profile_id is not None:
+                    blocked[r.profile_id] = outcome["next_attempt_us"]
+        self.outbox.record(outcomes)
+        self._after(key, configured, outcomes)
+        return len(rows)
+
+    def _message(self, configured: _Configured, r: DeliveryRow) -> Message:
+        event = orjson.loads(r.payload)
+        mapping = configured.mappings.get(r.subscription)
+        data = event if mapping is None else mapping.apply(event)
+        return Message(r.id, data, event, r.subscription, r.attempts + 1, self.clock.now())
+
+    def _outcome(
+        self, key: _KEY, configured: _Configured, r: DeliveryRow, attempt: Attempt
+    ) -> dict[str, Any]:
+        verdict = configured.sender.classify(attempt)
+        now = self.clock.now()
+        now_us = to_us(now)
+        row: dict[str, Any] = {
+            "seq": r.seq,
+            "attempts": r.attempts + 1,
+            "updated_us": now_us,
+            "last_status_code": attempt.status,
+            "last_error": None,
+            "last_request": None,
+            "last_response": None,
+            "delivered_us": None,
+            "next_attempt_us": r.next_attempt_us,
+        }
+        if self.metrics is not None:
+            self.metrics.delivery_attempts.labels(key[1], verdict.outcome).inc()
+        if verdict.outcome == "delivered":
+            if self.metrics is not None:
+                self.metrics.delivery_latency.labels(key[1]).observe(
+                    max(0.0, (now_us - r.created_us) / 1e6)
+                )
+            return {**row, "status": DELIVERED, "delivered_us": now_us}
+        kept = {
+            "last_error": verdict.reason if attempt.error is None else attempt.error,
+            "last_request": orjson.dumps(attempt.request).decode() if attempt.request else None,
+            "last_response": orjson.dumps(attempt.response).decode() if attempt.response else None,
+        }
+        if verdict.outcome == "retry":
+            from opencdp.activate.retry import retry_after
+
+            when = next_attempt(
+                now,
+                from_us(r.created_us),
+                r.attempts + 1,
+                initial=configured.initial,
+                max_age=configured.max_age,
+                asked=retry_after(attempt.retry_after, now),
+            )
+            if when is not None:
+                return {**row, **kept, "status": RETRYING, "next_attempt_us": to_us(when)}
+            kept["last_error"] = f"expired after {r.attempts + 1} attempts: {kept['last_error']}"
+        return {**row, **kept, "status": DEAD}
+
+    def _after(
+        self, key: _KEY, configured: _Configured, outcomes: Sequence[dict[str, Any]]
+    ) -> None:
+        """The destination's health from its answers: a 410 switches it off, a 401/403 flags
+        its credentials; the first success after failures makes its waiting retries due."""
+        statuses = {o.get("last_status_code") for o in outcomes}
+        now_us = to_us(self.clock.now())
+        if 410 in statuses:
+            self.destinations.set_state(key[0], key[1], now_us, enabled=False, health="gone")
+            self._configured.pop(key, None)
+            return
+        if statuses & {401, 403}:
+            self.destinations.set_state(key[0], key[1], now_us, health="auth_failing")
+            return
+        delivered = any(o.get("status") == DELIVERED for o in outcomes)
+        if any(o.get("status") == RETRYING for o in outcomes):
+            self._failing.add(key)
+        elif delivered and key in self._failing:
+            self._failing.discard(key)
+            woken = self.outbox.wake(key[0], key[1], now_us)
+            if woken:
+                log.info("destination %s answers again: %d deliveries due now", key[1], woken)
+        if delivered and configured.row.health != "ok":
+            self.destinations.set_state(key[0], key[1], now_us, health="ok")
+
+    # -- configuration ----------------------------------------------------------------------------
+    def _configure(self, key: _KEY) -> _Configured | None:
+        """The destination's sender and mappings, built again when it changed."""
+        try:
+            row = self.destinations.get(*key)
+        except Exception:
+            row = None
+        cached = self._configured.get(key)
+        if row is None or not row.enabled:
+            if cached is not None:
+                cached.sender.close()
+                del self._configured[key]
+            return None
+        if cached is not None and cached.row.updated_us == row.updated_us:
+            return cached
+        if cached is not None:
+            cached.sender.close()
+        sender = build_sender(row)
+        mappings = {
+            str(s["name"]): compile_mapping(s["mapping"]) if s.get("mapping") is not None else None
+            for s in row.subscriptions
+        }
+        retry = sender.settings.retry
+        configured = _Configured(
+            row,
+            sender,
+            mappings,
+            parse_duration(retry.initial_backoff),
+            parse_duration(retry.max_age),
+        )
+        self._configured[key] = configured
+        return configured
+
+    # -- running ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Dispatch in a background thread until :meth:`stop` (idempotent)."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="opencdp-dispatcher", daemon=True)
+        self._thread.start()
+
+    def run(self) -> None:
+        """Claim and send until stopped; a destination still sending is left out of the next
+        claims, so the others go on."""
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    busy = [k for k, f in self._busy.items() if not f.done()]
+                started = self._dispatch(exclude=busy)
+            except Exception as exc:  # the database is away: try again shortly
+                log.warning("dispatcher: %s", loggable(exc))
+                started = []
+            if not started:
+                self._stop.wait(self.poll_interval)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to return (safe from a signal handler)."""
+        self._stop.set()
+
+    def run_until_terminated(self) -> None:
+        """:meth:`run` in this (main) thread until SIGTERM or Ctrl-C; the sends under way
+        finish first (``opencdp dispatcher``)."""
+        previous = signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
+        try:
+            self.run()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop claiming, let the sends under way finish, release the senders."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self._pool.shutdown(wait=True)
+        for configured in self._configured.values():
+            configured.sender.close()
+        self._configured.clear()
+
+
+def build_sender(row: DestinationRow) -> DestinationType:
+    """An instance of the destination's type with its settings validated."""
+    kind = registered()[row.type]
+    return kind(row.id, kind.Settings.model_validate(row.settings))
+
+
+def _release(r: DeliveryRow, next_us: int) -> dict[str, Any]:
+    """Not attempted: back to waiting, due at ``next_us`` (after what holds it back)."""
+    return {"seq": r.seq, "next_attempt_us": max(next_us, r.next_attempt_us)}
+
+
+def _dead(r: DeliveryRow, now_us: int, reason: str, *, counted: bool) -> dict[str, Any]:
+    return {
+        "seq": r.seq,
+        "status": DEAD,
+        "attempts": r.attempts + (1 if counted else 0),
+        "updated_us": now_us,
+        "last_error": reason,
+    }

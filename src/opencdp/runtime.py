@@ -192,6 +192,7 @@ class Runtime:
                     self.clock,
                     self.metrics,
                     poll_interval=s.dispatcher_poll_interval,
+                    lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,
                 )
             return self._dispatcher

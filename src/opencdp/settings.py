@@ -141,6 +141,14 @@ class Settings(BaseSettings):
         default=0.1,
         description="Seconds an idle dispatcher waits before looking for due deliveries.",
     )
+    dispatcher_lease_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description=(
+            "How long a dispatcher holds the deliveries it is sending; if it dies, another "
+            "sends them again after this (under the same ids)."
+        ),
+    )
     dispatcher_threads: int = Field(
         default=8,
         ge=1,

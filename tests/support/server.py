@@ -32,7 +32,8 @@ class LiveServer:
     workers setting, 1). ``args`` are further serve arguments (``("--processes", "2")``),
     ``env`` further environment (``OPENCDP_...="..."``). ``identity_trait_keys`` is the JSON of
     ``OPENCDP_IDENTITY_TRAIT_KEYS``; None leaves it unset. ``worker=True`` runs
-    ``opencdp worker`` alone instead (no port is listened on; ``start()`` does not wait).
+    ``opencdp worker`` alone instead (no port is listened on; ``start()`` does not wait), and
+    ``dispatcher=True`` ``opencdp dispatcher``.
     """
 
     def __init__(
@@ -45,6 +46,7 @@ class LiveServer:
         *,
         workers: int | None = None,
         worker: bool = False,
+        dispatcher: bool = False,
         identity_trait_keys: str | None = LOYALTY_CARD,
         ready_timeout: float = 60.0,
         stop_timeout: float = 20.0,
@@ -58,7 +60,8 @@ class LiveServer:
         self.database_url = database_url
         self.args = args
         self.workers = workers
-        self.worker = worker
+        self.dispatcher = dispatcher
+        self.worker = worker or dispatcher  # a process without a port: start() does not wait
         self.identity_trait_keys = identity_trait_keys
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
@@ -66,7 +69,8 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data_dir / ("worker.log" if worker else f"server-{self.port}.log")
+        role = "dispatcher" if dispatcher else "worker" if worker else f"server-{self.port}"
+        self.log = data_dir / f"{role}.log"
 
     @property
     def pid(self) -> int:
@@ -75,7 +79,9 @@ class LiveServer:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "opencdp"]
-        if self.worker:
+        if self.dispatcher:
+            cmd.append("dispatcher")
+        elif self.worker:
             cmd.append("worker")
         else:
             cmd += ["serve", "--host", "127.0.0.1", "--port", str(self.port)]

@@ -182,6 +182,9 @@ class Dispatcher:
                 outcomes.append(outcome)
                 if outcome["status"] == RETRYING and r.profile_id is not None:
                     blocked[r.profile_id] = outcome["next_attempt_us"]
+            if any(a.status == 410 for a in attempts):  # gone: the rest waits, switched off
+                outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
+                break
         self.outbox.record(outcomes)
         self._after(key, configured, outcomes)
         return len(rows)

@@ -104,18 +104,21 @@ def _settings(kind: type[DestinationType], given: Any, kept: Mapping[str, Any]) 
     try:
         model = kind.Settings.model_validate(merged)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"settings.{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors()
-        )
+        problems = "; ".join(_problem(e) for e in exc.errors())
         raise RequestError(problems, code="invalid_settings") from None
     plain = _plain(model)
     assert isinstance(plain, dict)
     return plain
 
 
-def _message(error: Mapping[str, Any]) -> str:
-    text = str(error.get("msg", "invalid"))
-    return text.removeprefix("Value error, ")
+def _problem(error: Mapping[str, Any]) -> str:
+    """One settings problem as ``settings.<field>: what is wrong`` (a check over several
+    fields names its field first in its message)."""
+    text = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    if error.get("type") == "extra_forbidden":
+        text = "not a setting of this type"
+    return f"settings.{where}: {text}" if where else f"settings.{text}"
 
 
 def _plain(value: Any) -> Any:

@@ -94,6 +94,9 @@ class OutboxStore:
             .order_by(deliveries.c.next_attempt_us, deliveries.c.seq)
             .limit(limit)
         )
+        with self.db.read() as conn:  # most rounds find nothing: no write transaction then
+            if conn.execute(due.with_only_columns(deliveries.c.seq).limit(1)).first() is None:
+                return []
         with self.db.write() as conn:
             rows = [
                 DeliveryRow(**r._mapping) for r in conn.execute(self.db.dialect.lock_claim(due))

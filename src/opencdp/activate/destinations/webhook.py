@@ -82,7 +82,7 @@ class WebhookSettings(DestinationSettings):
     def _target(self) -> WebhookSettings:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url {self.url!r}: write an absolute http(s) URL")
+            raise ValueError(f"url: {self.url!r} is not an absolute http(s) URL")
         if parts.scheme == "http" and not self.allow_http:
             raise ValueError("url: plain http is refused; use https or set allow_http")
         if not self.allow_private_targets and _private(parts.hostname, resolve=False):

@@ -101,7 +101,9 @@ def test_a_dispatcher_killed_mid_send_loses_nothing(tmp_path: Path) -> None:
                 }
                 for i in range(40)
             ]
-            r = httpx.post(f"{server.url}/v1/batch", json={"batch": batch}, headers=basic(WRITE_KEY))
+            r = httpx.post(
+                f"{server.url}/v1/batch", json={"batch": batch}, headers=basic(WRITE_KEY)
+            )
             assert r.status_code == 200
             assert sending.wait(30)
             server.kill()  # SIGKILL to the supervisor, its worker and its dispatcher, mid-send
@@ -111,8 +113,9 @@ def test_a_dispatcher_killed_mid_send_loses_nothing(tmp_path: Path) -> None:
             try:
                 expected = {f"o{i}" for i in range(40)}
                 assert wait_for(
-                    lambda: {r.json()["properties"]["order_id"] for r in receiver.requests}
-                    >= expected,
+                    lambda: (
+                        {r.json()["properties"]["order_id"] for r in receiver.requests} >= expected
+                    ),
                     timeout=60,
                 )
             finally:

@@ -59,7 +59,7 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-            do_POST = do_PUT = do_PATCH = _any  # noqa: N815
+            do_POST = do_PUT = do_PATCH = _any
 
             def log_message(self, *_args: Any) -> None:
                 pass

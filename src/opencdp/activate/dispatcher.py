@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,7 +30,7 @@ from opencdp.activate.consent import AllowAll, ConsentCheck
 from opencdp.activate.destinations import registered
 from opencdp.activate.destinations.base import Attempt, DestinationType, Message
 from opencdp.activate.mapping import CompiledMapping, compile_mapping
-from opencdp.activate.retry import next_attempt
+from opencdp.activate.retry import next_attempt, retry_after
 from opencdp.errors import loggable
 from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
@@ -117,11 +118,11 @@ class Dispatcher:
             future = self._pool.submit(self._send_share, key, share)
             with self._lock:
                 self._busy[key] = future
-            future.add_done_callback(lambda _f, k=key: self._done(k))
+            future.add_done_callback(partial(self._done, key))
             futures.append(future)
         return futures
 
-    def _done(self, key: _KEY) -> None:
+    def _done(self, key: _KEY, _future: Future[int]) -> None:
         with self._lock:
             future = self._busy.get(key)
             if future is not None and future.done():
@@ -226,8 +227,6 @@ class Dispatcher:
             "last_response": orjson.dumps(attempt.response).decode() if attempt.response else None,
         }
         if verdict.outcome == "retry":
-            from opencdp.activate.retry import retry_after
-
             when = next_attempt(
                 now,
                 from_us(r.created_us),

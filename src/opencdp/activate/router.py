@@ -20,12 +20,11 @@ import orjson
 from opencdp.activate.fql import Condition, parse_condition
 from opencdp.activate.signing import webhook_id
 from opencdp.resolve.batch import BatchChanges, StoredEvent
+from opencdp.storage.db import Connection
 from opencdp.storage.outbox import PENDING
 from opencdp.timeutil import to_us
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from opencdp.clock import Clock
     from opencdp.metrics import Metrics
     from opencdp.storage.destinations import DestinationStore

@@ -12,7 +12,10 @@
     │   ├── InvalidPayload            not JSON, not an object, corrupt compression     → 400
     │   ├── Forbidden                 the token may not do this (scope, workspace)      → 403
     │   ├── NotFound                  no such profile, source, token                    → 404
-    │   └── RateLimited               per-source rate or inbox backlog limit reached    → 429
+    │   ├── RateLimited               per-source rate or inbox backlog limit reached    → 429
+    │   ├── ConditionError            an FQL condition that does not parse (activate.fql) → 400
+    │   └── MappingError              an Actions mapping that does not validate          → 400
+    │       └── MappingEvaluationError   one event a mapping cannot shape (dead letter)
     └── IdentityError                 identity resolution could not place an event (permanent)
 
 Unknown exceptions are treated as retryable by the worker (see ``is_retryable``).

@@ -69,7 +69,20 @@ def rows_of(runtime: Runtime, table: str, workspace_id: str, profile_id: str) ->
 
 
 def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -> None:
-    # Given a visitor who browses anonymously, then signs in on another device,
+    # Given a destination that receives everything (its outbox rows carry the events),
+    from opencdp.services.destinations import put_destination
+
+    put_destination(
+        runtime,
+        WS,
+        "everything",
+        {
+            "type": "webhook",
+            "settings": {"url": "https://example.com/h"},
+            "subscriptions": [{"name": "all"}],
+        },
+    )
+    # a visitor who browses anonymously, then signs in on another device,
     send(runtime, {"type": "page", "anonymousId": "a1", "name": "Home", "messageId": "ann-1"})
     send(
         runtime,
@@ -111,6 +124,7 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
     entered = {m for m in stored if m.startswith("aud-")}  # her Audience Entered event
     assert stored - entered == ann_messages and len(entered) == 1
     assert [r.message_id for r in found["quarantine"]] == ["ann-5"]
+    assert {r.message_id for r in found["deliveries"]} == stored
     assert {r.id for r in found["profiles"]} == {ann, *runtime.profiles.absorbed_ids(WS, ann)}
     assert {(r.id_type, r.id_value) for r in found["identifiers"]} >= {
         ("user_id", "u1"),

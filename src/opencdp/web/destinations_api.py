@@ -71,9 +71,13 @@ def destinations_router(runtime: Runtime) -> APIRouter:
         outbox, and answers what the receiver said."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await json_body(request) if await request.body() else {}
+            body = await json_body(request, default={})
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object", code="invalid_request")
+            if not isinstance(body.get("event", {}), dict):
+                raise RequestError("event: a Segment event (a JSON object)", code="invalid_request")
+            if not isinstance(body.get("subscription", ""), str):
+                raise RequestError("subscription: a subscription's name", code="invalid_request")
             return await run_in_threadpool(
                 lambda: service.test_destination(
                     runtime,

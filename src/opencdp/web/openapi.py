@@ -21,6 +21,9 @@ from opencdp.web.wire_schemas import (
     COMPONENTS,
     DEFINITION,
     DEFINITION_PREVIEW,
+    DELIVERIES_REPLAY,
+    DESTINATION,
+    DESTINATION_TEST,
     DISMISS,
     DRY_RUN,
     IDENTITY_RULES,
@@ -216,6 +219,31 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("get", "/api/clv/model"): Doc((401, 404)),
     ("post", "/api/clv/fit"): Doc((400, 401, 403, 413), body=CLV_FIT, body_required=False),
     ("post", "/api/clv/score"): Doc((400, 401, 403, 404)),
+    ("get", "/api/destinations"): Doc((401,)),
+    ("get", "/api/destinations/{destination_id}"): Doc((401, 404)),
+    ("put", "/api/destinations/{destination_id}"): Doc((400, 401, 403, 413), body=DESTINATION),
+    ("delete", "/api/destinations/{destination_id}"): Doc((401, 403, 404)),
+    ("post", "/api/destinations/{destination_id}/test"): Doc(
+        (400, 401, 403, 404, 413), body=DESTINATION_TEST, body_required=False
+    ),
+    ("get", "/api/deliveries"): Doc(
+        (400, 401),
+        query=(
+            _text("Only this destination's.", name="destination"),
+            Param(
+                "status",
+                {"type": "string", "enum": ["pending", "retrying", "delivered", "dead"]},
+            ),
+            _limit(100, 1000),
+            Param(
+                "next",
+                {"type": "string", "pattern": "^[0-9]*$"},
+                "The `cursor.next` of the previous page.",
+            ),
+        ),
+    ),
+    ("get", "/api/deliveries/{delivery_id}"): Doc((401, 404)),
+    ("post", "/api/deliveries/replay"): Doc((400, 401, 403, 404, 413), body=DELIVERIES_REPLAY),
     ("get", "/api/tracking-plans"): Doc((401,)),
     ("get", "/api/tracking-plans/{plan_id}"): Doc(
         (400, 401, 404),

@@ -406,3 +406,59 @@ CLV_FIT: Final[Schema] = _strict(
 DEFINITION_PREVIEW: Final[Schema] = _strict(
     {"definition": DEFINITION["properties"]["definition"]}, required=("definition",)
 )
+
+#: What ``PUT /api/destinations/{id}`` reads (the settings are the type's: checked by it).
+DESTINATION: Final[Schema] = _strict(
+    {
+        "type": {
+            "type": "string",
+            "pattern": "^[a-z][a-z0-9_-]{0,63}$",
+            "description": "A registered destination type: webhook, segment, smtp, file …",
+        },
+        "enabled": {"type": "boolean"},
+        "settings": {
+            "type": "object",
+            "description": "The type's settings (docs/activation.md); secrets shown as ********",
+        },
+        "subscriptions": {
+            "type": "array",
+            "maxItems": 50,
+            "items": _strict(
+                {
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 200,
+                        "pattern": TEXT_PATTERN,
+                    },
+                    "condition": {
+                        "type": "string",
+                        "maxLength": 20_000,
+                        "pattern": TEXT_PATTERN,
+                        "description": 'Segment FQL, e.g. type = "track" and event = "Order '
+                        'Completed" (default: all)',
+                    },
+                    "mapping": {"description": "Segment Actions mapping directives"},
+                    "enabled": {"type": "boolean"},
+                },
+                required=("name",),
+            ),
+        },
+    },
+    required=("type",),
+)
+#: What ``POST /api/destinations/{id}/test`` reads (both optional).
+DESTINATION_TEST: Final[Schema] = _strict(
+    {
+        "subscription": {"type": "string", "pattern": TEXT_PATTERN},
+        "event": {"type": "object", "description": "A Segment event (default: a sample order)"},
+    }
+)
+#: What ``POST /api/deliveries/replay`` reads.
+DELIVERIES_REPLAY: Final[Schema] = _strict(
+    {
+        "destination": {"type": "string", "pattern": TEXT_PATTERN},
+        "status": {"type": "string", "enum": ["dead", "delivered", "retrying"]},
+        "ids": {"type": "array", "items": {"type": "string", "pattern": TEXT_PATTERN}},
+    }
+)

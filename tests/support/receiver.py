@@ -66,11 +66,19 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutting down waits for it (the default half second per test adds up).
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"{self.base}/hook"
+
+    @property
+    def base(self) -> str:
+        """The receiver's root, for types that add their own path (``segment``)."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self) -> Receiver:
         self._thread.start()

@@ -123,8 +123,10 @@ def _problem(error: Mapping[str, Any]) -> str:
 
 def _plain(value: Any) -> Any:
     """A validated settings model as JSON-ready values, secrets revealed (for storing)."""
-    if isinstance(value, BaseModel):
-        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, BaseModel):  # by the names users write (smtp's "from")
+        return {
+            (f.alias or k): _plain(getattr(value, k)) for k, f in type(value).model_fields.items()
+        }
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, list):
@@ -211,7 +213,7 @@ def _masked(kind: type[DestinationType] | None, settings: Mapping[str, Any]) -> 
     if kind is None:
         return dict(settings)
     secret_fields = {
-        name
+        f.alias or name
         for name, f in kind.Settings.model_fields.items()
         if f.annotation is not None and "SecretStr" in str(f.annotation)
     }

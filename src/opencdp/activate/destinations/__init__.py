@@ -10,12 +10,15 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 from opencdp.activate.destinations.base import DestinationType
+from opencdp.activate.destinations.file import File
+from opencdp.activate.destinations.segment import Segment
+from opencdp.activate.destinations.smtp import Smtp
 from opencdp.activate.destinations.webhook import Webhook
 
 ENTRY_POINT_GROUP = "opencdp.destinations"
 
 #: OpenCDP's own types
-BUILTIN: dict[str, type[DestinationType]] = {t.name: t for t in (Webhook,)}
+BUILTIN: dict[str, type[DestinationType]] = {t.name: t for t in (Webhook, Segment, Smtp, File)}
 
 
 def registered() -> dict[str, type[DestinationType]]:

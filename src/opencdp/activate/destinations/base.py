@@ -47,7 +47,10 @@ class DestinationSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    retry: RetrySettings = Field(default_factory=RetrySettings)  # type: ignore[arg-type]
+    retry: RetrySettings = Field(
+        default_factory=RetrySettings,  # type: ignore[arg-type]
+        description="how long and how often failed deliveries are retried",
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,13 @@ class DestinationType(ABC):
     Settings: ClassVar[type[DestinationSettings]] = DestinationSettings
     #: what the type is for, one line (``opencdp destination types``)
     summary: ClassVar[str] = ""
+    #: settings that validate, the fewest a user writes (documentation; the contract tests
+    #: build every registered type from them)
+    example: ClassVar[dict[str, Any]] = {}
+    #: error classes (``Attempt.error`` up to its first ``:``) the type reports for a message
+    #: it could not send at all and never will as it is (no recipient, an invalid payload):
+    #: dead at once instead of retried like a transport error
+    permanent_errors: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
         self.destination_id = destination_id
@@ -106,7 +116,11 @@ class DestinationType(ABC):
         a receiver's failure: that is an attempt's status or error."""
 
     def classify(self, attempt: Attempt) -> Verdict:
-        """What an attempt means: delivered, retry or dead."""
+        """What an attempt means: delivered, retry or dead (one of the type's
+        :attr:`permanent_errors` is dead, named by its class)."""
+        kind = (attempt.error or "").split(":", 1)[0]
+        if attempt.status is None and kind in self.permanent_errors:
+            return Verdict("dead", kind)
         return classify(attempt.status, attempt.error)
 
     def close(self) -> None:  # noqa: B027 - most types hold nothing to release

@@ -11,18 +11,15 @@ are refused unless ``allow_private_targets``; plain HTTP unless ``allow_http``.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit
 
-import httpx
 import orjson
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from opencdp.activate import signing
+from opencdp.activate.destinations import http
 from opencdp.activate.destinations.base import (
     Attempt,
     DestinationSettings,
@@ -30,19 +27,17 @@ from opencdp.activate.destinations.base import (
     Message,
     cut,
 )
-from opencdp.version import __version__
+from opencdp.activate.destinations.http import REQUEST_BODY_KEPT
 
 #: headers a user cannot set: the signature's and the body's
 RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length"}
 )
-REQUEST_BODY_KEPT = 256 * 1024
-RESPONSE_BODY_KEPT = 64 * 1024
 
 
 class WebhookSettings(DestinationSettings):
     url: str = Field(description="where to send: https://… (http:// with allow_http)")
-    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    method: Literal["POST", "PUT", "PATCH"] = Field("POST", description="the HTTP method")
     headers: dict[str, str] = Field(default_factory=dict, description="extra ASCII headers")
     secret: SecretStr | None = Field(
         None, description="whsec_…: signs every request (Standard Webhooks)"
@@ -51,7 +46,9 @@ class WebhookSettings(DestinationSettings):
         default_factory=list, description="rotated-out secrets still signed with"
     )
     batch_size: int = Field(1, ge=1, le=1000, description="messages per request (1: one each)")
-    timeout_seconds: float = Field(15.0, ge=1, le=60)
+    timeout_seconds: float = Field(
+        15.0, ge=1, le=60, description="how long one request may take (connecting: 5 s at most)"
+    )
     allow_http: bool = Field(False, description="allow plain http:// URLs")
     allow_private_targets: bool = Field(
         False, description="allow loopback, private and link-local addresses"
@@ -80,56 +77,23 @@ class WebhookSettings(DestinationSettings):
 
     @model_validator(mode="after")
     def _target(self) -> WebhookSettings:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"url: {self.url!r} is not an absolute http(s) URL")
-        if parts.scheme == "http" and not self.allow_http:
-            raise ValueError("url: plain http is refused; use https or set allow_http")
-        if not self.allow_private_targets and _private(parts.hostname, resolve=False):
-            raise ValueError(
-                f"url: {parts.hostname} is a loopback, private or link-local address; "
-                "set allow_private_targets to send there"
-            )
+        http.check_target(
+            self.url, allow_http=self.allow_http, allow_private_targets=self.allow_private_targets
+        )
         return self
-
-
-def _private(host: str, *, resolve: bool) -> bool:
-    """Whether ``host`` is (or, with ``resolve``, resolves to) an address OpenCDP must not
-    reach by default (server-side request forgery)."""
-    try:
-        addresses = [ipaddress.ip_address(host.strip("[]"))]
-    except ValueError:
-        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-            return True
-        if not resolve:
-            return False
-        try:
-            infos = socket.getaddrinfo(host, None)
-        except OSError:
-            return False  # the request fails with a DNS error, retried
-        addresses = [ipaddress.ip_address(i[4][0]) for i in infos]
-    return any(
-        a.is_loopback or a.is_private or a.is_link_local or a.is_reserved or a.is_unspecified
-        for a in addresses
-    )
 
 
 class Webhook(DestinationType):
     name = "webhook"
     summary = "JSON over HTTP(S), signed per Standard Webhooks, one message or a batch per request"
     Settings: ClassVar[type[DestinationSettings]] = WebhookSettings
+    example: ClassVar[dict[str, Any]] = {"url": "https://erp.example.com/hooks/opencdp"}
 
     def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
         super().__init__(destination_id, settings)
         assert isinstance(settings, WebhookSettings)
         self.webhook = settings
-        self.client = httpx.Client(
-            timeout=httpx.Timeout(
-                settings.timeout_seconds, connect=min(5.0, settings.timeout_seconds)
-            ),
-            follow_redirects=False,
-            headers={"user-agent": f"OpenCDP/{__version__}"},
-        )
+        self.client = http.new_client(settings.timeout_seconds)
 
     @property
     def batch_size(self) -> int:
@@ -148,7 +112,6 @@ class Webhook(DestinationType):
 
     def _request(self, message_id: str, body: bytes, at: datetime) -> Attempt:
         s = self.webhook
-        host = urlsplit(s.url).hostname or ""
         now = int(at.timestamp())
         headers = {**s.headers, "content-type": "application/json", "webhook-id": message_id}
         headers["webhook-timestamp"] = str(now)
@@ -164,27 +127,14 @@ class Webhook(DestinationType):
             "headers": {k: v for k, v in headers.items() if "signature" not in k},
             "body": cut(body, REQUEST_BODY_KEPT),
         }
-        if not s.allow_private_targets and _private(host, resolve=True):
-            return Attempt(None, "refused_target", request=request)
-        try:
-            answer = self.client.request(s.method, s.url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            return Attempt(None, "timeout", request=request)
-        except httpx.ConnectError as exc:
-            kind = "tls" if "SSL" in str(exc) or "certificate" in str(exc) else "connection"
-            return Attempt(None, kind, request=request)
-        except httpx.HTTPError as exc:
-            return Attempt(None, f"connection: {type(exc).__name__}", request=request)
-        response = {
-            "status": answer.status_code,
-            "headers": dict(answer.headers),
-            "body": cut(answer.content, RESPONSE_BODY_KEPT),
-        }
-        return Attempt(
-            answer.status_code,
-            retry_after=answer.headers.get("retry-after"),
-            request=request,
-            response=response,
+        return http.send(
+            self.client,
+            s.method,
+            s.url,
+            content=body,
+            headers=headers,
+            record=request,
+            allow_private_targets=s.allow_private_targets,
         )
 
     def close(self) -> None:

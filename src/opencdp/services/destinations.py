@@ -59,7 +59,7 @@ def put_destination(
         )
     types = registered()
     kind = body.get("type")
-    if kind not in types:
+    if not isinstance(kind, str) or kind not in types:
         raise RequestError(
             f"type: {kind!r} is not a destination type; known: {', '.join(sorted(types))}",
             code="unknown_destination_type",
@@ -396,8 +396,10 @@ def replay_deliveries(runtime: Runtime, workspace_id: str, body: Any) -> dict[st
     destination = body.get("destination")
     status = body.get("status", "dead")
     ids = body.get("ids", [])
+    if "destination" in body and not isinstance(destination, str):
+        raise RequestError("destination: a destination's id", code="invalid_request")
     if destination is not None:
-        runtime.destinations.get(workspace_id, str(destination))  # NotFound
+        runtime.destinations.get(workspace_id, destination)  # NotFound
     if status not in ("dead", "delivered", "retrying"):
         raise RequestError(
             "status: dead (after a fix), delivered (send again) or retrying (without waiting)",

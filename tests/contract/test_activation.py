@@ -353,3 +353,34 @@ def test_bad_configuration_is_refused_before_anything_is_stored(
     error = answer.json()
     assert error["code"] == code and names in error["message"], error
     assert client.get("/api/destinations/erp", headers=AUTH).status_code == 404
+
+
+def test_a_contact_created_once_is_announced_once(
+    client: TestClient, rt: Runtime, receiver: Receiver
+) -> None:
+    created = {"name": "new-customers", "condition": 'event = "Contact Created"'}
+    put(
+        client,
+        "hybris",
+        {
+            "type": "webhook",
+            "settings": webhook(receiver, new_secret()),
+            "subscriptions": [created],
+        },
+    )
+    body = {
+        "identifiers": {"email": "noor@example.com", "user_id": "noor"},
+        "traits": {"first_name": "Noor"},
+    }
+    first = client.post("/api/contacts", json=body, headers=AUTH)
+    again = client.post("/api/contacts", json=body, headers=AUTH)
+    assert (first.status_code, again.status_code) == (201, 200)
+    rt.dispatcher.run_until_idle()
+    [announced] = receiver.bodies()
+    assert announced["event"] == "Contact Created" and announced["userId"] == "noor"
+    assert announced["properties"]["profile_id"] == first.json()["profile_id"]
+    assert announced["properties"]["traits"] == {"first_name": "Noor", "email": "noor@example.com"}
+    assert {(i["type"], i["id"]) for i in announced["properties"]["identifiers"]} == {
+        ("email", "noor@example.com"),
+        ("user_id", "noor"),
+    }

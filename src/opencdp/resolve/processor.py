@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
@@ -18,7 +18,14 @@ from opencdp.collect.rejection import PROCESS, Rejection, quarantine_row
 from opencdp.errors import RequestError, StorageUnavailable, loggable
 from opencdp.identity import IdentityGraph
 from opencdp.ids import new_id
-from opencdp.resolve.batch import BatchChanges, BatchState, Event, closes_as, lookup_pairs
+from opencdp.resolve.batch import (
+    BatchChanges,
+    BatchState,
+    Event,
+    StoredEvent,
+    closes_as,
+    lookup_pairs,
+)
 from opencdp.resolve.identity_cache import IdentityCache
 from opencdp.storage.db import Connection
 from opencdp.storage.identity_epoch import IdentityEpoch
@@ -733,10 +740,40 @@ class Processor:
             if state.failures:
                 raise RequestError(state.failures[0][2], code="invalid_contact")
             self._persist(conn, state)
-            if self.listener is not None:
-                self.listener.changed(conn, state.changes())
             resolution = orjson.loads(state.event_rows[0]["resolution"])
-        return state.final(resolution["profile_id"]), bool(resolution["created"])
+            profile_id = state.final(resolution["profile_id"])
+            created = bool(resolution["created"])
+            if self.listener is not None:
+                changes = state.changes()
+                if created:  # destinations subscribed to new customers hear of this one
+                    announced = contact_created(message, profile_id, identifiers)
+                    changes = replace(changes, stored=[*changes.stored, announced])
+                self.listener.changed(conn, changes)
+        return profile_id, created
+
+
+def contact_created(
+    message: Mapping[str, Any], profile_id: str, identifiers: Mapping[str, str]
+) -> StoredEvent:
+    """The ``Contact Created`` message a Contact API call that created a customer sends to the
+    destinations subscribed to it (``event = "Contact Created"``): the profile id, the
+    identifiers and the traits given. Routed, not stored on the timeline."""
+    payload: dict[str, Any] = {
+        "type": "track",
+        "event": "Contact Created",
+        "messageId": f"{message['messageId']}-created",
+        "timestamp": message["timestamp"],
+        "properties": {
+            "profile_id": profile_id,
+            "identifiers": [{"type": k, "id": v} for k, v in identifiers.items()],
+            "traits": message.get("traits") or {},
+        },
+        "context": {"library": {"name": "opencdp-contact-api"}},
+    }
+    for key in ("userId", "anonymousId"):
+        if key in message:
+            payload[key] = message[key]
+    return StoredEvent(payload["messageId"], profile_id, orjson.dumps(payload).decode())
 
 
 def contact_message(identifiers: Mapping[str, str], traits: Mapping[str, Any]) -> dict[str, Any]:

@@ -113,7 +113,7 @@ class Runtime:
         #: activation: configured destinations, the outbox, routing into it
         self.destinations = DestinationStore(self.db)
         self.outbox = OutboxStore(self.db)
-        self.router = Router(self.destinations, self.outbox, self.clock, self.metrics)
+        self.router = Router(self.destinations, self.outbox, definitions, self.clock, self.metrics)
         self._dispatcher: Dispatcher | None = None
         # Computed traits and audiences follow each stored batch (in its transaction), then
         # its events and the membership changes are routed to destinations (in it too).

@@ -384,3 +384,98 @@ def test_a_contact_created_once_is_announced_once(
         ("email", "noor@example.com"),
         ("user_id", "noor"),
     }
+
+
+def test_an_audience_subscription_gets_segments_messages_and_a_backfill(
+    client: TestClient, rt: Runtime, receiver: Receiver
+) -> None:
+    # Given an audience with one member before the destination exists
+    query = "event('Order Completed').count() >= 2 AND event('Order Refunded').count() = 0"
+    body = {"definition": {"type": "USERS", "query": query}}
+    assert client.put("/api/audiences/repeat_buyers", json=body, headers=AUTH).status_code == 200
+    ann = {
+        "type": "identify",
+        "userId": "ann",
+        "traits": {"email": "ann@example.com"},
+        "messageId": "ann-id",
+    }
+    send(client, rt, ann, order("ann", 1), order("ann", 2))
+    # When a destination subscribes to the audience (identify and track)
+    sync = {"name": "sync", "audience": "repeat_buyers"}
+    put(
+        client,
+        "crm",
+        {
+            "type": "webhook",
+            "settings": webhook(receiver, new_secret(), batch_size=10),
+            "subscriptions": [sync],
+        },
+    )
+    rt.dispatcher.run_until_idle()
+    # Then the current member arrives as an entry, in Segment's shapes
+    backfill = [m for r in receiver.requests for m in r.json()]
+    by_type = {m["type"]: m for m in backfill}
+    assert set(by_type) == {"identify", "track"} and len(backfill) == 2
+    identify, track = by_type["identify"], by_type["track"]
+    assert identify["userId"] == "ann" and identify["traits"] == {
+        "repeat_buyers": True,
+        "email": "ann@example.com",
+    }
+    assert track["event"] == "Audience Entered"
+    assert track["properties"] == {"audience_key": "repeat_buyers", "repeat_buyers": True}
+    assert track["context"]["traits"] == {"email": "ann@example.com"}
+    personas = track["context"]["personas"]
+    assert (personas["computation_class"], personas["computation_key"], personas["space_id"]) == (
+        "audience",
+        "repeat_buyers",
+        "default",
+    )
+    assert track["integrations"] == {"All": False, "crm": True}
+    # and then joiners and leavers as they change, nothing for the others
+    done = len(receiver.requests)
+    send(client, rt, order("bob", 1), order("bob", 2), order("cyd", 1))
+    refund = {
+        "type": "track",
+        "event": "Order Refunded",
+        "userId": "ann",
+        "messageId": "ann-refund",
+    }
+    send(client, rt, refund)
+    rt.dispatcher.run_until_idle()
+    later = [m for r in receiver.requests[done:] for m in r.json()]
+    changes = sorted(
+        (
+            m.get("userId"),
+            m["type"],
+            m.get("event"),
+            (m.get("traits") or m["properties"])["repeat_buyers"],
+        )
+        for m in later
+    )
+    assert changes == [
+        ("ann", "identify", None, False),
+        ("ann", "track", "Audience Exited", False),
+        ("bob", "identify", None, True),
+        ("bob", "track", "Audience Entered", True),
+    ]
+    # Putting the same subscription again sends no second backfill
+    put(
+        client,
+        "crm",
+        {
+            "type": "webhook",
+            "settings": webhook(receiver, new_secret(), batch_size=10),
+            "subscriptions": [sync],
+        },
+    )
+    assert deliveries(client, status="pending") == []
+
+
+def test_an_audience_subscription_names_an_existing_audience(client: TestClient) -> None:
+    body = {
+        "type": "webhook",
+        "settings": {"url": "https://example.com/h"},
+        "subscriptions": [{"name": "s", "audience": "nope"}],
+    }
+    answer = client.put("/api/destinations/crm", json=body, headers=AUTH)
+    assert answer.status_code == 400 and "no audience 'nope'" in answer.json()["message"]

@@ -6,10 +6,16 @@ A destination's enabled subscriptions each test the event with their FQL conditi
 match is a delivery (Segment's rule: each matching subscription sends its own). The payload
 is the event as stored; the subscription's mapping shapes it at send time, so a fixed mapping
 applies to replayed dead letters too.
+
+A subscription to an audience (``"audience": key``) instead receives Segment's audience
+messages (:mod:`.audience_sync`) built from the membership events compute stores, with the
+profile's identifiers read in the same transaction; when it starts, the audience's current
+members are sent as entries (:meth:`Router.backfill`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,16 +23,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opencdp.activate.audience_sync import audience_messages, membership_of
 from opencdp.activate.fql import Condition, parse_condition
 from opencdp.activate.signing import webhook_id
 from opencdp.resolve.batch import BatchChanges, StoredEvent
 from opencdp.storage.db import Connection
 from opencdp.storage.outbox import PENDING
-from opencdp.timeutil import to_us
+from opencdp.timeutil import isoformat_us, to_us
 
 if TYPE_CHECKING:
     from opencdp.clock import Clock
     from opencdp.metrics import Metrics
+    from opencdp.storage.definitions import DefinitionStore
     from opencdp.storage.destinations import DestinationStore
     from opencdp.storage.outbox import OutboxStore
 
@@ -35,11 +43,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Route:
-    """One enabled subscription of one enabled destination."""
+    """One enabled subscription of one enabled destination: chosen by an FQL ``condition``, or
+    an ``audience``'s membership messages (``identify`` and/or ``track``)."""
 
     destination_id: str
     subscription: str
-    condition: Condition
+    condition: Condition | None
+    audience: str | None = None
+    identify: bool = True
+    track: bool = True
 
 
 class Router:
@@ -50,11 +62,13 @@ class Router:
         self,
         destinations: DestinationStore,
         outbox: OutboxStore,
+        definitions: DefinitionStore,
         clock: Clock,
         metrics: Metrics | None = None,
     ) -> None:
         self.destinations = destinations
         self.outbox = outbox
+        self.definitions = definitions
         self.clock = clock
         self.metrics = metrics
         self._routes: dict[str, tuple[tuple[int, int | None], list[Route]]] = {}
@@ -69,17 +83,8 @@ class Router:
         routes: list[Route] = []
         if version[0]:
             for d in self.destinations.of_workspace_in(conn, workspace_id):
-                if not d.enabled:
-                    continue
-                for s in d.subscriptions:
-                    if not s.get("enabled", True):
-                        continue
-                    try:
-                        condition = parse_condition(s.get("condition") or "all")
-                    except Exception as exc:  # validated when stored; a newer parser may differ
-                        log.warning("destination %s, %s: %s", d.id, s.get("name"), exc)
-                        continue
-                    routes.append(Route(d.id, str(s["name"]), condition))
+                if d.enabled:
+                    routes.extend(r for s in d.subscriptions if (r := _route(d.id, s)))
         self._routes[workspace_id] = (version, routes)
         return routes
 
@@ -94,31 +99,142 @@ class Router:
         routes = self.routes_in(conn, workspace_id)
         if not routes:
             return 0
+        chosen = [r for r in routes if r.condition is not None]
+        audiences = [r for r in routes if r.audience is not None]
         now = to_us(self.clock.now())
         rows: list[dict[str, Any]] = []
+        changes: list[tuple[Route, StoredEvent, bool, str]] = []
         for ev in events:
             event = orjson.loads(ev.payload)
-            for r in routes:
-                if not r.condition.matches(event):
-                    continue
-                rows.append(
-                    {
-                        "workspace_id": workspace_id,
-                        "id": webhook_id(r.destination_id, r.subscription, ev.message_id),
-                        "destination_id": r.destination_id,
-                        "subscription": r.subscription,
-                        "profile_id": ev.profile_id,
-                        "message_id": ev.message_id,
-                        "payload": ev.payload,
-                        "status": PENDING,
-                        "attempts": 0,
-                        "next_attempt_us": now,
-                        "created_us": now,
-                        "updated_us": now,
-                    }
+            for r in chosen:
+                if r.condition is not None and r.condition.matches(event):
+                    rows.append(
+                        _row(workspace_id, r, ev.message_id, ev.profile_id, ev.payload, now)
+                    )
+            membership = membership_of(event) if audiences else None
+            if membership is not None:
+                for r in audiences:
+                    if r.audience == membership[0]:
+                        changes.append((r, ev, membership[1], str(event.get("timestamp"))))
+        if changes:
+            ids = sorted({ev.profile_id for _r, ev, _e, _t in changes})
+            known = self.definitions.identifiers_in(conn, workspace_id, ids)
+            for r, ev, entered, stamp in changes:
+                rows.extend(
+                    self._messages(
+                        workspace_id,
+                        r,
+                        ev.profile_id,
+                        known[ev.profile_id],
+                        entered,
+                        ev.message_id,
+                        stamp,
+                        now,
+                    )
                 )
+        self._enqueue(conn, rows)
+        return len(rows)
+
+    def backfill(
+        self, conn: Connection, workspace_id: str, destination_id: str, subscription: Any
+    ) -> int:
+        """A new audience subscription: every current member of its audience, as an entry."""
+        r = _route(destination_id, subscription)
+        if r is None or r.audience is None:
+            return 0
+        members = self.definitions.members_in(conn, workspace_id, r.audience)
+        known = self.definitions.identifiers_in(conn, workspace_id, [m for m, _us in members])
+        now = to_us(self.clock.now())
+        rows: list[dict[str, Any]] = []
+        for pid, since in members:
+            # the same membership gives the same id: backfilling again sends nothing new
+            base = (
+                "backfill-"
+                + hashlib.sha1(
+                    f"{r.audience}\x1f{pid}\x1f{since}".encode(), usedforsecurity=False
+                ).hexdigest()
+            )
+            rows.extend(
+                self._messages(
+                    workspace_id, r, pid, known[pid], True, base, isoformat_us(since), now
+                )
+            )
+        self._enqueue(conn, rows)
+        return len(rows)
+
+    def _messages(
+        self,
+        workspace_id: str,
+        r: Route,
+        profile_id: str,
+        identifiers: Sequence[tuple[str, str]],
+        entered: bool,
+        message_id: str,
+        stamp: str,
+        now: int,
+    ) -> list[dict[str, Any]]:
+        assert r.audience is not None
+        messages = audience_messages(
+            workspace_id=workspace_id,
+            destination_id=r.destination_id,
+            key=r.audience,
+            entered=entered,
+            profile_id=profile_id,
+            identifiers=identifiers,
+            message_id=message_id,
+            timestamp=stamp,
+            identify=r.identify,
+            track=r.track,
+        )
+        return [
+            _row(workspace_id, r, mid, profile_id, orjson.dumps(payload).decode(), now)
+            for mid, payload in messages
+        ]
+
+    def _enqueue(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if rows:
             self.outbox.enqueue(conn, rows)
             if self.metrics is not None:
                 self.metrics.add("opencdp_deliveries_enqueued_total", len(rows))
-        return len(rows)
+
+
+def _route(destination_id: str, s: Any) -> Route | None:
+    """A stored subscription as a route (None: switched off, or its condition no longer
+    parses — it was validated when stored; a newer parser may differ)."""
+    if not s.get("enabled", True):
+        return None
+    name = str(s["name"])
+    if s.get("audience"):
+        return Route(
+            destination_id,
+            name,
+            None,
+            str(s["audience"]),
+            bool(s.get("identify", True)),
+            bool(s.get("track", True)),
+        )
+    try:
+        condition = parse_condition(s.get("condition") or "all")
+    except Exception as exc:
+        log.warning("destination %s, %s: %s", destination_id, name, exc)
+        return None
+    return Route(destination_id, name, condition)
+
+
+def _row(
+    workspace_id: str, r: Route, message_id: str, profile_id: str, payload: str, now: int
+) -> dict[str, Any]:
+    return {
+        "workspace_id": workspace_id,
+        "id": webhook_id(r.destination_id, r.subscription, message_id),
+        "destination_id": r.destination_id,
+        "subscription": r.subscription,
+        "profile_id": profile_id,
+        "message_id": message_id,
+        "payload": payload,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_us": now,
+        "created_us": now,
+        "updated_us": now,
+    }

@@ -32,7 +32,7 @@ from opencdp.timeutil import isoformat_us, to_us
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MASK = "********"
 _FIELDS = {"type", "enabled", "settings", "subscriptions"}
-_SUBSCRIPTION_FIELDS = {"name", "condition", "mapping", "enabled"}
+_SUBSCRIPTION_FIELDS = {"name", "condition", "mapping", "enabled", "audience", "identify", "track"}
 
 
 # -- configuring ----------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def put_destination(
     existing = _existing(runtime, workspace_id, destination_id)
     kept = existing.settings if existing is not None and existing.type == kind else {}
     settings = _settings(types[kind], body.get("settings", {}), kept)
-    subscriptions = _subscriptions(body.get("subscriptions", []))
+    subscriptions = _subscriptions(runtime, workspace_id, body.get("subscriptions", []))
     now = to_us(runtime.clock.now())
     created = runtime.destinations.put(
         {
@@ -85,7 +85,23 @@ def put_destination(
             "updated_us": now,
         }
     )
+    _backfill(runtime, workspace_id, destination_id, existing, subscriptions)
     return get_destination(runtime, workspace_id, destination_id), created
+
+
+def _backfill(
+    runtime: Runtime,
+    workspace_id: str,
+    destination_id: str,
+    before: DestinationRow | None,
+    subscriptions: list[dict[str, Any]],
+) -> None:
+    """Audience subscriptions that start now receive the audience's current members."""
+    started = {(s["name"], s.get("audience")) for s in before.subscriptions} if before else set()
+    with runtime.db.write() as conn:
+        for s in subscriptions:
+            if s.get("audience") and (s["name"], s["audience"]) not in started:
+                runtime.router.backfill(conn, workspace_id, destination_id, s)
 
 
 def _existing(runtime: Runtime, workspace_id: str, destination_id: str) -> DestinationRow | None:
@@ -136,7 +152,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _subscriptions(given: Any) -> list[dict[str, Any]]:
+def _subscriptions(runtime: Runtime, workspace_id: str, given: Any) -> list[dict[str, Any]]:
     if not isinstance(given, list):
         raise RequestError("subscriptions: a list", code="invalid_subscriptions")
     out: list[dict[str, Any]] = []
@@ -161,6 +177,10 @@ def _subscriptions(given: Any) -> list[dict[str, Any]]:
                 f"{where}.name: {name!r} is used twice", code="invalid_subscriptions"
             )
         names.add(name)
+        audience = s.get("audience")
+        if audience is not None:
+            out.append(_audience_subscription(runtime, workspace_id, where, name, s))
+            continue
         condition = s.get("condition", "all")
         if not isinstance(condition, str):
             raise RequestError(f"{where}.condition: FQL text", code="invalid_condition")
@@ -183,6 +203,44 @@ def _subscriptions(given: Any) -> list[dict[str, Any]]:
             raise RequestError(f"{where}.enabled: true or false", code="invalid_subscriptions")
         out.append({"name": name, "condition": condition, "mapping": mapping, "enabled": enabled})
     return out
+
+
+def _audience_subscription(
+    runtime: Runtime, workspace_id: str, where: str, name: str, s: dict[str, Any]
+) -> dict[str, Any]:
+    """``{"name", "audience": key, "identify": true, "track": true, "mapping"}``: Segment's
+    audience messages for an existing audience."""
+    key = s["audience"]
+    if not isinstance(key, str):
+        raise RequestError(f"{where}.audience: an audience's key", code="invalid_subscriptions")
+    if "condition" in s:
+        raise RequestError(
+            f"{where}: an audience subscription receives that audience's messages; "
+            "it takes no condition",
+            code="invalid_subscriptions",
+        )
+    try:
+        runtime.compute.definitions.get(workspace_id, key, "audience")
+    except NotFound:
+        raise RequestError(
+            f"{where}.audience: no audience {key!r} in this workspace", code="invalid_subscriptions"
+        ) from None
+    flags = {k: s.get(k, True) for k in ("identify", "track")}
+    if not all(isinstance(v, bool) for v in flags.values()) or not any(flags.values()):
+        raise RequestError(
+            f"{where}: identify and track are true or false, at least one true",
+            code="invalid_subscriptions",
+        )
+    mapping = s.get("mapping")
+    if mapping is not None:
+        try:
+            compile_mapping(mapping)
+        except MappingError as exc:
+            raise RequestError(f"{where}.mapping: {exc.message}", code="invalid_mapping") from None
+    enabled = s.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise RequestError(f"{where}.enabled: true or false", code="invalid_subscriptions")
+    return {"name": name, "audience": key, **flags, "mapping": mapping, "enabled": enabled}
 
 
 # -- reading --------------------------------------------------------------------------------------

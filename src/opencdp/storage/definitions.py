@@ -451,21 +451,35 @@ class DefinitionStore:
         self, workspace_id: str, profile_ids: Sequence[str]
     ) -> list[tuple[str, list[tuple[str, str]]]]:
         """Each profile with its (type, value) identifiers, in the order given."""
-        found: dict[str, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
         with self.db.read() as conn:
-            for part in chunks(list(profile_ids)):
-                for pid, id_type, id_value in conn.execute(
-                    select(identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value)
-                    .where(
-                        identifiers.c.workspace_id == workspace_id,
-                        identifiers.c.profile_id.in_(part),
-                    )
-                    .order_by(
-                        identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value
-                    )
-                ):
-                    found[pid].append((id_type, id_value))
+            found = self.identifiers_in(conn, workspace_id, profile_ids)
         return [(pid, found[pid]) for pid in profile_ids]
+
+    def identifiers_in(
+        self, conn: Connection, workspace_id: str, profile_ids: Sequence[str]
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Profile id → its (type, value) identifiers in ``conn``'s transaction."""
+        found: dict[str, list[tuple[str, str]]] = {pid: [] for pid in profile_ids}
+        for part in chunks(list(profile_ids)):
+            for pid, id_type, id_value in conn.execute(
+                select(identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value)
+                .where(
+                    identifiers.c.workspace_id == workspace_id,
+                    identifiers.c.profile_id.in_(part),
+                )
+                .order_by(identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value)
+            ):
+                found[pid].append((id_type, id_value))
+        return found
+
+    def members_in(self, conn: Connection, workspace_id: str, key: str) -> list[tuple[str, int]]:
+        """An audience's members with when each entered (``computed_us``), in profile order."""
+        rows = conn.execute(
+            select(computed_values.c.profile_id, computed_values.c.computed_us)
+            .where(computed_values.c.workspace_id == workspace_id, computed_values.c.key == key)
+            .order_by(computed_values.c.profile_id)
+        )
+        return [(pid, int(us)) for pid, us in rows]
 
     def live_among(
         self, conn: Connection, workspace_id: str, collection: str, profile_ids: Sequence[str]

@@ -28,7 +28,7 @@ from rich.table import Table  # noqa: E402
 
 from bench import common  # noqa: E402
 
-BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import", "compute")
+BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import", "compute", "activation")
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -222,6 +222,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             _save("compute", meta, res, console, since)
             _compute_tables(console, res)
+        if "activation" in only:
+            from bench import activation
+
+            since = time.monotonic()
+            res = activation.run(
+                backends,
+                pg=pg,
+                quick=args.quick,
+                console=console,
+                events=args.events,
+                duration=args.duration,
+                rate=args.low_rate,
+            )
+            _save("activation", meta, res, console, since)
+            _activation_table(console, res)
     finally:
         if pg is not None:
             pg.stop()
@@ -583,3 +598,17 @@ def _compute_tables(console: Console, res: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _activation_table(console: Console, res: dict[str, Any]) -> None:
+    table = Table("backend", "deliveries/s", "event->delivery p99", "with 5 / without", "ratio")
+    for backend, r in res["backends"].items():
+        tp = r["throughput"]
+        table.add_row(
+            backend,
+            f"{r['deliveries'].get('deliveries_per_s') or 0:,.0f}",
+            f"{r['latency'].get('p99_ms')} ms",
+            f"{tp[1].get('events_per_s') or 0:,.0f} / {tp[0].get('events_per_s') or 0:,.0f}",
+            f"{(r.get('ratio') or 0) * 100:.0f} %",
+        )
+    console.print(table)

@@ -87,6 +87,7 @@ def bench_server(
     *,
     workers: int = 0,
     worker: bool = False,
+    dispatcher: bool = False,
     args: tuple[str, ...] = (),
     **env: str,
 ) -> LiveServer:
@@ -100,8 +101,9 @@ def bench_server(
         TOKEN,
         database_url,
         args,
-        workers=None if worker else workers,
+        workers=None if worker or dispatcher else workers,
         worker=worker,
+        dispatcher=dispatcher,
         identity_trait_keys=None,
         ready_timeout=120.0,
         stop_timeout=30.0,

@@ -596,10 +596,6 @@ def _compute_tables(console: Console, res: dict[str, Any]) -> None:
     console.print(t)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def _activation_table(console: Console, res: dict[str, Any]) -> None:
     table = Table("backend", "deliveries/s", "event->delivery p99", "with 5 / without", "ratio")
     for backend, r in res["backends"].items():
@@ -612,3 +608,7 @@ def _activation_table(console: Console, res: dict[str, Any]) -> None:
             f"{(r.get('ratio') or 0) * 100:.0f} %",
         )
     console.print(table)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

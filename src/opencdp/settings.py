@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     worker_poll_interval: float = Field(
         default=0.05, description="Seconds an idle worker waits before looking for new events."
     )
+    dispatcher_in_worker: bool = Field(
+        default=True,
+        description=(
+            "Whether the (first) worker process also sends the outbox; false when dispatchers "
+            "run on their own (`opencdp dispatcher`)."
+        ),
+    )
     dispatcher_poll_interval: float = Field(
         default=0.1,
         description="Seconds an idle dispatcher waits before looking for due deliveries.",

@@ -166,7 +166,8 @@ def disable(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
-    """Switch a destination off (its deliveries wait in the outbox) or, with --enable, on."""
+    """Switch a destination off (nothing new is routed to it; waiting deliveries wait) or, with
+    --enable, on."""
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         service.set_enabled(rt, workspace, destination_id, enable)
     console.print(f"destination {destination_id} {'enabled' if enable else 'disabled'}")

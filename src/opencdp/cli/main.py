@@ -133,7 +133,7 @@ def worker(
         if slot is not None and slots is not None:
             rt.worker.take_slot(slot, slots)
         where = f", slot {slot} of {slots}" if slot is not None else ""
-        if not no_dispatcher:
+        if not no_dispatcher and settings.dispatcher_in_worker:
             rt.dispatcher.start()
             where += ", sending the outbox"
         err.print(f"worker on {rt.db.describe()}{where}; Ctrl-C to stop")

@@ -61,7 +61,7 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
     try:
         if slot is not None and slots is not None:
             runtime.worker.take_slot(slot, slots)
-        if not slot:  # the first worker sends the outbox too
+        if not slot and settings.dispatcher_in_worker:  # the first worker sends the outbox
             runtime.dispatcher.start()
         runtime.worker.run_until_terminated()
     finally:

@@ -300,7 +300,8 @@ def delete_destination(runtime: Runtime, workspace_id: str, destination_id: str)
 def set_enabled(
     runtime: Runtime, workspace_id: str, destination_id: str, enabled: bool
 ) -> dict[str, Any]:
-    """Switch a destination on or off (off: its deliveries wait in the outbox)."""
+    """Switch a destination on or off (off: nothing new is routed to it; the deliveries
+    already in the outbox wait)."""
     runtime.destinations.get(workspace_id, destination_id)  # NotFound
     runtime.destinations.set_state(
         workspace_id,

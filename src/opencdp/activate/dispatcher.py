@@ -186,7 +186,19 @@ class Dispatcher:
             if any(a.status == 410 for a in attempts):  # gone: the rest waits, switched off
                 outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
                 break
-        self.outbox.record(outcomes)
+        # accepted deliveries are stored by one statement per answer code (most are)
+        accepted: dict[int | None, list[int]] = {}
+        kept: list[dict[str, Any]] = []
+        for o in outcomes:
+            if o.get("status") == DELIVERED:
+                accepted.setdefault(o["last_status_code"], []).append(o["seq"])
+            else:
+                kept.append(o)
+        codes = list(accepted.items()) or [(None, [])]
+        for n, (code, seqs) in enumerate(codes):
+            self.outbox.record(
+                kept if n == 0 else [], seqs, now_us=to_us(self.clock.now()), status_code=code
+            )
         self._after(key, configured, outcomes)
         return len(rows)
 

@@ -121,10 +121,9 @@ class OutboxStore:
         self, conn: Connection, rows: Sequence[DeliveryRow], now_us: int
     ) -> dict[tuple[str, str, str | None], int]:
         """(workspace, destination, profile) → the first waiting delivery of that pair that
-        cannot go now (not due, or leased by another dispatcher): nothing after it may."""
-        pairs = sorted(
-            {(r.workspace_id, r.destination_id, r.profile_id) for r in rows if r.profile_id}
-        )
+        cannot go now (not due, or leased by another dispatcher): nothing after it may. Such
+        deliveries are few (those waiting for a retry), so they are read per destination."""
+        wanted = {(r.workspace_id, r.destination_id, r.profile_id) for r in rows if r.profile_id}
         out: dict[tuple[str, str, str | None], int] = {}
         blocked = or_(
             deliveries.c.next_attempt_us > now_us,
@@ -133,29 +132,33 @@ class OutboxStore:
                 deliveries.c.leased_until_us >= now_us,
             ),
         )
-        key = tuple_(
-            deliveries.c.workspace_id, deliveries.c.destination_id, deliveries.c.profile_id
-        )
-        for part in chunks(pairs, 300):
+        for ws, dest in sorted({(w, d) for w, d, _p in wanted}):
             query = (
-                select(
-                    deliveries.c.workspace_id,
-                    deliveries.c.destination_id,
-                    deliveries.c.profile_id,
-                    func.min(deliveries.c.seq),
+                select(deliveries.c.profile_id, func.min(deliveries.c.seq))
+                .where(
+                    deliveries.c.workspace_id == ws,
+                    deliveries.c.destination_id == dest,
+                    deliveries.c.status.in_(WAITING),
+                    blocked,
                 )
-                .where(deliveries.c.status.in_(WAITING), blocked, key.in_(part))
-                .group_by(
-                    deliveries.c.workspace_id, deliveries.c.destination_id, deliveries.c.profile_id
-                )
+                .group_by(deliveries.c.profile_id)
             )
-            for ws, dest, pid, seq in conn.execute(query):
-                out[(ws, dest, pid)] = int(seq)
+            for pid, seq in conn.execute(query):
+                if (ws, dest, pid) in wanted:
+                    out[(ws, dest, pid)] = int(seq)
         return out
 
-    def record(self, outcomes: Sequence[Mapping[str, Any]]) -> None:
-        """Store attempts' outcomes: each a row with ``seq`` and the columns it sets (every
-        row the same columns), releasing their leases."""
+    def record(
+        self,
+        outcomes: Sequence[Mapping[str, Any]],
+        delivered: Sequence[int] = (),
+        *,
+        now_us: int = 0,
+        status_code: int | None = None,
+    ) -> None:
+        """Store attempts' outcomes, releasing their leases: ``outcomes`` each a row with
+        ``seq`` and the columns it sets; ``delivered``, the ``seq`` of deliveries accepted
+        at ``now_us`` with ``status_code`` (one statement for them all: the common case)."""
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for o in outcomes:
             row = {**o, "leased_until_us": None}
@@ -164,6 +167,22 @@ class OutboxStore:
             for rows in by_columns.values():
                 for part in chunks(rows, 2000):
                     self._record.write(conn, part)
+            for seqs in chunks(list(delivered)):
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.seq.in_(seqs))
+                    .values(
+                        status=DELIVERED,
+                        attempts=deliveries.c.attempts + 1,
+                        delivered_us=now_us,
+                        updated_us=now_us,
+                        last_status_code=status_code,
+                        last_error=None,
+                        last_request=None,
+                        last_response=None,
+                        leased_until_us=None,
+                    )
+                )
 
     def wake(self, workspace_id: str, destination_id: str, now_us: int) -> int:
         """Make every delivery of the destination that waits for a retry due now (its

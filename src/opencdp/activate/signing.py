@@ -2,7 +2,7 @@
 
 * A secret is 32 random bytes shown as ``whsec_`` + base64 (:func:`new_secret`); the HMAC key
   is the decoded bytes (:func:`secret_bytes`).
-* ``webhook-id`` is derived from what the delivery is (destination, subscription, the source
+* ``webhook-id`` (``msg_`` + 26 hex characters) is derived from what the delivery is (destination, subscription, the source
   message), so every retry and every replay of it carries the same id: the receiver's
   idempotency key (:func:`webhook_id`).
 * ``webhook-signature`` is ``v1,`` + base64(HMAC-SHA256(key, ``id.timestamp.body``)) over the
@@ -44,12 +44,13 @@ def secret_bytes(secret: str) -> bytes:
 
 
 def webhook_id(destination_id: str, subscription: str, message_id: str) -> str:
-    """``msg_`` + 26 base32 characters of SHA-256 over what the delivery is: the same for
-    every attempt and every replay of it."""
+    """``msg_`` + 26 hex characters (104 bits) of SHA-256 over what the delivery is: the same
+    for every attempt and every replay of it. (Hex, not base32: Python's base32 encoder is
+    pure Python, and the worker derives an id for every delivery it routes.)"""
     digest = hashlib.sha256(
         "\x1f".join((destination_id, subscription, message_id)).encode("utf-8")
-    ).digest()
-    return "msg_" + base64.b32encode(digest).decode("ascii").lower()[:26]
+    ).hexdigest()
+    return "msg_" + digest[:26]
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:

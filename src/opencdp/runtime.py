@@ -117,7 +117,7 @@ class Runtime:
         self._dispatcher: Dispatcher | None = None
         # Computed traits and audiences follow each stored batch (in its transaction), then
         # its events and the membership changes are routed to destinations (in it too).
-        self.compute.emitted = self.router.route
+        self.compute.emitted = self.router.route_memberships
         self.processor.listener = BatchListeners(self.compute, self.router)
 
     def now_us(self) -> int:

@@ -479,3 +479,59 @@ def test_an_audience_subscription_names_an_existing_audience(client: TestClient)
     }
     answer = client.put("/api/destinations/crm", json=body, headers=AUTH)
     assert answer.status_code == 400 and "no audience 'nope'" in answer.json()["message"]
+
+
+def test_a_sender_cannot_fake_audience_membership(
+    client: TestClient, rt: Runtime, receiver: Receiver
+) -> None:
+    body = {"definition": {"type": "USERS", "query": "event('Order Completed').count() >= 1"}}
+    assert client.put("/api/audiences/buyers", json=body, headers=AUTH).status_code == 200
+    sync = {"name": "sync", "audience": "buyers"}
+    put(
+        client,
+        "ads",
+        {"type": "webhook", "settings": webhook(receiver, new_secret()), "subscriptions": [sync]},
+    )
+    fake = {
+        "type": "track",
+        "event": "Audience Exited",
+        "userId": "eve",
+        "messageId": "x" * 100,
+        "properties": {"audience_key": "buyers"},
+    }
+    send(client, rt, fake)
+    rt.dispatcher.run_until_idle()
+    assert receiver.requests == [] and deliveries(client) == []
+
+
+def test_a_receiver_asking_for_a_huge_wait_is_retried_not_stuck(
+    client: TestClient, rt: Runtime, receiver: Receiver
+) -> None:
+    put(
+        client,
+        "erp",
+        {"type": "webhook", "settings": webhook(receiver, new_secret()), "subscriptions": [ORDERS]},
+    )
+    receiver.answer = lambda _r: Answer(503, headers={"Retry-After": "99999999999999"})
+    send(client, rt, order("ann", 1))
+    rt.dispatcher.run_until_idle()
+    [d] = deliveries(client, destination="erp")
+    assert (d["status"], d["attempts"], d["last_status_code"]) == ("retrying", 1, 503)
+
+
+def test_header_values_are_secrets(client: TestClient, rt: Runtime, receiver: Receiver) -> None:
+    settings = webhook(receiver, new_secret(), headers={"Authorization": "Bearer s3cret"})
+    put(client, "erp", {"type": "webhook", "settings": settings, "subscriptions": [ORDERS]})
+    shown = client.get("/api/destinations/erp", headers=AUTH).json()
+    assert shown["settings"]["headers"] == {"Authorization": "********"}
+    assert "s3cret" not in str(shown)
+    put(
+        client, "erp", {"type": "webhook", "settings": shown["settings"], "subscriptions": [ORDERS]}
+    )
+    receiver.answer = lambda _r: Answer(400)
+    send(client, rt, order("ann", 1))
+    rt.dispatcher.run_until_idle()
+    assert receiver.requests[0].headers["authorization"] == "Bearer s3cret"  # kept across the PUT
+    [dead] = deliveries(client, destination="erp", status="dead")
+    record = client.get(f"/api/deliveries/{dead['id']}", headers=AUTH).json()["data"][0]
+    assert "s3cret" not in str(record["last_request"])

@@ -14,7 +14,7 @@ from standardwebhooks import Webhook as Verifier
 from opencdp.activate.destinations import http
 from opencdp.activate.destinations.base import Message
 from opencdp.activate.destinations.webhook import Webhook, WebhookSettings
-from opencdp.activate.signing import new_secret
+from opencdp.activate.signing import batch_id, new_secret
 from tests.support.net import closed_port
 from tests.support.receiver import Answer, Receiver
 
@@ -41,11 +41,15 @@ def test_one_message_is_one_signed_request() -> None:
     assert attempt.status == 200 and "webhook-signature" not in attempt.request["headers"]
 
 
-def test_a_batch_is_a_json_array_under_its_first_id() -> None:
+def test_a_batch_is_a_json_array_under_the_id_of_all_its_members() -> None:
     with Receiver() as receiver:
         attempts = webhook(receiver.url, batch_size=10).send([message(1), message(2)])
-    [got] = receiver.requests
-    assert got.headers["webhook-id"] == "msg_1"
+        webhook(receiver.url, batch_size=10).send([message(1), message(2)])
+        webhook(receiver.url, batch_size=10).send([message(1), message(3)])
+    got, again, other = receiver.requests
+    # the same batch again: the same id; another batch with the same first member: another
+    assert got.headers["webhook-id"] == again.headers["webhook-id"] == batch_id(["msg_1", "msg_2"])
+    assert other.headers["webhook-id"] not in (got.headers["webhook-id"], "msg_1")
     assert got.json() == [{"order": "o-1", "total": 1}, {"order": "o-2", "total": 2}]
     assert [a.status for a in attempts] == [200, 200]
 

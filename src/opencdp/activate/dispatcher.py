@@ -137,8 +137,13 @@ class Dispatcher:
             return 0
 
     def _send(self, key: _KEY, rows: list[DeliveryRow]) -> int:
-        configured = self._configure(key)
         now = self.clock.now()
+        try:
+            configured = self._configure(key)
+        except Exception as exc:  # its type is gone, or its settings no longer validate
+            log.error("destination %s cannot be set up: %s", key[1], loggable(exc))
+            self.outbox.record([_release(r, to_us(now) + 60_000_000) for r in rows])
+            return 0
         outcomes: list[dict[str, Any]] = []
         if configured is None:  # deleted or disabled since it was claimed: wait for it
             self.outbox.record([_release(r, to_us(now)) for r in rows])
@@ -177,11 +182,24 @@ class Dispatcher:
                 chunk.append((r, m))
             if not chunk:
                 continue
-            attempts = configured.sender.send([m for _r, m in chunk])
+            try:
+                attempts = configured.sender.send([m for _r, m in chunk])
+            except Exception as exc:  # a type's bug: counted as a failed attempt, retried
+                log.error("destination %s: send failed: %s", key[1], loggable(exc))
+                attempts = [Attempt(None, f"internal: {loggable(exc)}")] * len(chunk)
+            shared: dict[int, int] = {}  # one request: its messages retry together
             for (r, _m), attempt in zip(chunk, attempts, strict=True):
-                outcome = self._outcome(key, configured, r, attempt)
+                try:
+                    outcome = self._outcome(key, configured, r, attempt)
+                except Exception as exc:  # pragma: no cover - a bug: retried, not lost
+                    log.error("destination %s: outcome failed: %s", key[1], loggable(exc))
+                    outcome = _release(r, to_us(now) + 60_000_000)
+                if outcome.get("status") == RETRYING:
+                    outcome["next_attempt_us"] = shared.setdefault(
+                        id(attempt), outcome["next_attempt_us"]
+                    )
                 outcomes.append(outcome)
-                if outcome["status"] == RETRYING and r.profile_id is not None:
+                if outcome.get("status") == RETRYING and r.profile_id is not None:
                     blocked[r.profile_id] = outcome["next_attempt_us"]
             if any(a.status == 410 for a in attempts):  # gone: the rest waits, switched off
                 outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])

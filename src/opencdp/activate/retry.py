@@ -94,12 +94,13 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        wait = timedelta(seconds=int(text))
+    if text.isascii() and text.isdigit():
+        seconds = int(text) if len(text) <= 9 else 10**9  # past any cap: the cap
+        wait = timedelta(seconds=min(seconds, int(MAX_RETRY_AFTER.total_seconds())))
     else:
         try:
             when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if when.tzinfo is None:
             return None

@@ -89,25 +89,42 @@ class Router:
         return routes
 
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
-        """Route the events a processed batch stored."""
-        self.route(conn, changes.workspace_id, changes.stored)
+        """Route the events a processed batch stored (what senders sent: never audience
+        messages, which only compute's membership changes make — a tracked "Audience
+        Entered" from a browser must not reach an ad tool's list)."""
+        self.route(conn, changes.workspace_id, changes.stored, memberships=False)
 
-    def route(self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]) -> int:
-        """Enqueue a delivery for every event and matching subscription; returns how many."""
+    def route_memberships(
+        self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]
+    ) -> int:
+        """Route the membership events compute stored (audience subscriptions included)."""
+        return self.route(conn, workspace_id, events, memberships=True)
+
+    def route(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        events: Sequence[StoredEvent],
+        *,
+        memberships: bool = False,
+    ) -> int:
+        """Enqueue a delivery for every event and matching subscription (``memberships``:
+        the events are compute's, and audience subscriptions get their messages); returns
+        how many."""
         if not events:
             return 0
         routes = self.routes_in(conn, workspace_id)
         if not routes:
             return 0
         chosen = [r for r in routes if r.condition is not None]
-        audiences = [r for r in routes if r.audience is not None]
+        audiences = [r for r in routes if r.audience is not None] if memberships else []
         now = to_us(self.clock.now())
         rows: list[dict[str, Any]] = []
         changes: list[tuple[Route, StoredEvent, bool, str]] = []
         for ev in events:
             event = orjson.loads(ev.payload)
             for r in chosen:
-                if r.condition is not None and r.condition.matches(event):
+                if r.condition is not None and _matches(r, event):
                     rows.append(
                         _row(workspace_id, r, ev.message_id, ev.profile_id, ev.payload, now)
                     )
@@ -219,6 +236,18 @@ def _route(destination_id: str, s: Any) -> Route | None:
         log.warning("destination %s, %s: %s", destination_id, name, exc)
         return None
     return Route(destination_id, name, condition)
+
+
+def _matches(r: Route, event: Any) -> bool:
+    """The route's condition on the event; an unexpected failure withholds it (fails
+    closed)."""
+    try:
+        return r.condition is not None and r.condition.matches(event)
+    except Exception as exc:  # pragma: no cover - matches() is built never to raise
+        log.warning(
+            "destination %s, %s: condition_error: %s", r.destination_id, r.subscription, exc
+        )
+        return False
 
 
 def _row(

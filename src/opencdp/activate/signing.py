@@ -53,6 +53,12 @@ def webhook_id(destination_id: str, subscription: str, message_id: str) -> str:
     return "msg_" + digest[:26]
 
 
+def batch_id(ids: Sequence[str]) -> str:
+    """The ``webhook-id`` of a request carrying several deliveries: derived from all of
+    them, in order (receivers de-duplicate each message by its own ``messageId``)."""
+    return "msg_" + hashlib.sha256("\x1f".join(ids).encode("utf-8")).hexdigest()[:26]
+
+
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of ``body`` as sent at ``timestamp`` (Unix seconds)."""
     signed = f"{message_id}.{timestamp}.".encode() + body

@@ -116,7 +116,7 @@ def _settings(kind: type[DestinationType], given: Any, kept: Mapping[str, Any]) 
     stands for the stored value)."""
     if not isinstance(given, dict):
         raise RequestError("settings: a JSON object", code="invalid_settings")
-    merged = {k: (kept.get(k) if v == MASK else v) for k, v in given.items()}
+    merged = {k: _unmask(v, kept.get(k)) for k, v in given.items()}
     try:
         model = kind.Settings.model_validate(merged)
     except ValidationError as exc:
@@ -125,6 +125,17 @@ def _settings(kind: type[DestinationType], given: Any, kept: Mapping[str, Any]) 
     plain = _plain(model)
     assert isinstance(plain, dict)
     return plain
+
+
+def _unmask(given: Any, stored: Any) -> Any:
+    """``********`` (also in a list or as a header's value) stands for the stored value."""
+    if given == MASK:
+        return stored
+    if isinstance(given, list) and given and all(v == MASK for v in given):
+        return stored
+    if isinstance(given, dict) and isinstance(stored, dict):
+        return {k: stored.get(k) if v == MASK else v for k, v in given.items()}
+    return given
 
 
 def _problem(error: Mapping[str, Any]) -> str:
@@ -268,8 +279,8 @@ def describe(runtime: Runtime, row: DestinationRow) -> dict[str, Any]:
 
 
 def _masked(kind: type[DestinationType] | None, settings: Mapping[str, Any]) -> dict[str, Any]:
-    if kind is None:
-        return dict(settings)
+    if kind is None:  # its type is not installed: show nothing that may be secret
+        return dict.fromkeys(settings, MASK)
     secret_fields = {
         f.alias or name
         for name, f in kind.Settings.model_fields.items()
@@ -277,7 +288,9 @@ def _masked(kind: type[DestinationType] | None, settings: Mapping[str, Any]) -> 
     }
     out: dict[str, Any] = {}
     for k, v in settings.items():
-        if k in secret_fields and v:
+        if k == "headers" and isinstance(v, dict):  # an Authorization header is a secret
+            out[k] = dict.fromkeys(v, MASK)
+        elif k in secret_fields and v:
             out[k] = [MASK for _ in v] if isinstance(v, list) else MASK
         else:
             out[k] = v
@@ -425,7 +438,7 @@ def list_deliveries(
         raise RequestError("limit: 1 to 1000", code="invalid_request")
     start: int | None = None
     if after:
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit() and len(after) <= 18):
             raise RequestError("next: the cursor.next of the previous page", code="invalid_request")
         start = int(after)
     rows = runtime.outbox.page(

@@ -78,7 +78,8 @@ def create_app(
     async def lifespan(_app: FastAPI) -> Any:
         if run_worker:
             runtime.worker.start()
-            runtime.dispatcher.start()
+            if runtime.settings.dispatcher_in_worker:
+                runtime.dispatcher.start()
         try:
             yield
         finally:

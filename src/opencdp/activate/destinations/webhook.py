@@ -107,7 +107,12 @@ class Webhook(DestinationType):
         if not single and s.batch_size == 1:  # one request each
             return [a for m in messages for a in self.send([m])]
         data: Any = messages[0].data if single else [m.data for m in messages]
-        attempt = self._request(messages[0].id, orjson.dumps(data), messages[0].at)
+        # A batch's id is its members': the same batch sent again has the same id, and a
+        # batch that differs (one member retried with others) never passes for a duplicate.
+        request_id = (
+            messages[0].id if len(messages) == 1 else signing.batch_id([m.id for m in messages])
+        )
+        attempt = self._request(request_id, orjson.dumps(data), messages[0].at)
         return [attempt] * len(messages)
 
     def _request(self, message_id: str, body: bytes, at: datetime) -> Attempt:
@@ -124,7 +129,12 @@ class Webhook(DestinationType):
         request = {
             "method": s.method,
             "url": s.url,
-            "headers": {k: v for k, v in headers.items() if "signature" not in k},
+            # what OpenCDP set; the user's headers by name only (they may hold credentials)
+            "headers": {
+                k: ("********" if k in s.headers else v)
+                for k, v in headers.items()
+                if "signature" not in k
+            },
             "body": cut(body, REQUEST_BODY_KEPT),
         }
         return http.send(

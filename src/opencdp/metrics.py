@@ -30,6 +30,11 @@ _COUNTERS = {
         "Profiles whose computed trait or audience membership changed (batch and real time)."
     ),
     "opencdp_deliveries_enqueued_total": "Deliveries to destinations written to the outbox.",
+    "opencdp_journey_entries_total": "Journey instances started (a profile entered a journey).",
+    "opencdp_journey_sends_total": "Deliveries that journeys' send steps wrote to the outbox.",
+    "opencdp_journey_sends_skipped_total": (
+        "Journey send steps not sent: their destination is missing or switched off."
+    ),
 }
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 from opencdp.activate.dispatcher import Dispatcher
+from opencdp.activate.journey_runner import JourneyRunner
 from opencdp.activate.router import Router
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
@@ -19,16 +21,18 @@ from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.metrics import Metrics
+from opencdp.resolve.batch import StoredEvent
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
 from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.clv import ClvStore
-from opencdp.storage.db import Database
+from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.destinations import DestinationStore
 from opencdp.storage.inbox import InboxStore
+from opencdp.storage.journeys import JourneyStore
 from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
@@ -115,10 +119,27 @@ class Runtime:
         self.outbox = OutboxStore(self.db)
         self.router = Router(self.destinations, self.outbox, definitions, self.clock, self.metrics)
         self._dispatcher: Dispatcher | None = None
+        #: journeys: definitions, instances and their durable timers
+        self.journeys = JourneyStore(self.db)
+        self.journey_runner = JourneyRunner(
+            self.db,
+            self.journeys,
+            self.outbox,
+            self.destinations,
+            definitions,
+            self.clock,
+            self.metrics,
+        )
         # Computed traits and audiences follow each stored batch (in its transaction), then
-        # its events and the membership changes are routed to destinations (in it too).
-        self.compute.emitted = self.router.route_memberships
-        self.processor.listener = BatchListeners(self.compute, self.router)
+        # its events and the membership changes are routed to destinations and offered to
+        # journeys (in it too).
+        self.compute.emitted = self._emitted
+        self.processor.listener = BatchListeners(self.compute, self.router, self.journey_runner)
+
+    def _emitted(self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]) -> int:
+        routed = self.router.route_memberships(conn, workspace_id, events)
+        self.journey_runner.memberships(conn, workspace_id, events)
+        return routed
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
@@ -177,6 +198,7 @@ class Runtime:
                     dedup_window_days=s.dedup_window_days,
                     quarantine_retention_days=s.quarantine_resolved_retention_days,
                     scheduled=lambda: self.compute.refresh_due(s.compute_refresh_seconds),
+                    timers=self.journey_runner.run_due,
                 )
             return self._worker
 
@@ -195,6 +217,7 @@ class Runtime:
                     lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,
                 )
+                self._dispatcher.sends_of = self.journey_runner.sends_to
             return self._dispatcher
 
     def close(self) -> None:

@@ -82,6 +82,11 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
             "subscriptions": [{"name": "all"}],
         },
     )
+    # a journey that sign-ups enter (its instances carry the events on their path),
+    from opencdp.services.journeys import put_journey
+
+    signups = {"entry": {"event": 'event = "Signed Up"'}, "steps": [{"key": "w", "wait": "1 day"}]}
+    put_journey(runtime, WS, "signups", signups)
     # a visitor who browses anonymously, then signs in on another device,
     send(runtime, {"type": "page", "anonymousId": "a1", "name": "Home", "messageId": "ann-1"})
     send(
@@ -125,6 +130,7 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
     assert stored - entered == ann_messages and len(entered) == 1
     assert [r.message_id for r in found["quarantine"]] == ["ann-5"]
     assert {r.message_id for r in found["deliveries"]} == stored
+    assert [r.message_id for r in found["journey_instances"]] == ["ann-5"]
     assert {r.id for r in found["profiles"]} == {ann, *runtime.profiles.absorbed_ids(WS, ann)}
     assert {(r.id_type, r.id_value) for r in found["identifiers"]} >= {
         ("user_id", "u1"),

@@ -36,6 +36,8 @@ def test_every_operation_is_described_and_none_claims_422(runtime: Runtime) -> N
                 "/api/tracking-plans/{plan_id}/dry-run",
                 "/api/audiences/{key}/recompute",
                 "/api/clv/score",
+                "/api/journeys/{key}/pause",
+                "/api/journeys/{key}/resume",
             )
             if method in ("put", "post") and path not in bodiless:
                 assert "requestBody" in op, (method, path)

@@ -405,10 +405,48 @@ def test_settings_refuse_what_cannot_work(settings: dict[str, Any], problem: str
         SmtpSettings.model_validate(values)
 
 
-def test_subject_and_text_are_required() -> None:
-    with pytest.raises(ValidationError) as caught:
-        SmtpSettings.model_validate({"host": "smtp.example.com", "from": "a@shop.test"})
-    assert {e["loc"][0] for e in caught.value.errors()} == {"subject", "text"}
+def test_without_subject_and_text_a_mail_says_what_happened() -> None:
+    # Given a destination with neither template (journeys bring their own)
+    settings = SmtpSettings.model_validate({"host": "smtp.example.com", "from": "a@shop.test"})
+    sender = Smtp("mail", settings)
+    event = {
+        "type": "track",
+        "event": "Order Completed",
+        "properties": {"order_id": "o1", "revenue": 12.5},
+        "context": {"traits": {"email": "ann@example.com"}},
+    }
+    mail, to = sender.compose(Message("msg_1", event, event, "all", 1, AT))
+    # Then the subject is the event's name and the text lists its properties
+    assert to == ["ann@example.com"] and mail["Subject"] == "Order Completed"
+    assert content(mail.get_body(("plain",))).splitlines() == [
+        "Order Completed",
+        "",
+        "order_id: o1",
+        "revenue: 12.5",
+    ]
+
+
+def test_a_messages_own_templates_win_over_the_destinations() -> None:
+    sender = smtp(25)
+    event = identify(1)
+    own = {"subject": "Cart of {{ traits.first_name }}", "html": "<p>{{ traits.first_name }}</p>"}
+    mail, _to = sender.compose(Message("msg_1", event, event, "j", 1, AT, own))
+    assert mail["Subject"] == "Cart of Ann1"
+    assert mail.get_body(("html",)) is not None
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ({"subjekt": "x"}, "unknown templates ['subjekt']"),
+        ({"text": "{% if %}"}, "text: the template does not compile"),
+        ({"text": 3}, "text: a template is text"),
+        ("text", "a JSON object of templates"),
+    ],
+)
+def test_a_messages_own_templates_are_checked(template: Any, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        Smtp.check_template(template)
 
 
 def test_the_port_follows_the_kind_of_connection() -> None:

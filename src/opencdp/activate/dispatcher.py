@@ -17,7 +17,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -56,6 +56,15 @@ class _Configured:
     mappings: dict[str, CompiledMapping | None]
     initial: timedelta
     max_age: timedelta
+    #: subscription -> its own templates (a journey's send steps, e-mail subscriptions)
+    templates: dict[str, dict[str, str]]
+    #: the version of the journeys' sends it was built with
+    sends_version: Any = None
+
+
+#: (workspace, destination) -> (a version, {subscription: {"mapping", "template"}}): the sends
+#: that journeys address to a destination besides its own subscriptions
+SendsOf = Callable[[str, str], tuple[Any, dict[str, dict[str, Any]]]]
 
 
 class Dispatcher:
@@ -87,6 +96,8 @@ class Dispatcher:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        #: the journeys' sends (set by the composition root)
+        self.sends_of: SendsOf | None = None
 
     # -- rounds -----------------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -224,7 +235,15 @@ class Dispatcher:
         event = orjson.loads(r.payload)
         mapping = configured.mappings.get(r.subscription)
         data = event if mapping is None else mapping.apply(event)
-        return Message(r.id, data, event, r.subscription, r.attempts + 1, self.clock.now())
+        return Message(
+            r.id,
+            data,
+            event,
+            r.subscription,
+            r.attempts + 1,
+            self.clock.now(),
+            configured.templates.get(r.subscription),
+        )
 
     def _outcome(
         self, key: _KEY, configured: _Configured, r: DeliveryRow, attempt: Attempt
@@ -308,15 +327,22 @@ class Dispatcher:
                 cached.sender.close()
                 del self._configured[key]
             return None
-        if cached is not None and cached.row.updated_us == row.updated_us:
+        version, sends = self.sends_of(*key) if self.sends_of is not None else (None, {})
+        if (
+            cached is not None
+            and cached.row.updated_us == row.updated_us
+            and cached.sends_version == version
+        ):
             return cached
         if cached is not None:
             cached.sender.close()
         sender = build_sender(row)
+        subscriptions = [*row.subscriptions, *({"name": n, **s} for n, s in sends.items())]
         mappings = {
             str(s["name"]): compile_mapping(s["mapping"]) if s.get("mapping") is not None else None
-            for s in row.subscriptions
+            for s in subscriptions
         }
+        templates = {str(s["name"]): s["template"] for s in subscriptions if s.get("template")}
         retry = sender.settings.retry
         configured = _Configured(
             row,
@@ -324,6 +350,8 @@ class Dispatcher:
             mappings,
             parse_duration(retry.initial_backoff),
             parse_duration(retry.max_age),
+            templates,
+            version,
         )
         self._configured[key] = configured
         return configured

@@ -27,6 +27,7 @@ from opencdp.cli.compute_cmd import audiences_app, traits_app
 from opencdp.cli.destination_cmd import deliveries_app, destination_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
+from opencdp.cli.journey_cmd import journey_app
 
 app = typer.Typer(
     name="opencdp",
@@ -55,6 +56,7 @@ app.add_typer(import_app, name="import")
 app.add_typer(traits_app, name="traits")
 app.add_typer(destination_app, name="destination")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(journey_app, name="journey")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
 

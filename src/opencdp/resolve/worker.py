@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY_SECONDS = 60.0
 #: How often the worker looks for scheduled work that is due.
 SCHEDULED_EVERY_SECONDS = 30.0
+#: How often the worker looks for durable timers (journey waits) that are due.
+TIMERS_EVERY_SECONDS = 1.0
 
 
 class Worker:
@@ -40,6 +42,7 @@ class Worker:
         dedup_window_days: float,
         quarantine_retention_days: float,
         scheduled: Callable[[], int] | None = None,
+        timers: Callable[[], int] | None = None,
     ) -> None:
         self.processor = processor
         self.inbox = inbox
@@ -51,6 +54,9 @@ class Worker:
         #: durable scheduled work run now and then (re-evaluating windows as time passes)
         self.scheduled = scheduled
         self._last_scheduled = -1e18
+        #: durable timers moved when due by the clock (journey waits)
+        self.timers = timers
+        self._last_timers = -1e18
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_prune = -1e18
@@ -70,6 +76,7 @@ class Worker:
         self.processor.partitions = slot_partitions(slot, slots)
         if slot != 0:
             self.scheduled = None  # the first slot's worker runs the scheduled work
+            self.timers = None
 
     def request_stop(self) -> None:
         """Ask ``run()`` to return after the batch under way (safe from a signal handler)."""
@@ -102,6 +109,7 @@ class Worker:
                 attempt = 0
                 self._maybe_prune()
                 self.run_scheduled()
+                n += self.run_timers()
             except Exception as exc:
                 self.failures += 1
                 attempt += 1
@@ -132,6 +140,15 @@ class Worker:
         if done:
             log.info("re-evaluated %d time-dependent definitions", done)
         return done
+
+    def run_timers(self, force: bool = False) -> int:
+        """Move what the durable timers hold that is due (every TIMERS_EVERY_SECONDS, one
+        transaction of at most a few hundred); returns how many moved."""
+        now = self.clock.monotonic()
+        if self.timers is None or (not force and now - self._last_timers < TIMERS_EVERY_SECONDS):
+            return 0
+        self._last_timers = now
+        return self.timers()
 
     def _maybe_prune(self) -> None:
         now = self.clock.monotonic()

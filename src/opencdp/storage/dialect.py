@@ -142,6 +142,15 @@ class Dialect:
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
         )
 
+    def upsert_add(self, table: Table, keys: Sequence[str], column: str) -> Any:
+        """``INSERT … ON CONFLICT (keys) DO UPDATE SET column = column + excluded.column``:
+        a counter that a new row starts and later rows add to."""
+        module = sqlite if self.is_sqlite else postgresql
+        stmt = module.insert(table)
+        return stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={column: table.c[column] + stmt.excluded[column]}
+        )
+
     def bulk_insert(
         self,
         table: Table,

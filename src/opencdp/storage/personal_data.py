@@ -179,6 +179,17 @@ _DECLARATIONS = (
         ("profile_id",),
         "the outbox: the event a delivery carries, what was sent and what came back",
     ),
+    no_personal_data(
+        "journeys",
+        "journey definitions: triggers, steps, templates and the destinations they send to",
+    ),
+    found_by_profile(
+        "journey_instances",
+        ("identifier", "context", "events"),
+        ("profile_id",),
+        "a profile's walk through a journey: the events on its path (cart contents, ids)",
+    ),
+    no_personal_data("journey_steps", "how many instances reached each step of a journey"),
 )
 
 #: Every declaration, by table name.

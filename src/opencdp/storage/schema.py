@@ -410,3 +410,57 @@ deliveries = Table(
     Index("ix_deliveries_profile", "workspace_id", "destination_id", "profile_id", "seq"),
     Index("ix_deliveries_status", "workspace_id", "destination_id", "status", "seq"),
 )
+
+journeys = Table(
+    "journeys",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("definition", Text, nullable=False, comment="JSON: the journey as written"),
+    Column("preset", Text, nullable=True, comment="JSON: {preset, settings} when made from one"),
+    Column("state", String(16), nullable=False, comment="active | paused"),
+    Column("version", Integer, nullable=False, comment="raised by every change"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+journey_instances = Table(
+    "journey_instances",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("journey_key", String(64), nullable=False),
+    Column("profile_id", String(64), nullable=False),
+    Column("identifier", String(150), nullable=False, comment="'' when keyed by profile"),
+    Column("message_id", String(100), nullable=False, comment="the event that started it"),
+    Column("status", String(16), nullable=False, comment="active | completed | exited"),
+    Column("step", String(64), nullable=True),
+    Column("step_since_us", BigInteger, nullable=False),
+    Column("wake_us", BigInteger, nullable=True, comment="the durable timer: due at this time"),
+    Column("entered_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("ended_us", BigInteger, nullable=True),
+    Column("exit_reason", Text, nullable=True),
+    Column("context", Text, nullable=False, comment="JSON: event name -> latest properties"),
+    Column("events", Text, nullable=False, comment="JSON: the events on the path taken"),
+    Column("restarts", Integer, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    # the timers a scheduler picks up
+    Index(
+        "ix_journey_instances_due",
+        "wake_us",
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+    Index("ix_journey_instances_profile", "workspace_id", "profile_id", "journey_key"),
+    Index("ix_journey_instances_step", "workspace_id", "journey_key", "status", "step"),
+)
+
+journey_steps = Table(
+    "journey_steps",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("journey_key", String(64), primary_key=True),
+    Column("step", String(64), primary_key=True),
+    Column("reached", BigInteger, nullable=False, comment="instances that reached the step"),
+)

@@ -27,6 +27,7 @@ from opencdp.web.destinations_api import destinations_router
 from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
+from opencdp.web.journeys_api import journeys_router
 from opencdp.web.openapi import install_openapi
 from opencdp.web.profile_api import profile_router
 from opencdp.web.request_id import RequestId, request_id
@@ -151,6 +152,7 @@ def create_app(
     app.include_router(compute_router(runtime))
     app.include_router(clv_router(runtime))
     app.include_router(destinations_router(runtime))
+    app.include_router(journeys_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

@@ -27,6 +27,7 @@ from opencdp.web.wire_schemas import (
     DISMISS,
     DRY_RUN,
     IDENTITY_RULES,
+    JOURNEY,
     PLAN_ID_PATTERN,
     REPLAY,
     SCHEMA_SETTINGS,
@@ -244,6 +245,20 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ),
     ("get", "/api/deliveries/{delivery_id}"): Doc((401, 404)),
     ("post", "/api/deliveries/replay"): Doc((400, 401, 403, 404, 413), body=DELIVERIES_REPLAY),
+    ("get", "/api/journeys"): Doc((401,)),
+    ("get", "/api/journeys/{key}"): Doc((401, 404)),
+    ("put", "/api/journeys/{key}"): Doc((400, 401, 403, 413), body=JOURNEY),
+    ("delete", "/api/journeys/{key}"): Doc((401, 403, 404)),
+    ("post", "/api/journeys/{key}/pause"): Doc((401, 403, 404)),
+    ("post", "/api/journeys/{key}/resume"): Doc((401, 403, 404)),
+    ("get", "/api/journeys/{key}/instances"): Doc(
+        (400, 401, 404),
+        query=(
+            Param("status", {"type": "string", "enum": ["active", "completed", "exited"]}),
+            _text("Only this profile's.", name="profile"),
+            _limit(100, 1000),
+        ),
+    ),
     ("get", "/api/tracking-plans"): Doc((401,)),
     ("get", "/api/tracking-plans/{plan_id}"): Doc(
         (400, 401, 404),

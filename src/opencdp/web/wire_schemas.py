@@ -454,6 +454,41 @@ DESTINATION_TEST: Final[Schema] = _strict(
         "event": {"type": "object", "description": "A Segment event (default: a sample order)"},
     }
 )
+#: What ``PUT /api/journeys/{key}`` reads: a journey's JSON form, or a preset (the steps and
+#: conditions are checked by the journey parser, naming the field).
+JOURNEY: Final[Schema] = _strict(
+    {
+        "preset": {"type": "string", "enum": ["abandoned-cart", "welcome"]},
+        "settings": {
+            "type": "object",
+            "description": 'A preset\'s settings: {"destination": ID, "wait": "1 hour", '
+            '"subject", "event_name"}',
+        },
+        "key": {"type": "string", "pattern": TEXT_PATTERN},
+        "name": {"type": "string", "maxLength": 200, "pattern": TEXT_PATTERN},
+        "description": {"type": "string", "pattern": TEXT_PATTERN},
+        "enabled": {"type": "boolean"},
+        "entry": {
+            "description": "{event: FQL} or {audience: key}, with unique_identifier, "
+            "new_profile, max_event_age; or a list of them",
+            "oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}],
+        },
+        "reentry": {
+            "description": 'every_time, once, or {"after": "30 days"}',
+            "oneOf": [
+                {"type": "string", "enum": ["every_time", "once"]},
+                {"type": "object"},
+            ],
+        },
+        "exit": {"type": "object", "description": '{"after": "30 days", "rules": [...]}'},
+        "steps": {
+            "type": "array",
+            "maxItems": 50,
+            "items": {"type": "object"},
+            "description": "wait, wait_until, split, send or end, each with a key",
+        },
+    }
+)
 #: What ``POST /api/deliveries/replay`` reads.
 DELIVERIES_REPLAY: Final[Schema] = _strict(
     {

@@ -68,6 +68,8 @@ class Message:
     attempt: int
     #: when this attempt is made (the injected clock)
     at: datetime
+    #: the message's own templates (a journey's send step), for types that take them
+    template: dict[str, str] | None = None
 
 
 @dataclass
@@ -104,6 +106,12 @@ class DestinationType(ABC):
     def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
         self.destination_id = destination_id
         self.settings = settings
+
+    @classmethod
+    def check_template(cls, template: Any) -> dict[str, str]:
+        """Check a message's own templates (a journey's send step); raises ValueError saying
+        what is wrong. Most types render nothing: they refuse any."""
+        raise ValueError(f"the {cls.name} type takes no template; shape the data with a mapping")
 
     @property
     def batch_size(self) -> int:

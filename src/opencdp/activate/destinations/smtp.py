@@ -43,6 +43,7 @@ import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from jinja2 import ChainableUndefined, Template, TemplateError, meta
@@ -59,6 +60,13 @@ from opencdp.activate.destinations.base import (
 from opencdp.activate.retry import Verdict
 
 DEFAULT_TO = "{{ email or traits.email or context.traits.email or properties.email }}"
+#: the subject and text when neither the destination nor the message's template sets them
+DEFAULT_SUBJECT = "{{ subject or event.event or event.type }}"
+DEFAULT_TEXT = (
+    "{% if text %}{{ text }}{% else %}{{ event.event or event.type }}\n\n"
+    "{% for k, v in (event.properties or {}).items() %}{{ k }}: {{ v }}\n{% endfor %}"
+    "{% endif %}"
+)
 #: replies about authentication (RFC 4954): the credentials fail
 AUTH_CODES = frozenset({530, 534, 535, 538})
 #: how much of a mail's text a delivery's record keeps
@@ -122,8 +130,16 @@ class SmtpSettings(DestinationSettings):
         description="template of the recipient(s), comma-separated; the default reads email, "
         "traits.email, context.traits.email, properties.email",
     )
-    subject: str = Field(description="template of the subject")
-    text: str = Field(description="template of the plain-text part (not escaped)")
+    subject: str | None = Field(
+        None,
+        description="template of the subject (default: the event's name); a journey's send "
+        "step or a subscription can set its own",
+    )
+    text: str | None = Field(
+        None,
+        description="template of the plain-text part, not escaped (default: the event's name "
+        "and properties); a journey's send step or a subscription can set its own",
+    )
     html: str | None = Field(None, description="template of the HTML part (autoescaped)")
     list_unsubscribe: str | None = Field(
         None,
@@ -263,6 +279,8 @@ class Smtp(DestinationType):
             for f in TEMPLATES
             if (source := getattr(settings, f)) is not None
         }
+        self.templates.setdefault("subject", _compile("subject", DEFAULT_SUBJECT))
+        self.templates.setdefault("text", _compile("text", DEFAULT_TEXT))
         self.sender = _mailboxes(settings.from_)[0][1]
         self.domain = self.sender.rpartition("@")[2]
         self.tls_context = ssl.create_default_context(cadata=settings.tls_ca_pem)
@@ -290,7 +308,10 @@ class Smtp(DestinationType):
         values: dict[str, Any] = dict(m.data) if isinstance(m.data, dict) else {}
         values["data"] = m.data
         values["event"] = m.event
-        text = {f: self._render(f, values) for f in self.templates}
+        templates = dict(self.templates)
+        for f, source in (m.template or {}).items():
+            templates[f] = _compile(f, source)  # a journey step's or subscription's own
+        text = {f: _render(templates[f], f, values) for f in templates}
         mail = EmailMessage()
         recipients = _recipients(text["to"])
         if len(recipients) > self.smtp.max_recipients:
@@ -321,11 +342,26 @@ class Smtp(DestinationType):
             raise _Unsendable("payload_invalid", str(exc)) from None
         return mail, [address for _name, address in recipients]
 
-    def _render(self, field: str, values: dict[str, Any]) -> str:
-        try:
-            return self.templates[field].render(values)
-        except Exception as exc:  # the sandbox, a filter, an undefined call: all the template's
-            raise _Unsendable("template_error", f"{field}: {type(exc).__name__}: {exc}") from None
+    @classmethod
+    def check_template(cls, template: Any) -> dict[str, str]:
+        """A message's own templates (a journey's send step, a subscription): any of
+        ``subject``, ``text``, ``html``, ``to``, ``reply_to``, ``list_unsubscribe``, checked as
+        the destination's are."""
+        if not isinstance(template, dict):
+            raise ValueError("a JSON object of templates: subject, text, html, …")
+        unknown = sorted(set(template) - set(TEMPLATES))
+        if unknown:
+            raise ValueError(f"unknown templates {unknown}; known: {', '.join(TEMPLATES)}")
+        for f, source in template.items():
+            if not isinstance(source, str):
+                raise ValueError(f"{f}: a template is text")
+            try:
+                _compile(f, source)
+            except TemplateError as exc:
+                line = getattr(exc, "lineno", None)
+                where = f" on line {line}" if line else ""
+                raise ValueError(f"{f}: the template does not compile{where}: {exc}") from None
+        return dict(template)
 
     def _deliver(
         self,
@@ -443,8 +479,16 @@ class Smtp(DestinationType):
         return record
 
 
+@lru_cache(maxsize=512)
 def _compile(field: str, source: str) -> Template:
     return (_HTML if field == "html" else _TEXT).from_string(source)
+
+
+def _render(template: Template, field: str, values: dict[str, Any]) -> str:
+    try:
+        return template.render(values)
+    except Exception as exc:  # the sandbox, a filter, an undefined call: all the template's
+        raise _Unsendable("template_error", f"{field}: {type(exc).__name__}: {exc}") from None
 
 
 def _line(value: str) -> str:

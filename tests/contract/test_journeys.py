@@ -561,3 +561,74 @@ def test_journey_sends_without_a_template_carry_segments_journey_shape(
     assert line["context"]["personas"]["computation_class"] == "journey_step"
     assert line["properties"]["journey_context"]["Signed Up"] == {"plan": "pro"}
     assert line["properties"]["journey_metadata"]["journey_id"] == "notify"
+
+
+def test_entering_an_audience_starts_a_journey_and_a_tracked_fake_does_not(
+    client: TestClient, rt: Runtime, clock: FrozenClock, mail: MailServer
+) -> None:
+    # Given an audience of repeat buyers and a journey its entries start
+    body = {"definition": {"type": "USERS", "query": "event('Order Completed').count() >= 2"}}
+    assert client.put("/api/audiences/repeat", json=body, headers=AUTH).status_code == 200
+    smtp(client, mail)
+    journey(
+        client,
+        "thanks",
+        {
+            "entry": {"audience": "repeat"},
+            "reentry": "once",
+            "steps": [
+                {
+                    "key": "mail",
+                    "send": {
+                        "destination": "mail",
+                        "template": {"subject": "Thank you for coming back", "text": "Thanks!"},
+                    },
+                }
+            ],
+        },
+    )
+    # When kim orders twice, and lee tracks a fake "Audience Entered" himself
+    fake = track("lee", "Audience Entered", 1, clock, audience_key="repeat", repeat=True)
+    send(
+        client,
+        rt,
+        identify("kim", 1, clock, email="kim@example.com"),
+        identify("lee", 1, clock, email="lee@example.com"),
+        track("kim", "Order Completed", 1, clock, order_id="k1"),
+        track("kim", "Order Completed", 2, clock, order_id="k2"),
+        fake,
+    )
+    rt.dispatcher.run_until_idle()
+    # Then kim (who entered the audience) is thanked, once; lee is not
+    assert [m.rcpt_tos for m in mail.mails] == [["kim@example.com"]]
+    assert mail.mails[0].message["Subject"] == "Thank you for coming back"
+    f = figures(client, "thanks")
+    assert (f["entered"], f["completed"]) == (1, 1)
+
+
+def test_the_demos_journeys_mail_into_its_mailbox(
+    client: TestClient, rt: Runtime, clock: FrozenClock, tmp_path: Path
+) -> None:
+    from opencdp.demo.loader import start_journeys
+    from opencdp.demo.mailbox import Mailbox
+
+    with Mailbox(tmp_path / "demo-mail") as box:
+        # Given the demo's destination and presets
+        start_journeys(rt, box.port)
+        assert {j["key"] for j in client.get("/api/journeys", headers=AUTH).json()["data"]} == {
+            "abandoned-cart",
+            "welcome",
+        }
+        # When a new customer identifies and fills a cart
+        send(
+            client,
+            rt,
+            identify("nia", 1, clock, email="nia@example.com", first_name="Nia"),
+            track("nia", "Product Added", 1, clock, cart_id="n", name="Kettlebell"),
+        )
+        later(rt, clock, 121)
+        # Then the welcome and the cart reminder are files in the mailbox
+        files = sorted(p.name for p in box.directory.glob("*.eml"))
+        assert files == ["00001-nia_at_example.com.eml", "00002-nia_at_example.com.eml"]
+        body = (box.directory / files[1]).read_text()
+        assert "Kettlebell" in body

@@ -82,6 +82,42 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
     return truth
 
 
+#: the demo's abandoned-cart wait: short enough to see the e-mail during the tour
+DEMO_CART_WAIT = "2 minutes"
+
+
+def start_journeys(runtime: Any, mail_port: int) -> None:
+    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart and welcome
+    presets sending through it."""
+    from opencdp.services import destinations, journeys
+
+    destinations.put_destination(
+        runtime,
+        DEFAULT_WORKSPACE,
+        "mail",
+        {
+            "type": "smtp",
+            "settings": {
+                "host": "127.0.0.1",
+                "port": mail_port,
+                "from": "OpenCDP demo shop <shop@demo.opencdp.test>",
+                "starttls": False,
+                "retry": {"initial_backoff": "1 second", "max_age": "1 day"},
+            },
+        },
+    )
+    cart = {"destination": "mail", "wait": DEMO_CART_WAIT}
+    journeys.put_journey(
+        runtime, DEFAULT_WORKSPACE, "abandoned-cart", {"preset": "abandoned-cart", "settings": cart}
+    )
+    journeys.put_journey(
+        runtime,
+        DEFAULT_WORKSPACE,
+        "welcome",
+        {"preset": "welcome", "settings": {"destination": "mail"}},
+    )
+
+
 def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
     """Print the demo's ground truth beside what the platform holds."""
     profiles = runtime.profiles.count_profiles(DEFAULT_WORKSPACE, "users")
@@ -110,12 +146,19 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
 
     if serve:
         check_port_free(settings.host, settings.port)  # before minutes of loading, not after
+    mailbox = _mailbox(settings) if serve else None
     rt = Runtime(settings)
     try:
         console.print(f"Loading the demo into {rt.db.describe()} …")
         truth = load_demo(rt, customers=customers, console=console)
         summarize(rt, truth, console)
         url = f"http://{settings.host}:{settings.port}"
+        if mailbox is not None:
+            start_journeys(rt, mailbox.port)
+            console.print(
+                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}) and welcome are on; their "
+                f"e-mails land in {mailbox.directory} (an SMTP server on 127.0.0.1:{mailbox.port})."
+            )
         console.print(
             "\n[bold]Try it[/bold] (write key [green]demo-write-key[/green], "
             "access token [green]demo-token[/green]):\n"
@@ -123,6 +166,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             f"  curl -u demo-token: '{url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/events?limit=5'\n"
             f'  curl -u demo-write-key: {url}/v1/track -d \'{{"userId":"cdnow-1","event":"Product Viewed"}}\'\n'
             f"  {cli_command()} profile explain user_id:cdnow-1\n"
+            f'  curl -u demo-write-key: {url}/v1/identify -d \'{{"userId":"new-1","traits":{{"email":"nia@example.com","first_name":"Nia"}}}}\'   # a welcome e-mail\n'
+            f"  {cli_command()} journey show abandoned-cart\n"
             f"  open {url}/docs for the whole API\n",
             soft_wrap=True,
         )
@@ -132,9 +177,20 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
         from opencdp.serve import serve as run_serve
 
         console.print(f"Serving on {url} (Ctrl-C to stop)")
-        status = run_serve(settings, processes=1, workers=settings.workers, console=console)
+        try:
+            status = run_serve(settings, processes=1, workers=settings.workers, console=console)
+        finally:
+            if mailbox is not None:
+                mailbox.__exit__(None, None, None)
         if status:
             raise ConfigurationError("the server stopped because a process kept failing")
+
+
+def _mailbox(settings: Settings) -> Any:
+    """The demo's mailbox under the data directory, started."""
+    from opencdp.demo.mailbox import Mailbox
+
+    return Mailbox(Path(settings.data_dir) / "demo-mail").__enter__()
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -19,8 +19,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from opencdp.predict import bgnbd, gamma_gamma, value
-from opencdp.predict.summary import from_day_counts
 from opencdp.query.functions import CLV_OUTPUTS
 from opencdp.storage.clv import DAY_US, ClvStore, OrderHistory, StoredModel
 from opencdp.storage.db import Connection
@@ -88,6 +86,10 @@ class ClvProvider:
 def predictions(model: StoredModel, history: OrderHistory) -> dict[str, dict[str, Any]]:
     """Output → profile id → value for every customer of ``history`` (as of its calibration
     end, which is today's day for scoring)."""
+    # imported here: numpy and scipy cost every process that starts a fifth of a second
+    from opencdp.predict import bgnbd, gamma_gamma, value
+    from opencdp.predict.summary import from_day_counts
+
     document = model.model
     bg = bgnbd.BgNbd(**document["bgnbd"], customers=document["customers"])
     gg = gamma_gamma.GammaGamma(

@@ -43,8 +43,6 @@ from datetime import datetime
 from typing import IO, Any, ClassVar, Literal
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator, model_validator
 
 from opencdp.activate.destinations.base import (
@@ -240,13 +238,19 @@ def write_jsonl(out: IO[bytes], rows: Sequence[Any], _s: FileSettings) -> None:
 
 
 def write_parquet(out: IO[bytes], rows: Sequence[Any], s: FileSettings) -> None:
+    # imported here: pyarrow costs every process that starts a tenth of a second
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     columns, flat = table(rows, s.columns)
     arrays = [_column([row.get(c) for row in flat]) for c in columns]
     pq.write_table(pa.table(arrays, names=columns), out)
 
 
-def _column(values: list[Any]) -> pa.Array:
+def _column(values: list[Any]) -> Any:
     """A Parquet column of ``values``: their own type when they share one, else text."""
+    import pyarrow as pa
+
     if not any(isinstance(v, list | dict) for v in values):
         try:
             return pa.array(values)

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 
 from opencdp.activate.dispatcher import Dispatcher
-from opencdp.activate.journey_runner import JourneyRunner
+from opencdp.activate.journey_runner import BatchStart, JourneyRunner
 from opencdp.activate.router import Router
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
@@ -134,7 +134,9 @@ class Runtime:
         # its events and the membership changes are routed to destinations and offered to
         # journeys (in it too).
         self.compute.emitted = self._emitted
-        self.processor.listener = BatchListeners(self.compute, self.router, self.journey_runner)
+        self.processor.listener = BatchListeners(
+            BatchStart(self.journey_runner), self.compute, self.router, self.journey_runner
+        )
 
     def _emitted(self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]) -> int:
         routed = self.router.route_memberships(conn, workspace_id, events)

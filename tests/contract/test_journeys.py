@@ -632,3 +632,40 @@ def test_the_demos_journeys_mail_into_its_mailbox(
         assert files == ["00001-nia_at_example.com.eml", "00002-nia_at_example.com.eml"]
         body = (box.directory / files[1]).read_text()
         assert "Kettlebell" in body
+
+
+def test_an_audience_entry_does_not_see_the_events_that_caused_it(
+    client: TestClient, rt: Runtime, clock: FrozenClock, mail: MailServer
+) -> None:
+    # Given a journey that waits, after entering the repeat buyers, for one more order
+    body = {"definition": {"type": "USERS", "query": "event('Order Completed').count() >= 2"}}
+    assert client.put("/api/audiences/repeat", json=body, headers=AUTH).status_code == 200
+    smtp(client, mail)
+    third = {"name": "third", "event": 'event = "Order Completed"', "next": "end"}
+    journey(
+        client,
+        "third-order",
+        {
+            "entry": {"audience": "repeat"},
+            "steps": [
+                {"key": "wait", "wait_until": {"timeout": "1 day", "branches": [third]}},
+                {"key": "nudge", "send": {"destination": "mail", "template": {"text": "Hi"}}},
+            ],
+        },
+    )
+    # When the second order makes kim a member (in the same batch as the order)
+    send(
+        client,
+        rt,
+        identify("kim", 1, clock, email="kim@example.com"),
+        track("kim", "Order Completed", 1, clock, order_id="k1"),
+        track("kim", "Order Completed", 2, clock, order_id="k2"),
+    )
+    # Then the instance waits: the order that caused the entry is not the one it waits for
+    f = figures(client, "third-order")
+    assert (f["entered"], f["active"]) == (1, 1)
+    send(client, rt, track("kim", "Order Completed", 3, clock, order_id="k3"))
+    f = figures(client, "third-order")
+    assert (f["active"], f["completed"]) == (0, 1)
+    later(rt, clock, 2 * 24 * HOUR)
+    assert mail.mails == []

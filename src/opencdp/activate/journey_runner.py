@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -111,6 +112,8 @@ class JourneyRunner:
         self.clock = clock
         self.metrics = metrics
         self._live: dict[str, tuple[tuple[int, int, int | None], dict[str, Live]]] = {}
+        #: per thread: the batch under way and the membership events it emitted
+        self._local = threading.local()
 
     # -- the journeys -----------------------------------------------------------------------------
     def journeys_in(self, conn: Connection, workspace_id: str) -> dict[str, Live]:
@@ -148,23 +151,45 @@ class JourneyRunner:
         return version, sends
 
     # -- events -----------------------------------------------------------------------------------
+    def begin(self, conn: Connection) -> None:
+        """A processed batch starts (before compute): membership events compute emits in
+        ``conn``'s transaction wait for :meth:`changed`, which offers them after the batch's
+        own events — so an instance an audience entry starts does not see the events that
+        caused the entry, and the batch takes its journey locks in one place."""
+        self._local.batch = (conn, [])
+
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
-        """The processor's batch listener: the batch's events start and move instances."""
-        if not changes.stored:
+        """The processor's batch listener: the batch's events start and move instances,
+        then the membership changes compute made of them."""
+        batch = getattr(self._local, "batch", None)
+        self._local.batch = None
+        waiting = batch[1] if batch is not None and batch[0] is conn else []
+        if not changes.stored and not waiting:
             return
         live = self.journeys_in(conn, changes.workspace_id)
         if not live:
             return
         if changes.merged:
             self.store.follow_merges(conn, changes.workspace_id, changes.merged_into)
-        self.offer(conn, changes.workspace_id, changes.stored, live, created=changes.created)
+        if changes.stored:
+            self.offer(conn, changes.workspace_id, changes.stored, live, created=changes.created)
+        for workspace_id, events in waiting:
+            self.offer(
+                conn, workspace_id, events, self.journeys_in(conn, workspace_id), memberships=True
+            )
 
     def memberships(
         self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]
     ) -> int:
         """Compute's membership events: audience triggers start instances; they move
-        waiting ones like any event. Returns how many instances started or moved."""
+        waiting ones like any event. Inside a processed batch they wait for
+        :meth:`changed`; otherwise (a scheduled or requested recompute) they go now.
+        Returns how many instances started or moved now."""
         if not events:
+            return 0
+        batch = getattr(self._local, "batch", None)
+        if batch is not None and batch[0] is conn:
+            batch[1].append((workspace_id, list(events)))
             return 0
         live = self.journeys_in(conn, workspace_id)
         if not live:
@@ -412,6 +437,16 @@ class JourneyRunner:
             if self.metrics is not None:
                 self.metrics.add("opencdp_deliveries_enqueued_total", len(rows))
                 self.metrics.add("opencdp_journey_sends_total", len(rows))
+
+
+class BatchStart:
+    """The first of the processor's batch listeners: tells the runner a batch begins."""
+
+    def __init__(self, runner: JourneyRunner) -> None:
+        self.runner = runner
+
+    def changed(self, conn: Connection, _changes: BatchChanges) -> None:
+        self.runner.begin(conn)
 
 
 def journey_message(

@@ -597,7 +597,14 @@ def _compute_tables(console: Console, res: dict[str, Any]) -> None:
 
 
 def _activation_table(console: Console, res: dict[str, Any]) -> None:
-    table = Table("backend", "deliveries/s", "event->delivery p99", "with 5 / without", "ratio")
+    table = Table(
+        "backend",
+        "deliveries/s",
+        "event->delivery p99",
+        "with 5 / without",
+        "ratio",
+        "journeys on",
+    )
     for backend, r in res["backends"].items():
         tp = r["throughput"]
         table.add_row(
@@ -606,6 +613,7 @@ def _activation_table(console: Console, res: dict[str, Any]) -> None:
             f"{r['latency'].get('p99_ms')} ms",
             f"{tp[1].get('events_per_s') or 0:,.0f} / {tp[0].get('events_per_s') or 0:,.0f}",
             f"{(r.get('ratio') or 0) * 100:.0f} %",
+            f"{(r.get('journeys_ratio') or 0) * 100:.0f} %",
         )
     console.print(table)
 

@@ -96,7 +96,14 @@ def test_targets_are_refused_as_before(settings: dict[str, Any], problem: str) -
         ("[fe80::1]", True),
         ("0.0.0.0", True),
         ("localhost", True),
+        ("100.64.0.1", True),  # carrier-grade NAT: inside a provider's network
+        ("[::ffff:10.0.0.1]", True),  # a private IPv4 address written as IPv6
+        ("[::1]", True),
+        ("224.0.0.1", True),  # multicast
+        ("169.254.169.254", True),  # a cloud's metadata service
+        ("198.18.0.1", True),  # benchmarking range
         ("93.184.215.14", False),
+        ("[2606:4700::1111]", False),
         ("example.com", False),  # not resolved when asked not to
     ],
 )

@@ -56,10 +56,17 @@ def private(host: str, *, resolve: bool) -> bool:
         except OSError:
             return False  # the request fails with a DNS error, retried
         addresses = [ipaddress.ip_address(i[4][0]) for i in infos]
-    return any(
-        a.is_loopback or a.is_private or a.is_link_local or a.is_reserved or a.is_unspecified
-        for a in addresses
-    )
+    return any(_not_public(a) for a in addresses)
+
+
+def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Anything but a public unicast address: loopback, private, link-local, carrier-grade
+    NAT (100.64/10), documentation, benchmarking and reserved ranges, multicast, and those
+    written as IPv4-mapped IPv6 (``::ffff:10.0.0.1``)."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    return not address.is_global or address.is_multicast
 
 
 def new_client(timeout_seconds: float) -> httpx.Client:

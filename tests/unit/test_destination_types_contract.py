@@ -70,9 +70,21 @@ def test_unknown_settings_are_refused(kind: type[DestinationType]) -> None:
     assert caught.value.errors()[0]["type"] == "extra_forbidden"
 
 
-def test_retry_settings_are_validated(kind: type[DestinationType]) -> None:
-    with pytest.raises(ValidationError, match="max_age"):
-        kind.Settings.model_validate({**kind.example, "retry": {"max_age": "forever"}})
+@pytest.mark.parametrize(
+    ("retry", "field"),
+    [
+        ({"max_age": "forever"}, "max_age"),
+        ({"max_age": "90 days"}, "max_age"),
+        ({"max_age": "10 seconds"}, "max_age"),
+        ({"initial_backoff": "0.1 seconds"}, "initial_backoff"),
+        ({"initial_backoff": "2 hours"}, "initial_backoff"),
+    ],
+)
+def test_retry_settings_are_validated(
+    kind: type[DestinationType], retry: dict[str, str], field: str
+) -> None:
+    with pytest.raises(ValidationError, match=field):
+        kind.Settings.model_validate({**kind.example, "retry": retry})
 
 
 def test_secrets_never_show_in_repr(kind: type[DestinationType]) -> None:

@@ -123,3 +123,17 @@ def test_a_name_resolving_to_a_private_address_is_refused_at_send_time(
     [attempt] = dest.send([message(1)])
     # Then nothing is sent: refused_target
     assert (attempt.status, attempt.error) == (None, "refused_target")
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ({"X-Token": "a\r\nX-Evil: 1"}, "one line"),
+        ({"X-Token": "a\nb"}, "one line"),
+        ({"Bad Name": "x"}, "not a header name"),
+        ({"X:Colon": "x"}, "not a header name"),
+    ],
+)
+def test_header_values_cannot_start_another_header(headers: dict[str, str], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        WebhookSettings.model_validate({"url": "https://example.com/h", "headers": headers})

@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -35,10 +35,18 @@ class RetrySettings(BaseModel):
     )
     max_age: str = Field("7 days", description="after this, a delivery still failing is dead")
 
-    @field_validator("initial_backoff", "max_age")
+    @field_validator("initial_backoff")
     @classmethod
-    def _duration(cls, value: str) -> str:
-        parse_duration(value)  # raises ValueError with how to write one
+    def _initial(cls, value: str) -> str:
+        if not timedelta(seconds=1) <= parse_duration(value) <= timedelta(hours=1):
+            raise ValueError(f"{value!r}: between 1 second and 1 hour")
+        return value
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age(cls, value: str) -> str:
+        if not timedelta(minutes=1) <= parse_duration(value) <= timedelta(days=30):
+            raise ValueError(f"{value!r}: between 1 minute and 30 days")
         return value
 
 

@@ -11,6 +11,7 @@ are refused unless ``allow_private_targets``; plain HTTP unless ``allow_http``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Literal
@@ -29,6 +30,8 @@ from opencdp.activate.destinations.base import (
 )
 from opencdp.activate.destinations.http import REQUEST_BODY_KEPT
 
+#: a header name (RFC 9110's token)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 #: headers a user cannot set: the signature's and the body's
 RESERVED = frozenset(
     {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type", "content-length"}
@@ -63,6 +66,10 @@ class WebhookSettings(DestinationSettings):
         for name, text in value.items():
             if not (name.isascii() and text.isascii()):
                 raise ValueError(f"header {name!r}: names and values must be ASCII")
+            if not _TOKEN.fullmatch(name):
+                raise ValueError(f"header {name!r}: not a header name (letters, digits, -, _)")
+            if any(c in text for c in "\r\n\0"):
+                raise ValueError(f"header {name!r}: a value is one line (no CR, LF or NUL)")
             if name.lower() in RESERVED:
                 raise ValueError(f"header {name!r} is set by OpenCDP and cannot be overridden")
         return value

@@ -144,6 +144,13 @@ class Settings(BaseSettings):
             "run on their own (`opencdp dispatcher`)."
         ),
     )
+    dispatcher_process: bool = Field(
+        default=False,
+        description=(
+            "Whether `opencdp serve` runs the dispatcher as a process of its own beside the "
+            "workers, instead of a thread in the first worker."
+        ),
+    )
     dispatcher_poll_interval: float = Field(
         default=0.1,
         description="Seconds an idle dispatcher waits before looking for due deliveries.",

@@ -75,6 +75,33 @@ def test_an_order_reaches_the_webhook_signed(live_server_any: Any) -> None:
     assert not errors
 
 
+def test_serve_can_run_the_dispatcher_as_a_process_of_its_own(tmp_path: Path) -> None:
+    # Given serve with the dispatcher in its own process (the workers send nothing)
+    server = LiveServer(
+        tmp_path / "own", WRITE_KEY, TOKEN, OPENCDP_DISPATCHER_PROCESS="true"
+    ).start()
+    try:
+        assert len(server.pids()) == 4  # supervisor, HTTP, worker, dispatcher
+        with Receiver() as receiver:
+            secret = new_secret()
+            destination(server, receiver, secret)
+            # When an order is tracked
+            order = {"order_id": "o-9", "revenue": 9.0}
+            r = httpx.post(
+                f"{server.url}/v1/track",
+                json={"userId": "u-own", "event": "Order Completed", "properties": order},
+                headers=basic(WRITE_KEY),
+            )
+            assert r.status_code == 200
+            # Then it reaches the receiver, signed
+            assert wait_for(lambda: receiver.requests, timeout=30)
+            Webhook(secret).verify(
+                receiver.requests[0].body, receiver.requests[0].headers, json_parse=False
+            )
+    finally:
+        server.stop()
+
+
 def test_a_dispatcher_killed_mid_send_loses_nothing(tmp_path: Path) -> None:
     # Given a server (its worker sends the outbox) and a slow receiver
     lease = {"OPENCDP_DISPATCHER_LEASE_SECONDS": "3"}

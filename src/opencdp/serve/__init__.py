@@ -97,10 +97,17 @@ def child_specs(
             )
             for i in range(processes)
         ]
+    # The dispatcher in a process of its own: the workers then send nothing themselves.
+    dispatcher = settings.dispatcher_process and workers > 0
+    worker_env = {**env, "OPENCDP_DISPATCHER_IN_WORKER": "false"} if dispatcher else env
     # Several workers split the inbox's partitions: each partition in order, by one worker.
     for i in range(workers):
         slot = ["--slot", str(i), "--slots", str(workers)] if workers > 1 else []
-        specs.append(ChildSpec(f"worker-{i + 1}", [*entry, "worker", *slot], env, stop_order=1))
+        specs.append(
+            ChildSpec(f"worker-{i + 1}", [*entry, "worker", *slot], worker_env, stop_order=1)
+        )
+    if dispatcher:
+        specs.append(ChildSpec("dispatcher", [*entry, "dispatcher"], env, stop_order=1))
     return specs
 
 

@@ -1,8 +1,9 @@
 """The children ``opencdp serve`` supervises: ``python -m opencdp.serve.child http --fd N`` (an
-HTTP process on the supervisor's listening socket) and ``… worker`` (a worker process; the
-first also runs the dispatcher of the outbox).
+HTTP process on the supervisor's listening socket), ``… worker`` (a worker process; the
+first also runs the dispatcher of the outbox) and ``… dispatcher`` (the dispatcher alone, with
+``OPENCDP_DISPATCHER_PROCESS=true``).
 
-Both ignore SIGINT (a Ctrl-C in the terminal reaches the whole process group, but the
+All ignore SIGINT (a Ctrl-C in the terminal reaches the whole process group, but the
 supervisor decides the order of stopping), stop cleanly on SIGTERM, and stop on their own when
 the supervisor is gone.
 """
@@ -68,6 +69,15 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
         runtime.close()
 
 
+def run_dispatcher(settings: Settings) -> None:
+    """Send the outbox until SIGTERM; the sends under way finish first."""
+    runtime = Runtime(settings)
+    try:
+        runtime.dispatcher.run_until_terminated()
+    finally:
+        runtime.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opencdp.serve.child")
     parser.add_argument("--parent", type=int, default=None, help="the supervisor's pid")
@@ -78,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     worker = sub.add_parser("worker")
     worker.add_argument("--slot", type=int, default=None)
     worker.add_argument("--slots", type=int, default=None)
+    sub.add_parser("dispatcher")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with_parent(args.parent)
@@ -88,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if args.role == "http":
         run_http(settings, args.fd, args.workers)
+    elif args.role == "dispatcher":
+        run_dispatcher(settings)
     else:
         run_worker(settings, args.slot, args.slots)
 

@@ -47,3 +47,25 @@ def test_membership_events_are_recognised_and_nothing_else() -> None:
     assert membership_of({**entered, "type": "identify"}) is None
     assert membership_of({"type": "track", "event": "Audience Entered", "properties": {}}) is None
     assert membership_of({"type": "track", "event": "Order Completed"}) is None
+
+
+def test_per_identifier_sends_once_per_email_address_under_ids_of_their_own() -> None:
+    ids = [("user_id", "u1"), ("email", "b@x.co"), ("email", "a@x.co")]
+    # Without it: one identify and one track, with the first address
+    plain = build(ids)
+    assert [m["traits"]["email"] for _i, m in plain if m["type"] == "identify"] == ["a@x.co"]
+    # With it: each address gets both messages, each under its own stable id
+    each = build(ids, per_identifier=True)
+    assert len(each) == 4
+    assert sorted(m["traits"]["email"] for _i, m in each if m["type"] == "identify") == [
+        "a@x.co",
+        "b@x.co",
+    ]
+    assert sorted(m["context"]["traits"]["email"] for _i, m in each if m["type"] == "track") == [
+        "a@x.co",
+        "b@x.co",
+    ]
+    assert len({mid for mid, _m in each}) == 4 and all(m["userId"] == "u1" for _i, m in each)
+    assert [mid for mid, _m in build(ids, per_identifier=True)] == [mid for mid, _m in each]
+    # One address: the same messages as without
+    assert build([("email", "a@x.co")], per_identifier=True) == build([("email", "a@x.co")])

@@ -11,10 +11,15 @@ each with ``context.personas`` (``computation_class: audience``, the key as
 ``space_id``) and ``integrations`` naming only the destination — the shapes Segment Engage
 sends, so destinations built for them work unchanged. The profile is named by its first
 ``user_id``, else its first ``anonymous_id``, else its OpenCDP profile id as ``anonymousId``.
+
+With ``per_identifier`` (Segment's "send one event per identifier"), the messages go once
+per e-mail address of the profile — an ad or e-mail tool matching on addresses then hears of
+every address — each named by its own message id.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,9 +48,31 @@ def audience_messages(
     timestamp: str,
     identify: bool = True,
     track: bool = True,
+    per_identifier: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The messages of one membership change: (message id, payload) for the identify and/or
-    the track, as chosen."""
+    the track, as chosen (with ``per_identifier``: for each e-mail address)."""
+    emails = sorted({v for k, v in identifiers if k == "email"})
+    if per_identifier and len(emails) > 1:
+        out: list[tuple[str, dict[str, Any]]] = []
+        others = [(k, v) for k, v in identifiers if k != "email"]
+        for address in emails:
+            digest = hashlib.sha1(address.encode(), usedforsecurity=False).hexdigest()[:12]
+            out.extend(
+                audience_messages(
+                    workspace_id=workspace_id,
+                    destination_id=destination_id,
+                    key=key,
+                    entered=entered,
+                    profile_id=profile_id,
+                    identifiers=[*others, ("email", address)],
+                    message_id=f"{message_id}:{digest}",
+                    timestamp=timestamp,
+                    identify=identify,
+                    track=track,
+                )
+            )
+        return out
     first = _first(identifiers)
     who: dict[str, Any] = {}
     if "user_id" in first:
@@ -61,7 +88,7 @@ def audience_messages(
         "space_id": workspace_id,
     }
     integrations = {"All": False, destination_id: True}
-    out: list[tuple[str, dict[str, Any]]] = []
+    out = []
     if identify:
         traits: dict[str, Any] = {key: entered}
         if email is not None:

@@ -52,6 +52,7 @@ class Route:
     audience: str | None = None
     identify: bool = True
     track: bool = True
+    per_identifier: bool = False
 
 
 class Router:
@@ -202,6 +203,7 @@ class Router:
             timestamp=stamp,
             identify=r.identify,
             track=r.track,
+            per_identifier=r.per_identifier,
         )
         return [
             _row(workspace_id, r, mid, profile_id, orjson.dumps(payload).decode(), now)
@@ -229,6 +231,7 @@ def _route(destination_id: str, s: Any) -> Route | None:
             str(s["audience"]),
             bool(s.get("identify", True)),
             bool(s.get("track", True)),
+            bool(s.get("per_identifier", False)),
         )
     try:
         condition = parse_condition(s.get("condition") or "all")

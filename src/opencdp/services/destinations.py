@@ -32,7 +32,17 @@ from opencdp.timeutil import isoformat_us, to_us
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MASK = "********"
 _FIELDS = {"type", "enabled", "settings", "subscriptions"}
-_SUBSCRIPTION_FIELDS = {"name", "condition", "mapping", "enabled", "audience", "identify", "track"}
+_SUBSCRIPTION_FIELDS = {
+    "name",
+    "condition",
+    "mapping",
+    "template",
+    "enabled",
+    "audience",
+    "identify",
+    "track",
+    "per_identifier",
+}
 
 
 # -- configuring ----------------------------------------------------------------------------------
@@ -70,7 +80,9 @@ def put_destination(
     existing = _existing(runtime, workspace_id, destination_id)
     kept = existing.settings if existing is not None and existing.type == kind else {}
     settings = _settings(types[kind], body.get("settings", {}), kept)
-    subscriptions = _subscriptions(runtime, workspace_id, body.get("subscriptions", []))
+    subscriptions = _subscriptions(
+        runtime, workspace_id, body.get("subscriptions", []), types[kind]
+    )
     now = to_us(runtime.clock.now())
     created = runtime.destinations.put(
         {
@@ -163,7 +175,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _subscriptions(runtime: Runtime, workspace_id: str, given: Any) -> list[dict[str, Any]]:
+def _subscriptions(
+    runtime: Runtime, workspace_id: str, given: Any, kind: type[DestinationType]
+) -> list[dict[str, Any]]:
     if not isinstance(given, list):
         raise RequestError("subscriptions: a list", code="invalid_subscriptions")
     out: list[dict[str, Any]] = []
@@ -175,7 +189,8 @@ def _subscriptions(runtime: Runtime, workspace_id: str, given: Any) -> list[dict
         unknown = sorted(set(s) - _SUBSCRIPTION_FIELDS)
         if unknown:
             raise RequestError(
-                f"{where}: unknown keys {unknown} (name, condition, mapping, enabled)",
+                f"{where}: unknown keys {unknown} (name, condition, mapping, template, "
+                "enabled; audience, identify, track, per_identifier)",
                 code="invalid_subscriptions",
             )
         name = s.get("name")
@@ -188,9 +203,12 @@ def _subscriptions(runtime: Runtime, workspace_id: str, given: Any) -> list[dict
                 f"{where}.name: {name!r} is used twice", code="invalid_subscriptions"
             )
         names.add(name)
+        template = _template(kind, where, s.get("template"))
         audience = s.get("audience")
         if audience is not None:
-            out.append(_audience_subscription(runtime, workspace_id, where, name, s))
+            out.append(
+                {**_audience_subscription(runtime, workspace_id, where, name, s), **template}
+            )
             continue
         condition = s.get("condition", "all")
         if not isinstance(condition, str):
@@ -212,8 +230,27 @@ def _subscriptions(runtime: Runtime, workspace_id: str, given: Any) -> list[dict
         enabled = s.get("enabled", True)
         if not isinstance(enabled, bool):
             raise RequestError(f"{where}.enabled: true or false", code="invalid_subscriptions")
-        out.append({"name": name, "condition": condition, "mapping": mapping, "enabled": enabled})
+        out.append(
+            {
+                "name": name,
+                "condition": condition,
+                "mapping": mapping,
+                "enabled": enabled,
+                **template,
+            }
+        )
     return out
+
+
+def _template(kind: type[DestinationType], where: str, template: Any) -> dict[str, Any]:
+    """A subscription's own templates (an ``smtp`` destination's e-mail per subscription),
+    checked by the type; ``{}`` without one."""
+    if template is None:
+        return {}
+    try:
+        return {"template": kind.check_template(template)}
+    except ValueError as exc:
+        raise RequestError(f"{where}.template: {exc}", code="invalid_subscriptions") from None
 
 
 def _audience_subscription(
@@ -251,7 +288,17 @@ def _audience_subscription(
     enabled = s.get("enabled", True)
     if not isinstance(enabled, bool):
         raise RequestError(f"{where}.enabled: true or false", code="invalid_subscriptions")
-    return {"name": name, "audience": key, **flags, "mapping": mapping, "enabled": enabled}
+    per_identifier = s.get("per_identifier", False)
+    if not isinstance(per_identifier, bool):
+        raise RequestError(f"{where}.per_identifier: true or false", code="invalid_subscriptions")
+    return {
+        "name": name,
+        "audience": key,
+        **flags,
+        "per_identifier": per_identifier,
+        "mapping": mapping,
+        "enabled": enabled,
+    }
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -439,7 +439,23 @@ DESTINATION: Final[Schema] = _strict(
                         'Completed" (default: all)',
                     },
                     "mapping": {"description": "Segment Actions mapping directives"},
+                    "template": {
+                        "type": "object",
+                        "description": "smtp: this subscription's own subject, text, html, …",
+                    },
                     "enabled": {"type": "boolean"},
+                    "audience": {
+                        "type": "string",
+                        "pattern": TEXT_PATTERN,
+                        "description": "An audience's key: its entries and exits instead of a "
+                        "condition",
+                    },
+                    "identify": {"type": "boolean"},
+                    "track": {"type": "boolean"},
+                    "per_identifier": {
+                        "type": "boolean",
+                        "description": "Audience messages once per e-mail address",
+                    },
                 },
                 required=("name",),
             ),

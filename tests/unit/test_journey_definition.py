@@ -496,3 +496,47 @@ def test_unknown_keys_are_refused(body: dict[str, Any], where: str) -> None:
 @pytest.mark.parametrize("key", ["", "-a", "a b", "a/b", "x" * 65])
 def test_step_keys_are_names(key: str) -> None:
     assert step_problem([{"key": key, "end": True}]).startswith("steps.0.key: ")
+
+
+# entry (a trigger or a list of them) and reentry (a word or {after}) take two shapes: an
+# error names the field as written, never the shape pydantic tried, and comes from the shape
+# that was given (a bad item of a list is not reported as "not a trigger").
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"entry": {**ENTRY, "colour": 1}}, "entry.colour: Extra inputs are not permitted"),
+        (
+            {"entry": [ENTRY, {**ENTRY, "colour": 1}]},
+            "entry.1.colour: Extra inputs are not permitted",
+        ),
+        (
+            {"entry": [ENTRY, {**ENTRY, "max_event_age": "400 days"}]},
+            "entry.1.max_event_age: '400 days': between 1 second and 365 days",
+        ),
+        (
+            {"entry": {**ENTRY, "max_event_age": "0.5 seconds"}},
+            "entry.max_event_age: '0.5 seconds': between 1 second and 365 days",
+        ),
+        (
+            {"entry": ENTRY, "reentry": {"after": "400 days"}},
+            "reentry.after: '400 days': between 1 second and 365 days",
+        ),
+        (
+            {"entry": ENTRY, "reentry": {"after": "1 day", "colour": 1}},
+            "reentry.colour: Extra inputs are not permitted",
+        ),
+        (
+            {"entry": ENTRY, "reentry": "sometimes"},
+            "reentry: Input should be 'every_time' or 'once'",
+        ),
+    ],
+)
+def test_errors_inside_entry_and_reentry_name_the_field_as_written(
+    fields: dict[str, Any], expected: str
+) -> None:
+    assert problem({"steps": [END_STEP], **fields}) == expected
+
+
+def test_a_reentry_duration_that_does_not_parse_says_so() -> None:
+    message = problem({"entry": ENTRY, "steps": [END_STEP], "reentry": {"after": "forever"}})
+    assert message.startswith("reentry.after: 'forever' is not a duration"), message

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opencdp.activate.journey import (
     END,
@@ -206,6 +208,30 @@ def test_a_restart_near_the_expiry_wakes_no_later_than_it() -> None:
     assert inst.restarts == 1 and inst.wake_us == inst.expires_us == T0 + DAY
     on_timer(j, inst, T0 + DAY, nobody)
     assert (inst.status, inst.exit_reason) == (EXITED, "expired")
+
+
+def test_a_wait_that_ended_before_the_expiry_moves_on_however_late_its_timer_runs() -> None:
+    # Given a day's wait, a mail, another day's wait, a mail, and a lifetime of 36 hours
+    j = journey(
+        [
+            {"key": "d1", "wait": "1 day"},
+            send_step("m1"),
+            {"key": "d2", "wait": "1 day"},
+            send_step("m2"),
+        ],
+        exit={"after": "36 hours"},
+    )
+    inst = instance(j)
+    start(j, inst, track("Signed Up"), T0, nobody)
+    # When the scheduler first looks three days later (downtime), past the expiry
+    now = T0 + 3 * DAY
+    first = on_timer(j, inst, now, nobody)
+    # Then the first wait, due within the lifetime, moves on as if on time
+    assert sent(first) == ["m1"] and inst.status == ACTIVE
+    assert inst.wake_us == inst.expires_us == T0 + 36 * HOUR  # the second wait is cut short
+    # And the second, due only at the expiry, expires: as a punctual scheduler would have had it
+    assert on_timer(j, inst, now, nobody) == Progress()
+    assert (inst.status, inst.exit_reason, inst.ended_us) == (EXITED, "expired", now)
 
 
 # -- wait_until ------------------------------------------------------------------------------------
@@ -633,3 +659,104 @@ def test_the_path_keeps_the_latest_max_path_events() -> None:
     # the context holds the latest properties of each name
     assert len(inst.context) == 20
     assert inst.context["E0"] == {"n": 40} and inst.context["E19"] == {"n": 59}
+
+
+# -- the scheduler's view: any clock, any polling --------------------------------------------------
+
+# A linear journey of waits (1 second .. 30 days) and sends; twelve steps at most, so the
+# waits always fit in the default lifetime (365 days).
+linear_steps = st.lists(
+    st.one_of(st.integers(1, 30 * 86_400).map(lambda s: s * S), st.just(0)),
+    min_size=1,
+    max_size=12,
+)
+# How far the clock moves each time the scheduler looks: a tick, hours, or a long downtime
+clock_moves = st.lists(
+    st.one_of(
+        st.integers(0, 5 * S),
+        st.integers(0, 3 * DAY),
+        st.integers(0, 800).map(lambda days: days * DAY + 1),
+    ),
+    max_size=25,
+)
+
+
+def linear(waits: list[int], lifetime: str | None = None) -> Journey:
+    steps = [
+        {"key": f"s{i}", "wait": f"{w // S} seconds"} if w else send_step(f"s{i}")
+        for i, w in enumerate(waits)
+    ]
+    return journey(steps, **({"exit": {"after": lifetime}} if lifetime else {}))
+
+
+def tick(j: Journey, inst: Instance, now: int) -> list[Progress]:
+    """What the runner's scheduler does at ``now``: the timer, as long as it is due."""
+    progress = []
+    for _ in range(len(j.steps) + 1):
+        if inst.wake_us is None or inst.wake_us > now:
+            break
+        assert inst.wake_us <= inst.expires_us
+        progress.append(on_timer(j, inst, now, nobody))
+    assert inst.wake_us is None or inst.wake_us > now  # nothing due is left behind
+    return progress
+
+
+def drive(j: Journey, inst: Instance, moves: list[int], until: int) -> list[Progress]:
+    """Start ``inst`` at T0, move the clock by each of ``moves`` with the scheduler looking
+    after each, then once more at ``until`` (if the clock is not past it)."""
+    progress = [start(j, inst, track("Go"), T0, nobody)]
+    now = T0
+    for move in moves:
+        now += move
+        progress += tick(j, inst, now)
+    return progress + tick(j, inst, max(now, until))
+
+
+@settings(max_examples=100, deadline=None)
+@given(waits=linear_steps, moves=clock_moves)
+def test_every_send_goes_exactly_once_whatever_the_clock_does(
+    waits: list[int], moves: list[int]
+) -> None:
+    j = linear(waits)
+    inst = instance(j)
+    total = sum(waits)
+    progress = drive(j, inst, moves, until=T0 + total)
+    sends = [s.step.key for p in progress for s in p.sends]
+    assert sends == [s.key for s in j.steps if s.kind == "send"]
+    reached = [k for p in progress for k in p.reached]
+    assert reached == [s.key for s in j.steps]  # each step once, in order
+    assert sum(len(p.reached) for p in progress) == len(j.steps)
+    assert (inst.status, inst.exit_reason) == (COMPLETED, None)
+    assert inst.ended_us == T0 + total  # when it was due, however late the timer ran
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    waits=linear_steps,
+    moves=clock_moves,
+    lifetime_days=st.integers(1, 365),
+)
+def test_the_outcome_does_not_depend_on_when_the_scheduler_looks(
+    waits: list[int], moves: list[int], lifetime_days: int
+) -> None:
+    # Given a journey that may outlive its lifetime, a scheduler that runs exactly when each
+    # timer is due, and one that runs whenever the clock happens to move
+    j = linear(waits, f"{lifetime_days} days")
+    punctual = instance(j)
+    on_time = [start(j, punctual, track("Go"), T0, nobody)]
+    while punctual.wake_us is not None:
+        on_time.append(on_timer(j, punctual, punctual.wake_us, nobody))
+    late = instance(j)
+    progress = drive(j, late, moves, until=T0 + 400 * DAY)
+    # Then both send the same, reach the same steps and end the same way
+    assert [s.step.key for p in progress for s in p.sends] == [
+        s.step.key for p in on_time for s in p.sends
+    ]
+    assert [k for p in progress for k in p.reached] == [k for p in on_time for k in p.reached]
+    assert (late.status, late.exit_reason, late.step) == (
+        punctual.status,
+        punctual.exit_reason,
+        punctual.step,
+    )
+    if late.status == COMPLETED:
+        assert late.ended_us == punctual.ended_us

@@ -316,6 +316,18 @@ def test_a_checkout_without_products_lists_the_products_added() -> None:
     assert "- Hat: 3\n" in text
 
 
+def test_a_product_without_a_price_shows_none() -> None:
+    text, html = cart_mail(
+        [
+            added(1, product_id="p1", name="Hat"),
+            added(2, product_id="p2", name="Free sample", price=0),
+            added(3, product_id="p3", name="Unpriced", price=None),
+        ]
+    )
+    assert "- Hat\n- Free sample: 0\n- Unpriced\n" in text
+    assert "<li>Hat</li>\n<li>Free sample: 0</li>\n<li>Unpriced</li>\n" in html
+
+
 @pytest.mark.parametrize(
     ("traits", "hello"),
     [

@@ -636,7 +636,9 @@ def test_a_send_keeps_the_context_as_it_was_when_reached() -> None:
     trigger = track("Cart", 1, items=1)
     (first,) = start(j, inst, trigger, T0, nobody).sends
     on_event(j, inst, track("Cart", 2, items=2), T0 + 1, nobody)  # replaces Cart
-    (second,) = on_event(j, inst, track("Paid", 3, total=9), T0 + 2, nobody).sends  # type: ignore[union-attr]
+    paid = on_event(j, inst, track("Paid", 3, total=9), T0 + 2, nobody)
+    assert paid is not None
+    (second,) = paid.sends
     # Then the first send still holds the context and path of its moment
     assert first.context == {"Cart": {"items": 1}}
     assert [e["messageId"] for e in first.events] == ["m1"]

@@ -38,9 +38,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+)
 
 from opencdp.activate.fql import Condition, ConditionError, parse_condition
 from opencdp.activate.mapping import MappingError, compile_mapping
@@ -259,12 +267,33 @@ class _Exit(_Model):
         return _duration(value)
 
 
+# entry and reentry each take two shapes. The shape given decides which one is checked (so a
+# bad item of a list is not reported as "not a trigger"), and the tags that say so are left out
+# of the field an error names.
+_ONE, _MANY, _WORD, _AFTER = "<one>", "<many>", "<word>", "<after>"
+_SHAPES = {_ONE, _MANY, _WORD, _AFTER}
+
+
+def _entry_shape(value: Any) -> str:
+    return _MANY if isinstance(value, list) else _ONE
+
+
+def _reentry_shape(value: Any) -> str:
+    return _AFTER if isinstance(value, (dict, _Reentry)) else _WORD
+
+
 class _Journey(_Model):
     name: str | None = Field(None, max_length=200)
     description: str | None = None
     enabled: bool = True
-    entry: _Trigger | list[_Trigger]
-    reentry: Literal["every_time", "once"] | _Reentry = "every_time"
+    entry: Annotated[
+        Annotated[_Trigger, Tag(_ONE)] | Annotated[list[_Trigger], Tag(_MANY)],
+        Discriminator(_entry_shape),
+    ]
+    reentry: Annotated[
+        Annotated[Literal["every_time", "once"], Tag(_WORD)] | Annotated[_Reentry, Tag(_AFTER)],
+        Discriminator(_reentry_shape),
+    ] = "every_time"
     exit: _Exit = Field(default_factory=_Exit)
     steps: list[_Step] = Field(min_length=1, max_length=MAX_STEPS)
 
@@ -278,7 +307,7 @@ def parse_journey(key: str, body: Any) -> Journey:
         model = _Journey.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "journey"
+        where = ".".join(str(p) for p in first["loc"] if p not in _SHAPES) or "journey"
         msg = str(first["msg"]).removeprefix("Value error, ")
         raise JourneyError(f"{where}: {msg}") from None
     return _compile(key, model, body)

@@ -169,19 +169,20 @@ def on_timer(journey: Journey, instance: Instance, now_us: int, facts: Facts) ->
     progress = Progress()
     if instance.status != ACTIVE:
         return progress
-    if now_us >= instance.expires_us or instance.step is None:
-        _finish(instance, EXITED, now_us, "expired")
-        return progress
     if instance.wake_us is not None and now_us < instance.wake_us:
         return progress  # not due (another scheduler moved it already)
+    # The move happens when it was due: after downtime or a clock jump the next wait counts
+    # from then, so a drip of waits catches up instead of shifting by the time lost — and
+    # a wait that ended before the expiry moves on, however late its timer runs.
+    at = instance.wake_us if instance.wake_us is not None else now_us
+    if at >= instance.expires_us or instance.step is None:
+        _finish(instance, EXITED, now_us, "expired")
+        return progress
     step = journey.step(instance.step)
     if step.kind == "wait_until":
         nxt = step.on_timeout or step.next or journey.following(step.key) or END
     else:
         nxt = step.next or journey.following(step.key) or END
-    # The move happens when it was due: after downtime or a clock jump the next wait counts
-    # from then, so a drip of waits catches up instead of shifting by the time lost.
-    at = instance.wake_us if instance.wake_us is not None else now_us
     _go(journey, instance, nxt, at, facts, None, progress)
     return progress
 

@@ -44,7 +44,8 @@ CART_TEXT = (
     + f"Hello {_NAME},\n\nyou left this in your cart:\n\n"
     + "{% for p in items %}- {{ p.name or p.product_id or p.sku }}"
     "{% if p.quantity %} x {{ p.quantity }}{% endif %}"
-    "{% if p.price is not none %}: {{ p.price }}{% if p.currency %} {{ p.currency }}"
+    "{% if p.price is defined and p.price is not none %}: {{ p.price }}"
+    "{% if p.currency %} {{ p.currency }}"
     "{% endif %}{% endif %}{% if p.url %} ({{ p.url }}){% endif %}\n{% endfor %}"
     "\nIt is still waiting for you.\n"
 )
@@ -54,7 +55,8 @@ CART_HTML = (
     + '{% for p in items %}<li>{% if p.url %}<a href="{{ p.url }}">{% endif %}'
     "{{ p.name or p.product_id or p.sku }}{% if p.url %}</a>{% endif %}"
     "{% if p.quantity %} &times; {{ p.quantity }}{% endif %}"
-    "{% if p.price is not none %}: {{ p.price }}{% if p.currency %} {{ p.currency }}"
+    "{% if p.price is defined and p.price is not none %}: {{ p.price }}"
+    "{% if p.currency %} {{ p.currency }}"
     "{% endif %}{% endif %}</li>\n{% endfor %}</ul>\n<p>It is still waiting for you.</p>\n"
 )
 WELCOME_TEXT = (

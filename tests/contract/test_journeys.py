@@ -669,3 +669,25 @@ def test_an_audience_entry_does_not_see_the_events_that_caused_it(
     assert (f["active"], f["completed"]) == (0, 1)
     later(rt, clock, 2 * 24 * HOUR)
     assert mail.mails == []
+
+
+def test_an_event_after_the_wait_ran_out_comes_after_what_was_due(
+    client: TestClient, rt: Runtime, clock: FrozenClock, mail: MailServer
+) -> None:
+    # Given a cart whose hour has passed, before the scheduler came by
+    smtp(client, mail)
+    journey(client, "cart", cart_preset())
+    send(
+        client,
+        rt,
+        identify("ola", 1, clock, email="ola@example.com"),
+        track("ola", "Product Added", 1, clock, cart_id="q", name="Cap"),
+    )
+    clock.advance(HOUR + 60)
+    # When the order arrives after the wait ran out
+    send(client, rt, track("ola", "Order Completed", 1, clock, order_id="late"))
+    rt.dispatcher.run_until_idle()
+    # Then the reminder that was due went out; the order ended nothing more
+    assert [m.rcpt_tos for m in mail.mails] == [["ola@example.com"]]
+    f = figures(client, "cart")
+    assert (f["completed"], f["exited"]) == (1, 0)

@@ -362,11 +362,12 @@ def test_restarts_stop_at_max_restarts() -> None:
         assert on_event(j, inst, track("Product Added", n + 2), now, nobody) == Progress()
         assert inst.wake_us == now + HOUR
     assert inst.restarts == MAX_RESTARTS
-    # One more does not start the wait again: the branch is taken as one without restart
+    # One more changes nothing: the wait runs out as it is (no e-mail while still shopping)
     now += MINUTE
-    progress = on_event(j, inst, track("Product Added", 999), now, nobody)
-    assert inst.restarts == MAX_RESTARTS
-    assert sent(progress) == ["reminder"] and inst.status == COMPLETED
+    assert on_event(j, inst, track("Product Added", 999), now, nobody) is None
+    assert inst.restarts == MAX_RESTARTS and inst.wake_us == now - MINUTE + HOUR
+    assert inst.status == ACTIVE
+    assert sent(on_timer(j, inst, now - MINUTE + HOUR, nobody)) == ["reminder"]
 
 
 # -- identifiers -----------------------------------------------------------------------------------

@@ -151,12 +151,15 @@ def on_event(
             continue
         if branch.match_identifier and not identifier_matches(instance, ident):
             continue
-        _remember(instance, event)
         progress = Progress()
-        if branch.restart and instance.restarts < MAX_RESTARTS:
+        if branch.restart:
+            if instance.restarts >= MAX_RESTARTS:
+                return None  # restarted enough: the wait runs out as it is
+            _remember(instance, event)
             instance.restarts += 1
             _park(instance, step, now_us)
             return progress
+        _remember(instance, event)
         nxt = branch.next or journey.following(step.key) or END
         _go(journey, instance, nxt, now_us, facts, dict(event), progress)
         return progress

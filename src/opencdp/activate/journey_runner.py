@@ -238,6 +238,11 @@ class JourneyRunner:
             pid = ev.profile_id
             for inst in by_profile.get(pid, ()):
                 lv = live[inst.journey_key]
+                if inst.status == ACTIVE and inst.wake_us is not None and inst.wake_us <= now:
+                    # its timer is due and the scheduler has not come by yet: what was due
+                    # happens first (an order after the wait ran out does not cancel the mail)
+                    due = on_timer(lv.journey, inst, now, facts)
+                    moves.add(lv, inst, due, inst.id in moves.created)
                 progress = on_event(lv.journey, inst, e, now, facts)
                 if progress is not None:
                     moves.add(lv, inst, progress, inst.id in moves.created)

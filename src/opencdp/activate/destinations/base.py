@@ -59,6 +59,24 @@ class DestinationSettings(BaseModel):
         default_factory=RetrySettings,  # type: ignore[arg-type]
         description="how long and how often failed deliveries are retried",
     )
+    rate_limit: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        description=(
+            "messages per second sent to this destination at most, by each dispatcher "
+            "(bursts of one second's worth); none: no limit"
+        ),
+    )
+    concurrency: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description=(
+            "sends to this destination in parallel (one profile's deliveries stay in order); "
+            "429, 502 and 504 answers halve it for a while"
+        ),
+    )
 
 
 @dataclass(frozen=True)

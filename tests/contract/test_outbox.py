@@ -1,14 +1,15 @@
 """The outbox on both backends: idempotent enqueueing, leases, order per destination and
-profile, outcomes, replay and waking a destination's retries."""
+profile, outcomes, replay, waking a destination's retries, and its backlog per destination."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from opencdp.runtime import Runtime
-from opencdp.storage.outbox import DEAD, DELIVERED, PENDING, RETRYING
+from opencdp.storage.outbox import DEAD, DELIVERED, PENDING, RETRYING, Backlog
 
 NOW = 1_800_000_000_000_000
 SECOND = 1_000_000
@@ -149,3 +150,51 @@ def test_deleting_a_destination_removes_its_deliveries(rt: Runtime) -> None:
     rt.destinations.delete("default", "erp")
     left = rt.outbox.page("default", destination_id=None, status=None, limit=10, after=None)
     assert [r.destination_id for r in left] == ["crm"]
+
+
+def test_the_backlog_is_every_destination_in_one_grouped_query(rt: Runtime) -> None:
+    rt.destinations.put(
+        {
+            "workspace_id": "other",
+            "id": "erp",
+            "type": "webhook",
+            "enabled": True,
+            "settings": {},
+            "subscriptions": [],
+            "health": "ok",
+            "created_us": NOW,
+            "updated_us": NOW,
+        }
+    )
+    enqueue(
+        rt,
+        [
+            delivery(1, created_us=NOW - 10 * SECOND),
+            delivery(2, status=RETRYING, attempts=2, created_us=NOW - 20 * SECOND),
+            # not waiting: older, but neither counts in the oldest waiting
+            delivery(3, status=DELIVERED, attempts=1, created_us=NOW - 99 * SECOND),
+            delivery(4, status=DEAD, attempts=1, created_us=NOW - 98 * SECOND),
+            delivery(5, status=DEAD, attempts=3, created_us=NOW - 97 * SECOND),
+            delivery(6, status=RETRYING, attempts=1, profile="p2", created_us=NOW - 5 * SECOND),
+            {**delivery(7, created_us=NOW - 1 * SECOND), "workspace_id": "other"},
+        ],
+    )
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", count)
+    try:
+        backlog = rt.outbox.backlog()
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", count)
+    assert len(selects) == 1
+    assert backlog == [
+        Backlog("default", "crm", pending=0, retrying=0, dead=0, oldest_waiting_us=None),
+        Backlog(
+            "default", "erp", pending=1, retrying=2, dead=2, oldest_waiting_us=NOW - 20 * SECOND
+        ),
+        Backlog("other", "erp", pending=1, retrying=0, dead=0, oldest_waiting_us=NOW - SECOND),
+    ]

@@ -1,6 +1,6 @@
 """End to end: a real server (each backend), the unmodified Segment SDK, and a webhook
-receiver on loopback that gets each subscribed event signed per Standard Webhooks; a
-dispatcher killed with SIGKILL mid-send loses nothing."""
+receiver on loopback that gets each subscribed event signed per Standard Webhooks, counted in
+the per-destination metrics; a dispatcher killed with SIGKILL mid-send loses nothing."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 
 from opencdp.activate.signing import new_secret
@@ -71,8 +72,28 @@ def test_an_order_reaches_the_webhook_signed(live_server_any: Any) -> None:
             headers=basic(server.token),
         ).json()["data"]
         assert [d["id"] for d in listed] == [got.headers["webhook-id"]]
+        # /metrics of the HTTP process sums what the worker process's dispatcher counted
+        erp = {"workspace": "default", "destination": "erp"}
+        assert wait_for(
+            lambda: sample(server, "opencdp_deliveries_total", **erp, outcome="delivered") == 1,
+            timeout=10,
+        )
+        assert sample(server, "opencdp_deliveries_total", **erp, outcome="dead") == 0
+        assert sample(server, "opencdp_delivery_latency_seconds_count", **erp) == 1
+        assert sample(server, "opencdp_deliveries_waiting", **erp, status="pending") == 0
+        assert sample(server, "opencdp_delivery_oldest_waiting_seconds", **erp) == 0
         client.shutdown()
     assert not errors
+
+
+def sample(server: LiveServer, name: str, **labels: str) -> float | None:
+    """One sample of the server's /metrics (None when absent)."""
+    text = httpx.get(f"{server.url}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return None
 
 
 def test_serve_can_run_the_dispatcher_as_a_process_of_its_own(tmp_path: Path) -> None:

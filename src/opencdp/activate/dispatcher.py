@@ -219,6 +219,14 @@ class Dispatcher:
             if any(a.status == 410 for a in attempts):  # gone: the rest waits, switched off
                 outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
                 break
+        self._record(key, outcomes, {r.seq: r.created_us for r in rows})
+        self._after(key, configured, outcomes)
+        return len(rows)
+
+    def _record(
+        self, key: _KEY, outcomes: Sequence[dict[str, Any]], created: dict[int, int]
+    ) -> None:
+        """Store a share's outcomes, then count them (and the delivered ones' latency)."""
         # accepted deliveries are stored by one statement per answer code (most are)
         accepted: dict[int | None, list[int]] = {}
         kept: list[dict[str, Any]] = []
@@ -228,12 +236,22 @@ class Dispatcher:
             else:
                 kept.append(o)
         codes = list(accepted.items()) or [(None, [])]
+        now_us = to_us(self.clock.now())
         for n, (code, seqs) in enumerate(codes):
-            self.outbox.record(
-                kept if n == 0 else [], seqs, now_us=to_us(self.clock.now()), status_code=code
-            )
-        self._after(key, configured, outcomes)
-        return len(rows)
+            self.outbox.record(kept if n == 0 else [], seqs, now_us=now_us, status_code=code)
+        if self.metrics is None:
+            return
+        counts = {"delivered": 0, "retry": 0, "dead": 0}
+        for o in kept:
+            status = o.get("status")
+            if status == RETRYING:
+                counts["retry"] += 1
+            elif status == DEAD:
+                counts["dead"] += 1
+        delivered = [seq for seqs in accepted.values() for seq in seqs]
+        counts["delivered"] = len(delivered)
+        self.metrics.outcomes(key[0], key[1], counts)
+        self.metrics.latencies(key[0], key[1], ((now_us - created[q]) / 1e6 for q in delivered))
 
     def _message(self, configured: _Configured, r: DeliveryRow) -> Message:
         event = orjson.loads(r.payload)
@@ -269,10 +287,6 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.delivery_attempts.labels(key[1], verdict.outcome).inc()
         if verdict.outcome == "delivered":
-            if self.metrics is not None:
-                self.metrics.delivery_latency.labels(key[1]).observe(
-                    max(0.0, (now_us - r.created_us) / 1e6)
-                )
             return {**row, "status": DELIVERED, "delivered_us": now_us}
         kept = {
             "last_error": verdict.reason if attempt.error is None else attempt.error,

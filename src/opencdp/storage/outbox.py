@@ -49,6 +49,19 @@ class DeliveryRow:
     last_response: str | None
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """One destination's deliveries still in the outbox's hands (for ``/metrics``)."""
+
+    workspace_id: str
+    destination_id: str
+    pending: int
+    retrying: int
+    dead: int
+    #: enqueueing (or replay) time of its oldest waiting delivery; None when none waits
+    oldest_waiting_us: int | None
+
+
 class OutboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -285,3 +298,44 @@ class OutboxStore:
                 )
             ).scalar_one()
         return {"counts": counts, "oldest_waiting_us": oldest}
+
+    def backlog(self) -> list[Backlog]:
+        """Every configured destination (of every workspace) with its waiting deliveries by
+        status, its dead letters and the enqueueing time of its oldest waiting delivery; zeros
+        for one with none. One grouped statement, whatever the number of destinations."""
+        kept = deliveries.c.status.in_((*WAITING, DEAD))
+        joined = destinations.outerjoin(
+            deliveries,
+            and_(
+                deliveries.c.workspace_id == destinations.c.workspace_id,
+                deliveries.c.destination_id == destinations.c.id,
+                kept,
+            ),
+        )
+        query = (
+            select(
+                destinations.c.workspace_id,
+                destinations.c.id,
+                deliveries.c.status,
+                func.count(deliveries.c.seq),
+                func.min(deliveries.c.created_us),
+            )
+            .select_from(joined)
+            .group_by(destinations.c.workspace_id, destinations.c.id, deliveries.c.status)
+        )
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        with self.db.read() as conn:
+            for ws, dest, status, n, oldest in conn.execute(query):
+                row = found.setdefault(
+                    (ws, dest), {PENDING: 0, RETRYING: 0, DEAD: 0, "oldest": None}
+                )
+                if status is None:  # no delivery at all: the outer join's empty row
+                    continue
+                row[status] = int(n)
+                if status in WAITING and oldest is not None:
+                    before = row["oldest"]
+                    row["oldest"] = int(oldest) if before is None else min(before, int(oldest))
+        return [
+            Backlog(ws, dest, r[PENDING], r[RETRYING], r[DEAD], r["oldest"])
+            for (ws, dest), r in sorted(found.items())
+        ]

@@ -167,7 +167,10 @@ class Settings(BaseSettings):
         default=8,
         ge=1,
         le=256,
-        description="Destinations the dispatcher sends to at the same time (each on a thread).",
+        description=(
+            "Destinations the dispatcher sends to at the same time (each on a thread; a "
+            "destination's own `concurrency` above 1 adds threads of its own)."
+        ),
     )
     group_commit_max_events: int = Field(
         default=20_000,

@@ -7,6 +7,12 @@ its own deliveries — and stores every outcome: delivered; retrying at the time
 dispatcher killed mid-send loses nothing: its leases run out and the deliveries go again
 under the same ids.
 
+A destination's ``rate_limit`` and ``concurrency`` (:mod:`opencdp.activate.throttle`): its
+token bucket decides how many of its share go now — the rest stay waiting, unattempted, and
+the destination is not claimed again until its bucket can pay — and its share is split into
+that many lanes (one profile per lane, in order) sent in parallel, fewer after a 429, 502 or
+504 (AIMD).
+
 Runs as a thread beside the worker (``opencdp serve``, ``opencdp worker``) or alone
 (``opencdp dispatcher``); several can run against PostgreSQL.
 """
@@ -19,8 +25,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +37,7 @@ from opencdp.activate.destinations import registered
 from opencdp.activate.destinations.base import Attempt, DestinationType, Message
 from opencdp.activate.mapping import CompiledMapping, compile_mapping
 from opencdp.activate.retry import next_attempt, retry_after
+from opencdp.activate.throttle import Throttle, lanes
 from opencdp.errors import loggable
 from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
@@ -60,6 +67,46 @@ class _Configured:
     templates: dict[str, dict[str, str]]
     #: the version of the journeys' sends it was built with
     sends_version: Any = None
+    #: with ``concurrency`` > 1: the senders of the other lanes, and their threads
+    lane_senders: list[DestinationType] = field(default_factory=list)
+    lane_pool: ThreadPoolExecutor | None = None
+
+    def senders(self, n: int) -> list[DestinationType]:
+        """``n`` senders, one per lane: each lane has its own instance (a type need not be
+        thread-safe), made when first needed."""
+        while len(self.lane_senders) < n - 1:
+            self.lane_senders.append(build_sender(self.row))
+        return [self.sender, *self.lane_senders][:n]
+
+    def pool(self) -> ThreadPoolExecutor:
+        """The threads of this destination's other lanes (not the dispatcher's pool: a
+        lane waiting for a thread never holds up another destination)."""
+        if self.lane_pool is None:
+            workers = max(1, self.sender.settings.concurrency - 1)
+            self.lane_pool = ThreadPoolExecutor(
+                workers, thread_name_prefix=f"opencdp-lane-{self.row.id}"
+            )
+        return self.lane_pool
+
+    def close(self) -> None:
+        if self.lane_pool is not None:
+            self.lane_pool.shutdown(wait=True)
+            self.lane_pool = None
+        for sender in (self.sender, *self.lane_senders):
+            sender.close()
+        self.lane_senders.clear()
+
+
+@dataclass
+class _Lane:
+    """What one lane of a share did."""
+
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+    #: messages it had a token for but did not send (held back behind a retry, a 410, the
+    #: lease running out)
+    unsent: int = 0
+    attempted: int = 0
+    throttled: bool = False
 
 
 #: (workspace, destination) -> (a version, {subscription: {"mapping", "template"}}): the sends
@@ -92,6 +139,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="opencdp-dispatch")
         self._configured: dict[_KEY, _Configured] = {}
         self._failing: set[_KEY] = set()
+        self._throttles: dict[_KEY, Throttle] = {}
         self._busy: dict[_KEY, Future[int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -121,8 +169,11 @@ class Dispatcher:
 
     def _dispatch(self, exclude: Sequence[_KEY]) -> list[Future[int]]:
         now = to_us(self.clock.now())
+        mono = self.clock.monotonic()
+        with self._lock:  # a destination whose bucket cannot pay is not claimed (no churn)
+            waiting = [k for k, t in self._throttles.items() if not t.ready(mono)]
         rows = self.outbox.claim(
-            now, int(self.lease_seconds * 1e6), self.claim_limit, exclude=exclude
+            now, int(self.lease_seconds * 1e6), self.claim_limit, exclude=[*exclude, *waiting]
         )
         groups: dict[_KEY, list[DeliveryRow]] = {}
         for r in rows:
@@ -179,13 +230,62 @@ class Dispatcher:
                 )
                 continue
             sendable.append((r, message))
+        throttle = self._throttle(key, configured)
+        granted = throttle.take(len(sendable), self.clock.monotonic())
+        # past the rate limit: still waiting, not attempted, due now (a later round)
+        held = [_release(r, to_us(now)) for r, _m in sendable[granted:]]
+        parts = lanes(sendable[:granted], throttle.concurrency, lambda rm: rm[0].profile_id)
         deadline = time.monotonic() + self.lease_seconds / 2
+        gone = threading.Event()  # a 410 in one lane stops the others
+        senders = configured.senders(len(parts))
+        if len(parts) > 1:
+            futures = [
+                configured.pool().submit(
+                    self._send_lane, key, configured, sender, part, now, deadline, gone
+                )
+                for sender, part in zip(senders[1:], parts[1:], strict=True)
+            ]
+            done = [self._send_lane(key, configured, senders[0], parts[0], now, deadline, gone)]
+            done += [f.result() for f in futures]
+        else:
+            done = [
+                self._send_lane(key, configured, sender, part, now, deadline, gone)
+                for sender, part in zip(senders, parts, strict=True)
+            ]
+        for lane in done:
+            outcomes.extend(lane.outcomes)
+        throttle.give_back(sum(lane.unsent for lane in done))
+        was = throttle.concurrency
+        after = throttle.finished(
+            sum(lane.attempted for lane in done), any(lane.throttled for lane in done)
+        )
+        if after < was:
+            log.info("destination %s asks to slow down: %d parallel sends now", key[1], after)
+        self._record(key, [*outcomes, *held], {r.seq: r.created_us for r in rows})
+        self._after(key, configured, outcomes)
+        return len(rows) - len(held)
+
+    def _send_lane(
+        self,
+        key: _KEY,
+        configured: _Configured,
+        sender: DestinationType,
+        sendable: list[tuple[DeliveryRow, Message]],
+        now: datetime,
+        deadline: float,
+        gone: threading.Event,
+    ) -> _Lane:
+        """Send one lane's messages in batches, in order; a delivery waiting for a retry
+        holds back the later ones of its profile."""
+        lane = _Lane()
+        outcomes = lane.outcomes
         blocked: dict[str, int] = {}  # profile -> when its failed delivery is tried again
-        size = max(1, configured.sender.batch_size)
+        size = max(1, sender.batch_size)
         i = 0
         while i < len(sendable):
-            if time.monotonic() > deadline:  # the lease is running out: leave the rest
+            if time.monotonic() > deadline or gone.is_set():  # the lease runs out, or a 410
                 outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
+                lane.unsent += len(sendable) - i
                 break
             chunk: list[tuple[DeliveryRow, Message]] = []
             while i < len(sendable) and len(chunk) < size:
@@ -193,22 +293,25 @@ class Dispatcher:
                 i += 1
                 if r.profile_id is not None and r.profile_id in blocked:  # keep the order
                     outcomes.append(_release(r, blocked[r.profile_id]))
+                    lane.unsent += 1
                     continue
                 chunk.append((r, m))
             if not chunk:
                 continue
             try:
-                attempts = configured.sender.send([m for _r, m in chunk])
+                attempts = sender.send([m for _r, m in chunk])
             except Exception as exc:  # a type's bug: counted as a failed attempt, retried
                 log.error("destination %s: send failed: %s", key[1], loggable(exc))
                 attempts = [Attempt(None, f"internal: {loggable(exc)}")] * len(chunk)
+            lane.attempted += len(chunk)
             shared: dict[int, int] = {}  # one request: its messages retry together
             for (r, _m), attempt in zip(chunk, attempts, strict=True):
                 try:
-                    outcome = self._outcome(key, configured, r, attempt)
+                    outcome, throttled = self._outcome(key, configured, r, attempt)
                 except Exception as exc:  # pragma: no cover - a bug: retried, not lost
                     log.error("destination %s: outcome failed: %s", key[1], loggable(exc))
-                    outcome = _release(r, to_us(now) + 60_000_000)
+                    outcome, throttled = _release(r, to_us(now) + 60_000_000), False
+                lane.throttled |= throttled
                 if outcome.get("status") == RETRYING:
                     outcome["next_attempt_us"] = shared.setdefault(
                         id(attempt), outcome["next_attempt_us"]
@@ -217,11 +320,11 @@ class Dispatcher:
                 if outcome.get("status") == RETRYING and r.profile_id is not None:
                     blocked[r.profile_id] = outcome["next_attempt_us"]
             if any(a.status == 410 for a in attempts):  # gone: the rest waits, switched off
+                gone.set()
                 outcomes.extend(_release(r, to_us(now)) for r, _m in sendable[i:])
+                lane.unsent += len(sendable) - i
                 break
-        self._record(key, outcomes, {r.seq: r.created_us for r in rows})
-        self._after(key, configured, outcomes)
-        return len(rows)
+        return lane
 
     def _record(
         self, key: _KEY, outcomes: Sequence[dict[str, Any]], created: dict[int, int]
@@ -253,6 +356,17 @@ class Dispatcher:
         self.metrics.outcomes(key[0], key[1], counts)
         self.metrics.latencies(key[0], key[1], ((now_us - created[q]) / 1e6 for q in delivered))
 
+    def _throttle(self, key: _KEY, configured: _Configured) -> Throttle:
+        """The destination's throttle, made again when its rate limit or concurrency
+        changed (else it keeps its bucket and its AIMD state)."""
+        settings = configured.sender.settings
+        wanted = (settings.rate_limit, settings.concurrency)
+        with self._lock:
+            throttle = self._throttles.get(key)
+            if throttle is None or throttle.settings != wanted:
+                throttle = self._throttles[key] = Throttle(*wanted)
+            return throttle
+
     def _message(self, configured: _Configured, r: DeliveryRow) -> Message:
         event = orjson.loads(r.payload)
         mapping = configured.mappings.get(r.subscription)
@@ -269,7 +383,9 @@ class Dispatcher:
 
     def _outcome(
         self, key: _KEY, configured: _Configured, r: DeliveryRow, attempt: Attempt
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], bool]:
+        """The delivery's row after ``attempt``, and whether the receiver asked to slow
+        down (429, 502, 504)."""
         verdict = configured.sender.classify(attempt)
         now = self.clock.now()
         now_us = to_us(now)
@@ -287,7 +403,7 @@ class Dispatcher:
         if self.metrics is not None:
             self.metrics.delivery_attempts.labels(key[1], verdict.outcome).inc()
         if verdict.outcome == "delivered":
-            return {**row, "status": DELIVERED, "delivered_us": now_us}
+            return {**row, "status": DELIVERED, "delivered_us": now_us}, False
         kept = {
             "last_error": verdict.reason if attempt.error is None else attempt.error,
             "last_request": orjson.dumps(attempt.request).decode() if attempt.request else None,
@@ -303,9 +419,10 @@ class Dispatcher:
                 asked=retry_after(attempt.retry_after, now),
             )
             if when is not None:
-                return {**row, **kept, "status": RETRYING, "next_attempt_us": to_us(when)}
+                retrying = {**row, **kept, "status": RETRYING, "next_attempt_us": to_us(when)}
+                return retrying, verdict.throttled
             kept["last_error"] = f"expired after {r.attempts + 1} attempts: {kept['last_error']}"
-        return {**row, **kept, "status": DEAD}
+        return {**row, **kept, "status": DEAD}, verdict.throttled
 
     def _after(
         self, key: _KEY, configured: _Configured, outcomes: Sequence[dict[str, Any]]
@@ -316,7 +433,9 @@ class Dispatcher:
         now_us = to_us(self.clock.now())
         if 410 in statuses:
             self.destinations.set_state(key[0], key[1], now_us, enabled=False, health="gone")
-            self._configured.pop(key, None)
+            switched_off = self._configured.pop(key, None)
+            if switched_off is not None:
+                switched_off.close()
             return
         if statuses & {401, 403}:
             self.destinations.set_state(key[0], key[1], now_us, health="auth_failing")
@@ -342,8 +461,10 @@ class Dispatcher:
         cached = self._configured.get(key)
         if row is None or not row.enabled:
             if cached is not None:
-                cached.sender.close()
+                cached.close()
                 del self._configured[key]
+            with self._lock:
+                self._throttles.pop(key, None)
             return None
         version, sends = self.sends_of(*key) if self.sends_of is not None else (None, {})
         if (
@@ -353,7 +474,7 @@ class Dispatcher:
         ):
             return cached
         if cached is not None:
-            cached.sender.close()
+            cached.close()
         sender = build_sender(row)
         subscriptions = [*row.subscriptions, *({"name": n, **s} for n, s in sends.items())]
         mappings = {
@@ -424,7 +545,7 @@ class Dispatcher:
             self._thread = None
         self._pool.shutdown(wait=True)
         for configured in self._configured.values():
-            configured.sender.close()
+            configured.close()
         self._configured.clear()
 
 

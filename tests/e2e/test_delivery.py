@@ -119,6 +119,12 @@ def test_serve_can_run_the_dispatcher_as_a_process_of_its_own(tmp_path: Path) ->
             Webhook(secret).verify(
                 receiver.requests[0].body, receiver.requests[0].headers, json_parse=False
             )
+            # and the HTTP process's /metrics has what the dispatcher process counted
+            erp = {"workspace": "default", "destination": "erp"}
+            assert wait_for(
+                lambda: sample(server, "opencdp_deliveries_total", **erp, outcome="delivered") == 1,
+                timeout=10,
+            )
     finally:
         server.stop()
 

@@ -1,7 +1,9 @@
 """The consent seam: every delivery passes :meth:`ConsentCheck.denied` before it is sent.
 
-Until consent is recorded per purpose (the privacy capability), :class:`AllowAll` is the
-check: nothing is denied. A denied delivery is not sent and ends ``dead`` with the reason
+A destination declares the purposes it serves (``settings.purposes``, read with
+:func:`purposes_of`); a check denies the profiles that do not consent to each of them. Until
+consent is recorded per purpose (the privacy capability), :class:`AllowAll` is the check:
+nothing is denied. A denied delivery is not sent and ends ``dead`` with the reason
 ``suppressed_by_consent``.
 """
 
@@ -20,6 +22,12 @@ class ConsentCheck(Protocol):
         """The profiles among ``profile_ids`` that have not consented to what
         ``destination`` serves."""
         ...
+
+
+def purposes_of(destination: DestinationRow) -> list[str]:
+    """The consent purposes a destination serves (none: it needs no consent)."""
+    given = destination.settings.get("purposes") or []
+    return [str(p) for p in given]
 
 
 class AllowAll:

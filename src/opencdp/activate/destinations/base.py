@@ -77,6 +77,22 @@ class DestinationSettings(BaseModel):
             "429, 502 and 504 answers halve it for a while"
         ),
     )
+    purposes: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description=(
+            "the consent purposes (Segment's consent categories, e.g. Advertising) this "
+            "destination serves: a delivery goes only to a profile that consents to each"
+        ),
+    )
+
+    @field_validator("purposes")
+    @classmethod
+    def _purposes(cls, value: list[str]) -> list[str]:
+        for p in value:
+            if not p.strip() or len(p) > 100 or any(c in p for c in "\r\n\0"):
+                raise ValueError(f"purposes: {p!r} is not a purpose's name (1 to 100 characters)")
+        return sorted(set(value))
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,31 +16,12 @@ from standardwebhooks import Webhook
 from opencdp.activate.signing import new_secret
 from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
-from opencdp.web.app import create_app
-from tests.conftest import TOKEN, WRITE_KEY, basic, make_settings
+from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.support.receiver import Answer, Receiver
 
 # now: receivers check that webhook-timestamp is within 5 minutes of their clock
 START = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(START)
-
-
-@pytest.fixture
-def rt(tmp_path: Path, database_url: str | None, clock: FrozenClock) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, database_url), clock)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, start_worker=False)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,12 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from opencdp.activate.signing import new_secret
 from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
-from opencdp.web.app import create_app
-from tests.conftest import make_settings
 from tests.contract.test_activation import (
     AUTH,
     ORDERS,
-    START,
     deliveries,
     order,
     put,
@@ -30,24 +26,6 @@ from tests.contract.test_activation import (
     webhook,
 )
 from tests.support.receiver import Answer, Received, Receiver
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(START)
-
-
-@pytest.fixture
-def rt(tmp_path: Path, database_url: str | None, clock: FrozenClock) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, database_url), clock)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, start_worker=False)) as c:
-        yield c
 
 
 @pytest.fixture

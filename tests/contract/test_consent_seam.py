@@ -5,20 +5,15 @@ from being sent and ends it ``dead`` with ``suppressed_by_consent``, without an 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from opencdp.activate.consent import AllowAll, purposes_of
-from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
 from opencdp.storage.destinations import DestinationRow
-from opencdp.web.app import create_app
-from tests.conftest import TOKEN, WRITE_KEY, basic, make_settings
+from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.support.receiver import Receiver
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -38,19 +33,6 @@ class DenyWithoutConsent:
         if not purposes_of(destination):
             return set()
         return {p for p in profile_ids if p not in self.consenting}
-
-
-@pytest.fixture
-def rt(tmp_path: Path, database_url: str | None) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, database_url), FrozenClock(datetime.now(UTC)))
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, start_worker=False)) as c:
-        yield c
 
 
 def hook(receiver: Receiver, **settings: Any) -> dict[str, Any]:

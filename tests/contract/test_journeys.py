@@ -26,24 +26,6 @@ HOUR = 3600.0
 
 
 @pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(START)
-
-
-@pytest.fixture
-def rt(tmp_path: Path, database_url: str | None, clock: FrozenClock) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, database_url), clock)
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, start_worker=False)) as c:
-        yield c
-
-
-@pytest.fixture
 def mail() -> Iterator[MailServer]:
     with MailServer() as server:
         yield server

@@ -4,34 +4,16 @@ naming the subscription."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
-from opencdp.web.app import create_app
-from tests.conftest import TOKEN, WRITE_KEY, basic, make_settings
+from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.support.mail import MailServer
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def rt(tmp_path: Path, database_url: str | None) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, database_url), FrozenClock(datetime.now(UTC)))
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def client(rt: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(rt, start_worker=False)) as c:
-        yield c
 
 
 def mail_destination(port: int, subscriptions: list[dict[str, Any]]) -> dict[str, Any]:

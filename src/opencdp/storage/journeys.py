@@ -19,11 +19,13 @@ from opencdp.errors import NotFound
 from opencdp.storage.db import Database
 from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import (
+    ACTIVE_INSTANCES,
     computed_values,
     definitions,
     journey_instances,
     journey_steps,
     journeys,
+    partial,
     profiles,
     traits,
 )
@@ -193,7 +195,7 @@ class JourneyStore:
                 .where(
                     journey_instances.c.workspace_id == workspace_id,
                     journey_instances.c.profile_id.in_(part),
-                    journey_instances.c.status == ACTIVE,
+                    partial(ACTIVE_INSTANCES, "journey_instances"),
                 )
                 .order_by(journey_instances.c.entered_us, journey_instances.c.id)
             )
@@ -231,7 +233,10 @@ class JourneyStore:
         on PostgreSQL skips them until this transaction ends)."""
         query = (
             select(journey_instances)
-            .where(journey_instances.c.status == ACTIVE, journey_instances.c.wake_us <= now_us)
+            .where(
+                partial(ACTIVE_INSTANCES, "journey_instances"),
+                journey_instances.c.wake_us <= now_us,
+            )
             .order_by(journey_instances.c.wake_us)
             .limit(limit)
         )
@@ -241,7 +246,7 @@ class JourneyStore:
         """When the earliest timer is due (None: no instance waits)."""
         return conn.execute(
             select(func.min(journey_instances.c.wake_us)).where(
-                journey_instances.c.status == ACTIVE
+                partial(ACTIVE_INSTANCES, "journey_instances")
             )
         ).scalar_one_or_none()
 

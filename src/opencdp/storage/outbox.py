@@ -19,7 +19,7 @@ from sqlalchemy import Connection, and_, func, or_, select, tuple_, update
 
 from opencdp.storage.db import Database
 from opencdp.storage.profiles import chunks
-from opencdp.storage.schema import deliveries, destinations
+from opencdp.storage.schema import WAITING_DELIVERIES, deliveries, destinations, partial
 
 PENDING, RETRYING, DELIVERED, DEAD = "pending", "retrying", "delivered", "dead"
 WAITING = (PENDING, RETRYING)
@@ -86,7 +86,7 @@ class OutboxStore:
         """Lease up to ``limit`` due deliveries of enabled destinations (not those of
         ``exclude``: (workspace, destination) pairs still sending), oldest first, leaving out
         any that a waiting earlier delivery of the same destination and profile holds back."""
-        waiting = deliveries.c.status.in_(WAITING)
+        waiting = partial(WAITING_DELIVERIES, "deliveries")
         free = or_(deliveries.c.leased_until_us.is_(None), deliveries.c.leased_until_us < now_us)
         enabled = (
             select(destinations.c.id)
@@ -134,9 +134,12 @@ class OutboxStore:
         self, conn: Connection, rows: Sequence[DeliveryRow], now_us: int
     ) -> dict[tuple[str, str, str | None], int]:
         """(workspace, destination, profile) → the first waiting delivery of that pair that
-        cannot go now (not due, or leased by another dispatcher): nothing after it may. Such
-        deliveries are few (those waiting for a retry), so they are read per destination."""
-        wanted = {(r.workspace_id, r.destination_id, r.profile_id) for r in rows if r.profile_id}
+        cannot go now (not due, or leased by another dispatcher): nothing after it may. Read
+        per destination for the claimed profiles (an index seek each), whatever the backlog."""
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for r in rows:
+            if r.profile_id:
+                wanted.setdefault((r.workspace_id, r.destination_id), set()).add(r.profile_id)
         out: dict[tuple[str, str, str | None], int] = {}
         blocked = or_(
             deliveries.c.next_attempt_us > now_us,
@@ -145,19 +148,20 @@ class OutboxStore:
                 deliveries.c.leased_until_us >= now_us,
             ),
         )
-        for ws, dest in sorted({(w, d) for w, d, _p in wanted}):
-            query = (
-                select(deliveries.c.profile_id, func.min(deliveries.c.seq))
-                .where(
-                    deliveries.c.workspace_id == ws,
-                    deliveries.c.destination_id == dest,
-                    deliveries.c.status.in_(WAITING),
-                    blocked,
+        for (ws, dest), profiles in sorted(wanted.items()):
+            for part in chunks(sorted(profiles)):
+                query = (
+                    select(deliveries.c.profile_id, func.min(deliveries.c.seq))
+                    .where(
+                        deliveries.c.workspace_id == ws,
+                        deliveries.c.destination_id == dest,
+                        deliveries.c.profile_id.in_(part),
+                        deliveries.c.status.in_(WAITING),
+                        blocked,
+                    )
+                    .group_by(deliveries.c.profile_id)
                 )
-                .group_by(deliveries.c.profile_id)
-            )
-            for pid, seq in conn.execute(query):
-                if (ws, dest, pid) in wanted:
+                for pid, seq in conn.execute(query):
                     out[(ws, dest, pid)] = int(seq)
         return out
 

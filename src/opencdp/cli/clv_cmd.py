@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from opencdp.cli.common import DataDir, DbUrl, Workspace, console, runtime_for, settings_from
-from opencdp.services import clv
 
 clv_app = typer.Typer(
     help="Predicted customer lifetime value: fit BG/NBD + Gamma-Gamma on the workspace's "
@@ -45,6 +44,8 @@ def fit(
     and the holdout check: predicted against actual repeat purchases after the calibration
     end.
     """
+    from opencdp.services import clv  # numpy and scipy: only for these commands
+
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         end = None if calibration_end is None else clv.parse_date(calibration_end)
         model = clv.fit(rt, workspace, end, clv.check_unit(time_unit))
@@ -59,6 +60,8 @@ def show(
     database_url: DbUrl = None,
 ) -> None:
     """The workspace's fitted model."""
+    from opencdp.services import clv  # numpy and scipy: only for these commands
+
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         model = clv.model(rt, workspace)
     _print_model(model, as_json)
@@ -73,6 +76,8 @@ def score(
 ) -> None:
     """Write predicted_clv_12m, p_alive and predicted_orders_12m to every customer profile,
     with the fitted model and each customer's orders up to today."""
+    from opencdp.services import clv  # numpy and scipy: only for these commands
+
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         done = clv.score(rt, workspace)
     if as_json:

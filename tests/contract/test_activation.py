@@ -21,14 +21,17 @@ from opencdp.web.app import create_app
 from tests.conftest import TOKEN, WRITE_KEY, basic, make_settings
 from tests.support.receiver import Answer, Receiver
 
-# now: receivers check that webhook-timestamp is within 5 minutes of their clock
+#: The orders' timestamp: when the module was imported, at or before each test's clock.
 START = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock(START)
+    # Now, when the test starts (not when the module was imported, which may be many minutes
+    # earlier in a long or parallel run): receivers check that webhook-timestamp is within 5
+    # minutes of their own clock.
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
 
 
 @pytest.fixture

@@ -31,8 +31,13 @@ PORT ?= 8000
 demo: $(STAMP) ## load CDNOW + an omnichannel layer, then serve on 127.0.0.1:$(PORT) (make demo PORT=8001)
 	$(BIN)/opencdp demo --port $(PORT)
 
+# `make test` runs the tests in TEST_WORKERS processes (pytest-xdist), a whole file at a time in
+# each, so that a module's shared fixtures (CDNOW imported once, a shared server) are made once;
+# each process starts its own PostgreSQL cluster. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) ## unit, contract (SQLite + PostgreSQL) and end-to-end tests, with the coverage gate
-	$(BIN)/python -m pytest -q -p no:cacheprovider --cov=opencdp --cov-report=term:skip-covered --cov-fail-under=88
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --cov=opencdp --cov-report=term:skip-covered --cov-fail-under=88
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow and not e2e"

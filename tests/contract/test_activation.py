@@ -19,7 +19,7 @@ from opencdp.runtime import Runtime
 from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.support.receiver import Answer, Receiver
 
-# now: receivers check that webhook-timestamp is within 5 minutes of their clock
+#: The orders' timestamp: when the module was imported, at or before each test's clock.
 START = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

@@ -4,14 +4,25 @@ errors included — carries a ``Request-Id`` (the client's own when it is safe t
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import TOKEN, WRITE_KEY, basic
+from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real server (SQLite) for the module: its tests only read answers' heads, and no
+    test depends on what another stored."""
+    server = LiveServer(tmp_path_factory.mktemp("live"), WRITE_KEY, TOKEN).start()
+    yield server
+    server.stop()
 
 
 def raw_request(url: str, head_bytes: int) -> bytes:

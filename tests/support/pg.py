@@ -97,17 +97,25 @@ class PostgresCluster:
             extra = log.read_text() if log.exists() else ""
             raise RuntimeError(f"{cmd[0]} failed: {result.stderr}\n{extra}")
 
-    def new_database(self) -> str:
-        """A fresh, empty database; returns its SQLAlchemy URL."""
-        import psycopg
-
+    def new_database(self, template: str | None = None) -> str:
+        """A fresh, empty database; returns its SQLAlchemy URL. With ``template`` (a URL
+        :meth:`new_database` returned, with no open connection), a copy of that database."""
         self._n += 1
         name = f"t{os.getpid()}_{self._n}"
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        copy = "" if template is None else f' TEMPLATE "{template.rsplit("/", 1)[1]}"'
+        self.execute(f'CREATE DATABASE "{name}"{copy}')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def execute(self, statement: str, url: str | None = None) -> None:
+        """Run one statement outside a transaction, in the database of ``url`` (a URL
+        :meth:`new_database` returned; default the ``postgres`` database)."""
+        import psycopg
+
+        dbname = "postgres" if url is None else url.rsplit("/", 1)[1]
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}", autocommit=True
+        ) as conn:
+            conn.execute(statement)
 
     def backend_pids(self) -> list[int]:
         """Pids of the postmaster and its backends (for CPU and memory readings)."""

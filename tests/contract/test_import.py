@@ -118,6 +118,21 @@ def test_orders_import_from_each_format(runtime: Runtime, tmp_path: Path, suffix
     assert payload["properties"]["currency"] == "EUR"
 
 
+def test_an_import_leaves_the_planner_statistics_of_what_it_filled(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    if runtime.db.dialect.is_sqlite:
+        pytest.skip("PostgreSQL's planner statistics")
+    path = write(tmp_path / "orders.csv", order_rows(40))
+    import_file(runtime, ImportRequest(path, mapping(ORDERS), chunk_size=25))
+    with runtime.db.read() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT relname, reltuples FROM pg_class WHERE relname IN ('events', 'profiles')"
+        ).all()
+    # reltuples is -1 (never analysed) until ANALYZE or autovacuum counts the rows
+    assert {name: tuples > 0 for name, tuples in rows} == {"events": True, "profiles": True}
+
+
 def test_rerun_changes_nothing(runtime: Runtime, tmp_path: Path) -> None:
     path = write(
         tmp_path / "orders.csv",

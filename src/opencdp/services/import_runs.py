@@ -200,6 +200,10 @@ def check_file(
 # -- the import ------------------------------------------------------------------------------------
 
 
+#: what an import fills: the planner's statistics of these are refreshed when it ends
+IMPORTED_TABLES = ("events", "profiles", "identifiers", "traits")
+
+
 def import_file(
     runtime: Runtime,
     request: ImportRequest,
@@ -365,6 +369,7 @@ def import_file(
     runs.complete(
         ws, run_id, last, {**report, "baseline": baseline, "progress": counters}, runtime.now_us()
     )
+    runtime.db.refresh_statistics(IMPORTED_TABLES)
     return report
 
 

@@ -111,6 +111,16 @@ class Database:
         except OperationalError as exc:
             raise StorageUnavailable(f"database read failed: {exc.orig}") from exc
 
+    def refresh_statistics(self, tables: tuple[str, ...]) -> None:
+        """Let PostgreSQL's planner see what a bulk write added (``ANALYZE``) instead of
+        waiting for autovacuum: a query right after an import otherwise plans for tables of
+        one row (nested loops; CLV's order history took 117 s on CDNOW instead of 2.4 s).
+        SQLite's planner does not need it."""
+        if self.dialect.is_sqlite:
+            return
+        with self.write() as conn:
+            conn.exec_driver_sql("ANALYZE " + ", ".join(tables))
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()

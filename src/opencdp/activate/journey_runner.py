@@ -210,11 +210,13 @@ class JourneyRunner:
         triggers of the active journeys; returns how many instances started or moved."""
         now = to_us(self.clock.now())
         parsed = [(ev, orjson.loads(ev.payload)) for ev in events]
+        # events that can start an instance (fired, recent, of a new profile where asked):
+        # only their profiles' history and traits are read for entering
         entering = [
             (ev, e)
             for ev, e in parsed
             if any(
-                _fires(t, e, memberships)
+                _qualifies(t, e, ev.profile_id, created, now, memberships)
                 for lv in live.values()
                 if lv.active
                 for t in lv.journey.triggers
@@ -253,9 +255,7 @@ class JourneyRunner:
                     (
                         t
                         for t in lv.journey.triggers
-                        if _fires(t, e, memberships)
-                        and _fresh(t, e, now)
-                        and (pid in created or not t.new_profile)
+                        if _qualifies(t, e, pid, created, now, memberships)
                     ),
                     None,
                 )
@@ -521,6 +521,23 @@ def _fires(trigger: Trigger, event: Mapping[str, Any], memberships: bool) -> boo
         m = membership_of(dict(event))
         return m is not None and m == (trigger.audience, True)
     return trigger.condition is not None and trigger.condition.matches(event)
+
+
+def _qualifies(
+    trigger: Trigger,
+    event: Mapping[str, Any],
+    profile_id: str,
+    created: frozenset[str],
+    now: int,
+    memberships: bool,
+) -> bool:
+    """Whether ``trigger`` starts an instance with this event: it fires, the event is recent
+    enough, and the profile is new when the trigger asks for new profiles."""
+    return (
+        _fires(trigger, event, memberships)
+        and (profile_id in created or not trigger.new_profile)
+        and _fresh(trigger, event, now)
+    )
 
 
 def _fresh(trigger: Trigger, event: Mapping[str, Any], now: int) -> bool:

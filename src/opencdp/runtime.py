@@ -27,6 +27,7 @@ from opencdp.resolve.worker import Worker
 from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
+from opencdp.storage.audit import AuditStore
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
@@ -79,6 +80,8 @@ class Runtime:
         self.profiles = ProfileStore(self.db)
         self.profile_reads = ProfileReads(self.db)
         self.tokens = TokenCache(self.admin, self.clock)
+        #: who did what: writes through the API and the CLI, privacy requests, support reads
+        self.audit = AuditStore(self.db)
         self.plans = PlanStore(self.db)
         self.governance = PlanCache(
             self.plans, self.admin, self.clock, settings.governance_refresh_seconds

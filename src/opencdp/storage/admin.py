@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -11,11 +12,24 @@ from sqlalchemy import delete, select, update
 
 from opencdp.errors import ConfigurationError, NotFound
 from opencdp.ids import hash_secret, hint, legacy_hash, new_id, new_secret, secret_matches
+from opencdp.privacy.roles import ROLES
+from opencdp.privacy.workspace_settings import WorkspaceSettings, parse_settings
 from opencdp.storage.db import Database
 from opencdp.storage.schema import access_tokens, sources, workspaces
 
 DEFAULT_WORKSPACE = "default"
-TOKEN_SCOPES = ("admin", "read")
+#: a workspace id: what URLs (/v1/spaces/{id}) and every row's workspace_id carry
+WORKSPACE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A hard boundary: one brand or business line."""
+
+    id: str
+    name: str
+    created_us: int
+    settings: WorkspaceSettings
 
 
 @dataclass(frozen=True)
@@ -37,9 +51,14 @@ class AccessToken:
     id: str
     workspace_id: str
     name: str
-    scope: str
+    scope: str  # the role: admin | write | read | support
     token_hint: str
     created_us: int
+    instance_admin: bool = False
+
+    @property
+    def role(self) -> str:
+        return self.scope
 
 
 class AdminStore:
@@ -60,6 +79,57 @@ class AdminStore:
                     id=workspace_id, name=name, created_us=now_us
                 )
             )
+
+    def add_workspace(self, workspace_id: str, name: str, now_us: int) -> Workspace:
+        """Create a workspace; raises ConfigurationError for a bad or taken id."""
+        if not WORKSPACE_ID.fullmatch(workspace_id or ""):
+            raise ConfigurationError(
+                f"workspace id {workspace_id!r} must be 1-64 lowercase letters, digits, '-' or '_' "
+                "starting with a letter or digit (it appears in URLs)"
+            )
+        if not name.strip():
+            raise ConfigurationError("a workspace needs a name, e.g. 'B2C shop'")
+        with self.db.write() as conn:
+            found = conn.execute(select(workspaces.c.id).where(workspaces.c.id == workspace_id))
+            if found.first() is not None:
+                raise ConfigurationError(f"workspace {workspace_id!r} already exists")
+            conn.execute(
+                workspaces.insert().values(id=workspace_id, name=name.strip(), created_us=now_us)
+            )
+        return Workspace(workspace_id, name.strip(), now_us, WorkspaceSettings())
+
+    def list_workspaces(self) -> list[Workspace]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(workspaces).order_by(workspaces.c.created_us, workspaces.c.id)
+            )
+            return [_workspace(r._asdict()) for r in rows]
+
+    def get_workspace(self, workspace_id: str) -> Workspace:
+        """The workspace; raises NotFound."""
+        with self.db.read() as conn:
+            row = conn.execute(select(workspaces).where(workspaces.c.id == workspace_id)).first()
+        if row is None:
+            raise NotFound(f"workspace {workspace_id!r} does not exist")
+        return _workspace(row._asdict())
+
+    def workspace_settings(self, workspace_id: str) -> WorkspaceSettings:
+        """The workspace's privacy settings (defaults for an unknown workspace)."""
+        with self.db.read() as conn:
+            value = conn.execute(
+                select(workspaces.c.settings).where(workspaces.c.id == workspace_id)
+            ).scalar()
+        return parse_settings(orjson.loads(value)) if value else WorkspaceSettings()
+
+    def set_workspace_settings(self, workspace_id: str, settings: WorkspaceSettings) -> None:
+        with self.db.write() as conn:
+            result = conn.execute(
+                workspaces.update()
+                .where(workspaces.c.id == workspace_id)
+                .values(settings=orjson.dumps(settings.to_dict()).decode())
+            )
+            if result.rowcount == 0:
+                raise NotFound(f"workspace {workspace_id!r} does not exist")
 
     def workspace_exists(self, workspace_id: str) -> bool:
         with self.db.read() as conn:
@@ -171,10 +241,15 @@ class AdminStore:
         now_us: int,
         scope: str = "admin",
         token: str | None = None,
+        *,
+        instance_admin: bool = False,
     ) -> tuple[AccessToken, str]:
-        """Create an access token; returns it with its secret (shown once, stored hashed)."""
-        if scope not in TOKEN_SCOPES:
-            raise ConfigurationError(f"scope must be one of {', '.join(TOKEN_SCOPES)}")
+        """Create an access token with role ``scope``; returns it with its secret (shown once,
+        stored hashed). ``instance_admin``: an administrator of every workspace."""
+        if scope not in ROLES:
+            raise ConfigurationError(f"role must be one of {', '.join(ROLES)}, not {scope!r}")
+        if instance_admin and scope != "admin":
+            raise ConfigurationError("an instance administrator has the admin role")
         secret = token or new_secret()
         row = {
             "id": new_id("tok"),
@@ -184,6 +259,7 @@ class AdminStore:
             "token_hint": hint(secret),
             "scope": scope,
             "created_us": now_us,
+            "instance_admin": instance_admin,
         }
         with self.db.write() as conn:
             self._require_workspace(conn, workspace_id)
@@ -196,11 +272,14 @@ class AdminStore:
         return _token(row), secret
 
     def ensure_token(self, workspace_id: str, name: str, token: str, now_us: int) -> AccessToken:
-        """The token with this secret, created as admin if missing (for bootstrap settings)."""
+        """The token with this secret, created if missing as an instance administrator (for
+        bootstrap settings: the first credential of an installation)."""
         found = self.token_for_secret(token)
         if found is not None:
             return found
-        return self.add_token(workspace_id, name, now_us, "admin", token=token)[0]
+        return self.add_token(
+            workspace_id, name, now_us, "admin", token=token, instance_admin=True
+        )[0]
 
     def token_for_secret(self, secret: str) -> AccessToken | None:
         row = self._by_secret(access_tokens, access_tokens.c.token_hash, secret)
@@ -291,4 +370,10 @@ def _token(row: dict[str, Any]) -> AccessToken:
         scope=row["scope"],
         token_hint=row["token_hint"],
         created_us=row["created_us"],
+        instance_admin=bool(row.get("instance_admin")),
     )
+
+
+def _workspace(row: dict[str, Any]) -> Workspace:
+    raw = orjson.loads(row["settings"]) if row.get("settings") else None
+    return Workspace(row["id"], row["name"], row["created_us"], parse_settings(raw))

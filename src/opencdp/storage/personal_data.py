@@ -190,6 +190,23 @@ _DECLARATIONS = (
         "a profile's walk through a journey: the events on its path (cart contents, ids)",
     ),
     no_personal_data("journey_steps", "how many instances reached each step of a journey"),
+    not_linked(
+        "regulations",
+        ("subjects",),
+        "the identifiers a privacy request names; a deletion replaces them with keyed hashes "
+        "when it finishes, so the request is provable without keeping the person",
+    ),
+    not_linked(
+        "suppressions",
+        ("subject_id",),
+        "a suppressed subject: a keyed hash always, the value itself only for SUPPRESS_ONLY "
+        "(nothing was deleted); deletion clears the value",
+    ),
+    no_personal_data(
+        "audit_log",
+        "who (a token or an operator) did what and when; a pseudonymous profile id at most, "
+        "which points at nothing once the profile is erased",
+    ),
 )
 
 #: Every declaration, by table name.

@@ -29,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -57,6 +58,12 @@ workspaces = Table(
     Column("name", String(200), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("identity_config", Text, nullable=True, comment="JSON overrides of identity rules"),
+    Column(
+        "settings",
+        Text,
+        nullable=True,
+        comment="JSON: privacy settings (consent default, self-service traits and origins)",
+    ),
 )
 
 sources = Table(
@@ -79,8 +86,15 @@ access_tokens = Table(
     Column("name", String(200), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
     Column("token_hint", String(16), nullable=False),
-    Column("scope", String(32), nullable=False),
+    Column("scope", String(32), nullable=False, comment="the role: admin | write | read | support"),
     Column("created_us", BigInteger, nullable=False),
+    Column(
+        "instance_admin",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="an instance administrator: every workspace, and workspaces themselves",
+    ),
 )
 
 # The durable queue. Rows stay after processing for the dedup window, so a retried messageId
@@ -477,4 +491,71 @@ journey_steps = Table(
     Column("journey_key", String(64), primary_key=True),
     Column("step", String(64), primary_key=True),
     Column("reached", BigInteger, nullable=False, comment="instances that reached the step"),
+)
+
+# Privacy requests in the shape of Segment's regulations (engage-compat.md §5.2).
+regulations = Table(
+    "regulations",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("regulation_type", String(40), nullable=False, comment="DELETE_ONLY, SUPPRESS_ONLY, …"),
+    Column("subject_type", String(20), nullable=False, comment="USER_ID, EMAIL, PHONE, …"),
+    Column(
+        "subjects",
+        Text,
+        nullable=False,
+        comment="JSON: the subject ids; replaced by keyed hashes once a deletion finishes",
+    ),
+    Column("status", String(20), nullable=False, comment="INITIALIZED | RUNNING | FINISHED | …"),
+    Column("progress", Text, nullable=False, comment="JSON: steps done, counts per store"),
+    Column("error", Text, nullable=True),
+    Column("requested_by", String(64), nullable=True, comment="token id, or cli:<user>"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger, nullable=True),
+    Index("ix_regulations_status", "status", "created_us"),
+)
+
+# Suppressed subjects: the collector refuses their events. Kept as keyed hashes, so that a
+# suppressed-and-deleted person leaves no identifier behind.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column(
+        "subject_hash",
+        String(64),
+        primary_key=True,
+        comment="HMAC of the subject type and its normalized value under the server key",
+    ),
+    Column("subject_type", String(20), nullable=False),
+    Column(
+        "subject_id",
+        String(500),
+        nullable=True,
+        comment="the value, kept only while nothing of the person was deleted (SUPPRESS_ONLY)",
+    ),
+    Column("regulation_id", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+# Who did what: every write through the API or the CLI, every privacy request, every profile
+# read by a support token. Append-only; holds no personal data beyond a profile id.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(200), nullable=False, comment="token id and name, or cli:<os user>"),
+    Column("role", String(32), nullable=False),
+    Column("channel", String(8), nullable=False, comment="api | cli | self"),
+    Column("action", String(100), nullable=False, comment="e.g. destination.put, profile.read"),
+    Column("target", String(300), nullable=True, comment="the object's key (never a value)"),
+    Column("profile_id", String(64), nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("status", Integer, nullable=True, comment="the HTTP status answered"),
+    Index("ix_audit_ws_at", "workspace_id", "at_us"),
+    Index("ix_audit_ws_action", "workspace_id", "action", "at_us"),
 )

@@ -21,6 +21,7 @@ from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.version import __version__
 from opencdp.web.api import api_router
+from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
 from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
@@ -201,6 +202,7 @@ def create_app(
         )
 
     install_openapi(app)
+    app.add_middleware(AuditTrail, runtime=runtime)
     app.add_middleware(TrackingCORS)
     app.add_middleware(BoundedBody, max_bytes=runtime.settings.max_api_body_bytes)
     app.add_middleware(RefuseNul)

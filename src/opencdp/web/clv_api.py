@@ -38,7 +38,7 @@ def clv_router(runtime: Runtime) -> APIRouter:
             body = await json_body(request, default={})
             return await run_in_threadpool(clv.fit_request, runtime, token.workspace_id, body)
 
-        return await answer(runtime, request, handler, admin=True)
+        return await answer(runtime, request, handler)
 
     @router.post("/score", summary="Score every customer with the CLV model")
     async def score(request: Request) -> Response:
@@ -48,6 +48,6 @@ def clv_router(runtime: Runtime) -> APIRouter:
         async def handler(request: Request, token: AccessToken) -> Any:
             return await run_in_threadpool(clv.score, runtime, token.workspace_id)
 
-        return await answer(runtime, request, handler, admin=True)
+        return await answer(runtime, request, handler)
 
     return router

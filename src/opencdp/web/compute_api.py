@@ -23,10 +23,8 @@ from opencdp.web.inputs import json_body
 def compute_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["Computed traits and audiences"])
 
-    async def run(
-        request: Request, handler: Handler, *, admin: bool = False, status: int = 200
-    ) -> Response:
-        return await answer(runtime, request, handler, admin=admin, status=status)
+    async def run(request: Request, handler: Handler, *, status: int = 200) -> Response:
+        return await answer(runtime, request, handler, status=status)
 
     kinds: tuple[tuple[DefinitionKind, str, str], ...] = (
         ("trait", "computed-traits", "computed trait"),
@@ -66,7 +64,7 @@ def compute_router(runtime: Runtime) -> APIRouter:
                 raise RequestError(f"the audience failed: {row.error}", code="computation_failed")
             return {"size": done.size, "entered": done.entered, "exited": done.exited}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.get("/audiences/{key}/members", summary="An audience's members")
     async def members(key: str, request: Request) -> Response:
@@ -137,7 +135,7 @@ def _definition_routes(
                 compute.put_definition, runtime, token.workspace_id, kind, key, body
             )
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.delete(f"/{path}/{{key}}", summary=f"Delete a {word}")
     async def delete_definition(key: str, request: Request) -> Response:
@@ -147,4 +145,4 @@ def _definition_routes(
             compute.delete_definition(runtime, token.workspace_id, key, kind)
             return {"deleted": key}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)

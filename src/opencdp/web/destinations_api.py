@@ -19,10 +19,8 @@ from opencdp.web.inputs import json_body
 def destinations_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["Destinations and deliveries"])
 
-    async def run(
-        request: Request, handler: Handler, *, admin: bool = False, status: int = 200
-    ) -> Response:
-        return await answer(runtime, request, handler, admin=admin, status=status)
+    async def run(request: Request, handler: Handler, *, status: int = 200) -> Response:
+        return await answer(runtime, request, handler, status=status)
 
     @router.get("/destinations", summary="List destinations")
     async def list_destinations(request: Request) -> Response:
@@ -53,7 +51,7 @@ def destinations_router(runtime: Runtime) -> APIRouter:
             )
             return view
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.delete("/destinations/{destination_id}", summary="Delete a destination")
     async def delete_destination(destination_id: str, request: Request) -> Response:
@@ -63,7 +61,7 @@ def destinations_router(runtime: Runtime) -> APIRouter:
             service.delete_destination(runtime, token.workspace_id, destination_id)
             return {"deleted": destination_id}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.post("/destinations/{destination_id}/test", summary="Send a test message")
     async def test_destination(destination_id: str, request: Request) -> Response:
@@ -88,7 +86,7 @@ def destinations_router(runtime: Runtime) -> APIRouter:
                 )
             )
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.get("/deliveries", summary="List deliveries")
     async def list_deliveries(request: Request) -> Response:
@@ -128,6 +126,6 @@ def destinations_router(runtime: Runtime) -> APIRouter:
             body = await json_body(request)
             return service.replay_deliveries(runtime, token.workspace_id, body)
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     return router

@@ -76,10 +76,8 @@ def _row_ids(value: Any) -> list[int] | None:
 def governance_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["Governance"])
 
-    async def run(
-        request: Request, handler: Handler, *, admin: bool = False, status: int = 200
-    ) -> Response:
-        return await answer(runtime, request, handler, admin=admin, status=status)
+    async def run(request: Request, handler: Handler, *, status: int = 200) -> Response:
+        return await answer(runtime, request, handler, status=status)
 
     # -- tracking plans ---------------------------------------------------------------------------
     @router.get("/tracking-plans", summary="List tracking plans")
@@ -115,7 +113,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             stored, created = gov.save_plan(runtime, token.workspace_id, plan)
             return {**stored.to_dict(), "created_revision": created}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.delete("/tracking-plans/{plan_id}", summary="Retire a tracking plan")
     async def delete_plan(plan_id: str, request: Request) -> Response:
@@ -123,7 +121,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             gov.delete_plan(runtime, token.workspace_id, plan_id)
             return {"deleted": plan_id}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.post("/tracking-plans/{plan_id}/dry-run", summary="What a plan would do")
     async def dry_run(plan_id: str, request: Request) -> Response:
@@ -171,7 +169,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             scope = gov.scope_for(runtime, token.workspace_id, source)
             return _put_settings(token.workspace_id, scope, await json_body(request))
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.get("/workspaces/{workspace_id}/schema-settings", summary="Workspace plan and settings")
     async def get_ws_settings(workspace_id: str, request: Request) -> Response:
@@ -189,7 +187,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             authenticate(runtime, request, workspace_id)
             return _put_settings(workspace_id, "*", await json_body(request))
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     def _put_settings(workspace_id: str, scope: str, body: Any) -> Any:
         if not isinstance(body, dict):
@@ -295,7 +293,7 @@ def governance_router(runtime: Runtime) -> APIRouter:
             result = gov.replay_quarantine(runtime, where, limit=limit, dry_run=bool(dry))
             return result.to_dict()
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.post("/quarantine/dismiss", summary="Dismiss quarantined events")
     async def quarantine_dismiss(request: Request) -> Response:
@@ -315,6 +313,6 @@ def governance_router(runtime: Runtime) -> APIRouter:
             ids = _row_ids(body.get("ids"))
             return gov.dismiss_quarantine(runtime, token.workspace_id, ids, body.get("reason"))
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     return router

@@ -19,8 +19,8 @@ from opencdp.web.inputs import json_body
 def journeys_router(runtime: Runtime) -> APIRouter:
     router = APIRouter(prefix="/api", tags=["Journeys"])
 
-    async def run(request: Request, handler: Handler, *, admin: bool = False) -> Response:
-        return await answer(runtime, request, handler, admin=admin)
+    async def run(request: Request, handler: Handler) -> Response:
+        return await answer(runtime, request, handler)
 
     @router.get("/journeys", summary="List journeys")
     async def list_journeys(request: Request) -> Response:
@@ -55,7 +55,7 @@ def journeys_router(runtime: Runtime) -> APIRouter:
             )
             return view
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.delete("/journeys/{key}", summary="Delete a journey")
     async def delete_journey(key: str, request: Request) -> Response:
@@ -65,7 +65,7 @@ def journeys_router(runtime: Runtime) -> APIRouter:
             service.delete_journey(runtime, token.workspace_id, key)
             return {"deleted": key}
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.post("/journeys/{key}/pause", summary="Pause a journey")
     async def pause(key: str, request: Request) -> Response:
@@ -74,7 +74,7 @@ def journeys_router(runtime: Runtime) -> APIRouter:
         async def handler(request: Request, token: AccessToken) -> Any:
             return service.set_state(runtime, token.workspace_id, key, "paused")
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.post("/journeys/{key}/resume", summary="Resume a journey")
     async def resume(key: str, request: Request) -> Response:
@@ -83,7 +83,7 @@ def journeys_router(runtime: Runtime) -> APIRouter:
         async def handler(request: Request, token: AccessToken) -> Any:
             return service.set_state(runtime, token.workspace_id, key, "active")
 
-        return await run(request, handler, admin=True)
+        return await run(request, handler)
 
     @router.get("/journeys/{key}/instances", summary="A journey's instances")
     async def instances(key: str, request: Request) -> Response:

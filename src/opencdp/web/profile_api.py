@@ -14,11 +14,12 @@ from starlette.responses import Response
 
 from opencdp.errors import NotFound, OpenCDPError, RequestError
 from opencdp.identity.identifiers import normalize_email, normalize_phone
+from opencdp.privacy.roles import audited_reads
 from opencdp.profiles.traits import TraitValue
 from opencdp.runtime import Runtime
 from opencdp.storage.profiles import IdentifierRow, ProfileRow
 from opencdp.timeutil import isoformat_us, parse_timestamp, to_us
-from opencdp.web.auth import authenticate
+from opencdp.web.auth import PROFILE_KEY, authenticate, note_profile
 from opencdp.web.responses import JSON, profile_error
 
 COLLECTIONS = ("users", "accounts")
@@ -156,8 +157,13 @@ def profile_router(runtime: Runtime) -> APIRouter:
             space: str, collection: str, external_id: str, request: Request
         ) -> Response:
             try:
-                authenticate(runtime, request, space)
-                return JSON(body(space, collection, external_id, request))
+                token = authenticate(runtime, request, space)
+                answer = body(space, collection, external_id, request)
+                if audited_reads(token.role) and PROFILE_KEY not in request.scope:
+                    # a support read is audited with the profile it read (the traits hot path
+                    # does not look the profile up, so look it up for these tokens only)
+                    note_profile(request, locate(space, collection, external_id).id)
+                return JSON(answer)
             except OpenCDPError as exc:
                 return profile_failure(exc)
 
@@ -165,11 +171,13 @@ def profile_router(runtime: Runtime) -> APIRouter:
 
     def guarded(handler: Callable[[Request, ProfileRow], dict[str, Any]]) -> Callable[..., Any]:
         """A resource of the located profile."""
-        return endpoint_for(
-            lambda space, collection, external_id, request: handler(
-                request, locate(space, collection, external_id)
-            )
-        )
+
+        def located(space: str, collection: str, external_id: str, request: Request) -> Any:
+            profile = locate(space, collection, external_id)
+            note_profile(request, profile.id)
+            return handler(request, profile)
+
+        return endpoint_for(located)
 
     # Traits, the hot path: located and read in one statement (trait_values).
     traits_endpoint = endpoint_for(

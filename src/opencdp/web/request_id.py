@@ -12,6 +12,9 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: where the request's id is left for the routes and the audit trail
+REQUEST_ID_KEY = "opencdp.request_id"
+
 _SAFE = re.compile(rb"[A-Za-z0-9._:\-]{1,200}")
 
 
@@ -34,6 +37,7 @@ class RequestId:
             await self.app(scope, receive, send)
             return
         rid = request_id(scope.get("headers", []))
+        scope[REQUEST_ID_KEY] = rid.decode()
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -1,0 +1,50 @@
+"""Erasure: remove a person from every store the platform controls (invariant 7).
+
+:func:`erase` deletes, in one transaction under the identity lock, the rows of the given
+profiles and of every profile merged into them from each table of the personal-data registry,
+then the rows that no column links to a profile but that hold one of the person's identifier
+values. :func:`scrub_files` then rewrites the database files so that no byte of what was
+deleted remains (SQLite) or the dead tuples are vacuumed (PostgreSQL).
+
+The regulations service (``services/privacy.py``) decides who is erased and when; this module
+only erases.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from opencdp.runtime import Runtime
+from opencdp.storage.erasure import (
+    ErasureStore,
+    erase_profile,
+    erase_unlinked,
+    identifier_values,
+)
+
+
+def erase(
+    rt: Runtime, workspace_id: str, profile_ids: Sequence[str], values: Sequence[str]
+) -> dict[str, int]:
+    """Delete every row of the given profiles (and the profiles merged into them) from every
+    store of the personal-data registry, and rows not linked to a profile that hold any of
+    ``values`` or of the profiles' own identifier values. Idempotent. Returns rows removed per
+    table (redacted, for import reports)."""
+    removed: Counter[str] = Counter()
+    with rt.db.write() as conn:
+        # Workers that resolved a batch before this transaction resolve it again: no event
+        # lands on a profile that no longer exists.
+        rt.processor.lock_identity(conn)
+        searched = {v for v in values if v}
+        for profile_id in dict.fromkeys(profile_ids):
+            searched |= identifier_values(conn, workspace_id, profile_id)
+            removed += erase_profile(conn, workspace_id, profile_id)
+        removed += erase_unlinked(conn, workspace_id, sorted(searched))
+    return dict(sorted(removed.items()))
+
+
+def scrub_files(rt: Runtime) -> None:
+    """Make deleted bytes unrecoverable from the data files (SQLite: vacuum, then empty the
+    write-ahead log; PostgreSQL: VACUUM the tables that hold personal data)."""
+    ErasureStore(rt.db).reclaim()

@@ -1,0 +1,159 @@
+"""The SQL of erasure: remove one person's rows from every store the personal-data registry
+lists, and the rows no column links to a profile that hold one of their identifiers.
+
+It follows :mod:`opencdp.storage.personal_data` (a table added there is erased here without
+a change), runs inside the caller's transaction, and is idempotent: erasing a person already
+erased removes nothing and fails nothing.
+
+What rows not linked to a profile are searched for, and how:
+
+* ``inbox``, ``quarantine`` and ``deliveries`` rows without a profile id (not processed yet,
+  rejected at collection, sent without a profile) whose text holds one of the person's
+  identifier values, matched case-insensitively as written and as JSON escapes it, are deleted;
+* ``import_runs`` reports that quote one of the values have it replaced by ``[erased]`` (the
+  run stays, as the record of an import).
+
+A value the person wrote in another form than the stored identifier (a phone number with
+spaces, where the identifier is E.164) is not found in those unlinked rows; see
+``docs/privacy.md``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, or_, select, update
+
+from opencdp.storage.db import Database
+from opencdp.storage.personal_data import REGISTRY, delete_rows, profile_family
+from opencdp.storage.schema import deliveries, identifiers, import_runs, inbox, metadata, quarantine
+
+#: what stands where an erased value was quoted
+ERASED = "[erased]"
+
+# The unlinked rows searched by value: table -> the text columns searched.
+_UNLINKED_ROWS = {
+    inbox: ("payload",),
+    quarantine: ("payload", "detail", "violations"),
+    deliveries: ("payload", "last_request", "last_response"),
+}
+#: values shorter than this are not searched in unlinked rows (a one-letter id would match
+#: half of the inbox)
+MIN_SEARCHED_LENGTH = 3
+
+
+def identifier_values(conn: Connection, workspace_id: str, profile_id: str) -> set[str]:
+    """Every identifier value of the profile and of the profiles merged into it."""
+    family = profile_family(workspace_id, profile_id)
+    rows = conn.execute(
+        select(identifiers.c.id_value).where(
+            identifiers.c.workspace_id == workspace_id, identifiers.c.profile_id.in_(family)
+        )
+    )
+    return {value for (value,) in rows}
+
+
+def erase_profile(conn: Connection, workspace_id: str, profile_id: str) -> Counter[str]:
+    """Delete the rows of ``profile_id`` and its merged-in profiles from every table the
+    registry finds by profile (``profiles`` last: the others find the family through it).
+    Returns rows removed per table."""
+    removed: Counter[str] = Counter()
+    tables = [t for t, d in REGISTRY.items() if d.found_by_profile and t != "profiles"]
+    for table in [*sorted(tables), "profiles"]:
+        result = conn.execute(delete_rows(table, workspace_id, profile_id))
+        if result.rowcount:
+            removed[table] += result.rowcount
+    return removed
+
+
+def erase_unlinked(conn: Connection, workspace_id: str, values: Iterable[str]) -> Counter[str]:
+    """Delete rows without a profile id that hold one of ``values``, and redact import
+    reports that quote them. Returns rows removed (or redacted) per table."""
+    removed: Counter[str] = Counter()
+    needles = _needles(values)
+    if not needles:
+        return removed
+    for table, columns in _UNLINKED_ROWS.items():
+        matches = or_(*(table.c[c].icontains(n, autoescape=True) for c in columns for n in needles))
+        result = conn.execute(
+            delete(table).where(
+                table.c.workspace_id == workspace_id, table.c.profile_id.is_(None), matches
+            )
+        )
+        if result.rowcount:
+            removed[table.name] += result.rowcount
+    reports = conn.execute(
+        select(import_runs.c.id, import_runs.c.report).where(
+            import_runs.c.workspace_id == workspace_id,
+            or_(*(import_runs.c.report.icontains(n, autoescape=True) for n in needles)),
+        )
+    ).all()
+    for run_id, report in reports:
+        conn.execute(
+            update(import_runs)
+            .where(import_runs.c.workspace_id == workspace_id, import_runs.c.id == run_id)
+            .values(report=redact(report, needles))
+        )
+        removed["import_runs"] += 1
+    return removed
+
+
+def redact(text: str, needles: Sequence[str]) -> str:
+    """``text`` with every occurrence of each needle (any letter case) replaced by
+    :data:`ERASED`."""
+    lowered = text.lower()
+    for needle in sorted(needles, key=len, reverse=True):
+        target = needle.lower()
+        start = lowered.find(target)
+        while start >= 0:
+            text = text[:start] + ERASED + text[start + len(needle) :]
+            lowered = text.lower()
+            start = lowered.find(target, start + len(ERASED))
+    return text
+
+
+def _needles(values: Iterable[str]) -> list[str]:
+    """The strings to search for: each value as written and as JSON escapes it."""
+    out: set[str] = set()
+    for value in values:
+        if len(value) < MIN_SEARCHED_LENGTH:
+            continue
+        out.add(value)
+        escaped = orjson.dumps(value).decode()[1:-1]
+        out.add(escaped)
+    return sorted(out)
+
+
+def count_rows(conn: Connection, workspace_id: str, profile_id: str) -> dict[str, int]:
+    """Rows of the profile's family per table found by profile (what erasure would remove)."""
+    out: dict[str, int] = {}
+    for table, declaration in REGISTRY.items():
+        if not declaration.found_by_profile:
+            continue
+        target = metadata.tables[table]
+        family = profile_family(workspace_id, profile_id)
+        condition: Any = or_(*(target.c[c].in_(family) for c in declaration.profile_columns))
+        n = conn.execute(
+            select(func.count())
+            .select_from(target)
+            .where(target.c.workspace_id == workspace_id, condition)
+        ).scalar_one()
+        if n:
+            out[table] = int(n)
+    return out
+
+
+class ErasureStore:
+    """Erases people inside one transaction, and makes the freed bytes unrecoverable."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def reclaim(self) -> None:
+        """Rewrite the database files so that deleted rows leave no bytes behind (see
+        :meth:`Database.reclaim_deleted_space`)."""
+        tables = [t for t, d in REGISTRY.items() if d.holds_personal_data]
+        self.db.reclaim_deleted_space(tables)

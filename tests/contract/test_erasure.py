@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from opencdp.errors import NotFound
 from opencdp.imports.mapping import parse_mapping
 from opencdp.runtime import Runtime
 from opencdp.services.compute import put_definition
@@ -164,7 +165,7 @@ def test_erasure_removes_the_person_from_every_store_and_nobody_else(
     assert lost == {t: n for t, n in removed.items() if t != "import_runs"}
     # The person can no longer be found by any of her identifiers.
     for kind in ("user_id", "email", "anonymous_id"):
-        with pytest.raises(Exception, match="no profile|not found|No profile"):
+        with pytest.raises(NotFound):
             runtime.profiles.find(WS, "users", kind, ZOE[kind].lower())
 
     # When it runs again, nothing more is removed (idempotent)

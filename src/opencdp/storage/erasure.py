@@ -7,9 +7,10 @@ erased removes nothing and fails nothing.
 
 What rows not linked to a profile are searched for, and how:
 
-* ``inbox``, ``quarantine`` and ``deliveries`` rows without a profile id (not processed yet,
-  rejected at collection, sent without a profile) whose text holds one of the person's
-  identifier values, matched case-insensitively as written and as JSON escapes it, are deleted;
+* ``inbox``, ``quarantine`` and ``deliveries`` rows without a profile, or whose profile no
+  longer exists (not processed yet, rejected at collection, sent without a profile, rebuilt
+  by an import revert), whose text holds one of the person's identifier values, matched
+  case-insensitively as written and as JSON escapes it, are deleted;
 * ``import_runs`` reports that quote one of the values have it replaced by ``[erased]`` (the
   run stays, as the record of an import).
 
@@ -25,11 +26,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, or_, select, update
+from sqlalchemy import Connection, delete, exists, func, or_, select, update
 
 from opencdp.storage.db import Database
 from opencdp.storage.personal_data import REGISTRY, delete_rows, profile_family
-from opencdp.storage.schema import deliveries, identifiers, import_runs, inbox, metadata, quarantine
+from opencdp.storage.schema import (
+    deliveries,
+    identifiers,
+    import_runs,
+    inbox,
+    metadata,
+    profiles,
+    quarantine,
+)
 
 #: what stands where an erased value was quoted
 ERASED = "[erased]"
@@ -78,10 +87,12 @@ def erase_unlinked(conn: Connection, workspace_id: str, values: Iterable[str]) -
         return removed
     for table, columns in _UNLINKED_ROWS.items():
         matches = or_(*(table.c[c].icontains(n, autoescape=True) for c in columns for n in needles))
+        orphan = or_(
+            table.c.profile_id.is_(None),
+            ~exists().where(profiles.c.id == table.c.profile_id),
+        )
         result = conn.execute(
-            delete(table).where(
-                table.c.workspace_id == workspace_id, table.c.profile_id.is_(None), matches
-            )
+            delete(table).where(table.c.workspace_id == workspace_id, orphan, matches)
         )
         if result.rowcount:
             removed[table.name] += result.rowcount

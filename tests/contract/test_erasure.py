@@ -13,14 +13,16 @@ from sqlalchemy import func, select
 
 from opencdp.errors import NotFound
 from opencdp.imports.mapping import parse_mapping
+from opencdp.imports.report import write_html, write_json
+from opencdp.privacy.redaction import ERASED
 from opencdp.runtime import Runtime
 from opencdp.services.compute import put_definition
 from opencdp.services.destinations import put_destination
 from opencdp.services.erasure import erase, scrub_files
-from opencdp.services.import_runs import ImportRequest, import_file
+from opencdp.services.import_runs import REPORTS_DIR, ImportRequest, import_file
 from opencdp.services.journeys import put_journey
 from opencdp.storage.admin import DEFAULT_WORKSPACE
-from opencdp.storage.erasure import ERASED, count_rows
+from opencdp.storage.erasure import count_rows
 from opencdp.storage.personal_data import REGISTRY
 from opencdp.storage.schema import import_runs, inbox, metadata
 from tests.contract.test_storage_contract import source
@@ -107,7 +109,11 @@ def person_scenario(rt: Runtime, tmp_path: Path) -> tuple[str, str]:
         f"o3,{MAX['user_id']},{MAX['email']},2021-01-03T10:00:00Z,30.00\n",
         encoding="utf-8",
     )
-    import_file(rt, ImportRequest(orders, parse_mapping(ORDERS, name="orders.yaml")))
+    report = import_file(rt, ImportRequest(orders, parse_mapping(ORDERS, name="orders.yaml")))
+    # (its report files under the data directory, as `opencdp import` writes them)
+    reports = rt.settings.data_dir / REPORTS_DIR / str(report["run"])
+    write_json(report, reports / "report.json")
+    write_html(report, reports / "report.html")
     # Max is there too, in the same stores,
     max_traits = {"email": MAX["email"], "name": MAX["name"]}
     send(rt, {"type": "identify", "userId": MAX["user_id"], "traits": max_traits})
@@ -159,10 +165,11 @@ def test_erasure_removes_the_person_from_every_store_and_nobody_else(
     assert any(MAX["user_id"] in p for p in payloads)
     assert reports and all(ZOE["email"] not in r for r in reports)
     assert any(ERASED in r for r in reports) and removed["import_runs"] == 1
+    assert removed["report_files"] == 2
     # and only her rows went: every table lost exactly what erasure reports
     after = table_counts(runtime)
     lost = {t: before[t] - after[t] for t in before if before[t] != after[t]}
-    assert lost == {t: n for t, n in removed.items() if t != "import_runs"}
+    assert lost == {t: n for t, n in removed.items() if t not in ("import_runs", "report_files")}
     # The person can no longer be found by any of her identifiers.
     for kind in ("user_id", "email", "anonymous_id"):
         with pytest.raises(NotFound):

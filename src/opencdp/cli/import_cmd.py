@@ -25,6 +25,7 @@ from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json
 from opencdp.services.import_revert import find_run, replaceable_runs, revert_run
 from opencdp.services.import_runs import (
+    REPORTS_DIR,
     ImportRequest,
     check_file,
     import_file,
@@ -203,7 +204,9 @@ def _run(
                 )
                 continue
             print_report(report, console)
-            target = report_dir if report_dir is not None else settings.data_dir / "reports" / name
+            target = (
+                report_dir if report_dir is not None else settings.data_dir / REPORTS_DIR / name
+            )
             if len(paths) > 1 and report_dir is not None:
                 target = report_dir / name
             j = write_json(report, target / "report.json")

@@ -12,10 +12,14 @@ only erases.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
+from opencdp.privacy.redaction import needles, redact
 from opencdp.runtime import Runtime
+from opencdp.services.import_runs import REPORTS_DIR
 from opencdp.storage.erasure import (
     ErasureStore,
     erase_profile,
@@ -32,16 +36,41 @@ def erase(
     ``values`` or of the profiles' own identifier values. Idempotent. Returns rows removed per
     table (redacted, for import reports)."""
     removed: Counter[str] = Counter()
+    searched = {v for v in values if v}
     with rt.db.write() as conn:
         # Workers that resolved a batch before this transaction resolve it again: no event
         # lands on a profile that no longer exists.
         rt.processor.lock_identity(conn)
-        searched = {v for v in values if v}
         for profile_id in dict.fromkeys(profile_ids):
             searched |= identifier_values(conn, workspace_id, profile_id)
             removed += erase_profile(conn, workspace_id, profile_id)
         removed += erase_unlinked(conn, workspace_id, sorted(searched))
+    files = redact_report_files(rt.settings.data_dir / REPORTS_DIR, sorted(searched))
+    if files:
+        removed["report_files"] += files
     return dict(sorted(removed.items()))
+
+
+def redact_report_files(directory: Path, values: Sequence[str]) -> int:
+    """Replace the values in every report file under ``directory`` that quotes one (an
+    invalid cell of an import); returns how many files were rewritten. A file is rewritten to
+    a new file that then replaces it, so the old bytes leave the directory with its inode."""
+    searched = needles(values)
+    if not searched or not directory.is_dir():
+        return 0
+    lowered = [n.lower().encode() for n in searched]
+    rewritten = 0
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if not any(n in data.lower() for n in lowered):
+            continue
+        text = redact(data.decode("utf-8", errors="replace"), searched)
+        # HTML reports escape some characters; what still matches is cut out whole
+        fresh = path.with_name(path.name + ".erasing")
+        fresh.write_text(text, encoding="utf-8")
+        os.replace(fresh, path)
+        rewritten += 1
+    return rewritten
 
 
 def scrub_files(rt: Runtime) -> None:

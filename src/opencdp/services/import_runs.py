@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 DEFAULT_SOURCE = "import"
 _TYPES = {"customers": "identify", "orders": "track", "events": None, "products": None}
 
+#: where ``opencdp import`` keeps its data-quality reports, under the data directory
+REPORTS_DIR = "reports"
+
 
 class Progress(Protocol):
     """What the runner reports while it works (the CLI draws a Rich progress bar)."""

@@ -22,12 +22,12 @@ spaces, where the identifier is E.164) is not found in those unlinked rows; see
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, delete, exists, func, or_, select, update
 
+from opencdp.privacy.redaction import needles, redact
 from opencdp.storage.db import Database
 from opencdp.storage.personal_data import REGISTRY, delete_rows, profile_family
 from opencdp.storage.schema import (
@@ -40,18 +40,12 @@ from opencdp.storage.schema import (
     quarantine,
 )
 
-#: what stands where an erased value was quoted
-ERASED = "[erased]"
-
 # The unlinked rows searched by value: table -> the text columns searched.
 _UNLINKED_ROWS = {
     inbox: ("payload",),
     quarantine: ("payload", "detail", "violations"),
     deliveries: ("payload", "last_request", "last_response"),
 }
-#: values shorter than this are not searched in unlinked rows (a one-letter id would match
-#: half of the inbox)
-MIN_SEARCHED_LENGTH = 3
 
 
 def identifier_values(conn: Connection, workspace_id: str, profile_id: str) -> set[str]:
@@ -82,11 +76,13 @@ def erase_unlinked(conn: Connection, workspace_id: str, values: Iterable[str]) -
     """Delete rows without a profile id that hold one of ``values``, and redact import
     reports that quote them. Returns rows removed (or redacted) per table."""
     removed: Counter[str] = Counter()
-    needles = _needles(values)
-    if not needles:
+    searched = needles(values)
+    if not searched:
         return removed
     for table, columns in _UNLINKED_ROWS.items():
-        matches = or_(*(table.c[c].icontains(n, autoescape=True) for c in columns for n in needles))
+        matches = or_(
+            *(table.c[c].icontains(n, autoescape=True) for c in columns for n in searched)
+        )
         orphan = or_(
             table.c.profile_id.is_(None),
             ~exists().where(profiles.c.id == table.c.profile_id),
@@ -99,43 +95,17 @@ def erase_unlinked(conn: Connection, workspace_id: str, values: Iterable[str]) -
     reports = conn.execute(
         select(import_runs.c.id, import_runs.c.report).where(
             import_runs.c.workspace_id == workspace_id,
-            or_(*(import_runs.c.report.icontains(n, autoescape=True) for n in needles)),
+            or_(*(import_runs.c.report.icontains(n, autoescape=True) for n in searched)),
         )
     ).all()
     for run_id, report in reports:
         conn.execute(
             update(import_runs)
             .where(import_runs.c.workspace_id == workspace_id, import_runs.c.id == run_id)
-            .values(report=redact(report, needles))
+            .values(report=redact(report, searched))
         )
         removed["import_runs"] += 1
     return removed
-
-
-def redact(text: str, needles: Sequence[str]) -> str:
-    """``text`` with every occurrence of each needle (any letter case) replaced by
-    :data:`ERASED`."""
-    lowered = text.lower()
-    for needle in sorted(needles, key=len, reverse=True):
-        target = needle.lower()
-        start = lowered.find(target)
-        while start >= 0:
-            text = text[:start] + ERASED + text[start + len(needle) :]
-            lowered = text.lower()
-            start = lowered.find(target, start + len(ERASED))
-    return text
-
-
-def _needles(values: Iterable[str]) -> list[str]:
-    """The strings to search for: each value as written and as JSON escapes it."""
-    out: set[str] = set()
-    for value in values:
-        if len(value) < MIN_SEARCHED_LENGTH:
-            continue
-        out.add(value)
-        escaped = orjson.dumps(value).decode()[1:-1]
-        out.add(escaped)
-    return sorted(out)
 
 
 def count_rows(conn: Connection, workspace_id: str, profile_id: str) -> dict[str, int]:

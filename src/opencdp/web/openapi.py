@@ -233,7 +233,10 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             _text("Only this destination's.", name="destination"),
             Param(
                 "status",
-                {"type": "string", "enum": ["pending", "retrying", "delivered", "dead"]},
+                {
+                    "type": "string",
+                    "enum": ["pending", "retrying", "delivered", "dead", "suppressed_by_consent"],
+                },
             ),
             _limit(100, 1000),
             Param(

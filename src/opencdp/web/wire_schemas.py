@@ -509,7 +509,10 @@ JOURNEY: Final[Schema] = _strict(
 DELIVERIES_REPLAY: Final[Schema] = _strict(
     {
         "destination": {"type": "string", "pattern": TEXT_PATTERN},
-        "status": {"type": "string", "enum": ["dead", "delivered", "retrying"]},
+        "status": {
+            "type": "string",
+            "enum": ["dead", "delivered", "retrying", "suppressed_by_consent"],
+        },
         "ids": {"type": "array", "items": {"type": "string", "pattern": TEXT_PATTERN}},
     }
 )

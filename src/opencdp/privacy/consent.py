@@ -66,6 +66,15 @@ def is_consent_key(key: str) -> bool:
     return key.startswith(TRAIT_PREFIX)
 
 
+def category_of(key: str) -> str | None:
+    """The category a consent trait key holds (``consent.marketing`` → ``marketing``), or None
+    when the key is not a consent trait of a valid category id."""
+    if not is_consent_key(key):
+        return None
+    category = key[len(TRAIT_PREFIX) :]
+    return category if category_problem(category) is None else None
+
+
 def preferences_problem(message: Mapping[str, Any]) -> tuple[str, str] | None:
     """Why a message cannot be accepted for its consent, as (reason, detail), or None.
 

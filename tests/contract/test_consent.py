@@ -6,6 +6,7 @@ audiences read consent, and a withdrawal mid-journey stops the next send."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -448,3 +449,30 @@ def test_set_consent_is_the_shared_use_case(rt: Runtime, client: TestClient) -> 
         e for e in rt.profiles.events("default", profile_id, limit=5) if e.message_id == message_id
     ]
     assert event.payload["context"]["opencdp"] == {"channel": "self-service", "actor": "customer"}
+
+
+def test_the_cli_shows_and_sets_consent(client: TestClient, rt: Runtime) -> None:
+    from typer.testing import CliRunner
+
+    from opencdp.cli.main import app
+
+    send(client, rt, {"type": "identify", "userId": "rex", "messageId": "r1"})
+    options = ["--data-dir", str(rt.settings.data_dir)]
+    options += ["--database-url", rt.settings.resolved_database_url()]
+    runner = CliRunner()
+    args = ["profile", "consent", "user_id:rex", "--set", "marketing=true", "--set", "ads=no"]
+    result = runner.invoke(app, [*args, "--json", *options])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert {c: r["value"] for c, r in body["categoryPreferences"].items()} == {
+        "ads": False,
+        "marketing": True,
+    }
+    # The worker of this runtime sees the same (the CLI applied it)
+    assert get_consent(rt, "default", "user_id:rex")["categoryPreferences"]["ads"]["value"] is False
+    shown = runner.invoke(app, ["profile", "consent", "user_id:rex", *options])
+    assert shown.exit_code == 0 and "marketing" in shown.output and "opt-in" in shown.output
+    bad = runner.invoke(app, ["profile", "consent", "user_id:rex", "--set", "ads", *options])
+    assert bad.exit_code == 2 and "CATEGORY=true" in bad.output
+    wrong = runner.invoke(app, ["profile", "consent", "user_id:rex", "--set", "1x=true", *options])
+    assert wrong.exit_code == 1 and "starts with a digit" in wrong.output

@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli import admin_cmd
+from opencdp.cli import admin_cmd, consent_cmd
 from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
@@ -428,6 +428,7 @@ source_app.command("enable")(admin_cmd.source_enable)
 source_app.command("rotate-key")(admin_cmd.source_rotate_key)
 token_app.command("revoke")(admin_cmd.token_revoke)
 token_app.command("rotate")(admin_cmd.token_rotate)
+profile_app.command("consent")(consent_cmd.profile_consent)
 
 
 def main() -> None:

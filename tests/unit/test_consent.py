@@ -178,7 +178,9 @@ def as_event(message: dict[str, Any], n: int, at_us: int) -> Event:
 
 def consent_of(state: BatchState) -> dict[str, Any]:
     [node] = state.live_profiles()
-    return {k: v.value for k, v in state.traits.get(node.id, {}).items() if k.startswith("consent.")}
+    return {
+        k: v.value for k, v in state.traits.get(node.id, {}).items() if k.startswith("consent.")
+    }
 
 
 def test_only_preferences_set_consent_in_the_batch() -> None:

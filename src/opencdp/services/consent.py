@@ -69,7 +69,8 @@ def get_consent(runtime: Runtime, workspace_id: str, profile_id: str) -> dict[st
     message id, and the workspace's default for a category without a record."""
     profile = locate_profile(runtime, workspace_id, profile_id)
     traits = {
-        k: v for k, v in runtime.profiles.traits(workspace_id, profile.id).items()
+        k: v
+        for k, v in runtime.profiles.traits(workspace_id, profile.id).items()
         if is_consent_key(k) and v.message_id is not None  # not a computed value
     }
     categories = recorded(traits)

@@ -476,3 +476,65 @@ def test_the_cli_shows_and_sets_consent(client: TestClient, rt: Runtime) -> None
     assert bad.exit_code == 2 and "CATEGORY=true" in bad.output
     wrong = runner.invoke(app, ["profile", "consent", "user_id:rex", "--set", "1x=true", *options])
     assert wrong.exit_code == 1 and "starts with a digit" in wrong.output
+
+
+def test_leaving_an_audience_reaches_a_destination_the_profile_does_not_consent_to(
+    client: TestClient, rt: Runtime, clock: FrozenClock, receiver: Receiver
+) -> None:
+    # Given an ad list synced from the buyers audience, serving marketing
+    body = {
+        "type": "webhook",
+        "settings": {
+            "url": receiver.url,
+            "allow_http": True,
+            "allow_private_targets": True,
+            "consent_categories": ["marketing"],
+        },
+        "subscriptions": [{"name": "buyers", "audience": "buyers", "identify": False}],
+    }
+    definition = {"definition": {"query": "trait('vip') = true"}}
+    send(client, rt, {"type": "identify", "userId": "someone", "traits": {"vip": False}})
+    assert client.put("/api/audiences/buyers", json=definition, headers=AUTH).status_code == 200
+    answer = client.put("/api/destinations/ads", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    # And ann, who consents, enters it and is on the list
+    now = clock.now()
+    identify = {"type": "identify", "userId": "ann", "traits": {"vip": True}}
+    send(client, rt, consent("ann", 1, now, marketing=True), {**identify, "messageId": "i1"})
+    rt.dispatcher.run_until_idle()
+    assert [r.json()["event"] for r in receiver.requests] == ["Audience Entered"]
+    # When she withdraws and then leaves the audience
+    later = now + timedelta(minutes=1)
+    send(client, rt, consent("ann", 2, later, marketing=False))
+    demoted = {**identify, "traits": {"vip": False}, "messageId": "i2"}
+    send(client, rt, {**demoted, "timestamp": (later + timedelta(minutes=1)).isoformat()})
+    rt.dispatcher.run_until_idle()
+    # Then the list is told to drop her (a removal serves her withdrawal), and nothing else
+    assert [r.json()["event"] for r in receiver.requests] == ["Audience Entered", "Audience Exited"]
+    assert deliveries(client, destination="ads", status="suppressed_by_consent") == []
+
+
+def test_a_workspace_plan_that_blocks_unplanned_events_does_not_block_the_consent_api(
+    client: TestClient, rt: Runtime
+) -> None:
+    # Given a workspace-wide plan that blocks every event it does not list
+    plan = {"name": "Strict", "rules": [{"type": "TRACK", "key": "Order Completed"}]}
+    assert client.put("/api/tracking-plans/strict", json=plan, headers=AUTH).status_code == 200
+    enforce = {"trackingPlanId": "strict", "settings": {"track": {"allowUnplannedEvents": False}}}
+    answer = client.put("/api/workspaces/default/schema-settings", json=enforce, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    send(client, rt, order("ann"))
+    assert send(client, rt, consent("ann", 1, rt.clock.now(), marketing=True))["quarantined"] == 1
+    # When consent is set through the API (OpenCDP's own source: no plan applies to it)
+    answer = client.put(
+        "/api/profiles/user_id:ann/consent",
+        json={"categoryPreferences": {"marketing": True}},
+        headers=AUTH,
+    )
+    assert answer.status_code == 202, answer.text
+    rt.processor.run_until_idle()
+    # Then it is stored
+    assert traits(client, "user_id:ann")["consent.marketing"] is True
+    # And nobody can name a source of theirs after OpenCDP's to slip past a plan
+    answer = client.post("/api/sources", json={"name": "opencdp"}, headers=AUTH)
+    assert answer.status_code in (400, 404, 405), answer.text

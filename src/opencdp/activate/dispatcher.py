@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opencdp.activate.audience_sync import is_removal
 from opencdp.activate.consent import AllowAll, ConsentCheck
 from opencdp.activate.destinations import registered
 from opencdp.activate.destinations.base import Attempt, DestinationType, Message
@@ -221,7 +222,7 @@ class Dispatcher:
         )
         sendable: list[tuple[DeliveryRow, Message]] = []
         for r in rows:
-            if r.profile_id in denied:
+            if r.profile_id in denied and not is_removal(orjson.loads(r.payload)):
                 outcomes.append(_suppressed(r, to_us(now)))
                 continue
             try:

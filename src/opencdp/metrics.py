@@ -31,6 +31,9 @@ MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _COUNTERS = {
     "opencdp_events_accepted_total": "Events committed to the inbox by the collector.",
     "opencdp_events_quarantined_total": "Events put in quarantine (collection or processing).",
+    "opencdp_events_suppressed_total": (
+        "Events refused at collection because they name a suppressed person (never stored)."
+    ),
     "opencdp_events_processed_total": "Events processed by workers into profiles.",
     "opencdp_profiles_created_total": "Profiles created by identity resolution.",
     "opencdp_profiles_merged_total": "Profiles merged into another by identity resolution.",

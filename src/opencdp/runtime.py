@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
@@ -17,6 +17,7 @@ from opencdp.activate.router import Router
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
+from opencdp.collect.suppression import Suppressions
 from opencdp.compute.clv import ClvProvider
 from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
@@ -40,6 +41,7 @@ from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore
+from opencdp.storage.regulations import RegulationStore
 from opencdp.timeutil import to_us
 from opencdp.ttl_cache import TtlCache
 
@@ -87,12 +89,26 @@ class Runtime:
         self.governance = PlanCache(
             self.plans, self.admin, self.clock, settings.governance_refresh_seconds
         )
+        #: privacy requests and the suppressed persons the collector refuses
+        self.regulations = RegulationStore(self.db)
+        self.suppressions = Suppressions(
+            self.regulations.suppressed_hashes, self.admin.key, self.clock
+        )
         self.collector = Collector(
-            self.db, settings, self.clock, self.admin, self.inbox, self.governance
+            self.db,
+            settings,
+            self.clock,
+            self.admin,
+            self.inbox,
+            self.governance,
+            self.suppressions,
         )
         self._identity_configs: TtlCache[str, IdentityConfig] = TtlCache(self.clock, 10.0)
         self._lock = threading.Lock()
         self._worker: Worker | None = None
+        #: more durable work the worker's timer tick moves (services install it: privacy
+        #: requests), each returning how much it moved
+        self.timer_hooks: list[Callable[[], int]] = []
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
         self._bootstrap()
         definitions = DefinitionStore(self.db)
@@ -189,6 +205,12 @@ class Runtime:
     def invalidate_identity_config(self, workspace_id: str) -> None:
         self._identity_configs.forget(workspace_id)
 
+    def _run_timers(self) -> int:
+        moved = self.journey_runner.run_due()
+        for hook in self.timer_hooks:
+            moved += hook()
+        return moved
+
     @property
     def worker(self) -> Worker:
         """The worker loop around this runtime's processor (created on first use, not started)."""
@@ -204,7 +226,7 @@ class Runtime:
                     dedup_window_days=s.dedup_window_days,
                     quarantine_retention_days=s.quarantine_resolved_retention_days,
                     scheduled=lambda: self.compute.refresh_due(s.compute_refresh_seconds),
-                    timers=self.journey_runner.run_due,
+                    timers=self._run_timers,
                 )
             return self._worker
 

@@ -28,6 +28,7 @@ from opencdp.cli.destination_cmd import deliveries_app, destination_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
 from opencdp.cli.journey_cmd import journey_app
+from opencdp.services.privacy import install as install_privacy
 
 app = typer.Typer(
     name="opencdp",
@@ -132,6 +133,7 @@ def worker(
     settings = settings_from(data_dir, database_url)
     _logging(settings.log_level)
     with runtime_for(settings) as rt:
+        install_privacy(rt)
         if slot is not None and slots is not None:
             rt.worker.take_slot(slot, slots)
         where = f", slot {slot} of {slots}" if slot is not None else ""

@@ -29,6 +29,7 @@ from opencdp.collect.partition import partition_of
 from opencdp.collect.plan_cache import Governance, PlanCache
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.collect.rejection import COLLECT, Rejection, quarantine_row
+from opencdp.collect.suppression import Suppressions
 from opencdp.errors import AuthenticationError, RateLimited
 from opencdp.settings import Settings
 from opencdp.storage.admin import AdminStore, Source
@@ -46,6 +47,8 @@ class IngestResult:
 
     accepted: int = 0
     quarantined: int = 0
+    #: events of suppressed persons: refused, never stored (answered as accepted, as Segment)
+    suppressed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)  # quarantined per reason
 
@@ -55,6 +58,8 @@ class IngestResult:
             "accepted": self.accepted,
             "quarantined": self.quarantined,
         }
+        if self.suppressed:
+            out["suppressed"] = self.suppressed
         if self.errors:
             out["errors"] = self.errors
         return out
@@ -71,8 +76,11 @@ class Collector:
         admin: AdminStore,
         inbox: InboxStore,
         governance: PlanCache | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self.db = db
+        #: suppressed persons per workspace (None: nothing is suppressed, e.g. in unit tests)
+        self.suppressions = suppressions
         self.governance = governance
         self.settings = settings
         self.clock = clock
@@ -128,6 +136,7 @@ class Collector:
         events: list[dict[str, Any]] = []
         rejected: list[dict[str, Any]] = []
         gov = self.governance_for(source)
+        suppressed = self.suppressions.of(source.workspace_id) if self.suppressions else None
         for index, raw in enumerate(envelope.messages):
             outcome: NormalizedEvent | Rejection | None
             if index >= limit:
@@ -138,6 +147,9 @@ class Collector:
                 )
             else:
                 outcome = self.judge(source, raw, envelope, now, events, gov)
+            if suppressed and self._suppressed(suppressed, _message_of(outcome, raw)):
+                result.suppressed += 1  # a suppressed person's: refused, nothing of it kept
+                continue
             if outcome is None:
                 result.accepted += 1  # blocked, and forwarded to another source: not lost
             elif isinstance(outcome, NormalizedEvent):
@@ -162,6 +174,10 @@ class Collector:
                         {"index": index, "code": outcome.reason, "message": outcome.detail}
                     )
         return events, rejected, result
+
+    def _suppressed(self, hashes: frozenset[str], payload: dict[str, Any]) -> bool:
+        assert self.suppressions is not None
+        return self.suppressions.is_suppressed(hashes, payload)
 
     def governance_for(self, source: Source) -> Governance | None:
         """The plan and settings enforced on ``source`` (None: nothing is enforced)."""
@@ -251,6 +267,14 @@ class Collector:
 
 
 _NO_ENVELOPE = Envelope(messages=[], implied_type=None)
+
+
+def _message_of(outcome: NormalizedEvent | Rejection | None, raw: Any) -> dict[str, Any]:
+    """The message to check for suppressed persons: the normalized one, else the raw one (an
+    invalid event of a suppressed person is refused too, not quarantined)."""
+    if isinstance(outcome, NormalizedEvent):
+        return outcome.payload
+    return raw if isinstance(raw, dict) else {}
 
 
 def with_envelope(raw: Any, envelope: Envelope) -> Any:

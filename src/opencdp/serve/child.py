@@ -21,6 +21,7 @@ import uvicorn
 
 from opencdp.runtime import Runtime
 from opencdp.serve.supervisor import exit_with_parent
+from opencdp.services.privacy import install as install_privacy
 from opencdp.settings import Settings
 from opencdp.web.app import create_app
 from opencdp.web.http_protocol import BoundedHeadProtocol
@@ -59,6 +60,7 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
     """Process the inbox (worker ``slot`` of ``slots``' partitions) until SIGTERM; the batch
     under way is finished first."""
     runtime = Runtime(settings)
+    install_privacy(runtime)
     try:
         if slot is not None and slots is not None:
             runtime.worker.take_slot(slot, slots)

@@ -20,6 +20,7 @@ from pathlib import Path
 from opencdp.privacy.redaction import needles, redact
 from opencdp.runtime import Runtime
 from opencdp.services.import_runs import REPORTS_DIR
+from opencdp.storage.db import Connection
 from opencdp.storage.erasure import (
     ErasureStore,
     erase_profile,
@@ -35,20 +36,34 @@ def erase(
     store of the personal-data registry, and rows not linked to a profile that hold any of
     ``values`` or of the profiles' own identifier values. Idempotent. Returns rows removed per
     table (redacted, for import reports)."""
-    removed: Counter[str] = Counter()
-    searched = {v for v in values if v}
     with rt.db.write() as conn:
-        # Workers that resolved a batch before this transaction resolve it again: no event
-        # lands on a profile that no longer exists.
-        rt.processor.lock_identity(conn)
-        for profile_id in dict.fromkeys(profile_ids):
-            searched |= identifier_values(conn, workspace_id, profile_id)
-            removed += erase_profile(conn, workspace_id, profile_id)
-        removed += erase_unlinked(conn, workspace_id, sorted(searched))
-    files = redact_report_files(rt.settings.data_dir / REPORTS_DIR, sorted(searched))
+        removed, searched = erase_in(rt, conn, workspace_id, profile_ids, values)
+    files = redact_report_files(rt.settings.data_dir / REPORTS_DIR, searched)
     if files:
         removed["report_files"] += files
     return dict(sorted(removed.items()))
+
+
+def erase_in(
+    rt: Runtime,
+    conn: Connection,
+    workspace_id: str,
+    profile_ids: Sequence[str],
+    values: Sequence[str],
+) -> tuple[Counter[str], list[str]]:
+    """:func:`erase`'s deletions inside ``conn``'s transaction (the caller commits them with
+    whatever else must be atomic with them); returns the rows removed per table and the values
+    searched for (for :func:`redact_report_files` after the commit)."""
+    # Workers that resolved a batch before this transaction resolve it again: no event lands
+    # on a profile that no longer exists.
+    rt.processor.lock_identity(conn)
+    removed: Counter[str] = Counter()
+    searched = {v for v in values if v}
+    for profile_id in dict.fromkeys(profile_ids):
+        searched |= identifier_values(conn, workspace_id, profile_id)
+        removed += erase_profile(conn, workspace_id, profile_id)
+    removed += erase_unlinked(conn, workspace_id, sorted(searched))
+    return removed, sorted(searched)
 
 
 def redact_report_files(directory: Path, values: Sequence[str]) -> int:

@@ -261,6 +261,7 @@ def import_file(
         "accepted",
         "rejected_by_converter",
         "rejected_by_pipeline",
+        "suppressed",
         "products",
     ):
         counters.setdefault(name, 0)
@@ -312,6 +313,7 @@ def import_file(
             rejected.extend(refused)
             counters["accepted"] += result.accepted
             counters["rejected_by_pipeline"] += result.quarantined
+            counters["suppressed"] += result.suppressed  # suppressed persons: kept nowhere
         if events or rejected:
             sink(runtime, events, rejected)
         if events:
@@ -388,6 +390,7 @@ def _imported(
         "rows": counters["rows"],
         "messages": counters["messages"],
         "accepted": counters["accepted"],
+        "suppressed": counters["suppressed"],
         "products": counters["products"],
         "quarantined": counters["rejected_by_converter"] + counters["rejected_by_pipeline"],
         "new_events": after["events"] - before["events"],

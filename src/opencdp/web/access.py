@@ -117,6 +117,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/tokens"): _write(ADMIN, "token.add"),
     ("POST", "/api/tokens/{token_id}/rotate"): _write(ADMIN, "token.rotate"),
     ("DELETE", "/api/tokens/{token_id}"): _write(ADMIN, "token.revoke"),
+    # Privacy requests (Segment's regulations) and suppressions
+    ("POST", "/api/regulations"): _write(ADMIN, "regulation.create"),
+    ("GET", "/api/regulations"): _read(ADMIN, "regulation.list"),
+    ("GET", "/api/regulations/{regulation_id}"): _read(ADMIN, "regulation.get"),
+    ("GET", "/api/suppressions"): _read(ADMIN, "suppression.list"),
     # The audit log
     ("GET", "/api/audit"): _read(ADMIN, "audit.read"),
 }

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
+from opencdp.services.privacy import install as install_privacy
 from opencdp.version import __version__
 from opencdp.web.api import api_router
 from opencdp.web.audit_trail import AuditTrail
@@ -32,6 +33,7 @@ from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.journeys_api import journeys_router
 from opencdp.web.openapi import install_openapi
+from opencdp.web.privacy_api import privacy_router
 from opencdp.web.profile_api import profile_router
 from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import (
@@ -77,6 +79,7 @@ def create_app(
     (reported by ``/readyz``).
     """
     run_worker = runtime.settings.worker_in_process if start_worker is None else start_worker
+    install_privacy(runtime)  # privacy requests move with the worker's timers
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:
@@ -156,6 +159,7 @@ def create_app(
     app.include_router(clv_router(runtime))
     app.include_router(destinations_router(runtime))
     app.include_router(journeys_router(runtime))
+    app.include_router(privacy_router(runtime))
     app.include_router(consent_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])

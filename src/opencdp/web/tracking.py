@@ -58,6 +58,7 @@ def tracking_router(runtime: Runtime) -> APIRouter:
         except OpenCDPError as exc:
             return from_exception(exc)
         runtime.metrics.add("opencdp_events_accepted_total", result.accepted)
+        runtime.metrics.add("opencdp_events_suppressed_total", result.suppressed)
         runtime.metrics.quarantined(result.reasons)
         # A malformed single event is answered 400 with its reason. An event a tracking plan
         # blocks was well-formed: 200, as Segment Protocols does (the body still counts it).

@@ -160,6 +160,9 @@ class DestinationType(ABC):
     #: it could not send at all and never will as it is (no recipient, an invalid payload):
     #: dead at once instead of retried like a transport error
     permanent_errors: ClassVar[frozenset[str]] = frozenset()
+    #: whether the receiving system is told of a person's deletion (a ``delete`` message, sent
+    #: when a regulation that forwards deletions erases someone; see docs/privacy.md)
+    supports_deletion: ClassVar[bool] = False
 
     def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
         self.destination_id = destination_id

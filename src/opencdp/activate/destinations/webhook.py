@@ -95,6 +95,7 @@ class Webhook(DestinationType):
     summary = "JSON over HTTP(S), signed per Standard Webhooks, one message or a batch per request"
     Settings: ClassVar[type[DestinationSettings]] = WebhookSettings
     example: ClassVar[dict[str, Any]] = {"url": "https://erp.example.com/hooks/opencdp"}
+    supports_deletion: ClassVar[bool] = True
 
     def __init__(self, destination_id: str, settings: DestinationSettings) -> None:
         super().__init__(destination_id, settings)

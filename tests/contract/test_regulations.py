@@ -329,3 +329,33 @@ def hook(client: TestClient, receiver: Receiver) -> None:
     }
     answer = client.put("/api/destinations/crm", json=body, headers=AUTH)
     assert answer.status_code == 200, answer.text
+
+
+def test_the_cli_deletes_suppresses_and_shows_status(
+    client: TestClient, rt: Runtime, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from opencdp.cli.main import app
+
+    ann(client, rt)
+    where = ["--data-dir", str(rt.settings.data_dir)]
+    if rt.settings.database_url:
+        where += ["--database-url", rt.settings.database_url]
+    runner = CliRunner()
+    # When an operator deletes and suppresses Ann by e-mail, and waits for it
+    result = runner.invoke(
+        app, ["privacy", "delete", "ann@example.com", "-t", "email", "--suppress", *where]
+    )
+    assert result.exit_code == 0, result.output
+    assert "SUPPRESS_WITH_DELETE (EMAIL): FINISHED" in result.output
+    assert gone(rt, "user_id", "ann")
+    # Then the status lists it, as JSON too, and the audit log names the operator
+    listed = runner.invoke(app, ["privacy", "status", "--json", *where])
+    assert listed.exit_code == 0 and "SUPPRESS_WITH_DELETE" in listed.output
+    [entry] = rt.audit.query(WS, action="regulation")
+    assert (entry.channel, entry.action) == ("cli", "regulation.create")
+    assert entry.actor.startswith("cli:")
+    # And a wrong subject type is a message, not a traceback
+    bad = runner.invoke(app, ["privacy", "suppress", "x", "-t", "name", *where])
+    assert bad.exit_code == 1 and "subjectType must be one of" in bad.output

@@ -28,6 +28,7 @@ from opencdp.cli.destination_cmd import deliveries_app, destination_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
 from opencdp.cli.journey_cmd import journey_app
+from opencdp.cli.privacy_cmd import privacy_app
 from opencdp.services.privacy import install as install_privacy
 
 app = typer.Typer(
@@ -58,6 +59,7 @@ app.add_typer(traits_app, name="traits")
 app.add_typer(destination_app, name="destination")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(journey_app, name="journey")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
 

@@ -12,6 +12,7 @@
     │   ├── InvalidPayload            not JSON, not an object, corrupt compression     → 400
     │   ├── Forbidden                 the token may not do this (scope, workspace)      → 403
     │   ├── NotFound                  no such profile, source, token                    → 404
+    │   ├── Conflict                  the id is taken (a workspace that exists)         → 409
     │   ├── RateLimited               per-source rate or inbox backlog limit reached    → 429
     │   ├── ConditionError            an FQL condition that does not parse (activate.fql) → 400
     │   └── MappingError              an Actions mapping that does not validate          → 400
@@ -80,6 +81,11 @@ class Forbidden(RequestError):
 class NotFound(RequestError):
     code = "not_found"
     status = 404
+
+
+class Conflict(RequestError):
+    code = "conflict"
+    status = 409
 
 
 class RateLimited(RequestError):

@@ -21,6 +21,7 @@ from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.version import __version__
 from opencdp.web.api import api_router
+from opencdp.web.audit_api import audit_router
 from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
 from opencdp.web.clv_api import clv_router
@@ -41,6 +42,7 @@ from opencdp.web.responses import (
     profile_error,
 )
 from opencdp.web.tracking import tracking_router
+from opencdp.web.workspaces_api import workspaces_router
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,8 @@ def create_app(
     app.include_router(clv_router(runtime))
     app.include_router(destinations_router(runtime))
     app.include_router(journeys_router(runtime))
+    app.include_router(workspaces_router(runtime))
+    app.include_router(audit_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

@@ -19,7 +19,7 @@ from opencdp.errors import loggable
 from opencdp.privacy.roles import audited_reads
 from opencdp.runtime import Runtime
 from opencdp.storage.audit import AuditEntry
-from opencdp.web.auth import ACCESS_KEY, PROFILE_KEY
+from opencdp.web.auth import ACCESS_KEY, PROFILE_KEY, TARGET_KEY
 from opencdp.web.request_id import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class AuditTrail:
             role="instance_admin" if token.instance_admin else token.role,
             channel="api",
             action=rule.action,
-            target=_target(scope, route),
+            target=scope.get(TARGET_KEY) or _target(scope, route),
             profile_id=scope.get(PROFILE_KEY),
             request_id=scope.get(REQUEST_ID_KEY),
             status=status,

@@ -78,7 +78,9 @@ def add_workspace(runtime: Runtime, workspace_id: Any, name: Any) -> dict[str, A
         created = runtime.admin.add_workspace(workspace_id, name, runtime.now_us())
     except Exception:
         if runtime.admin.workspace_exists(workspace_id):  # created meanwhile by someone else
-            raise Conflict(f"workspace {workspace_id!r} already exists; choose another id") from None
+            raise Conflict(
+                f"workspace {workspace_id!r} already exists; choose another id"
+            ) from None
         raise
     return workspace_view(created)
 
@@ -207,7 +209,9 @@ def _own_token(
         )
     token = found[0]
     if token.instance_admin and caller is not None and not caller.instance_admin:
-        raise Forbidden("only an instance administrator can rotate or revoke an instance administrator's token")
+        raise Forbidden(
+            "only an instance administrator can rotate or revoke an instance administrator's token"
+        )
     return token
 
 

@@ -127,7 +127,7 @@ def record_cli(
     runtime.audit.record(
         [
             AuditEntry(
-                workspace_id=workspace_id,
+                workspace_id=workspace_id[:64],  # as the column: a bad id is still recorded
                 at_us=runtime.now_us(),
                 actor=cli_actor(),
                 role="operator",

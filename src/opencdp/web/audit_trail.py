@@ -10,6 +10,7 @@ logged, never turned into a failed request that already succeeded.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -97,13 +98,27 @@ _NAMING_PARAMETERS = frozenset(
 )
 
 
+#: what a configuration key looks like; anything else a client put where a key goes (an
+#: e-mail address, a phone number: ``PUT /api/destinations/ann@example.com``) is not written
+_KEY_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+_DIGITS = re.compile(r"[0-9]{7}")
+
+
+def safe_key(value: str) -> bool:
+    """Whether a path value can be written to the audit log: a key, not a person's value."""
+    return bool(_KEY_LIKE.fullmatch(value)) and _DIGITS.search(value) is None
+
+
 def _target(scope: Scope, route: Any) -> str | None:
-    """The route with the parameters that name configuration filled in."""
+    """The route with the parameters that name configuration filled in (when they look like
+    keys; the template's ``{name}`` stays otherwise)."""
     template = getattr(route, "path_format", None)
     if not isinstance(template, str):
         return None
     params = scope.get("path_params", {})
     for name, value in params.items():
-        if name in _NAMING_PARAMETERS:
+        if name in _NAMING_PARAMETERS and (
+            safe_key(str(value)) or (name == "row_id" and str(value).isdigit())
+        ):
             template = template.replace("{" + name + "}", str(value))
     return template

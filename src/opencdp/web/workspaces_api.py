@@ -22,10 +22,16 @@ from opencdp.web.inputs import json_body
 from opencdp.web.responses import JSON, from_exception
 
 
-async def _object(request: Request, what: str) -> dict[str, Any]:
+async def _object(request: Request, what: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object of the request, holding no field but ``fields``."""
     body = await json_body(request)
     if not isinstance(body, dict):
         raise RequestError(f"send a JSON object: {what}", code="invalid_request")
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise RequestError(
+            f"unknown field {unknown[0]!r}; send {', '.join(fields)}", code="invalid_request"
+        )
     return body
 
 
@@ -52,7 +58,7 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
         with the workspace; ``409`` when the id is taken; ``400`` naming a bad id."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _object(request, '{"id": "b2c-shop", "name": "B2C shop"}')
+            body = await _object(request, '{"id": "b2c-shop", "name": "B2C shop"}', ("id", "name"))
             view = await run_in_threadpool(
                 service.add_workspace, runtime, body.get("id"), body.get("name")
             )
@@ -107,7 +113,7 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
         """``{"name": "web-shop"}``; the answer's ``write_key`` is shown only this once."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _object(request, '{"name": "web-shop"}')
+            body = await _object(request, '{"name": "web-shop"}', ("name",))
             view = await run_in_threadpool(
                 service.add_source, runtime, token.workspace_id, body.get("name")
             )
@@ -134,13 +140,9 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
         instance administrator creates an instance administrator's token."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _object(request, '{"name": "crm-sync", "role": "read"}')
-            unknown = sorted(set(body) - {"name", "role", "instance_admin"})
-            if unknown:
-                raise RequestError(
-                    f"unknown field {unknown[0]!r}; send name, role and instance_admin",
-                    code="invalid_request",
-                )
+            body = await _object(
+                request, '{"name": "crm-sync", "role": "read"}', ("name", "role", "instance_admin")
+            )
             view = await run_in_threadpool(
                 lambda: service.add_token(
                     runtime,

@@ -536,7 +536,11 @@ WORKSPACE_SETTINGS: Final[Schema] = _strict(
         },
         "self_service_origins": {
             "type": "array",
-            "items": {"type": "string", "pattern": "^(\\*|https?://[^/\\u0000]+)$"},
+            "items": {
+                "type": "string",
+                "pattern": "^(\\*|https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
+                "(:[0-9]{1,5})?)$",
+            },
         },
         "self_service_link_ttl": {"type": "integer", "minimum": 60, "maximum": 90 * 24 * 3600},
     }

@@ -105,6 +105,14 @@ def set_workspace_settings(runtime: Runtime, workspace_id: str, body: Any) -> di
     """Change some of a workspace's privacy settings (fields not sent keep their value);
     400 naming the field that is wrong, and then nothing is changed."""
     current = runtime.admin.get_workspace(workspace_id).settings
+    if not isinstance(body, dict):
+        raise RequestError(
+            'send a JSON object of the settings to change, e.g. {"consent_default": "opt-out"}',
+            code="invalid_settings",
+        )
+    ttl = body.get("self_service_link_ttl")
+    if isinstance(ttl, float) and ttl.is_integer():  # JSON's 3600.0 is a whole number
+        body = {**body, "self_service_link_ttl": int(ttl)}
     try:
         settings = parse_settings(body, base=current)
     except ValueError as exc:

@@ -33,6 +33,7 @@ from opencdp.web.wire_schemas import (
     SCHEMA_SETTINGS,
     SOURCE_NEW,
     TEXT_PATTERN,
+    TIMESTAMP_PATTERN,
     TOKEN_NEW,
     TRACKING_PLAN,
     WHEN_PATTERN,
@@ -126,8 +127,8 @@ _CURSOR = Param(
 _CSV = {"type": "string", "pattern": TEXT_PATTERN}
 _TIME = {
     "type": "string",
-    "pattern": TEXT_PATTERN,
-    "description": "ISO-8601 with a zone (2026-01-31T12:00:00Z) or milliseconds since the epoch.",
+    "pattern": f"^(|[0-9]{{1,15}}|{TIMESTAMP_PATTERN[1:-1]})$",
+    "description": "ISO-8601 (UTC without an offset) or milliseconds since the epoch.",
 }
 _WHEN = {
     "type": "string",

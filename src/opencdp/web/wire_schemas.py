@@ -557,8 +557,14 @@ TOKEN_NEW: Final[Schema] = _strict(
         "instance_admin": {
             "type": "boolean",
             "description": "An administrator of every workspace (only an instance "
-            "administrator creates one; the role must be admin).",
+            "administrator creates one; its role is admin).",
         },
     },
     required=("name",),
 )
+# an instance administrator's role is admin
+TOKEN_NEW["if"] = {
+    "properties": {"instance_admin": {"const": True}},
+    "required": ["instance_admin"],
+}
+TOKEN_NEW["then"] = {"properties": {"role": {"const": "admin"}}}

@@ -136,8 +136,9 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
     @router.post("/tokens", summary="Create an access token", status_code=201)
     async def add_token(request: Request) -> Response:
         """``{"name": "crm-sync", "role": "admin" | "write" | "read" | "support",
-        "instance_admin": false}``; the answer's ``token`` is shown only this once. Only an
-        instance administrator creates an instance administrator's token."""
+        "instance_admin": false}`` (role ``read`` unless said; an instance administrator's is
+        ``admin``); the answer's ``token`` is shown only this once. Only an instance
+        administrator creates an instance administrator's token."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
             body = await _object(
@@ -149,7 +150,7 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
                     token,
                     token.workspace_id,
                     body.get("name"),
-                    body.get("role", "read"),
+                    body.get("role", "admin" if body.get("instance_admin") is True else "read"),
                     instance_admin=body.get("instance_admin", False),
                 )
             )

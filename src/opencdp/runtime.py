@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
+from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
 from opencdp.activate.journey_runner import BatchStart, JourneyRunner
 from opencdp.activate.router import Router
@@ -223,6 +224,8 @@ class Runtime:
                     self.destinations,
                     self.clock,
                     self.metrics,
+                    # consent as recorded on the profiles, the workspace's default otherwise
+                    consent=ProfileConsent(self.profiles, self.admin.workspace_settings),
                     poll_interval=s.dispatcher_poll_interval,
                     lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,

@@ -66,8 +66,11 @@ NEEDS: dict[tuple[str, str], str] = {
         ("GET", f"{_P}/{r}"): ANY for r in ("traits", "external_ids", "events", "metadata", "links")
     },
     ("GET", "/api/profiles/{profile_id}/identity"): ANY,
-    # contacts are written by write
+    # contacts are written by write; a profile's consent is part of the look-up, changing it
+    # (e.g. a customer's opt-out taken by phone) is a contact write
     ("POST", "/api/contacts"): WRITE,
+    ("GET", "/api/profiles/{profile_id}/consent"): ANY,
+    ("PUT", "/api/profiles/{profile_id}/consent"): WRITE,
     # identity rules: configuration to read; changing how people are merged is the admin's
     ("GET", "/api/workspaces/{workspace_id}/identity-rules"): READ,
     ("PUT", "/api/workspaces/{workspace_id}/identity-rules"): ADMIN,
@@ -361,6 +364,7 @@ def body_for(world: World, method: str, path: str) -> Any:
         "/api/computed-traits/{key}": {"definition": {"query": "event('Other').count()"}},
         "/api/quarantine/dismiss": {"ids": [0], "reason": "matrix"},
         "/api/deliveries/replay": {"status": "dead", "ids": ["msg_none"]},
+        "/api/profiles/{profile_id}/consent": {"categoryPreferences": {"Advertising": False}},
     }
     return bodies.get(path, {})
 

@@ -1,7 +1,8 @@
 """The consent seam, on both backends: a destination declares the purposes it serves, and
-every delivery passes the runtime dispatcher's consent check. ``AllowAll`` (until the privacy
-capability records consent) lets everything through; a check that denies keeps a delivery
-from being sent and ends it ``dead`` with ``suppressed_by_consent``, without an attempt."""
+every delivery passes the runtime dispatcher's consent check. The runtime's check reads
+consent on the profiles (``ProfileConsent``; its behaviour: ``test_consent.py``); a check that
+denies keeps a delivery from being sent and ends it ``suppressed_by_consent``, without an
+attempt."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from opencdp.activate.consent import AllowAll, purposes_of
+from opencdp.activate.consent import ProfileConsent, purposes_of
 from opencdp.runtime import Runtime
 from opencdp.storage.destinations import DestinationRow
 from tests.conftest import TOKEN, WRITE_KEY, basic
@@ -58,8 +59,8 @@ def order(user: str) -> dict[str, Any]:
     }
 
 
-def test_the_default_check_allows_everything(client: TestClient, rt: Runtime) -> None:
-    assert isinstance(rt.dispatcher.consent, AllowAll)
+def test_the_runtime_checks_consent_on_profiles(client: TestClient, rt: Runtime) -> None:
+    assert isinstance(rt.dispatcher.consent, ProfileConsent)
     with Receiver() as receiver:
         body = hook(receiver, purposes=["Advertising"])
         view = client.put("/api/destinations/ads", json=body, headers=AUTH).json()
@@ -67,7 +68,8 @@ def test_the_default_check_allows_everything(client: TestClient, rt: Runtime) ->
         client.post("/v1/batch", json={"batch": [order("ann")]}, headers=basic(WRITE_KEY))
         rt.processor.run_until_idle()
         rt.dispatcher.run_until_idle()
-        assert len(receiver.requests) == 1
+        # opt-in by default: ann never consented to Advertising
+        assert receiver.requests == []
 
 
 def test_a_denied_delivery_is_suppressed_not_sent(client: TestClient, rt: Runtime) -> None:
@@ -88,14 +90,17 @@ def test_a_denied_delivery_is_suppressed_not_sent(client: TestClient, rt: Runtim
         rt.dispatcher.consent = check
         # When the dispatcher sends
         rt.dispatcher.run_until_idle()
-        # Then the ad tool got ann's order only; bob's is dead as suppressed, never attempted
+        # Then the ad tool got ann's order only; bob's is suppressed, never attempted
         assert [r.json()["userId"] for r in ads_receiver.requests] == ["ann"]
         assert sorted(r.json()["userId"] for r in erp_receiver.requests) == ["ann", "bob"]
+        params = {"destination": "ads", "status": "suppressed_by_consent"}
+        held = client.get("/api/deliveries", params=params, headers=AUTH).json()["data"]
+        assert len(held) == 1 and held[0]["attempts"] == 0
+        assert held[0]["status"] == "suppressed_by_consent"
         dead = client.get(
             "/api/deliveries", params={"destination": "ads", "status": "dead"}, headers=AUTH
         ).json()["data"]
-        assert len(dead) == 1 and dead[0]["attempts"] == 0
-        assert dead[0]["last_error"] == "suppressed_by_consent"
+        assert dead == []
         assert ("ads", ["Advertising"]) in check.asked and ("erp", []) in check.asked
 
 

@@ -491,6 +491,7 @@ def test_another_workspaces_space_is_closed(sdk_server: World, tmp_path: Path) -
     try:
         rt.admin.ensure_workspace("acme", "Acme", rt.now_us())
         _tok, acme_token = rt.admin.add_token("acme", "acme-reader", rt.now_us(), "read")
+        _tok, own_token = rt.admin.add_token("default", "reader", rt.now_us(), "read")
     finally:
         rt.close()
     ext = f"user_id:{world.sent['segment'].user_id}"
@@ -498,8 +499,15 @@ def test_another_workspaces_space_is_closed(sdk_server: World, tmp_path: Path) -
     foreign = get(world, ext, "traits", token=acme_token)
     assert_profile_error(foreign, 401, "authentication_error")
     assert "does not belong to workspace 'default'" in foreign.json()["error"]["message"]
-    assert_profile_error(get(world, ext, "traits", space="acme"), 401, "authentication_error")
-    assert_profile_error(get(world, ext, "traits", space="nope"), 401, "authentication_error")
+    own = {"token": own_token}
+    assert_profile_error(
+        get(world, ext, "traits", space="acme", **own), 401, "authentication_error"
+    )
+    assert_profile_error(
+        get(world, ext, "traits", space="nope", **own), 401, "authentication_error"
+    )
+    # (the bootstrap token is an instance administrator's: it reads any space, acme has no one)
+    assert_profile_error(get(world, ext, "traits", space="acme"), 404, "not_found")
     # And in its own space the other workspace simply has no such profile
     assert_profile_error(
         get(world, ext, "traits", token=acme_token, space="acme"), 404, "not_found"

@@ -36,6 +36,24 @@ def membership_of(event: dict[str, Any]) -> tuple[str, bool] | None:
     return (key, name == ENTERED) if isinstance(key, str) else None
 
 
+def is_removal(message: dict[str, Any]) -> bool:
+    """Whether a message tells a destination that a profile left an audience (the track
+    ``Audience Exited``, or the identify with the audience's trait false). Such messages go
+    even to a destination the profile does not consent to: dropping someone from an ad list
+    or a mailing list serves their withdrawal, it does not use their data for it."""
+    context = message.get("context")
+    personas = context.get("personas") if isinstance(context, dict) else None
+    if not isinstance(personas, dict) or personas.get("computation_class") != "audience":
+        return False
+    if message.get("type") == "track":
+        return message.get("event") == EXITED
+    key = personas.get("computation_key")
+    traits = message.get("traits")
+    return (
+        message.get("type") == "identify" and isinstance(traits, dict) and traits.get(key) is False
+    )
+
+
 def audience_messages(
     *,
     workspace_id: str,

@@ -4,6 +4,8 @@ Each round leases the due deliveries (oldest first, in order per destination and
 sends each destination's share on its own thread — one slow or dead receiver holds up only
 its own deliveries — and stores every outcome: delivered; retrying at the time the policy
 (:mod:`opencdp.activate.retry`) sets; or dead, with the last request and answer kept. A
+delivery to a profile that does not consent to what the destination serves (the consent
+check, :mod:`opencdp.activate.consent`) is not sent: ``suppressed_by_consent``. A
 dispatcher killed mid-send loses nothing: its leases run out and the deliveries go again
 under the same ids.
 
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opencdp.activate.audience_sync import is_removal
 from opencdp.activate.consent import AllowAll, ConsentCheck
 from opencdp.activate.destinations import registered
 from opencdp.activate.destinations.base import Attempt, DestinationType, Message
@@ -39,7 +42,7 @@ from opencdp.activate.mapping import CompiledMapping, compile_mapping
 from opencdp.activate.retry import next_attempt, retry_after
 from opencdp.activate.throttle import Throttle, lanes
 from opencdp.errors import loggable
-from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, DeliveryRow
+from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
 
 if TYPE_CHECKING:
@@ -219,8 +222,8 @@ class Dispatcher:
         )
         sendable: list[tuple[DeliveryRow, Message]] = []
         for r in rows:
-            if r.profile_id in denied:
-                outcomes.append(_dead(r, to_us(now), "suppressed_by_consent", counted=False))
+            if r.profile_id in denied and not is_removal(orjson.loads(r.payload)):
+                outcomes.append(_suppressed(r, to_us(now)))
                 continue
             try:
                 message = self._message(configured, r)
@@ -558,6 +561,18 @@ def build_sender(row: DestinationRow) -> DestinationType:
 def _release(r: DeliveryRow, next_us: int) -> dict[str, Any]:
     """Not attempted: back to waiting, due at ``next_us`` (after what holds it back)."""
     return {"seq": r.seq, "next_attempt_us": max(next_us, r.next_attempt_us)}
+
+
+def _suppressed(r: DeliveryRow, now_us: int) -> dict[str, Any]:
+    """Not sent: the profile does not consent to what the destination serves. Settled
+    without an attempt, not a failure (a replay checks consent again)."""
+    return {
+        "seq": r.seq,
+        "status": SUPPRESSED,
+        "attempts": r.attempts,
+        "updated_us": now_us,
+        "last_error": SUPPRESSED,
+    }
 
 
 def _dead(r: DeliveryRow, now_us: int, reason: str, *, counted: bool) -> dict[str, Any]:

@@ -77,10 +77,12 @@ def read_document(path: Path) -> Any:
 
 
 class AuditNote:
-    """What :func:`audited` will record; a block that creates an object sets ``target``."""
+    """What :func:`audited` will record; a block that creates an object sets ``target``, one
+    that changes a profile sets ``profile_id``."""
 
     def __init__(self, target: str | None) -> None:
         self.target = target
+        self.profile_id: str | None = None
 
 
 @contextmanager
@@ -108,7 +110,9 @@ def audited(
         raise
     finally:
         try:
-            record_cli(rt, workspace, action, note.target, status=status)
+            record_cli(
+                rt, workspace, action, note.target, status=status, profile_id=note.profile_id
+            )
         except Exception as exc:  # the write is done (or failed) already: say so, go on
             err.print(
                 f"[yellow]warning:[/yellow] the audit log entry was not written: {loggable(exc)}"

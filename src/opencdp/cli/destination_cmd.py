@@ -118,7 +118,9 @@ def list_destinations(
     if as_json:
         console.print_json(orjson.dumps(rows).decode())
         return
-    table = Table("id", "type", "enabled", "health", "pending", "retrying", "delivered", "dead")
+    table = Table(
+        "id", "type", "enabled", "health", "pending", "retrying", "delivered", "dead", "no consent"
+    )
     for r in rows:
         d = r["deliveries"]
         table.add_row(
@@ -126,7 +128,8 @@ def list_destinations(
             r["type"],
             "yes" if r["enabled"] else "no",
             r["health"],
-            *(str(d[k]) for k in ("pending", "retrying", "delivered", "dead")),
+            *(str(d.get(k, 0)) for k in ("pending", "retrying", "delivered", "dead")),
+            str(d.get("suppressed_by_consent", 0)),
         )
     console.print(table)
 
@@ -277,7 +280,12 @@ def retry(
 def replay(
     destination: Annotated[str, typer.Option("--destination", help="The destination's id.")],
     status: Annotated[
-        str, typer.Option("--status", help="dead (after a fix) or delivered (send again).")
+        str,
+        typer.Option(
+            "--status",
+            help="dead (after a fix), delivered (send again) or suppressed_by_consent "
+            "(consent is checked again).",
+        ),
     ] = "dead",
     workspace: Workspace = "default",
     data_dir: DataDir = None,

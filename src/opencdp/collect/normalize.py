@@ -24,6 +24,8 @@ from opencdp.collect.envelope import (
     without_write_keys,
 )
 from opencdp.collect.rejection import Rejection
+from opencdp.privacy.consent import CONSENT_PREFERENCES_MISSING, INVALID_CONSENT_PREFERENCES
+from opencdp.privacy.consent import preferences_problem as consent_problem
 from opencdp.timeutil import EPOCH, LATEST, isoformat, parse_timestamp, to_us
 
 EVENT_TYPES = frozenset({"identify", "track", "page", "screen", "group", "alias"})
@@ -60,6 +62,8 @@ REASONS = (
     BATCH_LIMIT_EXCEEDED,
     NESTED_TOO_DEEP,
     INVALID_UNICODE,
+    CONSENT_PREFERENCES_MISSING,
+    INVALID_CONSENT_PREFERENCES,
 )
 
 
@@ -232,6 +236,11 @@ def normalize(
         msg["context"] = {**envelope.context, **msg.get("context", {})}
     if envelope.integrations:
         msg["integrations"] = {**envelope.integrations, **msg.get("integrations", {})}
+    # Consent (engage-compat.md §5.3): the consent event needs its preferences, and
+    # preferences anywhere must be category ids with booleans.
+    refused = consent_problem(msg)
+    if refused is not None:
+        return reject(*refused)
     if typ == "identify" and "traits" not in msg:
         context_traits = msg.get("context", {}).get("traits")
         if isinstance(context_traits, dict):

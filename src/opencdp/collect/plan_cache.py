@@ -18,7 +18,7 @@ from opencdp.collect.normalize import NormalizedEvent
 from opencdp.collect.rejection import Rejection
 from opencdp.govern import CompiledPlan, EnforcementSettings, enforce
 from opencdp.govern.forward import forwarded_blocked, violation_messages
-from opencdp.storage.admin import AdminStore, Source
+from opencdp.storage.admin import INTERNAL_SOURCE, AdminStore, Source
 from opencdp.storage.plans import PlanStore
 from opencdp.ttl_cache import TtlCache
 
@@ -61,6 +61,8 @@ class PlanCache:
         self._sources.clear()
 
     def _load(self, source: Source) -> Governance | None:
+        if source.name == INTERNAL_SOURCE:  # OpenCDP's own changes: no plan applies
+            return None
         config = self.plans.effective(source.workspace_id, source.id)
         if config is None or config.tracking_plan_id is None:
             return None

@@ -456,6 +456,10 @@ class Builder:
             raise DefinitionError(f"{name}() takes one name", *pos(call))
         path = _path(self.string(args[0], f"the {name} name"), args[0])
         if name == "trait":
+            if path[0] == "consent" and len(path) > 1:
+                # consent is kept as flat traits ``consent.<category>`` (privacy/consent.py):
+                # trait('consent.marketing') reads the category, not a nested key
+                path = (f"consent.{path[1]}", *path[2:])
             self.traits.add(path[0])
             return ast.Trait(path)
         if not scope.in_where:

@@ -25,6 +25,7 @@ from opencdp.identity import (
     extract_group_identifiers,
     extract_user_identifiers,
 )
+from opencdp.privacy.consent import consent_traits, without_consent
 from opencdp.profiles.traits import TraitValue, apply_traits, merge_traits
 
 
@@ -199,7 +200,7 @@ class BatchState:
                 account_id = acc.profile_id
                 group_traits = msg.get("traits")
                 if isinstance(group_traits, dict) and group_traits:
-                    self._set_traits(account_id, group_traits, ev)
+                    self._set_traits(account_id, without_consent(group_traits), ev)
                 self.link_rows[(profile_id, account_id)] = {
                     "workspace_id": self.workspace_id,
                     "user_profile_id": profile_id,
@@ -414,10 +415,14 @@ def _stream_name(kind: str, event: str | None) -> str | None:
 
 
 def _user_traits(msg: dict[str, Any]) -> dict[str, Any]:
-    """Traits an event sets on the user: ``context.traits`` always, plus identify's ``traits``."""
+    """Traits an event sets on the user: ``context.traits`` always, plus identify's ``traits``,
+    without ``consent.*`` keys; then the consent traits of its
+    ``context.consent.categoryPreferences`` (consent changes only through those)."""
     context = msg.get("context")
     context_traits = context.get("traits") if isinstance(context, dict) else None
     out: dict[str, Any] = dict(context_traits) if isinstance(context_traits, dict) else {}
     if msg.get("type") == "identify" and isinstance(msg.get("traits"), dict):
         out.update(msg["traits"])
+    out = without_consent(out)
+    out.update(consent_traits(msg))
     return out

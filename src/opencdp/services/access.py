@@ -19,7 +19,7 @@ from opencdp.errors import Conflict, Forbidden, NotFound, RequestError
 from opencdp.privacy.roles import ROLES
 from opencdp.privacy.workspace_settings import parse_settings
 from opencdp.runtime import Runtime
-from opencdp.storage.admin import WORKSPACE_ID, AccessToken, Source, Workspace
+from opencdp.storage.admin import INTERNAL_SOURCE, WORKSPACE_ID, AccessToken, Source, Workspace
 from opencdp.timeutil import isoformat_us
 
 _NAME_MAX = 200
@@ -131,6 +131,11 @@ def list_sources(runtime: Runtime, workspace_id: str) -> list[dict[str, Any]]:
 def add_source(runtime: Runtime, workspace_id: str, name: Any) -> dict[str, Any]:
     """Create a source; the answer holds its write key, which is never shown again."""
     name = _name(name, "name", "a source needs a name, e.g. 'web-shop'")
+    if name == INTERNAL_SOURCE:
+        raise RequestError(
+            f"name: {INTERNAL_SOURCE!r} is reserved for OpenCDP's own changes; choose another",
+            code="invalid_name",
+        )
     source, key = runtime.admin.add_source(workspace_id, name, runtime.now_us())
     return {**source_view(source), "write_key": key}
 

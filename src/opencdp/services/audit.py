@@ -117,6 +117,7 @@ def record_cli(
     *,
     status: int,
     request_id: str | None = None,
+    profile_id: str | None = None,
 ) -> None:
     """Append one CLI command to the audit log. ``status`` is the command's exit status (0:
     done); ``target`` names the object (an id or key), never a customer's value."""
@@ -130,6 +131,7 @@ def record_cli(
                 channel="cli",
                 action=action,
                 target=target,
+                profile_id=profile_id,
                 request_id=request_id or f"cli-{uuid.uuid4()}",
                 status=status,
             )

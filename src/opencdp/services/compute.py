@@ -16,6 +16,7 @@ from typing import Any
 from opencdp.compute import presets
 from opencdp.compute.engine import Computation, dependency_order
 from opencdp.errors import RequestError
+from opencdp.privacy.consent import category_of
 from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse
 from opencdp.runtime import Runtime
 from opencdp.storage.definitions import DISABLED, DefinitionRow, DefinitionStore
@@ -136,7 +137,8 @@ def validate(
     definition_type: str = "USERS",
 ) -> Definition:
     """Parse and check a definition against the workspace: its traits must exist (as traits
-    of some profile, or as definitions), and it must not depend on itself."""
+    of some profile, or as definitions; consent traits ``consent.<category>`` always do), and
+    it must not depend on itself."""
     try:
         definition = parse(query, kind, definition_type)  # type: ignore[arg-type]
     except DefinitionError as exc:
@@ -148,7 +150,12 @@ def validate(
                 f"the definition reads its own value trait({trait!r}): a dependency cycle",
                 code="invalid_definition",
             )
-        if trait not in definitions and not store(runtime).trait_key_seen(workspace_id, trait):
+        if (
+            trait not in definitions
+            # a consent category may be read before anyone has a record of it
+            and category_of(trait) is None
+            and not store(runtime).trait_key_seen(workspace_id, trait)
+        ):
             raise RequestError(
                 f"trait({trait!r}) is unknown: no profile of workspace {workspace_id!r} has it "
                 "and no computed trait or audience is called so",

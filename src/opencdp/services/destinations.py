@@ -26,7 +26,7 @@ from opencdp.activate.mapping import MappingError, compile_mapping
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
 from opencdp.storage.destinations import DestinationRow
-from opencdp.storage.outbox import STATUSES, DeliveryRow
+from opencdp.storage.outbox import STATUSES, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import isoformat_us, to_us
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -519,9 +519,10 @@ def replay_deliveries(runtime: Runtime, workspace_id: str, body: Any) -> dict[st
         raise RequestError("destination: a destination's id", code="invalid_request")
     if destination is not None:
         runtime.destinations.get(workspace_id, destination)  # NotFound
-    if status not in ("dead", "delivered", "retrying"):
+    if status not in ("dead", "delivered", "retrying", SUPPRESSED):
         raise RequestError(
-            "status: dead (after a fix), delivered (send again) or retrying (without waiting)",
+            "status: dead (after a fix), delivered (send again), retrying (without waiting) "
+            "or suppressed_by_consent (consent is checked again)",
             code="invalid_request",
         )
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):

@@ -5,6 +5,7 @@ history and its provenance stay in one place (the timeline).
 
 They come from an internal source per workspace, named :data:`INTERNAL_SOURCE` (created on
 first use; its write key is random and never shown, so nothing outside can send as it), and
+are not subject to tracking plans (they are OpenCDP's own, in a shape it defines), and
 carry ``context.opencdp = {"channel", "actor"}``: which channel made the change (``api``,
 ``self-service``) and who (a token id, or ``customer``).
 """
@@ -16,10 +17,7 @@ from typing import Any
 
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
-from opencdp.storage.admin import Source
-
-#: the name of the internal source of every workspace
-INTERNAL_SOURCE = "opencdp"
+from opencdp.storage.admin import INTERNAL_SOURCE, Source
 
 
 def internal_source(rt: Runtime, workspace_id: str) -> Source:
@@ -28,7 +26,7 @@ def internal_source(rt: Runtime, workspace_id: str) -> Source:
     if found is not None:
         return found
     try:
-        return rt.admin.add_source(workspace_id, INTERNAL_SOURCE, rt.now_us())[0]
+        return rt.admin.add_source(workspace_id, INTERNAL_SOURCE, rt.now_us(), internal=True)[0]
     except Exception:  # a concurrent caller made it first
         again = rt.admin.find_source(workspace_id, INTERNAL_SOURCE)
         if again is None:

@@ -18,6 +18,9 @@ from opencdp.storage.db import Database
 from opencdp.storage.schema import access_tokens, sources, workspaces
 
 DEFAULT_WORKSPACE = "default"
+#: the source of the changes OpenCDP records itself (consent through the API, self-service
+#: edits): reserved, one per workspace, exempt from tracking plans
+INTERNAL_SOURCE = "opencdp"
 #: a workspace id: what URLs (/v1/spaces/{id}) and every row's workspace_id carry
 WORKSPACE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -157,11 +160,21 @@ class AdminStore:
 
     # Sources ---------------------------------------------------------------------------
     def add_source(
-        self, workspace_id: str, name: str, now_us: int, write_key: str | None = None
+        self,
+        workspace_id: str,
+        name: str,
+        now_us: int,
+        write_key: str | None = None,
+        *,
+        internal: bool = False,
     ) -> tuple[Source, str]:
         """Create a source; returns it with its write key (shown once, stored hashed)."""
         if not name.strip():
             raise ConfigurationError("a source needs a name, e.g. 'web-shop'")
+        if name.strip() == INTERNAL_SOURCE and not internal:
+            raise ConfigurationError(
+                f"the source name {INTERNAL_SOURCE!r} is reserved for OpenCDP's own changes"
+            )
         key = write_key or new_secret()
         row = {
             "id": new_id("src"),

@@ -2,7 +2,9 @@
 sent by a dispatcher (SQL only; the policy is :mod:`opencdp.activate.retry`).
 
 A delivery is ``pending`` until its first attempt, ``retrying`` after a failed attempt worth
-repeating, then ``delivered`` or ``dead``. A dispatcher *leases* the due deliveries it sends
+repeating, then ``delivered`` or ``dead`` — or ``suppressed_by_consent`` when the profile does
+not consent to what the destination serves (never attempted, not a failure; a replay checks
+consent again). A dispatcher *leases* the due deliveries it sends
 (``leased_until_us``): if it dies mid-send, the lease runs out and another sends them again
 under the same ``id`` (at least once; the receiver de-duplicates on it). Per destination and
 profile, deliveries go out in the order they were enqueued: one that waits for a retry holds
@@ -22,8 +24,9 @@ from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import WAITING_DELIVERIES, deliveries, destinations, partial
 
 PENDING, RETRYING, DELIVERED, DEAD = "pending", "retrying", "delivered", "dead"
+SUPPRESSED = "suppressed_by_consent"
 WAITING = (PENDING, RETRYING)
-STATUSES = (PENDING, RETRYING, DELIVERED, DEAD)
+STATUSES = (PENDING, RETRYING, DELIVERED, DEAD, SUPPRESSED)
 
 
 @dataclass(frozen=True)

@@ -222,6 +222,36 @@ class ProfileStore:
                 )
         return out
 
+    def trait_values(
+        self, workspace_id: str, profile_ids: Iterable[str], keys: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Profile id → {key: value} of the traits named ``keys`` of each profile, read on the
+        profile it was merged into when it was (in one statement per 2,000 profiles). A
+        profile without any of them is left out."""
+        wanted = sorted(set(keys))
+        out: dict[str, dict[str, Any]] = {}
+        if not wanted:
+            return out
+        live = func.coalesce(profiles.c.merged_into, profiles.c.id)
+        joined = profiles.join(
+            traits,
+            and_(traits.c.workspace_id == profiles.c.workspace_id, traits.c.profile_id == live),
+        )
+        with self.db.read() as conn:
+            for part in chunks(sorted(set(profile_ids))):
+                query = (
+                    select(profiles.c.id, traits.c.key, traits.c.value)
+                    .select_from(joined)
+                    .where(
+                        profiles.c.workspace_id == workspace_id,
+                        profiles.c.id.in_(part),
+                        traits.c.key.in_(wanted),
+                    )
+                )
+                for pid, key, value in conn.execute(query):
+                    out.setdefault(pid, {})[key] = orjson.loads(value)
+        return out
+
     # Worker: writing changes -------------------------------------------------------------
     def insert_profiles(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         for part in chunks(list(rows), 5000):

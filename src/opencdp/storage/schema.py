@@ -415,7 +415,12 @@ deliveries = Table(
     Column("profile_id", String(64), nullable=True),
     Column("message_id", String(100), nullable=False, comment="the event that caused it"),
     Column("payload", Text, nullable=False, comment="JSON: the event, mapped at send time"),
-    Column("status", String(16), nullable=False, comment="pending | retrying | delivered | dead"),
+    Column(
+        "status",
+        String(32),
+        nullable=False,
+        comment="pending | retrying | delivered | dead | suppressed_by_consent",
+    ),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_us", BigInteger, nullable=False),
     Column("leased_until_us", BigInteger, nullable=True, comment="a dispatcher is sending it"),

@@ -52,6 +52,8 @@ RULES: dict[tuple[str, str], Rule] = {
     # Contacts, profiles, identity
     ("POST", "/api/contacts"): _write(WRITE, "contact.upsert"),
     ("GET", "/api/profiles/{profile_id}/identity"): _read(R_PROFILES, "profile.read.identity"),
+    ("GET", "/api/profiles/{profile_id}/consent"): _read(R_PROFILES, "consent.get"),
+    ("PUT", "/api/profiles/{profile_id}/consent"): _write(WRITE, "consent.put"),
     ("GET", "/api/workspaces/{workspace_id}/identity-rules"): _read(R_CONFIG, "identity_rules.get"),
     ("PUT", "/api/workspaces/{workspace_id}/identity-rules"): _write(ADMIN, "identity_rules.put"),
     # Governance

@@ -26,6 +26,7 @@ from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
 from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
+from opencdp.web.consent_api import consent_router
 from opencdp.web.destinations_api import destinations_router
 from opencdp.web.docs import install_docs
 from opencdp.web.governance_api import governance_router
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(journeys_router(runtime))
     app.include_router(workspaces_router(runtime))
     app.include_router(audit_router(runtime))
+    app.include_router(consent_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

@@ -19,6 +19,7 @@ from opencdp.web.wire_schemas import (
     BATCH,
     CLV_FIT,
     COMPONENTS,
+    CONSENT,
     DEFINITION,
     DEFINITION_PREVIEW,
     DELIVERIES_REPLAY,
@@ -212,6 +213,8 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ),
     ("post", "/api/contacts"): Doc((400, 401, 403, 413), created=True),
     ("get", "/api/profiles/{profile_id}/identity"): Doc((401, 404)),
+    ("get", "/api/profiles/{profile_id}/consent"): Doc((400, 401, 403, 404)),
+    ("put", "/api/profiles/{profile_id}/consent"): Doc((400, 401, 403, 404, 413), body=CONSENT),
     ("get", "/api/workspaces/{workspace_id}/identity-rules"): Doc((401,)),
     ("put", "/api/workspaces/{workspace_id}/identity-rules"): Doc(
         (400, 401, 403, 413), body=IDENTITY_RULES
@@ -244,7 +247,10 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             _text("Only this destination's.", name="destination"),
             Param(
                 "status",
-                {"type": "string", "enum": ["pending", "retrying", "delivered", "dead"]},
+                {
+                    "type": "string",
+                    "enum": ["pending", "retrying", "delivered", "dead", "suppressed_by_consent"],
+                },
             ),
             _limit(100, 1000),
             Param(

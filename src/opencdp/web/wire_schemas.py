@@ -470,6 +470,19 @@ DESTINATION_TEST: Final[Schema] = _strict(
         "event": {"type": "object", "description": "A Segment event (default: a sample order)"},
     }
 )
+#: What ``PUT /api/profiles/{profile_id}/consent`` reads (category ids are checked by the
+#: service, naming the one that is wrong).
+CONSENT: Final[Schema] = _strict(
+    {
+        "categoryPreferences": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"type": "boolean"},
+            "description": "Category id -> true|false; only the categories given change.",
+        }
+    },
+    required=("categoryPreferences",),
+)
 #: What ``PUT /api/journeys/{key}`` reads: a journey's JSON form, or a preset (the steps and
 #: conditions are checked by the journey parser, naming the field).
 JOURNEY: Final[Schema] = _strict(
@@ -509,7 +522,10 @@ JOURNEY: Final[Schema] = _strict(
 DELIVERIES_REPLAY: Final[Schema] = _strict(
     {
         "destination": {"type": "string", "pattern": TEXT_PATTERN},
-        "status": {"type": "string", "enum": ["dead", "delivered", "retrying"]},
+        "status": {
+            "type": "string",
+            "enum": ["dead", "delivered", "retrying", "suppressed_by_consent"],
+        },
         "ids": {"type": "array", "items": {"type": "string", "pattern": TEXT_PATTERN}},
     }
 )

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opencdp.activate.retry import Verdict, classify
+from opencdp.privacy.consent import check_categories
 from opencdp.timeutil import parse_duration
 
 
@@ -77,22 +78,37 @@ class DestinationSettings(BaseModel):
             "429, 502 and 504 answers halve it for a while"
         ),
     )
-    purposes: list[str] = Field(
+    consent_categories: list[str] = Field(
         default_factory=list,
         max_length=20,
         description=(
-            "the consent purposes (Segment's consent categories, e.g. Advertising) this "
-            "destination serves: a delivery goes only to a profile that consents to each"
+            "the consent categories (Segment's category ids, e.g. Advertising, C0004) this "
+            "destination serves: a delivery goes only to a profile that consents to each "
+            "(a category without a record follows the workspace's consent_default); none: "
+            "every profile"
         ),
     )
+    purposes: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="the earlier name of consent_categories; both count",
+    )
+
+    @field_validator("consent_categories")
+    @classmethod
+    def _categories(cls, value: list[str]) -> list[str]:
+        try:
+            return check_categories(value)
+        except ValueError as exc:
+            raise ValueError(f"consent_categories: {exc}") from None
 
     @field_validator("purposes")
     @classmethod
     def _purposes(cls, value: list[str]) -> list[str]:
-        for p in value:
-            if not p.strip() or len(p) > 100 or any(c in p for c in "\r\n\0"):
-                raise ValueError(f"purposes: {p!r} is not a purpose's name (1 to 100 characters)")
-        return sorted(set(value))
+        try:
+            return check_categories(value)
+        except ValueError as exc:
+            raise ValueError(f"purposes: {exc}") from None
 
 
 @dataclass(frozen=True)

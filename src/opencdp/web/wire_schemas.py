@@ -563,7 +563,16 @@ WORKSPACE_SETTINGS: Final[Schema] = _strict(
 )
 #: ``POST /api/sources``
 SOURCE_NEW: Final[Schema] = _strict(
-    {"name": {"type": "string", "maxLength": 200, "pattern": _NON_BLANK}}, required=("name",)
+    {
+        "name": {
+            "type": "string",
+            "maxLength": 200,
+            "pattern": _NON_BLANK,
+            "not": {"const": "opencdp"},
+            "description": "Any name but opencdp (reserved for OpenCDP's own changes).",
+        }
+    },
+    required=("name",),
 )
 #: ``POST /api/tokens``
 TOKEN_NEW: Final[Schema] = _strict(

@@ -14,6 +14,7 @@
     │   ├── NotFound                  no such profile, source, token                    → 404
     │   ├── NotSupported              understood, but OpenCDP does not do it (a regulation
     │   │                             type or subject Segment has and OpenCDP has not)  → 422
+    │   ├── Conflict                  the id is taken (a workspace that exists)         → 409
     │   ├── RateLimited               per-source rate or inbox backlog limit reached    → 429
     │   ├── ConditionError            an FQL condition that does not parse (activate.fql) → 400
     │   └── MappingError              an Actions mapping that does not validate          → 400
@@ -87,6 +88,11 @@ class NotFound(RequestError):
 class NotSupported(RequestError):
     code = "not_supported"
     status = 422
+
+
+class Conflict(RequestError):
+    code = "conflict"
+    status = 409
 
 
 class RateLimited(RequestError):

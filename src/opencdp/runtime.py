@@ -58,6 +58,11 @@ class TokenCache:
     def get(self, secret: str) -> AccessToken | None:
         return self._cache.get(secret, lambda: self.admin.token_for_secret(secret))
 
+    def forget_all(self) -> None:
+        """Drop every cached token (after this process rotated or revoked one: the cache is
+        keyed by secrets, which the store does not keep)."""
+        self._cache.clear()
+
 
 def secret_key(settings: Settings) -> bytes:
     """The key write keys and tokens are hashed under: ``OPENCDP_SECRET_KEY``, else the key

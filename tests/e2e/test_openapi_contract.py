@@ -38,6 +38,7 @@ def test_every_operation_is_described_and_none_claims_422(runtime: Runtime) -> N
                 "/api/clv/score",
                 "/api/journeys/{key}/pause",
                 "/api/journeys/{key}/resume",
+                "/api/tokens/{token_id}/rotate",
             )
             if method in ("put", "post") and path not in bodiless:
                 assert "requestBody" in op, (method, path)

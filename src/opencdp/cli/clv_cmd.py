@@ -9,7 +9,15 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli.common import DataDir, DbUrl, Workspace, console, runtime_for, settings_from
+from opencdp.cli.common import (
+    DataDir,
+    DbUrl,
+    Workspace,
+    audited,
+    console,
+    runtime_for,
+    settings_from,
+)
 
 clv_app = typer.Typer(
     help="Predicted customer lifetime value: fit BG/NBD + Gamma-Gamma on the workspace's "
@@ -46,7 +54,10 @@ def fit(
     """
     from opencdp.services import clv  # numpy and scipy: only for these commands
 
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "clv.fit", "/api/clv/fit"),
+    ):
         end = None if calibration_end is None else clv.parse_date(calibration_end)
         model = clv.fit(rt, workspace, end, clv.check_unit(time_unit))
     _print_model(model, as_json)
@@ -78,7 +89,10 @@ def score(
     with the fitted model and each customer's orders up to today."""
     from opencdp.services import clv  # numpy and scipy: only for these commands
 
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "clv.score", "/api/clv/score"),
+    ):
         done = clv.score(rt, workspace)
     if as_json:
         console.print_json(orjson.dumps(done).decode())

@@ -13,7 +13,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from opencdp.errors import OpenCDPError
+from opencdp.errors import OpenCDPError, loggable
 from opencdp.settings import Settings, load_settings
 
 # Piped or redirected output is read by scripts: no width limit, so tables never cut an id.
@@ -74,3 +74,46 @@ def read_document(path: Path) -> Any:
             f"[red]error:[/red] {path} is not valid {'JSON' if path.suffix == '.json' else 'YAML'}: {exc}"
         )
         raise typer.Exit(1) from None
+
+
+class AuditNote:
+    """What :func:`audited` will record; a block that creates an object sets ``target``, one
+    that changes a profile sets ``profile_id``."""
+
+    def __init__(self, target: str | None) -> None:
+        self.target = target
+        self.profile_id: str | None = None
+
+
+@contextmanager
+def audited(
+    rt: Any, workspace: str, action: str, target: str | None = None, *, record: bool = True
+) -> Iterator[AuditNote]:
+    """Record the write that the block makes in the audit log (channel ``cli``, actor
+    ``cli:<os user>``), with its exit status: 0 when it succeeded, else the status the command
+    exits with. ``action`` is the name ``web/access.py`` gives the same write through the API;
+    ``target`` names the object (an id or key), never a customer's value — a block that
+    creates an object names it by setting ``note.target``. ``record=False`` (a dry run that
+    changes nothing) records nothing."""
+    from opencdp.services.audit import record_cli
+
+    note = AuditNote(target)
+    if not record:
+        yield note
+        return
+    status = 1
+    try:
+        yield note
+        status = 0
+    except typer.Exit as exc:
+        status = exc.exit_code
+        raise
+    finally:
+        try:
+            record_cli(
+                rt, workspace, action, note.target, status=status, profile_id=note.profile_id
+            )
+        except Exception as exc:  # the write is done (or failed) already: say so, go on
+            err.print(
+                f"[yellow]warning:[/yellow] the audit log entry was not written: {loggable(exc)}"
+            )

@@ -14,6 +14,7 @@ from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
+    audited,
     console,
     err,
     read_document,
@@ -37,6 +38,9 @@ Preset = Annotated[
 
 
 def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
+    # the names the API gives the same writes (web/access.py)
+    action = "audience" if kind == "audience" else "computed_trait"
+    path = "audiences" if kind == "audience" else "computed-traits"
     app = typer.Typer(
         help=f"{word.capitalize()}s in Segment's query language (see docs/compute.md).",
         no_args_is_help=True,
@@ -63,11 +67,16 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
             err.print("[red]error:[/red] give a FILE or --preset NAME (e.g. --preset retail)")
             raise typer.Exit(2)
         document = read_document(file) if file is not None else None
-        with runtime_for(settings_from(data_dir, database_url)) as rt:
+        with (
+            runtime_for(settings_from(data_dir, database_url)) as rt,
+            audited(rt, workspace, f"{action}.put", f"/api/{path}") as note,
+        ):
             if preset is not None:
                 done = compute.apply_preset(rt, workspace, kind, preset)
             else:
                 done = compute.apply_file(rt, workspace, kind, document)
+            keys = ",".join(str(d.get("key")) for d in done)
+            note.target = f"/api/{path}/{keys}"
         if as_json:
             console.print_json(orjson.dumps(done).decode())
             return
@@ -116,7 +125,10 @@ def _app(kind: DefinitionKind, word: str, example: str) -> typer.Typer:
         database_url: DbUrl = None,
     ) -> None:
         """Delete a definition and the values it computed."""
-        with runtime_for(settings_from(data_dir, database_url)) as rt:
+        with (
+            runtime_for(settings_from(data_dir, database_url)) as rt,
+            audited(rt, workspace, f"{action}.delete", f"/api/{path}/{key}"),
+        ):
             compute.delete_definition(rt, workspace, key, kind)
         console.print(f"deleted {word} {key}")
 

@@ -11,7 +11,16 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli.common import DataDir, DbUrl, Workspace, console, err, runtime_for, settings_from
+from opencdp.cli.common import (
+    DataDir,
+    DbUrl,
+    Workspace,
+    audited,
+    console,
+    err,
+    runtime_for,
+    settings_from,
+)
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -54,10 +63,14 @@ def profile_consent(
     wanted = parse_assignments(assignments or [])
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         if wanted:
-            message_id = set_consent(
-                rt, workspace, ref, wanted, channel="cli", actor=f"cli:{_user()}"
-            )
-            rt.processor.run_until_idle()  # apply it now, as a running worker would
+            with audited(
+                rt, workspace, "consent.put", "/api/profiles/{profile_id}/consent"
+            ) as note:
+                message_id = set_consent(
+                    rt, workspace, ref, wanted, channel="cli", actor=f"cli:{_user()}"
+                )
+                rt.processor.run_until_idle()  # apply it now, as a running worker would
+                note.profile_id = str(get_consent(rt, workspace, ref)["profile_id"])
             if not as_json:
                 console.print(f"recorded as message {message_id}")
         body = get_consent(rt, workspace, ref)

@@ -14,6 +14,7 @@ from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
+    audited,
     console,
     err,
     read_document,
@@ -95,7 +96,10 @@ def add(
     body["subscriptions"] = subscriptions
     if disabled:
         body["enabled"] = False
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "destination.put", f"/api/destinations/{destination_id}"),
+    ):
         view, created = service.put_destination(rt, workspace, destination_id, body)
     console.print(f"{'created' if created else 'replaced'} destination {destination_id}")
     console.print_json(orjson.dumps(view).decode())
@@ -154,7 +158,10 @@ def test(
     database_url: DbUrl = None,
 ) -> None:
     """Send one sample event now and show what the receiver answered."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "destination.test", f"/api/destinations/{destination_id}/test"),
+    ):
         result = service.test_destination(rt, workspace, destination_id, subscription=subscription)
     console.print_json(orjson.dumps(result).decode())
     if result["verdict"] != "delivered":
@@ -171,7 +178,10 @@ def disable(
 ) -> None:
     """Switch a destination off (nothing new is routed to it; waiting deliveries wait) or, with
     --enable, on."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "destination.put", f"/api/destinations/{destination_id}"),
+    ):
         service.set_enabled(rt, workspace, destination_id, enable)
     console.print(f"destination {destination_id} {'enabled' if enable else 'disabled'}")
 
@@ -184,7 +194,10 @@ def delete(
     database_url: DbUrl = None,
 ) -> None:
     """Delete a destination and its deliveries."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "destination.delete", f"/api/destinations/{destination_id}"),
+    ):
         service.delete_destination(rt, workspace, destination_id)
     console.print(f"deleted destination {destination_id}")
 
@@ -252,7 +265,10 @@ def retry(
     database_url: DbUrl = None,
 ) -> None:
     """Send these deliveries again now: dead ones, or retrying ones without waiting."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "delivery.replay", "/api/deliveries/replay"),
+    ):
         n = sum(
             service.replay_deliveries(rt, workspace, {"status": s, "ids": delivery_ids})["replayed"]
             for s in ("dead", "retrying")
@@ -276,7 +292,12 @@ def replay(
     database_url: DbUrl = None,
 ) -> None:
     """Queue all of a destination's dead (or delivered) deliveries again, under their ids."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(
+            rt, workspace, "delivery.replay", f"/api/deliveries/replay?destination={destination}"
+        ),
+    ):
         done = service.replay_deliveries(
             rt, workspace, {"destination": destination, "status": status}
         )

@@ -14,6 +14,7 @@ from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
+    audited,
     console,
     err,
     errors_reported,
@@ -63,8 +64,12 @@ def plan_apply(
     sources (names or ids), workspace: true, and settings (Segment's enforcement settings).
     """
     doc = read_document(file)
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "tracking_plan.put", record=not dry_run) as note,
+    ):
         out = gov.apply_plan_document(rt, workspace, doc, dry_run=dry_run, days=days)
+        note.target = f"/api/tracking-plans/{out.get('plan_id')}"
     if as_json:
         _dump(out)
         return
@@ -150,7 +155,10 @@ def plan_delete(
     database_url: DbUrl = None,
 ) -> None:
     """Retire a plan: sources using it stop enforcing (its revisions are kept)."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "tracking_plan.delete", f"/api/tracking-plans/{plan_id}"),
+    ):
         gov.delete_plan(rt, workspace, plan_id)
     console.print(f"plan {plan_id} retired")
 
@@ -192,15 +200,18 @@ def source_settings(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         scope = gov.scope_for(rt, workspace, source)
         if plan is not None or changes:
-            config = gov.set_schema_config(
-                rt,
-                workspace,
-                scope,
-                tracking_plan_id=(None if plan.lower() == "none" else plan)
-                if plan is not None
-                else ...,
-                changes=changes,
-            )
+            with audited(
+                rt, workspace, "schema_settings.put", f"/api/sources/{source}/schema-settings"
+            ):
+                config = gov.set_schema_config(
+                    rt,
+                    workspace,
+                    scope,
+                    tracking_plan_id=(None if plan.lower() == "none" else plan)
+                    if plan is not None
+                    else ...,
+                    changes=changes,
+                )
         else:
             config = gov.schema_config(rt, workspace, scope)
     _dump(config.to_dict())
@@ -387,9 +398,10 @@ def quarantine_replay(
             until=until,
             ids=ids,
         )
-        result = gov.replay_quarantine(
-            rt, where, limit=limit, dry_run=dry_run, process=process, mapping=replay_mapping
-        )
+        with audited(rt, workspace, "quarantine.replay", record=not dry_run):
+            result = gov.replay_quarantine(
+                rt, where, limit=limit, dry_run=dry_run, process=process, mapping=replay_mapping
+            )
     out = result.to_dict()
     if as_json:
         _dump(out)
@@ -419,7 +431,10 @@ def quarantine_dismiss(
     They stay for the record (``quarantine show``, ``list --status resolved``) with the
     resolution ``dismissed`` and the reason; replays leave them alone.
     """
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "quarantine.dismiss"),
+    ):
         out = gov.dismiss_quarantine(rt, workspace, ids, reason)
     if as_json:
         _dump(out)

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from opencdp.cli.common import DataDir, DbUrl, console, err, runtime_for, settings_from
+from opencdp.cli.common import DataDir, DbUrl, audited, console, err, runtime_for, settings_from
 from opencdp.errors import ConfigurationError, OpenCDPError
 from opencdp.imports.presets import PRESETS, resolve_file, resolve_mapping
 from opencdp.imports.report import print_report, write_html, write_json
@@ -182,7 +182,8 @@ def _run(
                 else:
                     if replace:
                         for run_id in replaceable_runs(rt, workspace, kind, path.name):
-                            undone = revert_run(rt, workspace, run_id)
+                            with audited(rt, workspace, "import.revert", run_id):
+                                undone = revert_run(rt, workspace, run_id)
                             err.print(
                                 f"replaced run {run_id}: {undone['events_removed']} events "
                                 f"removed, {undone['profiles_rebuilt']} profiles rebuilt"
@@ -195,7 +196,9 @@ def _run(
                         chunk_size=chunk_size,
                         force=force,
                     )
-                    report = import_file(rt, request, progress=progress)
+                    with audited(rt, workspace, f"import.{kind}") as note:
+                        report = import_file(rt, request, progress=progress)
+                        note.target = str(report.get("run"))
                     name = str(report.get("run"))
             if report.get("status") == "already_imported":
                 err.print(
@@ -315,7 +318,8 @@ def revert_command(
             f"Revert run {found.id} ({found.kind} from {found.file_name}, {found.rows_done} rows)?"
         ):
             raise typer.Exit(1)
-        result = revert_run(rt, workspace, found.id)
+        with audited(rt, workspace, "import.revert", found.id):
+            result = revert_run(rt, workspace, found.id)
     console.print(
         f"reverted run {result['run']} ({result['file']}): {result['events_removed']} events "
         f"removed, {result['profiles_rebuilt']} profiles rebuilt from "

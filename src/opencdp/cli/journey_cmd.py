@@ -14,6 +14,7 @@ from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
+    audited,
     console,
     err,
     read_document,
@@ -74,7 +75,10 @@ def apply(
         err.print("[red]error:[/red] give a journey file, or --preset NAME --destination ID")
         raise typer.Exit(2)
     name = key or body.get("key") or (file.stem if file is not None else preset)
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "journey.put", f"/api/journeys/{name}"),
+    ):
         view, created = service.put_journey(rt, workspace, str(name), body)
     console.print(f"{'created' if created else 'replaced'} journey {name} ({view['state']})")
 
@@ -139,7 +143,12 @@ def pause(
     database_url: DbUrl = None,
 ) -> None:
     """Stop new entries (instances under way go on); --resume starts them again."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(
+            rt, workspace, "journey.resume" if resume else "journey.pause", f"/api/journeys/{key}"
+        ),
+    ):
         service.set_state(rt, workspace, key, "active" if resume else "paused")
     console.print(f"journey {key} {'resumed' if resume else 'paused'}")
 
@@ -152,7 +161,10 @@ def delete(
     database_url: DbUrl = None,
 ) -> None:
     """Delete a journey with its instances and their timers."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "journey.delete", f"/api/journeys/{key}"),
+    ):
         service.delete_journey(rt, workspace, key)
     console.print(f"deleted journey {key}")
 

@@ -11,12 +11,13 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli import admin_cmd, consent_cmd
+from opencdp.cli import access_cmd, admin_cmd, consent_cmd
 from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
     DbUrl,
     Workspace,
+    audited,
     console,
     err,
     errors_reported,
@@ -47,6 +48,7 @@ profile_app = typer.Typer(
 )
 events_app = typer.Typer(help="Look at the event stream.", no_args_is_help=True)
 rules_app = typer.Typer(help="Identity rules of a workspace.", no_args_is_help=True)
+app.add_typer(access_cmd.workspace_app, name="workspace")
 app.add_typer(source_app, name="source")
 app.add_typer(token_app, name="token")
 app.add_typer(profile_app, name="profile")
@@ -194,20 +196,7 @@ def demo(
 
 
 # Sources ---------------------------------------------------------------------------------
-@source_app.command("add")
-def source_add(
-    name: Annotated[str, typer.Argument(help="A name, e.g. web-shop.")],
-    workspace: Workspace = "default",
-    data_dir: DataDir = None,
-    database_url: DbUrl = None,
-) -> None:
-    """Create a source and print its write key (shown only this once)."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
-        src, key = rt.admin.add_source(workspace, name, rt.now_us())
-        console.print(f"source [bold]{src.name}[/bold] ({src.id}) in workspace {workspace}")
-        console.print(
-            f"write key: [bold green]{key}[/bold green]  (store it now: it is not shown again)"
-        )
+source_app.command("add")(access_cmd.source_add)  # --help lists commands in this order
 
 
 @source_app.command("list")
@@ -223,23 +212,7 @@ def source_list(
 
 
 # Tokens ----------------------------------------------------------------------------------
-@token_app.command("add")
-def token_add(
-    name: Annotated[str, typer.Argument(help="What the token is for.")],
-    scope: Annotated[str, typer.Option(help="admin or read.")] = "admin",
-    workspace: Workspace = "default",
-    data_dir: DataDir = None,
-    database_url: DbUrl = None,
-) -> None:
-    """Create an access token and print it (shown only this once)."""
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
-        tok, secret = rt.admin.add_token(workspace, name, rt.now_us(), scope)
-        console.print(
-            f"token [bold]{tok.name}[/bold] ({tok.id}, {tok.scope}) in workspace {workspace}"
-        )
-        console.print(
-            f"secret: [bold green]{secret}[/bold green]  (store it now: it is not shown again)"
-        )
+token_app.command("add")(access_cmd.token_add)
 
 
 @token_app.command("list")
@@ -248,9 +221,9 @@ def token_list(
 ) -> None:
     """List the access tokens of a workspace."""
     with runtime_for(settings_from(data_dir, database_url)) as rt:
-        table = Table("id", "name", "scope", "token")
+        table = Table("id", "name", "role", "token", "instance admin")
         for t in rt.admin.list_tokens(workspace):
-            table.add_row(t.id, t.name, t.scope, t.token_hint)
+            table.add_row(t.id, t.name, t.role, t.token_hint, "yes" if t.instance_admin else "")
         console.print(table)
 
 
@@ -385,7 +358,10 @@ def rules_set(
     if not isinstance(overrides, dict):
         err.print(f"[red]error:[/red] {file.name} must hold a JSON object of overrides")
         raise typer.Exit(1)
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "identity_rules.put", f"/api/workspaces/{workspace}/identity-rules"),
+    ):
         set_identity_rules(rt, workspace, overrides)
         console.print(f"identity rules of workspace {workspace} updated")
 
@@ -430,8 +406,9 @@ source_app.command("settings")(source_settings)
 source_app.command("disable")(admin_cmd.source_disable)
 source_app.command("enable")(admin_cmd.source_enable)
 source_app.command("rotate-key")(admin_cmd.source_rotate_key)
-token_app.command("revoke")(admin_cmd.token_revoke)
-token_app.command("rotate")(admin_cmd.token_rotate)
+token_app.command("revoke")(access_cmd.token_revoke)
+token_app.command("rotate")(access_cmd.token_rotate)
+app.command("audit")(access_cmd.audit)
 profile_app.command("consent")(consent_cmd.profile_consent)
 
 

@@ -5,6 +5,7 @@ names the field that is wrong."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,6 +50,8 @@ class WorkspaceSettings:
 
 
 _FIELDS = {f for f in WorkspaceSettings.__dataclass_fields__}
+#: a browser origin: scheme, host name (or IPv4 address) and an optional port, nothing else
+ORIGIN = re.compile(r"https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 _MAX_TTL = 90 * 24 * 3600
 
 
@@ -70,12 +73,12 @@ def parse_settings(raw: Any, base: WorkspaceSettings | None = None) -> Workspace
     traits = _strings(current["self_service_traits"], "self_service_traits")
     origins = _strings(current["self_service_origins"], "self_service_origins")
     for origin in origins:
-        if origin != "*" and not origin.startswith(("http://", "https://")):
+        if origin.endswith("/") and ORIGIN.fullmatch(origin[:-1]):
+            raise ValueError(f"self_service_origins: {origin!r} must not end with '/'")
+        if origin != "*" and not ORIGIN.fullmatch(origin):
             raise ValueError(
                 f"self_service_origins: {origin!r} is not an origin such as https://shop.example"
             )
-        if origin.endswith("/"):
-            raise ValueError(f"self_service_origins: {origin!r} must not end with '/'")
     ttl = current["self_service_link_ttl"]
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= _MAX_TTL:
         raise ValueError(f"self_service_link_ttl must be whole seconds from 60 to {_MAX_TTL}")

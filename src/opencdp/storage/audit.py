@@ -48,6 +48,8 @@ class AuditStore:
             row["action"] = row["action"][:100]
             if row["target"] is not None:
                 row["target"] = row["target"][:300]
+            if row["request_id"] is not None:  # a client's Request-Id may be up to 200 long
+                row["request_id"] = row["request_id"][:64]
         with self.db.write() as conn:
             conn.execute(audit_log.insert(), rows)
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from opencdp.errors import Forbidden, OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.services.identity import explain_profile, set_identity_rules
-from opencdp.web.auth import authenticate
+from opencdp.web.auth import authenticate, note_profile
 from opencdp.web.inputs import refuse_nul
 from opencdp.web.responses import JSON, from_exception
 
@@ -80,6 +80,7 @@ def api_router(runtime: Runtime) -> APIRouter:
         try:
             token = authenticate(runtime, request)
             body = explain_profile(runtime, token.workspace_id, profile_id)
+            note_profile(request, str(body["profile_id"]))
         except OpenCDPError as exc:
             return from_exception(exc)
         return JSON(body)

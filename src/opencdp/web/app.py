@@ -22,6 +22,7 @@ from opencdp.runtime import Runtime
 from opencdp.services.privacy import install as install_privacy
 from opencdp.version import __version__
 from opencdp.web.api import api_router
+from opencdp.web.audit_api import audit_router
 from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
 from opencdp.web.clv_api import clv_router
@@ -44,6 +45,7 @@ from opencdp.web.responses import (
     profile_error,
 )
 from opencdp.web.tracking import tracking_router
+from opencdp.web.workspaces_api import workspaces_router
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +162,8 @@ def create_app(
     app.include_router(destinations_router(runtime))
     app.include_router(journeys_router(runtime))
     app.include_router(privacy_router(runtime))
+    app.include_router(workspaces_router(runtime))
+    app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])

@@ -10,6 +10,7 @@ logged, never turned into a failed request that already succeeded.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +20,7 @@ from opencdp.errors import loggable
 from opencdp.privacy.roles import audited_reads
 from opencdp.runtime import Runtime
 from opencdp.storage.audit import AuditEntry
-from opencdp.web.auth import ACCESS_KEY, PROFILE_KEY
+from opencdp.web.auth import ACCESS_KEY, PROFILE_KEY, TARGET_KEY
 from opencdp.web.request_id import REQUEST_ID_KEY
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class AuditTrail:
             role="instance_admin" if token.instance_admin else token.role,
             channel="api",
             action=rule.action,
-            target=_target(scope, route),
+            target=scope.get(TARGET_KEY) or _target(scope, route),
             profile_id=scope.get(PROFILE_KEY),
             request_id=scope.get(REQUEST_ID_KEY),
             status=status,
@@ -97,13 +98,27 @@ _NAMING_PARAMETERS = frozenset(
 )
 
 
+#: what a configuration key looks like; anything else a client put where a key goes (an
+#: e-mail address, a phone number: ``PUT /api/destinations/ann@example.com``) is not written
+_KEY_LIKE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+_DIGITS = re.compile(r"[0-9]{7}")
+
+
+def safe_key(value: str) -> bool:
+    """Whether a path value can be written to the audit log: a key, not a person's value."""
+    return bool(_KEY_LIKE.fullmatch(value)) and _DIGITS.search(value) is None
+
+
 def _target(scope: Scope, route: Any) -> str | None:
-    """The route with the parameters that name configuration filled in."""
+    """The route with the parameters that name configuration filled in (when they look like
+    keys; the template's ``{name}`` stays otherwise)."""
     template = getattr(route, "path_format", None)
     if not isinstance(template, str):
         return None
     params = scope.get("path_params", {})
     for name, value in params.items():
-        if name in _NAMING_PARAMETERS:
+        if name in _NAMING_PARAMETERS and (
+            safe_key(str(value)) or (name == "row_id" and str(value).isdigit())
+        ):
             template = template.replace("{" + name + "}", str(value))
     return template

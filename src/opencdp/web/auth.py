@@ -87,6 +87,8 @@ def authenticate(
 ACCESS_KEY = "opencdp.access"
 #: where a route leaves the id of the profile it read or changed, for the audit trail
 PROFILE_KEY = "opencdp.profile_id"
+#: where a route leaves the id of an object it created (not in its path), for the audit trail
+TARGET_KEY = "opencdp.target"
 
 _NEEDS = {
     Permission.READ_PROFILES: "a token of any role",
@@ -112,6 +114,12 @@ def _rule(request: Request) -> Rule:
 def note_profile(request: Request, profile_id: str) -> None:
     """Tell the audit trail which profile this request read or changed."""
     request.scope[PROFILE_KEY] = profile_id
+
+
+def note_target(request: Request, object_id: str) -> None:
+    """Tell the audit trail the id of the object this request created (a workspace, a source,
+    a token): an id the platform or the operator chose, never a customer's value."""
+    request.scope[TARGET_KEY] = object_id
 
 
 async def answer(

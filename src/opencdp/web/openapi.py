@@ -32,9 +32,14 @@ from opencdp.web.wire_schemas import (
     PLAN_ID_PATTERN,
     REPLAY,
     SCHEMA_SETTINGS,
+    SOURCE_NEW,
     TEXT_PATTERN,
+    TIMESTAMP_PATTERN,
+    TOKEN_NEW,
     TRACKING_PLAN,
     WHEN_PATTERN,
+    WORKSPACE_NEW,
+    WORKSPACE_SETTINGS,
     Schema,
     ref,
     tracking_message,
@@ -61,6 +66,7 @@ _DESCRIPTIONS: Final = {
     401: "No or an unknown credential",
     403: "The credential may not do this",
     404: "Not found",
+    409: "The id is taken",
     413: "The request body is larger than the limit",
     429: "Too many requests, or the server is overloaded: retry after Retry-After seconds",
     503: "The database cannot write now: retry after Retry-After seconds",
@@ -120,6 +126,11 @@ _CURSOR = Param(
     "The `cursor.next` of the previous page (opaque).",
 )
 _CSV = {"type": "string", "pattern": TEXT_PATTERN}
+_TIME = {
+    "type": "string",
+    "pattern": f"^(|[0-9]{{1,15}}|{TIMESTAMP_PATTERN[1:-1]})$",
+    "description": "ISO-8601 (UTC without an offset) or milliseconds since the epoch.",
+}
 _WHEN = {
     "type": "string",
     "pattern": WHEN_PATTERN,
@@ -313,6 +324,37 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
         (400, 401, 403, 404, 413), body=REPLAY, body_required=False
     ),
     ("post", "/api/quarantine/dismiss"): Doc((400, 401, 403, 413), body=DISMISS),
+    ("post", "/api/workspaces"): Doc((400, 401, 403, 409, 413), body=WORKSPACE_NEW, created=True),
+    ("get", "/api/workspaces"): Doc((401, 403)),
+    ("get", "/api/workspaces/{workspace_id}"): Doc((401, 403, 404)),
+    ("put", "/api/workspaces/{workspace_id}/settings"): Doc(
+        (400, 401, 403, 404, 413), body=WORKSPACE_SETTINGS
+    ),
+    ("get", "/api/sources"): Doc((401, 403)),
+    ("post", "/api/sources"): Doc((400, 401, 403, 404, 413), body=SOURCE_NEW, created=True),
+    ("get", "/api/tokens"): Doc((401, 403)),
+    ("post", "/api/tokens"): Doc((400, 401, 403, 404, 413), body=TOKEN_NEW, created=True),
+    ("post", "/api/tokens/{token_id}/rotate"): Doc((401, 403, 404)),
+    ("delete", "/api/tokens/{token_id}"): Doc((401, 403, 404)),
+    ("get", "/api/audit"): Doc(
+        (400, 401, 403),
+        query=(
+            Param("since", _TIME, "From this time on."),
+            Param("until", _TIME, "Before this time."),
+            _text(
+                "An action (destination.put) or a prefix ending at a dot (destination).",
+                name="action",
+            ),
+            _text("Who: a token's `id (name)` or `cli:<os user>`.", name="actor"),
+            _text("Entries about this profile.", name="profile_id"),
+            _limit(100, 1000),
+            Param(
+                "next",
+                {"type": "string", "pattern": "^[0-9]*$"},
+                "The `next` of the previous page.",
+            ),
+        ),
+    ),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),

@@ -529,3 +529,67 @@ DELIVERIES_REPLAY: Final[Schema] = _strict(
         "ids": {"type": "array", "items": {"type": "string", "pattern": TEXT_PATTERN}},
     }
 )
+
+#: ``POST /api/workspaces``
+WORKSPACE_NEW: Final[Schema] = _strict(
+    {
+        "id": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+            "description": "Lowercase letters, digits, '-' and '_' (it appears in URLs).",
+        },
+        "name": {"type": "string", "maxLength": 200, "pattern": _NON_BLANK},
+    },
+    required=("id", "name"),
+)
+#: ``PUT /api/workspaces/{workspace_id}/settings``: the fields to change
+WORKSPACE_SETTINGS: Final[Schema] = _strict(
+    {
+        "consent_default": {"type": "string", "enum": ["opt-in", "opt-out"]},
+        "self_service_traits": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "pattern": TEXT_PATTERN},
+        },
+        "self_service_origins": {
+            "type": "array",
+            "items": {
+                "type": "string",
+                "pattern": "^(\\*|https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252}[A-Za-z0-9])?"
+                "(:[0-9]{1,5})?)$",
+            },
+        },
+        "self_service_link_ttl": {"type": "integer", "minimum": 60, "maximum": 90 * 24 * 3600},
+    }
+)
+#: ``POST /api/sources``
+SOURCE_NEW: Final[Schema] = _strict(
+    {
+        "name": {
+            "type": "string",
+            "maxLength": 200,
+            "pattern": _NON_BLANK,
+            "not": {"const": "opencdp"},
+            "description": "Any name but opencdp (reserved for OpenCDP's own changes).",
+        }
+    },
+    required=("name",),
+)
+#: ``POST /api/tokens``
+TOKEN_NEW: Final[Schema] = _strict(
+    {
+        "name": {"type": "string", "maxLength": 200, "pattern": _NON_BLANK},
+        "role": {"type": "string", "enum": ["admin", "write", "read", "support"]},
+        "instance_admin": {
+            "type": "boolean",
+            "description": "An administrator of every workspace (only an instance "
+            "administrator creates one; its role is admin).",
+        },
+    },
+    required=("name",),
+)
+# an instance administrator's role is admin
+TOKEN_NEW["if"] = {
+    "properties": {"instance_admin": {"const": True}},
+    "required": ["instance_admin"],
+}
+TOKEN_NEW["then"] = {"properties": {"role": {"const": "admin"}}}

@@ -12,8 +12,6 @@
     │   ├── InvalidPayload            not JSON, not an object, corrupt compression     → 400
     │   ├── Forbidden                 the token may not do this (scope, workspace)      → 403
     │   ├── NotFound                  no such profile, source, token                    → 404
-    │   ├── NotSupported              understood, but OpenCDP does not do it (a regulation
-    │   │                             type or subject Segment has and OpenCDP has not)  → 422
     │   ├── Conflict                  the id is taken (a workspace that exists)         → 409
     │   ├── RateLimited               per-source rate or inbox backlog limit reached    → 429
     │   ├── ConditionError            an FQL condition that does not parse (activate.fql) → 400
@@ -83,11 +81,6 @@ class Forbidden(RequestError):
 class NotFound(RequestError):
     code = "not_found"
     status = 404
-
-
-class NotSupported(RequestError):
-    code = "not_supported"
-    status = 422
 
 
 class Conflict(RequestError):

@@ -269,11 +269,6 @@ def test_a_regulation_interrupted_half_way_resumes_to_the_same_result(
             "invalid_subject_ids",
         ),
         (
-            {"regulationType": "DELETE_ONLY", "subjectType": "EMAIL", "subjectIds": ["x@"]},
-            400,
-            "invalid_subject_ids",
-        ),
-        (
             {"regulationType": "DELETE_ONLY", "subjectType": "USER_ID", "subjectIds": ["u"] * 5001},
             400,
             "too_many_subjects",
@@ -284,12 +279,12 @@ def test_a_regulation_interrupted_half_way_resumes_to_the_same_result(
                 "subjectType": "USER_ID",
                 "subjectIds": ["a"],
             },
-            422,
+            400,
             "not_supported",
         ),
         (
             {"regulationType": "DELETE_ONLY", "subjectType": "OBJECT_ID", "subjectIds": ["a"]},
-            422,
+            400,
             "not_supported",
         ),
         ([], 400, "invalid_regulation"),
@@ -359,3 +354,18 @@ def test_the_cli_deletes_suppresses_and_shows_status(
     # And a wrong subject type is a message, not a traceback
     bad = runner.invoke(app, ["privacy", "suppress", "x", "-t", "name", *where])
     assert bad.exit_code == 1 and "subjectType must be one of" in bad.output
+
+
+def test_a_subject_that_is_no_valid_e_mail_is_kept_as_given_and_names_nobody(
+    client: TestClient, rt: Runtime
+) -> None:
+    ann(client, rt)
+    regulation = regulate(client, "SUPPRESS_ONLY", "EMAIL", " not-an-e-mail ")
+    assert status(client, regulation)["subjects"] == ["not-an-e-mail"]
+    assert not gone(rt, "user_id", "ann")
+    answer = client.post(
+        "/api/regulations",
+        json={"regulationType": "DELETE_ONLY", "subjectType": {}, "subjectIds": ["a"]},
+        headers=AUTH,
+    )
+    assert (answer.status_code, answer.json()["code"]) == (400, "invalid_subject_type")

@@ -11,11 +11,19 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli.common import DataDir, DbUrl, Workspace, console, err, runtime_for, settings_from
+from opencdp.cli.common import (
+    DataDir,
+    DbUrl,
+    Workspace,
+    audited,
+    console,
+    err,
+    runtime_for,
+    settings_from,
+)
 from opencdp.errors import NotFound
 from opencdp.privacy.regulations import SUBJECT_TYPES, UNFINISHED
 from opencdp.services import privacy as service
-from opencdp.storage.audit import AuditEntry
 
 Ids = Annotated[list[str], typer.Argument(help="The subjects: user ids, e-mails, phones, …")]
 SubjectType = Annotated[
@@ -53,23 +61,14 @@ def _request(
     wait: bool,
     as_json: bool,
 ) -> None:
-    with runtime_for(settings_from(data_dir, database_url)) as rt:
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "regulation.create") as note,
+    ):
         regulation = service.create_regulation(
             rt, workspace, kind, subject_type.upper(), ids, requested_by=_actor()
         )
-        rt.audit.record(
-            [
-                AuditEntry(
-                    workspace_id=workspace,
-                    at_us=rt.now_us(),
-                    actor=_actor(),
-                    role="operator",
-                    channel="cli",
-                    action="regulation.create",
-                    target=regulation.id,
-                )
-            ]
-        )
+        note.target = regulation.id
         if wait:
             deadline = time.monotonic() + 600
             while regulation.status in UNFINISHED and time.monotonic() < deadline:

@@ -105,7 +105,15 @@ def check_request(body: object) -> RegulationRequest:
     and normalized; raises :class:`InvalidRegulation` naming the field and what it accepts."""
     if not isinstance(body, dict):
         raise InvalidRegulation("invalid_regulation", "send a JSON object")
+    unknown = sorted(set(body) - {"regulationType", "subjectType", "subjectIds"})
+    if unknown:
+        raise InvalidRegulation(
+            "invalid_regulation",
+            f"unknown field {unknown[0]!r}; send regulationType, subjectType and subjectIds",
+        )
     kind = body.get("regulationType")
+    if not isinstance(kind, str):
+        kind = repr(kind)
     if kind in NOT_SUPPORTED_TYPES:
         raise InvalidRegulation("not_supported", f"{kind}: {NOT_SUPPORTED_TYPES[kind]}")
     if kind not in TYPES:
@@ -114,6 +122,8 @@ def check_request(body: object) -> RegulationRequest:
             f"regulationType must be one of {', '.join(TYPES)}, not {kind!r}",
         )
     subject_type = body.get("subjectType")
+    if not isinstance(subject_type, str):
+        subject_type = repr(subject_type)
     if subject_type in NOT_SUPPORTED_SUBJECTS:
         raise InvalidRegulation(
             "not_supported", f"{subject_type}: {NOT_SUPPORTED_SUBJECTS[subject_type]}"
@@ -138,23 +148,19 @@ def check_request(body: object) -> RegulationRequest:
                 f"subjectIds[{i}] must be a non-empty string of at most "
                 f"{MAX_SUBJECT_LENGTH} characters",
             )
-        normalized = normalize_subject(subject_type, value)
-        if normalized is None:
-            raise InvalidRegulation(
-                "invalid_subject_ids", f"subjectIds[{i}] is not a valid {subject_type.lower()}"
-            )
-        subjects.append(normalized)
+        subjects.append(normalize_subject(subject_type, value))
     return RegulationRequest(TYPES[kind], subject_type, tuple(dict.fromkeys(subjects)))
 
 
-def normalize_subject(subject_type: str, value: str, phone_region: str = "US") -> str | None:
-    """The subject as identity resolution stores it (e-mails lower-cased, phones E.164), or
-    None when it is not one."""
+def normalize_subject(subject_type: str, value: str, phone_region: str = "US") -> str:
+    """The subject as identity resolution stores it (e-mails lower-cased, phones E.164); a
+    value that is no valid e-mail or phone is kept as given (trimmed): it names nobody's
+    identifier, but is still suppressed and searched for in unlinked rows."""
     value = value.strip()
     if subject_type == "EMAIL":
-        return normalize_email(value)
+        return normalize_email(value) or value
     if subject_type == "PHONE":
-        return normalize_phone(value, phone_region)
+        return normalize_phone(value, phone_region) or value
     return value
 
 

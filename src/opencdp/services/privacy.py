@@ -32,7 +32,7 @@ import orjson
 
 from opencdp.activate.destinations import registered
 from opencdp.collect.suppression import TTL_SECONDS
-from opencdp.errors import NotFound, NotSupported, RequestError
+from opencdp.errors import NotFound, RequestError
 from opencdp.ids import new_id
 from opencdp.privacy.regulations import (
     FAILED,
@@ -78,6 +78,25 @@ class Person:
     identifiers: tuple[tuple[str, str], ...]
 
 
+def create_regulation_from(
+    rt: Runtime, workspace_id: str, body: dict[str, Any], *, requested_by: str
+) -> Regulation:
+    """:func:`create_regulation` from a request body in Segment's shape (unknown fields are
+    refused)."""
+    try:
+        request = check_request(body)
+    except InvalidRegulation as exc:
+        raise RequestError(exc.message, code=exc.code) from None
+    return create_regulation(
+        rt,
+        workspace_id,
+        request.regulation_type.name,
+        request.subject_type,
+        list(request.subjects),
+        requested_by=requested_by,
+    )
+
+
 def create_regulation(
     rt: Runtime,
     workspace_id: str,
@@ -99,8 +118,6 @@ def create_regulation(
             }
         )
     except InvalidRegulation as exc:
-        if exc.code == "not_supported":
-            raise NotSupported(exc.message) from None
         raise RequestError(exc.message, code=exc.code) from None
     kind = request.regulation_type
     now = rt.now_us()

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from opencdp.collect.envelope import ROUTES
+from opencdp.privacy.regulations import STATUSES, TYPES
 from opencdp.web.wire_schemas import (
     BATCH,
     CLV_FIT,
@@ -30,6 +31,7 @@ from opencdp.web.wire_schemas import (
     IDENTITY_RULES,
     JOURNEY,
     PLAN_ID_PATTERN,
+    REGULATION,
     REPLAY,
     SCHEMA_SETTINGS,
     SOURCE_NEW,
@@ -104,6 +106,12 @@ class Doc:
     security: list[dict[str, list[str]]] | None = None
     error_schema: str = "Error"
     media_type: str = "application/json"
+
+
+def _list_of(values: tuple[str, ...]) -> str:
+    """A pattern for a comma-separated list of ``values`` (or nothing)."""
+    one = "(" + "|".join(values) + ")"
+    return f"^({one}(,{one})*)?$"
 
 
 def _text(description: str = "", **extra: Any) -> Param:
@@ -262,6 +270,26 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ),
     ("get", "/api/deliveries/{delivery_id}"): Doc((401, 404)),
     ("post", "/api/deliveries/replay"): Doc((400, 401, 403, 404, 413), body=DELIVERIES_REPLAY),
+    ("post", "/api/regulations"): Doc((400, 401, 403, 413), body=REGULATION),
+    ("get", "/api/regulations"): Doc(
+        (400, 401, 403),
+        query=(
+            Param("status", {"type": "string", "pattern": _list_of(STATUSES)}, "Comma-separated."),
+            Param(
+                "regulationTypes",
+                {"type": "string", "pattern": _list_of(tuple(TYPES))},
+                "Comma-separated.",
+            ),
+            Param("pagination.count", {"type": "integer", "minimum": 1, "maximum": 200}),
+            Param(
+                "pagination.cursor",
+                {"type": "string", "pattern": "^(MA==|[0-9]{1,18}\\.reg_[0-9A-Za-z]{1,40})?$"},
+                "The `pagination.next` of the previous page.",
+            ),
+        ),
+    ),
+    ("get", "/api/regulations/{regulation_id}"): Doc((401, 403, 404)),
+    ("get", "/api/suppressions"): Doc((401, 403)),
     ("get", "/api/journeys"): Doc((401,)),
     ("get", "/api/journeys/{key}"): Doc((401, 404)),
     ("put", "/api/journeys/{key}"): Doc((400, 401, 403, 413), body=JOURNEY),

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import base64
+import re
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -43,12 +42,10 @@ def privacy_router(runtime: Runtime) -> APIRouter:
             if not isinstance(body, dict):
                 raise RequestError("send a JSON object", code="invalid_regulation")
             regulation = await run_in_threadpool(
-                service.create_regulation,
+                service.create_regulation_from,
                 runtime,
                 token.workspace_id,
-                body.get("regulationType"),
-                body.get("subjectType"),
-                body.get("subjectIds"),
+                body,
                 requested_by=actor_of(token),
             )
             return {"data": {"regulateId": regulation.id}}
@@ -138,20 +135,20 @@ def _count(raw: str | None) -> int:
     return value
 
 
+#: a page's cursor: ``<created_us>.<regulation id>`` of the last regulation it showed
+CURSOR = re.compile(r"([0-9]{1,18})\.(reg_[0-9A-Za-z]{1,40})")
+
+
 def _encode(value: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(list(value))).decode().rstrip("=")
+    return f"{value[0]}.{value[1]}"
 
 
 def _cursor(raw: str | None) -> tuple[int, str] | None:
     if not raw or raw == "MA==":
         return None
-    try:
-        value = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        created, rid = value
-        if not isinstance(created, int) or not isinstance(rid, str) or abs(created) >= 1 << 62:
-            raise ValueError
-    except (ValueError, TypeError, orjson.JSONDecodeError):
+    found = CURSOR.fullmatch(raw)
+    if found is None:
         raise RequestError(
             "pagination.cursor is not a cursor this API returned", code="invalid_filter"
-        ) from None
-    return created, rid
+        )
+    return int(found.group(1)), found.group(2)

@@ -593,3 +593,31 @@ TOKEN_NEW["if"] = {
     "required": ["instance_admin"],
 }
 TOKEN_NEW["then"] = {"properties": {"role": {"const": "admin"}}}
+
+#: ``POST /api/regulations``: Segment's Public API regulation request
+REGULATION: Final[Schema] = _strict(
+    {
+        "regulationType": {
+            "type": "string",
+            "enum": [
+                "SUPPRESS_ONLY",
+                "UNSUPPRESS",
+                "DELETE_INTERNAL",
+                "SUPPRESS_WITH_DELETE_INTERNAL",
+                "DELETE_ONLY",
+                "SUPPRESS_WITH_DELETE",
+            ],
+        },
+        "subjectType": {
+            "type": "string",
+            "enum": ["USER_ID", "EMAIL", "PHONE", "ANONYMOUS_ID", "PROFILE_ID"],
+        },
+        "subjectIds": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 5000,
+            "items": {"type": "string", "maxLength": 500, "pattern": _NON_BLANK},
+        },
+    },
+    required=("regulationType", "subjectType", "subjectIds"),
+)

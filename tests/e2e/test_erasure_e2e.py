@@ -153,14 +153,17 @@ def test_a_person_is_erased_completely_while_everything_happens_to_them(
         assert r.status_code == 200, r.text
         regulation = r.json()["data"]["regulateId"]
 
+        last: list[dict[str, Any]] = []
+
         def finished() -> dict[str, Any] | None:
             body = get(server, f"/api/regulations/{regulation}").json()["data"]["regulation"]
+            last.append(body)
             return body if body["overallStatus"] in ("FINISHED", "FAILED") else None
 
-        status = wait_for(finished, timeout=60)
+        status = wait_for(finished, timeout=60) or last[-1]
 
         # Then it finished, and the destination was told to delete her
-        assert status is not None and status["overallStatus"] == "FINISHED", status
+        assert status["overallStatus"] == "FINISHED", (status, receiver.requests[-3:])
         deletions = [q.json() for q in receiver.requests if q.json().get("type") == "delete"]
         assert deletions and deletions[0]["userId"] == ZOE["user_id"]
 

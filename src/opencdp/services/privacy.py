@@ -14,8 +14,9 @@ every second):
    hold the identifiers the receiver needs), and the counts per store are recorded.
 2. ``erased`` → ``forwarded``: once each forwarded deletion is delivered or dead, its status
    is recorded per destination and the delivery (with its identifiers) is removed.
-3. ``forwarded`` → ``done``: the data files are scrubbed (:func:`scrub_files`), the
-   subjects are replaced by keyed hashes, and the overall status is set (Segment's rule:
+3. ``forwarded`` → ``scrub``: the subjects are replaced by keyed hashes.
+4. ``scrub`` → ``done``: the data files are scrubbed (:func:`scrub_files`: the last copies
+   of everything above leave the files), then the overall status is set (Segment's rule:
    ``FAILED`` when a destination failed; the per-store report shows the internal deletion).
 
 A suppressing deletion waits until every process refuses the person before it deletes, so an
@@ -25,6 +26,7 @@ event accepted meanwhile cannot bring them back after the deletion.
 from __future__ import annotations
 
 import logging
+import traceback
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -197,7 +199,11 @@ def run_regulations(rt: Runtime, limit: int = 20) -> int:
         try:
             after = run_regulation(rt, workspace_id, regulation_id)
         except Exception as exc:  # recorded, retried on the next run
-            log.error("regulation %s failed a step: %s", regulation_id, type(exc).__name__)
+            # the stack, not the message: a message can quote a row's values
+            stack = "".join(traceback.format_tb(exc.__traceback__))
+            log.error(
+                "regulation %s failed a step: %s\n%s", regulation_id, type(exc).__name__, stack
+            )
             _record_error(rt, workspace_id, regulation_id, f"{type(exc).__name__}: {exc}")
             continue
         if after is not None and before is not None and after.progress != before.progress:
@@ -222,6 +228,8 @@ def run_regulation(rt: Runtime, workspace_id: str, regulation_id: str) -> Regula
     if regulation.progress.get("step") == "erased":
         regulation = _follow_forwards(rt, regulation)
     if regulation.progress.get("step") == "forwarded":
+        regulation = _forget_subjects(rt, regulation)
+    if regulation.progress.get("step") == "scrub":
         regulation = _finish(rt, regulation)
     return regulation
 
@@ -366,26 +374,36 @@ def _follow_forwards(rt: Runtime, regulation: Regulation) -> Regulation:
     return regulation
 
 
-def _finish(rt: Runtime, regulation: Regulation) -> Regulation:
-    scrub_files(rt)  # before the status says so: a crash here scrubs again
-    ws = regulation.workspace_id
-    now = rt.now_us()
+def _forget_subjects(rt: Runtime, regulation: Regulation) -> Regulation:
+    """Replace the subjects by keyed hashes — before the scrub, so that the scrub also takes
+    the request's own earlier copies of them out of the files."""
     with rt.db.write() as conn:
-        locked = rt.regulations.lock(conn, ws, regulation.id)
+        locked = rt.regulations.lock(conn, regulation.workspace_id, regulation.id)
         if locked is None or locked.progress.get("step") != "forwarded":
             return locked or regulation
-        statuses = {d: e["status"] for d, e in locked.progress.get("destinations", {}).items()}
-        progress = {**locked.progress, "step": "done"}
-        progress.pop("hashes", None)
         hashed = [
             "hash:" + subject_hash(rt.admin.key, locked.subject_type, s)[:32]
             for s in locked.subjects
         ]
+        progress = {**locked.progress, "step": "scrub"}
+        progress.pop("hashes", None)
+        forgotten = replace(locked, subjects=hashed, progress=progress, updated_us=rt.now_us())
+        rt.regulations.save(conn, forgotten)
+    return forgotten
+
+
+def _finish(rt: Runtime, regulation: Regulation) -> Regulation:
+    scrub_files(rt)  # before the status says so: a crash here scrubs again
+    now = rt.now_us()
+    with rt.db.write() as conn:
+        locked = rt.regulations.lock(conn, regulation.workspace_id, regulation.id)
+        if locked is None or locked.progress.get("step") != "scrub":
+            return locked or regulation
+        statuses = {d: e["status"] for d, e in locked.progress.get("destinations", {}).items()}
         finished = replace(
             locked,
-            subjects=hashed,
             status=overall_status(True, statuses),
-            progress=progress,
+            progress={**locked.progress, "step": "done"},
             updated_us=now,
             finished_us=now,
         )

@@ -91,7 +91,7 @@ def erase_unlinked(conn: Connection, workspace_id: str, values: Iterable[str]) -
             delete(table).where(table.c.workspace_id == workspace_id, orphan, matches)
         )
         if result.rowcount:
-            removed[table.name] += result.rowcount
+            removed[str(table.name)] += result.rowcount  # a plain str: a JSON key
     reports = conn.execute(
         select(import_runs.c.id, import_runs.c.report).where(
             import_runs.c.workspace_id == workspace_id,

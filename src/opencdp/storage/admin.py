@@ -288,6 +288,16 @@ class AdminStore:
         """The token with this secret, created if missing as an instance administrator (for
         bootstrap settings: the first credential of an installation)."""
         found = self.token_for_secret(token)
+        if found is not None and not found.instance_admin:
+            # made by a version before instance administrators: the bootstrap credential is
+            # the installation's, so it becomes one
+            with self.db.write() as conn:
+                conn.execute(
+                    update(access_tokens)
+                    .where(access_tokens.c.id == found.id)
+                    .values(instance_admin=True, scope="admin")
+                )
+            return replace(found, instance_admin=True, scope="admin")
         if found is not None:
             return found
         return self.add_token(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opencdp.demo.loader import DEMO_TOKEN, DEMO_WRITE_KEY, check_port_free
+from opencdp.demo.loader import DEMO_SUPPORT_TOKEN, DEMO_TOKEN, DEMO_WRITE_KEY, check_port_free
 from opencdp.errors import ConfigurationError
 from opencdp.settings import Settings
 
@@ -19,7 +19,7 @@ def test_the_tour_uses_the_demo_credentials() -> None:
     readme = (ROOT / "README.md").read_text()
     users = set(re.findall(r"curl[^\n]*?-u ([\w-]+):", readme))
     assert users, "the README shows no authenticated curl"
-    assert users <= {DEMO_TOKEN, DEMO_WRITE_KEY}, users
+    assert users <= {DEMO_TOKEN, DEMO_WRITE_KEY, DEMO_SUPPORT_TOKEN}, users
     assert {DEMO_TOKEN, DEMO_WRITE_KEY} <= users
 
 

@@ -22,6 +22,8 @@ from opencdp.storage.admin import DEFAULT_WORKSPACE
 
 DEMO_WRITE_KEY = "demo-write-key"
 DEMO_TOKEN = "demo-token"
+#: a customer-service token of the demo: profile look-ups only, every read audited
+DEMO_SUPPORT_TOKEN = "demo-support-token"
 CHUNK = 2000
 KINDS: tuple[DefinitionKind, ...] = ("trait", "audience")
 
@@ -51,6 +53,10 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
         DEFAULT_WORKSPACE, "demo", DEMO_WRITE_KEY, runtime.now_us()
     )
     admin.ensure_token(DEFAULT_WORKSPACE, "demo", DEMO_TOKEN, runtime.now_us())
+    if admin.token_for_secret(DEMO_SUPPORT_TOKEN) is None:
+        admin.add_token(
+            DEFAULT_WORKSPACE, "demo-support", runtime.now_us(), "support", DEMO_SUPPORT_TOKEN
+        )
 
     truth = expected_summary(7, True, customers)
     total = int(truth["messages"])
@@ -161,7 +167,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             )
         console.print(
             "\n[bold]Try it[/bold] (write key [green]demo-write-key[/green], "
-            "access token [green]demo-token[/green]):\n"
+            "access token [green]demo-token[/green], support token "
+            "[green]demo-support-token[/green]):\n"
             f"  curl -u demo-token: {url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/traits\n"
             f"  curl -u demo-token: '{url}/v1/spaces/default/collections/users/profiles/user_id:cdnow-1/events?limit=5'\n"
             f'  curl -u demo-write-key: {url}/v1/track -d \'{{"userId":"cdnow-1","event":"Product Viewed"}}\'\n'

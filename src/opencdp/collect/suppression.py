@@ -16,7 +16,7 @@ from typing import Any
 
 from opencdp.clock import Clock
 from opencdp.identity.identifiers import normalize_email, normalize_phone
-from opencdp.privacy.regulations import subject_hash
+from opencdp.privacy.regulations import hash_with, suppression_key
 from opencdp.ttl_cache import TtlCache
 
 #: seconds a workspace's suppressions are cached in a process
@@ -28,7 +28,7 @@ class Suppressions:
 
     def __init__(self, load: Callable[[str], frozenset[str]], key: bytes, clock: Clock) -> None:
         self._load = load
-        self._key = key
+        self._key = suppression_key(key)
         self._cache: TtlCache[str, frozenset[str]] = TtlCache(clock, TTL_SECONDS)
 
     def of(self, workspace_id: str) -> frozenset[str]:
@@ -40,7 +40,7 @@ class Suppressions:
 
     def is_suppressed(self, hashes: frozenset[str], message: dict[str, Any]) -> bool:
         """Whether ``message`` names a subject among ``hashes``."""
-        return any(subject_hash(self._key, t, v) in hashes for t, v in subjects_of(message))
+        return any(hash_with(self._key, t, v) in hashes for t, v in subjects_of(message))
 
 
 def subjects_of(message: dict[str, Any]) -> Iterator[tuple[str, str]]:

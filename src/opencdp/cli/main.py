@@ -11,7 +11,7 @@ import orjson
 import typer
 from rich.table import Table
 
-from opencdp.cli import access_cmd, admin_cmd, consent_cmd
+from opencdp.cli import access_cmd, admin_cmd, consent_cmd, export_cmd
 from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
@@ -410,6 +410,7 @@ token_app.command("revoke")(access_cmd.token_revoke)
 token_app.command("rotate")(access_cmd.token_rotate)
 app.command("audit")(access_cmd.audit)
 profile_app.command("consent")(consent_cmd.profile_consent)
+profile_app.command("export")(export_cmd.export)
 
 
 def main() -> None:

@@ -122,6 +122,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/regulations"): _read(ADMIN, "regulation.list"),
     ("GET", "/api/regulations/{regulation_id}"): _read(ADMIN, "regulation.get"),
     ("GET", "/api/suppressions"): _read(ADMIN, "suppression.list"),
+    # a data-subject export is always audited, whoever asks
+    ("GET", "/api/profiles/{profile_id}/export"): Rule(ADMIN, "profile.export", writes=True),
     # The audit log
     ("GET", "/api/audit"): _read(ADMIN, "audit.read"),
 }

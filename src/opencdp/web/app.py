@@ -30,6 +30,7 @@ from opencdp.web.compute_api import compute_router
 from opencdp.web.consent_api import consent_router
 from opencdp.web.destinations_api import destinations_router
 from opencdp.web.docs import install_docs
+from opencdp.web.export_api import export_router
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.journeys_api import journeys_router
@@ -162,6 +163,7 @@ def create_app(
     app.include_router(destinations_router(runtime))
     app.include_router(journeys_router(runtime))
     app.include_router(privacy_router(runtime))
+    app.include_router(export_router(runtime))
     app.include_router(workspaces_router(runtime))
     app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))

@@ -290,6 +290,10 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ),
     ("get", "/api/regulations/{regulation_id}"): Doc((401, 403, 404)),
     ("get", "/api/suppressions"): Doc((401, 403)),
+    ("get", "/api/profiles/{profile_id}/export"): Doc(
+        (400, 401, 403, 404),
+        query=(Param("format", {"type": "string", "enum": ["json", "zip"]}, "zip: a ZIP"),),
+    ),
     ("get", "/api/journeys"): Doc((401,)),
     ("get", "/api/journeys/{key}"): Doc((401, 404)),
     ("put", "/api/journeys/{key}"): Doc((400, 401, 403, 413), body=JOURNEY),

@@ -36,6 +36,7 @@ from opencdp.activate.destinations import registered
 from opencdp.collect.suppression import TTL_SECONDS
 from opencdp.errors import NotFound, RequestError
 from opencdp.ids import new_id
+from opencdp.privacy.redaction import needles, redact
 from opencdp.privacy.regulations import (
     FAILED,
     FINISHED,
@@ -204,7 +205,8 @@ def run_regulations(rt: Runtime, limit: int = 20) -> int:
             log.error(
                 "regulation %s failed a step: %s\n%s", regulation_id, type(exc).__name__, stack
             )
-            _record_error(rt, workspace_id, regulation_id, f"{type(exc).__name__}: {exc}")
+            message = _without_person(rt, before, f"{type(exc).__name__}: {exc}")
+            _record_error(rt, workspace_id, regulation_id, message)
             continue
         if after is not None and before is not None and after.progress != before.progress:
             moved += 1
@@ -404,6 +406,7 @@ def _finish(rt: Runtime, regulation: Regulation) -> Regulation:
             locked,
             status=overall_status(True, statuses),
             progress={**locked.progress, "step": "done"},
+            error=None,  # a step that failed on the way was done again
             updated_us=now,
             finished_us=now,
         )
@@ -446,6 +449,20 @@ def _suppressions(
         )
         for kind, value in _subjects(regulation, people)
     ]
+
+
+def _without_person(rt: Runtime, regulation: Regulation | None, message: str) -> str:
+    """``message`` with the person's values taken out: an error can quote a row (a driver
+    quotes its parameters), and the regulation keeps its error after the person is gone."""
+    if regulation is None:
+        return message
+    values = list(regulation.subjects)
+    try:
+        people = people_of(rt, regulation.workspace_id, regulation.subject_type, values)
+    except Exception:  # the store that failed the step may fail this read too
+        people = []
+    values += [v for p in people for _t, v in p.identifiers]
+    return redact(message, needles(values))
 
 
 def _record_error(rt: Runtime, workspace_id: str, regulation_id: str, error: str) -> None:

@@ -102,6 +102,34 @@ def test_keys_have_separate_buckets() -> None:
     assert limiter.try_acquire("b", 2, now=0.0) == 0.0
 
 
+def test_without_max_keys_every_key_is_kept() -> None:
+    limiter = RateLimiter(1.0, burst=2)
+    for n in range(50):
+        limiter.try_acquire(f"k{n}", 1, now=0.0)
+    assert len(limiter._buckets) == 50
+
+
+def test_past_max_keys_idle_keys_are_forgotten_and_busy_ones_kept() -> None:
+    # Given a limiter of at most 3 keys, one of them drained and two idle long enough to refill
+    limiter = RateLimiter(1.0, burst=2, max_keys=3)
+    limiter.try_acquire("idle-1", 1, now=0.0)
+    limiter.try_acquire("idle-2", 1, now=0.0)
+    limiter.try_acquire("busy", 2, now=9.0)
+    # When a fourth key arrives
+    limiter.try_acquire("new", 1, now=10.0)
+    # Then the refilled keys are gone, the drained one still counts what it used
+    assert set(limiter._buckets) == {"busy", "new"}
+    assert limiter.try_acquire("busy", 2, now=10.0) > 0
+
+
+@given(st.lists(st.integers(0, 10_000), max_size=300))
+def test_the_number_of_keys_never_exceeds_max_keys(keys: list[int]) -> None:
+    limiter = RateLimiter(1.0, burst=5, max_keys=20)
+    for n, key in enumerate(keys):
+        limiter.try_acquire(str(key), 1, now=n * 0.01)
+        assert len(limiter._buckets) <= 20
+
+
 @given(
     rate=st.floats(0.1, 1000),
     burst=st.floats(1, 1000),

@@ -14,11 +14,17 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Allows ``rate`` events per second per key with bursts up to ``burst`` events."""
+    """Allows ``rate`` events per second per key with bursts up to ``burst`` events.
 
-    def __init__(self, rate: float, burst: float = 0.0) -> None:
+    With ``max_keys``, past that many keys the buckets that have filled up again (idle keys)
+    are forgotten, so that a flood of distinct keys (client addresses, random tokens) cannot
+    grow the limiter without bound; if every bucket is in use, all start over.
+    """
+
+    def __init__(self, rate: float, burst: float = 0.0, max_keys: int | None = None) -> None:
         self.rate = rate
         self.burst = burst if burst > 0 else max(rate, 1.0)
+        self.max_keys = max_keys
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -37,6 +43,8 @@ class RateLimiter:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
+                if self.max_keys is not None and len(self._buckets) >= self.max_keys:
+                    self._forget_idle(now)
                 bucket = self._buckets[key] = _Bucket(self.burst, now)
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
             bucket.updated = now
@@ -45,6 +53,17 @@ class RateLimiter:
                 bucket.tokens -= n
                 return 0.0
             return max((need - bucket.tokens) / self.rate, 1e-3)
+
+    def _forget_idle(self, now: float) -> None:
+        full = [
+            k
+            for k, b in self._buckets.items()
+            if b.tokens + (now - b.updated) * self.rate >= self.burst
+        ]
+        for k in full:
+            del self._buckets[k]
+        if self.max_keys is not None and len(self._buckets) >= self.max_keys:
+            self._buckets.clear()
 
 
 def retry_after_seconds(wait: float) -> int:

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
         default=0.0,
         description="Burst size of the per-source rate limit; 0 means one second's worth of events.",
     )
+    self_service_rate_per_minute: float = Field(
+        default=60.0,
+        description="Requests per minute the self-service profile accepts per link and per "
+        "client address before answering 429.",
+    )
     max_inbox_backlog: int = Field(
         default=1_000_000,
         description=(

@@ -139,6 +139,7 @@ NEEDS: dict[tuple[str, str], str] = {
     ("GET", "/api/regulations/{regulation_id}"): ADMIN,
     ("GET", "/api/suppressions"): ADMIN,
     ("GET", "/api/profiles/{profile_id}/export"): ADMIN,
+    ("POST", "/api/profiles/{profile_id}/self-service-link"): WRITE,
 }
 #: routes the issue names that other parts of the work add (not an error when absent yet)
 ANTICIPATED = {

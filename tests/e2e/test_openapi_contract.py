@@ -39,10 +39,17 @@ def test_every_operation_is_described_and_none_claims_422(runtime: Runtime) -> N
                 "/api/journeys/{key}/pause",
                 "/api/journeys/{key}/resume",
                 "/api/tokens/{token_id}/rotate",
+                "/api/self/export",
+                "/api/self/deletion",
             )
             if method in ("put", "post") and path not in bodiless:
                 assert "requestBody" in op, (method, path)
-    assert set(document["components"]["securitySchemes"]) == {"WriteKey", "AccessToken", "Bearer"}
+    assert set(document["components"]["securitySchemes"]) == {
+        "WriteKey",
+        "AccessToken",
+        "Bearer",
+        "SelfServiceLink",
+    }
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 

@@ -124,6 +124,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/suppressions"): _read(ADMIN, "suppression.list"),
     # a data-subject export is always audited, whoever asks
     ("GET", "/api/profiles/{profile_id}/export"): Rule(ADMIN, "profile.export", writes=True),
+    ("POST", "/api/profiles/{profile_id}/self-service-link"): _write(WRITE, "self_service.link"),
     # The audit log
     ("GET", "/api/audit"): _read(ADMIN, "audit.read"),
 }

@@ -45,6 +45,7 @@ from opencdp.web.responses import (
     from_exception,
     profile_error,
 )
+from opencdp.web.self_api import self_router
 from opencdp.web.tracking import tracking_router
 from opencdp.web.workspaces_api import workspaces_router
 
@@ -164,6 +165,7 @@ def create_app(
     app.include_router(journeys_router(runtime))
     app.include_router(privacy_router(runtime))
     app.include_router(export_router(runtime))
+    app.include_router(self_router(runtime))
     app.include_router(workspaces_router(runtime))
     app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))

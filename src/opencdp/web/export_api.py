@@ -1,4 +1,6 @@
-"""Data-subject export under ``/api``: ``GET /api/profiles/{profile_id}/export``."""
+"""A person's data under ``/api``: the data-subject export
+(``GET /api/profiles/{profile_id}/export``) and links to the self-service profile
+(``POST /api/profiles/{profile_id}/self-service-link``)."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from opencdp.errors import RequestError
 from opencdp.runtime import Runtime
 from opencdp.services.export import export_profile, export_zip
+from opencdp.services.self_service import issue_link
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import answer, note_profile
+from opencdp.web.inputs import json_body
 
 
 def export_router(runtime: Runtime) -> APIRouter:
@@ -47,5 +52,25 @@ def export_router(runtime: Runtime) -> APIRouter:
             )
 
         return await answer(runtime, request, handler)
+
+    @router.post(
+        "/profiles/{profile_id}/self-service-link", summary="A link to the self-service profile"
+    )
+    async def self_service_link(profile_id: str, request: Request) -> Response:
+        """``{"ttl": seconds}`` (optional, at most the workspace's ``self_service_link_ttl``)
+        → ``{"token", "expires_at", "profile_id"}``: put the token in the link an e-mail
+        carries; the customer's page sends it as ``Authorization: Bearer`` to ``/api/self``."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            body = await json_body(request, default={})
+            if not isinstance(body, dict):
+                raise RequestError('send {"ttl": seconds} or nothing', code="invalid_request")
+            link = await run_in_threadpool(
+                issue_link, runtime, token.workspace_id, profile_id, body.get("ttl")
+            )
+            note_profile(request, link["profile_id"])
+            return link
+
+        return await answer(runtime, request, handler, status=201)
 
     return router

@@ -59,6 +59,11 @@ SECURITY_SCHEMES: Final[dict[str, Schema]] = {
         "description": "An access token as the Basic auth username (curl -u TOKEN:).",
     },
     "Bearer": {"type": "http", "scheme": "bearer", "description": "An access token."},
+    "SelfServiceLink": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A customer's self-service link token (POST …/self-service-link).",
+    },
 }
 _TOKEN: Final[list[dict[str, list[str]]]] = [{"AccessToken": []}, {"Bearer": []}]
 _DESCRIPTIONS: Final = {
@@ -263,7 +268,7 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             _limit(100, 1000),
             Param(
                 "next",
-                {"type": "string", "pattern": "^[0-9]*$"},
+                {"type": "string", "pattern": "^[0-9]{0,18}$"},
                 "The `cursor.next` of the previous page.",
             ),
         ),
@@ -290,6 +295,30 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ),
     ("get", "/api/regulations/{regulation_id}"): Doc((401, 403, 404)),
     ("get", "/api/suppressions"): Doc((401, 403)),
+    ("post", "/api/profiles/{profile_id}/self-service-link"): Doc(
+        (400, 401, 403, 404, 413),
+        body={
+            "type": "object",
+            "properties": {"ttl": {"type": "integer", "minimum": 60, "maximum": 7776000}},
+            "additionalProperties": False,
+        },
+        body_required=False,
+        created=True,
+    ),
+    **{
+        key: Doc(errors, body=body, security=[{"SelfServiceLink": []}])
+        for key, errors, body in (
+            (("get", "/api/self/profile"), (401, 429), None),
+            (
+                ("patch", "/api/self/profile"),
+                (400, 401, 413, 429),
+                {"type": "object", "properties": {"traits": {"type": "object"}}},
+            ),
+            (("put", "/api/self/consent"), (400, 401, 413, 429), CONSENT),
+            (("post", "/api/self/export"), (401, 429), None),
+            (("post", "/api/self/deletion"), (401, 429), None),
+        )
+    },
     ("get", "/api/profiles/{profile_id}/export"): Doc(
         (400, 401, 403, 404),
         query=(Param("format", {"type": "string", "enum": ["json", "zip"]}, "zip: a ZIP"),),

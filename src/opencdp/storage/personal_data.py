@@ -202,6 +202,37 @@ _DECLARATIONS = (
         "a suppressed subject: a keyed hash always, the value itself only for SUPPRESS_ONLY "
         "(nothing was deleted); deletion clears the value",
     ),
+    no_personal_data("inventory", "stock per product and location"),
+    no_personal_data("inventory_history", "changes of stock per product and location"),
+    found_by_profile(
+        "stock_requests",
+        ("product_id", "location"),
+        ("profile_id",),
+        "which product a shopper asked to be told about, and when it was answered",
+    ),
+    no_personal_data(
+        "loyalty_programmes", "a workspace's loyalty rules: points, multipliers, tiers, expiry"
+    ),
+    found_by_profile(
+        "loyalty_members",
+        ("tier", "balance", "store_id"),
+        ("profile_id",),
+        "a profile's membership: balance, tier, where it enrolled (unbound for the moments "
+        "between enrolment and the worker's batch)",
+    ),
+    found_by_profile(
+        "loyalty_tokens",
+        ("token",),
+        ("profile_id",),
+        "the member's tokens and physical card numbers: identifiers of the person",
+    ),
+    found_by_profile(
+        "loyalty_ledger",
+        ("points", "order_id", "reason"),
+        ("profile_id",),
+        "the member's points: earned per order, redeemed, adjusted, expired, reversed",
+    ),
+    no_personal_data("qr_codes", "campaign QR codes and the URL each redirects to"),
     no_personal_data(
         "audit_log",
         "who (a token or an operator) did what and when; a pseudonymous profile id at most, "

@@ -314,6 +314,133 @@ products = Table(
     Column("source_id", String(64), nullable=True),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    Column("parent_id", String(200), nullable=True, comment="the product a variant belongs to"),
+    Index("ix_products_category", "workspace_id", "category", "id"),
+    Index("ix_products_brand", "workspace_id", "brand", "id"),
+    Index("ix_products_parent", "workspace_id", "parent_id"),
+)
+
+# Stock on hand per product and location (``web`` for the web warehouse, a store's id).
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("product_id", String(200), primary_key=True),
+    Column("location", String(100), primary_key=True),
+    Column("quantity", Integer, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Every change of stock, append-only.
+inventory_history = Table(
+    "inventory_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("location", String(100), nullable=False),
+    Column("quantity", Integer, nullable=False, comment="stock after the change"),
+    Column("delta", Integer, nullable=False, comment="the change (after minus before)"),
+    Column("channel", String(16), nullable=False, comment="api | import | event"),
+    Column("reference", String(200), nullable=True, comment="request id, import run, message id"),
+    Column("at_us", BigInteger, nullable=False),
+    Index("ix_inventory_history_product", "workspace_id", "product_id", "at_us"),
+)
+
+# Back-in-stock requests: one row per request event; answered once when stock returns.
+stock_requests = Table(
+    "stock_requests",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(100), primary_key=True, comment="the request event's message id"),
+    Column("profile_id", String(64), nullable=False),
+    Column("product_id", String(200), nullable=False),
+    Column("location", String(100), nullable=False, comment="the shopper's channel's stock"),
+    Column("status", String(16), nullable=False, comment="waiting | answered"),
+    Column("requested_us", BigInteger, nullable=False),
+    Column("answered_us", BigInteger, nullable=True),
+    Column("answer_id", String(100), nullable=True, comment="the Back In Stock event's id"),
+    Index("ix_stock_requests_product", "workspace_id", "product_id", "status"),
+    Index("ix_stock_requests_profile", "workspace_id", "profile_id"),
+)
+
+# A loyalty programme per workspace: the definition as applied (file or API).
+loyalty_programmes = Table(
+    "loyalty_programmes",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("definition", Text, nullable=False, comment="JSON: the programme as written"),
+    Column("version", Integer, nullable=False, comment="raised by every change"),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+loyalty_members = Table(
+    "loyalty_members",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("profile_id", String(64), nullable=True, comment="NULL until the worker binds it"),
+    Column("status", String(16), nullable=False, comment="active | merged"),
+    Column("merged_into", String(64), nullable=True, comment="the member that absorbed it"),
+    Column("balance", BigInteger, nullable=False, comment="the sum of the ledger's points"),
+    Column("tier", String(64), nullable=True),
+    Column("tier_since_us", BigInteger, nullable=True),
+    Column("channel", String(16), nullable=False, comment="online | store | event | self"),
+    Column("store_id", String(100), nullable=True),
+    Column("enrolled_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_loyalty_members_profile", "workspace_id", "profile_id"),
+)
+
+# Member tokens (shown as barcodes) and physical card numbers, looked up by the till.
+loyalty_tokens = Table(
+    "loyalty_tokens",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("token", String(64), primary_key=True),
+    Column("member_id", String(64), nullable=False),
+    Column("profile_id", String(64), nullable=True),
+    Column("kind", String(8), nullable=False, comment="digital | card"),
+    Column("status", String(8), nullable=False, comment="active | revoked"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger, nullable=True),
+    Index("ix_loyalty_tokens_member", "workspace_id", "member_id"),
+)
+
+# The points ledger: append-only; a member's balance is the sum of its points.
+loyalty_ledger = Table(
+    "loyalty_ledger",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("workspace_id", String(64), nullable=False),
+    Column("member_id", String(64), nullable=False),
+    Column("profile_id", String(64), nullable=True),
+    Column("kind", String(8), nullable=False, comment="earn | redeem | adjust | expire | reverse"),
+    Column("points", BigInteger, nullable=False, comment="signed"),
+    Column("dedup_key", String(300), nullable=False, comment="exactly once: earn:<order id>, …"),
+    Column("order_id", String(200), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("expires_us", BigInteger, nullable=True, comment="earned points expire then"),
+    Column("message_id", String(100), nullable=True, comment="the event that caused it"),
+    Column("actor", String(200), nullable=True, comment="token id, cli:<user>, or worker"),
+    Column("at_us", BigInteger, nullable=False, comment="the event's time"),
+    Column("recorded_us", BigInteger, nullable=False),
+    UniqueConstraint("workspace_id", "dedup_key", name="uq_loyalty_ledger_dedup"),
+    Index("ix_loyalty_ledger_member", "workspace_id", "member_id", "id"),
+    Index("ix_loyalty_ledger_order", "workspace_id", "order_id"),
+)
+
+# Campaign QR codes: /q/{code} redirects to the registered target only.
+qr_codes = Table(
+    "qr_codes",
+    metadata,
+    Column("code", String(32), primary_key=True, comment="unguessable, unique on the instance"),
+    Column("workspace_id", String(64), nullable=False),
+    Column("campaign", String(200), nullable=False),
+    Column("target", Text, nullable=False, comment="the registered URL a scan goes to"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("disabled_us", BigInteger, nullable=True),
+    Index("ix_qr_codes_campaign", "workspace_id", "campaign"),
 )
 
 import_runs = Table(

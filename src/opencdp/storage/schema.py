@@ -76,6 +76,13 @@ sources = Table(
     Column("write_key_hint", String(16), nullable=False),
     Column("enabled", Boolean, nullable=False, server_default=true()),
     Column("created_us", BigInteger, nullable=False),
+    Column(
+        "catalog",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="a catalog source: its Product Updated events write the product catalog",
+    ),
 )
 
 access_tokens = Table(

@@ -1,4 +1,4 @@
-"""retail: product variants and list indexes, inventory and its history, back-in-stock
+"""retail: catalog sources, product variants and list indexes, inventory and its history, back-in-stock
 requests, the loyalty programme, members, tokens and the points ledger, campaign QR codes
 
 Revision ID: 0015
@@ -20,6 +20,16 @@ _BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("sources") as batch:
+        batch.add_column(
+            sa.Column(
+                "catalog",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+                comment="a catalog source: its Product Updated events write the product catalog",
+            )
+        )
     with op.batch_alter_table("products") as batch:
         batch.add_column(
             sa.Column(
@@ -205,3 +215,5 @@ def downgrade() -> None:
     op.drop_index("ix_products_category", table_name="products")
     with op.batch_alter_table("products") as batch:
         batch.drop_column("parent_id")
+    with op.batch_alter_table("sources") as batch:
+        batch.drop_column("catalog")

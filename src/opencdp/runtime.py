@@ -22,10 +22,15 @@ from opencdp.compute.clv import ClvProvider
 from opencdp.compute.engine import ComputeEngine
 from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
+from opencdp.loyalty.tokens import new_member_token
 from opencdp.metrics import Metrics
 from opencdp.resolve.batch import StoredEvent
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
+from opencdp.retail.derived import DerivedEvents
+from opencdp.retail.loyalty_book import LoyaltyBook
+from opencdp.retail.loyalty_listener import LoyaltyListener
+from opencdp.retail.loyalty_timer import LoyaltyTimer
 from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
@@ -36,6 +41,7 @@ from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.destinations import DestinationStore
 from opencdp.storage.inbox import InboxStore
 from opencdp.storage.journeys import JourneyStore
+from opencdp.storage.loyalty import LoyaltyStore
 from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
@@ -155,12 +161,23 @@ class Runtime:
             self.clock,
             self.metrics,
         )
-        # Computed traits and audiences follow each stored batch (in its transaction), then
-        # its events and the membership changes are routed to destinations and offered to
-        # journeys (in it too).
+        #: events OpenCDP derives (points, tiers, back in stock), written with their cause
+        self.derived = DerivedEvents(self.collector, self.inbox, self.admin, self.clock)
+        #: loyalty: the programme, members, tokens and the points ledger
+        self.loyalty = LoyaltyStore(self.db)
+        self.loyalty_book = LoyaltyBook(self.loyalty, self.derived, self.clock)
+        self.loyalty_timer = LoyaltyTimer(self.db, self.loyalty_book)
+        self.timer_hooks.append(self.loyalty_timer.tick)
+        # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
+        # follow each stored batch (in its transaction), then its events and the membership
+        # changes are routed to destinations and offered to journeys (in it too).
         self.compute.emitted = self._emitted
         self.processor.listener = BatchListeners(
-            BatchStart(self.journey_runner), self.compute, self.router, self.journey_runner
+            BatchStart(self.journey_runner),
+            LoyaltyListener(self.loyalty_book, self.mint_member_token),
+            self.compute,
+            self.router,
+            self.journey_runner,
         )
 
     def _emitted(self, conn: Connection, workspace_id: str, events: Sequence[StoredEvent]) -> int:
@@ -170,6 +187,13 @@ class Runtime:
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
+
+    def mint_member_token(self, conn: Connection, workspace_id: str) -> str:
+        """A member token no other card or token of the workspace has."""
+        while True:
+            token = new_member_token()
+            if not self.loyalty.token_taken(conn, workspace_id, token):
+                return token
 
     def _bootstrap(self) -> None:
         s = self.settings

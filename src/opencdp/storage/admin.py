@@ -14,7 +14,7 @@ from opencdp.errors import ConfigurationError, NotFound
 from opencdp.ids import hash_secret, hint, legacy_hash, new_id, new_secret, secret_matches
 from opencdp.privacy.roles import ROLES
 from opencdp.privacy.workspace_settings import WorkspaceSettings, parse_settings
-from opencdp.storage.db import Database
+from opencdp.storage.db import Connection, Database
 from opencdp.storage.schema import access_tokens, sources, workspaces
 
 DEFAULT_WORKSPACE = "default"
@@ -231,6 +231,29 @@ class AdminStore:
         with self.db.read() as conn:
             row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
         return _source(row._asdict()) if row is not None else None
+
+    def internal_source_in(self, conn: Connection, workspace_id: str, now_us: int) -> Source:
+        """The workspace's internal source (OpenCDP's own events), made in ``conn``'s
+        transaction when it does not exist yet (its write key is random and never shown)."""
+        row = conn.execute(
+            select(sources).where(
+                sources.c.workspace_id == workspace_id, sources.c.name == INTERNAL_SOURCE
+            )
+        ).first()
+        if row is not None:
+            return _source(row._asdict())
+        key = new_secret()
+        values = {
+            "id": new_id("src"),
+            "workspace_id": workspace_id,
+            "name": INTERNAL_SOURCE,
+            "write_key_hash": self._hash(key),
+            "write_key_hint": hint(key),
+            "enabled": True,
+            "created_us": now_us,
+        }
+        conn.execute(sources.insert().values(**values))
+        return _source(values)
 
     def find_source(self, workspace_id: str, name_or_id: str) -> Source | None:
         """A source of the workspace named or identified by ``name_or_id``."""

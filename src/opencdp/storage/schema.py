@@ -379,6 +379,12 @@ loyalty_programmes = Table(
     Column("definition", Text, nullable=False, comment="JSON: the programme as written"),
     Column("version", Integer, nullable=False, comment="raised by every change"),
     Column("updated_us", BigInteger, nullable=False),
+    Column(
+        "time_checked_us",
+        BigInteger,
+        nullable=True,
+        comment="how far the timer brought expiries, expiring points and tiers",
+    ),
 )
 
 loyalty_members = Table(

@@ -103,6 +103,12 @@ def upgrade() -> None:
         ),
         sa.Column("version", sa.Integer(), nullable=False, comment="raised by every change"),
         sa.Column("updated_us", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "time_checked_us",
+            sa.BigInteger(),
+            nullable=True,
+            comment="how far the timer brought expiries, expiring points and tiers",
+        ),
         sa.PrimaryKeyConstraint("workspace_id"),
     )
     op.create_table(

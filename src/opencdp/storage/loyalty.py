@@ -1,0 +1,691 @@
+"""The loyalty tables: the programme, members, their tokens and cards, the points ledger.
+
+A member's ``balance`` is kept beside the ledger (in the same transaction as every entry) so
+that a till's token lookup is one indexed read; a contract test holds it equal to the sum.
+Redemption takes points with one conditional ``UPDATE … WHERE balance >= points``: of two
+concurrent redemptions that together overdraw, the database lets one through.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
+
+from opencdp.loyalty.ledger import Entry
+from opencdp.storage.db import Connection, Database
+from opencdp.storage.profiles import chunks
+from opencdp.storage.schema import (
+    identifiers,
+    loyalty_ledger,
+    loyalty_members,
+    loyalty_programmes,
+    loyalty_tokens,
+    products,
+    profiles,
+    traits,
+)
+
+ACTIVE = "active"
+MERGED = "merged"
+REVOKED = "revoked"
+#: which identifier addresses a message to a profile, best first
+_ADDRESS_ORDER = ("user_id", "anonymous_id", "email", "phone")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    workspace_id: str
+    id: str
+    profile_id: str | None
+    status: str
+    merged_into: str | None
+    balance: int
+    tier: str | None
+    tier_since_us: int | None
+    channel: str
+    store_id: str | None
+    enrolled_us: int
+    updated_us: int
+
+
+def _member(row: Any) -> Member:
+    return Member(**{k: row._mapping[k] for k in Member.__slots__})
+
+
+def _entry(row: Any) -> Entry:
+    m = row._mapping
+    return Entry(
+        id=int(m["id"]),
+        kind=m["kind"],
+        points=int(m["points"]),
+        at_us=int(m["at_us"]),
+        expires_us=m["expires_us"],
+        order_id=m["order_id"],
+        dedup_key=m["dedup_key"],
+    )
+
+
+class LoyaltyStore:
+    """Reads and writes of the loyalty tables; writes take the caller's connection so that
+    they share the transaction of what caused them."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._lookup = (
+            select(
+                loyalty_tokens.c.token,
+                loyalty_tokens.c.kind,
+                loyalty_members.c.id,
+                loyalty_members.c.profile_id,
+                loyalty_members.c.status,
+                loyalty_members.c.balance,
+                loyalty_members.c.tier,
+            )
+            .join(
+                loyalty_members,
+                and_(
+                    loyalty_members.c.workspace_id == loyalty_tokens.c.workspace_id,
+                    loyalty_members.c.id == loyalty_tokens.c.member_id,
+                ),
+            )
+            .where(
+                loyalty_tokens.c.workspace_id == bindparam("ws"),
+                loyalty_tokens.c.token == bindparam("token"),
+                loyalty_tokens.c.status == ACTIVE,
+            )
+        )
+        self._upsert_programme = db.dialect.upsert(
+            loyalty_programmes, ["workspace_id"], ["definition", "version", "updated_us"]
+        )
+
+    # -- the programme ------------------------------------------------------------------------
+    def programme(self, workspace_id: str) -> tuple[dict[str, Any], int] | None:
+        """The workspace's programme document and its version, or None."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(loyalty_programmes.c.definition, loyalty_programmes.c.version).where(
+                    loyalty_programmes.c.workspace_id == workspace_id
+                )
+            ).first()
+        return (orjson.loads(row.definition), int(row.version)) if row is not None else None
+
+    def put_programme(self, workspace_id: str, definition: Mapping[str, Any], now_us: int) -> int:
+        """Store the programme; returns its new version."""
+        with self.db.write() as conn:
+            current = conn.execute(
+                select(loyalty_programmes.c.version).where(
+                    loyalty_programmes.c.workspace_id == workspace_id
+                )
+            ).scalar()
+            version = int(current or 0) + 1
+            conn.execute(
+                self._upsert_programme,
+                {
+                    "workspace_id": workspace_id,
+                    "definition": orjson.dumps(dict(definition)).decode(),
+                    "version": version,
+                    "updated_us": now_us,
+                    "time_checked_us": now_us,  # kept on an update: the upsert leaves it
+                },
+            )
+        return version
+
+    def programmes_to_check(self) -> list[tuple[str, dict[str, Any], int]]:
+        """(workspace, programme document, how far the timer got) of every programme."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    loyalty_programmes.c.workspace_id,
+                    loyalty_programmes.c.definition,
+                    loyalty_programmes.c.time_checked_us,
+                    loyalty_programmes.c.updated_us,
+                )
+            )
+            return [
+                (r.workspace_id, orjson.loads(r.definition), int(r.time_checked_us or r.updated_us))
+                for r in rows
+            ]
+
+    def set_time_checked(self, conn: Connection, workspace_id: str, until_us: int) -> None:
+        conn.execute(
+            update(loyalty_programmes)
+            .where(loyalty_programmes.c.workspace_id == workspace_id)
+            .values(time_checked_us=until_us)
+        )
+
+    # -- members ------------------------------------------------------------------------------
+    def add_member(
+        self, conn: Connection, member: Mapping[str, Any], tokens: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Insert a member and its tokens."""
+        conn.execute(loyalty_members.insert(), [dict(member)])
+        if tokens:
+            conn.execute(loyalty_tokens.insert(), [dict(t) for t in tokens])
+
+    def member(self, workspace_id: str, member_id: str) -> Member | None:
+        with self.db.read() as conn:
+            return self.member_in(conn, workspace_id, member_id)
+
+    def member_in(self, conn: Connection, workspace_id: str, member_id: str) -> Member | None:
+        row = conn.execute(
+            select(loyalty_members).where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == member_id,
+            )
+        ).first()
+        return _member(row) if row is not None else None
+
+    def members_in(
+        self, conn: Connection, workspace_id: str, member_ids: Iterable[str]
+    ) -> dict[str, Member]:
+        out: dict[str, Member] = {}
+        for part in chunks(sorted(set(member_ids))):
+            rows = conn.execute(
+                select(loyalty_members).where(
+                    loyalty_members.c.workspace_id == workspace_id,
+                    loyalty_members.c.id.in_(part),
+                )
+            )
+            out.update((r.id, _member(r)) for r in rows)
+        return out
+
+    def active_of_profiles(
+        self, conn: Connection | None, workspace_id: str, profile_ids: Iterable[str]
+    ) -> dict[str, Member]:
+        """Profile id → its active member (the oldest, should there be two)."""
+        if conn is None:
+            with self.db.read() as read:
+                return self.active_of_profiles(read, workspace_id, profile_ids)
+        out: dict[str, Member] = {}
+        for part in chunks(sorted(set(profile_ids))):
+            rows = conn.execute(
+                select(loyalty_members)
+                .where(
+                    loyalty_members.c.workspace_id == workspace_id,
+                    loyalty_members.c.profile_id.in_(part),
+                    loyalty_members.c.status == ACTIVE,
+                )
+                .order_by(loyalty_members.c.enrolled_us, loyalty_members.c.id)
+            )
+            for r in rows:
+                out.setdefault(r.profile_id, _member(r))
+        return out
+
+    def on_absorbed_profiles(
+        self, conn: Connection, workspace_id: str, survivors: Iterable[str]
+    ) -> list[tuple[Member, str]]:
+        """Active members whose profile was merged into one of ``survivors``, with that
+        survivor (their profile id is repointed by :meth:`absorb`)."""
+        out: list[tuple[Member, str]] = []
+        for part in chunks(sorted(set(survivors))):
+            rows = conn.execute(
+                select(loyalty_members, profiles.c.merged_into.label("survivor"))
+                .join(profiles, profiles.c.id == loyalty_members.c.profile_id)
+                .where(
+                    loyalty_members.c.workspace_id == workspace_id,
+                    loyalty_members.c.status == ACTIVE,
+                    profiles.c.merged_into.in_(part),
+                )
+                .order_by(loyalty_members.c.enrolled_us, loyalty_members.c.id)
+            )
+            out.extend((_member(r), r.survivor) for r in rows)
+        return out
+
+    def bind(self, conn: Connection, workspace_id: str, member_id: str, profile_id: str) -> None:
+        """Give an enrolled member the profile its enrolment event resolved to."""
+        for table in (loyalty_members, loyalty_tokens, loyalty_ledger):
+            key = table.c.id if table is loyalty_members else table.c.member_id
+            conn.execute(
+                update(table)
+                .where(table.c.workspace_id == workspace_id, key == member_id)
+                .values(profile_id=profile_id)
+            )
+
+    def absorb(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        absorbed: Member,
+        into: Member,
+        now_us: int,
+    ) -> None:
+        """Merge member ``absorbed`` into ``into``: its ledger entries and tokens move (no
+        point lost or doubled: each entry keeps its key), its balance adds up, it is kept as
+        ``merged`` for the record."""
+        moved = {"member_id": into.id, "profile_id": into.profile_id}
+        for table in (loyalty_ledger, loyalty_tokens):
+            conn.execute(
+                update(table)
+                .where(table.c.workspace_id == workspace_id, table.c.member_id == absorbed.id)
+                .values(**moved)
+            )
+        conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == absorbed.id,
+            )
+            .values(status=MERGED, merged_into=into.id, balance=0, updated_us=now_us)
+        )
+        self.add_balances(conn, workspace_id, {into.id: absorbed.balance}, now_us)
+
+    def move(
+        self, conn: Connection, workspace_id: str, member_id: str, profile_id: str, now_us: int
+    ) -> None:
+        """Repoint a member (and its rows) at the profile that absorbed its own."""
+        self.bind(conn, workspace_id, member_id, profile_id)
+        conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == member_id,
+            )
+            .values(updated_us=now_us)
+        )
+
+    def add_balances(
+        self, conn: Connection, workspace_id: str, deltas: Mapping[str, int], now_us: int
+    ) -> None:
+        """Add each member's delta to its balance."""
+        rows = [
+            {"ws": workspace_id, "mid": member_id, "delta": delta, "now": now_us}
+            for member_id, delta in sorted(deltas.items())
+            if delta
+        ]
+        if not rows:
+            return
+        conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == bindparam("ws"),
+                loyalty_members.c.id == bindparam("mid"),
+            )
+            .values(
+                balance=loyalty_members.c.balance + bindparam("delta"),
+                updated_us=bindparam("now"),
+            ),
+            rows,
+        )
+
+    def take(
+        self, conn: Connection, workspace_id: str, member_id: str, points: int, now_us: int
+    ) -> bool:
+        """Take ``points`` from an active member's balance if it holds them; False when it
+        does not (nothing changed)."""
+        result = conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == member_id,
+                loyalty_members.c.status == ACTIVE,
+                loyalty_members.c.balance >= points,
+            )
+            .values(balance=loyalty_members.c.balance - points, updated_us=now_us)
+        )
+        return bool(result.rowcount == 1)
+
+    def set_tiers(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        tiers: Mapping[str, str | None],
+        now_us: int,
+    ) -> None:
+        for member_id, tier in sorted(tiers.items()):
+            conn.execute(
+                update(loyalty_members)
+                .where(
+                    loyalty_members.c.workspace_id == workspace_id,
+                    loyalty_members.c.id == member_id,
+                )
+                .values(tier=tier, tier_since_us=now_us, updated_us=now_us)
+            )
+
+    # -- tokens -------------------------------------------------------------------------------
+    def lookup(self, workspace_id: str, token: str) -> dict[str, Any] | None:
+        """The till's scan: an active token's member (tokens move with merges, so it is the
+        live one), in one indexed read."""
+        with self.db.read() as conn:
+            return self.lookup_in(conn, workspace_id, token)
+
+    def lookup_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
+        row = conn.execute(self._lookup, {"ws": workspace_id, "token": token}).first()
+        return dict(row._mapping) if row is not None else None
+
+    def tokens_of(self, workspace_id: str, member_id: str) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(loyalty_tokens)
+                .where(
+                    loyalty_tokens.c.workspace_id == workspace_id,
+                    loyalty_tokens.c.member_id == member_id,
+                )
+                .order_by(loyalty_tokens.c.created_us, loyalty_tokens.c.token)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def token_taken(self, conn: Connection, workspace_id: str, token: str) -> bool:
+        return (
+            conn.execute(
+                select(loyalty_tokens.c.token).where(
+                    loyalty_tokens.c.workspace_id == workspace_id,
+                    loyalty_tokens.c.token == token,
+                )
+            ).first()
+            is not None
+        )
+
+    def add_tokens(self, conn: Connection, tokens: Sequence[Mapping[str, Any]]) -> None:
+        if tokens:
+            conn.execute(loyalty_tokens.insert(), [dict(t) for t in tokens])
+
+    def revoke_digital(
+        self, conn: Connection, workspace_id: str, member_id: str, now_us: int
+    ) -> int:
+        """Revoke the member's active digital tokens (a lost phone, a leaked card image)."""
+        result = conn.execute(
+            update(loyalty_tokens)
+            .where(
+                loyalty_tokens.c.workspace_id == workspace_id,
+                loyalty_tokens.c.member_id == member_id,
+                loyalty_tokens.c.kind == "digital",
+                loyalty_tokens.c.status == ACTIVE,
+            )
+            .values(status=REVOKED, revoked_us=now_us)
+        )
+        return int(result.rowcount or 0)
+
+    # -- the ledger ---------------------------------------------------------------------------
+    def existing_keys(self, conn: Connection, workspace_id: str, keys: Iterable[str]) -> set[str]:
+        """Which of ``keys`` the ledger holds already (exactly once)."""
+        found: set[str] = set()
+        for part in chunks(sorted(set(keys))):
+            found.update(
+                conn.execute(
+                    select(loyalty_ledger.c.dedup_key).where(
+                        loyalty_ledger.c.workspace_id == workspace_id,
+                        loyalty_ledger.c.dedup_key.in_(part),
+                    )
+                ).scalars()
+            )
+        return found
+
+    def append(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Append entries (keys checked by the caller; a duplicate raises, which redoes the
+        batch); returns their ids in order."""
+        if not rows:
+            return []
+        columns = [c.name for c in loyalty_ledger.columns if c.name != "id"]
+        full = [{c: row.get(c) for c in columns} for row in rows]
+        inserted = conn.execute(
+            loyalty_ledger.insert().returning(loyalty_ledger.c.id, sort_by_parameter_order=True),
+            full,
+        )
+        return [int(i) for i in inserted.scalars().all()]
+
+    def entries_of(
+        self, conn: Connection | None, workspace_id: str, member_ids: Iterable[str]
+    ) -> dict[str, list[Entry]]:
+        """Every entry of each member, oldest first."""
+        if conn is None:
+            with self.db.read() as read:
+                return self.entries_of(read, workspace_id, member_ids)
+        out: dict[str, list[Entry]] = defaultdict(list)
+        for part in chunks(sorted(set(member_ids))):
+            rows = conn.execute(
+                select(loyalty_ledger)
+                .where(
+                    loyalty_ledger.c.workspace_id == workspace_id,
+                    loyalty_ledger.c.member_id.in_(part),
+                )
+                .order_by(loyalty_ledger.c.id)
+            )
+            for r in rows:
+                out[r.member_id].append(_entry(r))
+        return dict(out)
+
+    def entries_of_orders(
+        self, conn: Connection, workspace_id: str, order_ids: Iterable[str]
+    ) -> dict[str, list[tuple[str, Entry]]]:
+        """Order id → (member id, entry) of the entries that name the order."""
+        out: dict[str, list[tuple[str, Entry]]] = defaultdict(list)
+        for part in chunks(sorted(set(order_ids))):
+            rows = conn.execute(
+                select(loyalty_ledger)
+                .where(
+                    loyalty_ledger.c.workspace_id == workspace_id,
+                    loyalty_ledger.c.order_id.in_(part),
+                )
+                .order_by(loyalty_ledger.c.id)
+            )
+            for r in rows:
+                out[r.order_id].append((r.member_id, _entry(r)))
+        return dict(out)
+
+    def earned_members(
+        self, conn: Connection, workspace_id: str, member_ids: Iterable[str]
+    ) -> set[str]:
+        """The members among ``member_ids`` with an earn entry already (no first order)."""
+        found: set[str] = set()
+        for part in chunks(sorted(set(member_ids))):
+            found.update(
+                conn.execute(
+                    select(loyalty_ledger.c.member_id)
+                    .where(
+                        loyalty_ledger.c.workspace_id == workspace_id,
+                        loyalty_ledger.c.member_id.in_(part),
+                        loyalty_ledger.c.kind == "earn",
+                    )
+                    .distinct()
+                ).scalars()
+            )
+        return found
+
+    def ledger_page(
+        self, workspace_id: str, member_id: str, limit: int, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """A member's entries, newest first."""
+        query = (
+            select(loyalty_ledger)
+            .where(
+                loyalty_ledger.c.workspace_id == workspace_id,
+                loyalty_ledger.c.member_id == member_id,
+            )
+            .order_by(loyalty_ledger.c.id.desc())
+            .limit(limit)
+        )
+        if before is not None:
+            query = query.where(loyalty_ledger.c.id < before)
+        with self.db.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def entry_by_key(self, conn: Connection, workspace_id: str, key: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            select(loyalty_ledger).where(
+                loyalty_ledger.c.workspace_id == workspace_id,
+                loyalty_ledger.c.dedup_key == key,
+            )
+        ).first()
+        return dict(row._mapping) if row is not None else None
+
+    def ledger_sums(self, workspace_id: str) -> dict[str, int]:
+        """Member id → the sum of its entries (what ``balance`` must equal)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(loyalty_ledger.c.member_id, func.sum(loyalty_ledger.c.points))
+                .where(loyalty_ledger.c.workspace_id == workspace_id)
+                .group_by(loyalty_ledger.c.member_id)
+            )
+            return {r[0]: int(r[1]) for r in rows}
+
+    def members_touched_by_time(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        after_us: int,
+        until_us: int,
+        windows: Sequence[int],
+    ) -> set[str]:
+        """The active members with an earn entry whose expiry, or whose expiry less one of
+        ``windows`` (the 30-day horizon), or whose time plus one of them (the qualification
+        period) falls in ``(after_us, until_us]``: the members whose expiries, expiring points
+        or tier the passing of time changed."""
+        expires, at = loyalty_ledger.c.expires_us, loyalty_ledger.c.at_us
+        conditions = [and_(expires > after_us, expires <= until_us)]
+        for window in windows:
+            conditions.append(and_(expires > after_us + window, expires <= until_us + window))
+            conditions.append(and_(at > after_us - window, at <= until_us - window))
+        rows = conn.execute(
+            select(loyalty_ledger.c.member_id)
+            .join(
+                loyalty_members,
+                and_(
+                    loyalty_members.c.workspace_id == loyalty_ledger.c.workspace_id,
+                    loyalty_members.c.id == loyalty_ledger.c.member_id,
+                ),
+            )
+            .where(
+                loyalty_ledger.c.workspace_id == workspace_id,
+                loyalty_ledger.c.kind == "earn",
+                loyalty_members.c.status == ACTIVE,
+                or_(*conditions),
+            )
+            .distinct()
+        )
+        return set(rows.scalars())
+
+    # -- what earning reads besides the ledger -------------------------------------------------
+    def product_categories(
+        self, conn: Connection, workspace_id: str, product_ids: Iterable[str]
+    ) -> dict[str, str]:
+        """Product id → its category path in the catalog (products without one left out)."""
+        out: dict[str, str] = {}
+        for part in chunks(sorted(set(product_ids))):
+            rows = conn.execute(
+                select(products.c.id, products.c.category).where(
+                    products.c.workspace_id == workspace_id,
+                    products.c.id.in_(part),
+                    products.c.category.is_not(None),
+                )
+            )
+            out.update((r.id, r.category) for r in rows)
+        return out
+
+    def birthday_months(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> dict[str, int]:
+        """Profile id → the month of its ``birthday`` trait (an ISO date), when it has one."""
+        out: dict[str, int] = {}
+        for part in chunks(sorted(set(profile_ids))):
+            rows = conn.execute(
+                select(traits.c.profile_id, traits.c.value).where(
+                    traits.c.workspace_id == workspace_id,
+                    traits.c.profile_id.in_(part),
+                    traits.c.key == "birthday",
+                )
+            )
+            for pid, value in rows:
+                month = _month_of(value)
+                if month is not None:
+                    out[pid] = month
+        return out
+
+    # -- addressing derived events ------------------------------------------------------------
+    def addresses(
+        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Profile id → the identifying part of a message that resolves to it: its user id,
+        else an anonymous id, else an e-mail or phone as traits (profiles without any of
+        these are left out)."""
+        rank = case(
+            *((identifiers.c.id_type == t, literal(i)) for i, t in enumerate(_ADDRESS_ORDER)),
+            else_=literal(len(_ADDRESS_ORDER)),
+        )
+        best: dict[str, tuple[int, str, str]] = {}
+        for part in chunks(sorted(set(profile_ids))):
+            rows = conn.execute(
+                select(
+                    identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value, rank
+                ).where(
+                    identifiers.c.workspace_id == workspace_id,
+                    identifiers.c.collection == "users",
+                    identifiers.c.profile_id.in_(part),
+                    identifiers.c.id_type.in_(_ADDRESS_ORDER),
+                )
+            )
+            for pid, kind, value, order in rows:
+                candidate = (int(order), kind, value)
+                if pid not in best or candidate < best[pid]:
+                    best[pid] = candidate
+        out: dict[str, dict[str, Any]] = {}
+        for pid, (_order, kind, value) in best.items():
+            if kind == "user_id":
+                out[pid] = {"userId": value}
+            elif kind == "anonymous_id":
+                out[pid] = {"anonymousId": value}
+            else:
+                out[pid] = {"traits": {kind: value}, "context": {"traits": {kind: value}}}
+        return out
+
+
+def _month_of(stored: str) -> int | None:
+    """The month of a stored ``birthday`` value: JSON text of ``"1990-04-17"`` (or with a time)."""
+    try:
+        value = orjson.loads(stored)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, str) or len(value) < 7 or value[4] != "-":
+        return None
+    try:
+        month = int(value[5:7])
+    except ValueError:
+        return None
+    return month if 1 <= month <= 12 else None
+
+
+def token_row(
+    workspace_id: str, member_id: str, profile_id: str | None, token: str, kind: str, now_us: int
+) -> dict[str, Any]:
+    """A ``loyalty_tokens`` row: an active ``digital`` token or physical ``card``."""
+    return {
+        "workspace_id": workspace_id,
+        "token": token,
+        "member_id": member_id,
+        "profile_id": profile_id,
+        "kind": kind,
+        "status": ACTIVE,
+        "created_us": now_us,
+        "revoked_us": None,
+    }
+
+
+def member_row(
+    workspace_id: str,
+    member_id: str,
+    profile_id: str | None,
+    *,
+    channel: str,
+    store_id: str | None,
+    enrolled_us: int,
+    now_us: int,
+) -> dict[str, Any]:
+    """A new active ``loyalty_members`` row with nothing on its balance."""
+    return {
+        "workspace_id": workspace_id,
+        "id": member_id,
+        "profile_id": profile_id,
+        "status": ACTIVE,
+        "merged_into": None,
+        "balance": 0,
+        "tier": None,
+        "tier_since_us": None,
+        "channel": channel,
+        "store_id": store_id,
+        "enrolled_us": enrolled_us,
+        "updated_us": now_us,
+    }

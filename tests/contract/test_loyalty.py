@@ -1,0 +1,279 @@
+"""The loyalty ledger on both backends: enrolment binds a member to its profile, orders earn
+exactly once per order id (online or at the till), refunds reverse, redemptions never overdraw
+(also when two race), balances equal the ledger's sums, the traits and events reach the
+profile, two cards or two e-mails joined by one purchase become one member with one ledger,
+and time expires points and moves tiers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from opencdp.clock import FrozenClock
+from opencdp.errors import Conflict, RequestError
+from opencdp.runtime import Runtime
+from opencdp.services import loyalty
+from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
+from opencdp.storage.products import ProductStore
+
+PROGRAMME = {
+    "name": "Glow Rewards",
+    "currency": "EUR",
+    "points_per_unit": 1,
+    "multipliers": {"categories": {"Skincare": 2}, "products": {"LIP-1": 3}},
+    "bonuses": {"first_order": 50},
+    "tiers": [
+        {"name": "Member", "threshold": 0},
+        {"name": "Silver", "threshold": 200},
+        {"name": "Gold", "threshold": 1000},
+    ],
+    "qualification_period": "365 days",
+    "expiry": "365 days",
+}
+
+
+def ingest(rt: Runtime, *messages: dict[str, Any]) -> None:
+    source = rt.admin.list_sources(WS)[0]
+    result = rt.collector.ingest_messages(source, list(messages))
+    assert result.quarantined == 0, result.errors
+    rt.processor.run_until_idle()
+
+
+def order(user: dict[str, Any], order_id: str, total: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        **user,
+        "messageId": f"msg-{order_id}-{extra.pop('n', 1)}",
+        "properties": {"order_id": order_id, "total": total, "currency": "EUR", **extra},
+    }
+
+
+def traits_of(rt: Runtime, profile_id: str) -> dict[str, Any]:
+    return rt.profiles.trait_values(
+        WS, [profile_id], ["points_balance", "loyalty_tier", "points_expiring_30d"]
+    ).get(profile_id, {})
+
+
+def events_of(rt: Runtime, profile_id: str) -> list[str]:
+    return [e.event for e in rt.profiles.events(WS, profile_id, limit=500)]
+
+
+@pytest.fixture
+def rt(runtime: Runtime) -> Runtime:
+    loyalty.apply_programme(runtime, WS, PROGRAMME)
+    return runtime
+
+
+def enrolled(rt: Runtime, **body: Any) -> dict[str, Any]:
+    created, member = loyalty.enrol(rt, WS, body, actor="test")
+    assert created
+    rt.processor.run_until_idle()
+    return loyalty.member_view(rt, WS, member["id"])
+
+
+def test_an_enrolled_member_earns_once_per_order_and_a_refund_reverses(rt: Runtime) -> None:
+    # Given a member enrolled online
+    member = enrolled(rt, user_id="ann", email="ann@example.com", traits={"first_name": "Ann"})
+    assert member["profile_id"] is not None and member["token"]
+    ann = {"userId": "ann"}
+    # When she orders twice, the second order sent twice (a retry with a new message id)
+    ingest(rt, order(ann, "o-1", 100.0))
+    ingest(rt, order(ann, "o-2", 30.0), order(ann, "o-2", 30.0, n=2))
+    view = loyalty.member_view(rt, WS, member["id"])
+    # Then: 100 + 50 first-order bonus, then 30: each order once
+    assert view["balance"] == 180
+    entries = loyalty.ledger_of(rt, WS, member["id"])["data"]
+    assert sorted((e["kind"], e["points"], e["order_id"]) for e in entries) == [
+        ("earn", 30, "o-2"),
+        ("earn", 150, "o-1"),
+    ]
+    # and the traits and events are on her profile
+    pid = member["profile_id"]
+    assert traits_of(rt, pid)["points_balance"] == 180
+    assert traits_of(rt, pid)["loyalty_tier"] == "Member"
+    assert events_of(rt, pid).count("Points Earned") == 2
+    # When the first order is refunded (twice)
+    refund = {"type": "track", "event": "Order Refunded", **ann, "properties": {"order_id": "o-1"}}
+    ingest(rt, {**refund, "messageId": "r-1"}, {**refund, "messageId": "r-2"})
+    # Then its points, bonus included, are taken back once
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 30
+    assert traits_of(rt, pid)["points_balance"] == 30
+    assert "Points Reversed" in events_of(rt, pid)
+    assert rt.loyalty.ledger_sums(WS) == {member["id"]: 30}
+
+
+def test_line_items_are_weighted_by_product_and_category_multipliers(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="bea")
+    ProductStore(rt.db).upsert(
+        [
+            {
+                "workspace_id": WS,
+                "id": "SERUM-1",
+                "category": "Skincare > Serums",
+                "attributes": "{}",
+            }
+        ],
+        rt.now_us(),
+    )
+    items = [
+        {"product_id": "SERUM-1", "price": 10, "quantity": 2},  # catalog: Skincare x2 = 40
+        {"product_id": "LIP-1", "price": 5, "category": "Lips"},  # product x3 = 15
+        {"product_id": "X", "price": 7},  # x1 = 7
+    ]
+    ingest(rt, order({"userId": "bea"}, "o-9", 999, products=items))
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 40 + 15 + 7 + 50
+
+
+def test_other_currencies_and_non_members_earn_nothing(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="cid")
+    ingest(
+        rt,
+        {
+            **order({"userId": "cid"}, "usd-1", 50),
+            "properties": {"order_id": "usd-1", "total": 50, "currency": "USD"},
+        },
+        order({"userId": "stranger"}, "s-1", 500),
+    )
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 0
+    assert rt.loyalty.ledger_sums(WS) == {}
+
+
+def test_redemption_never_overdraws_even_when_two_race(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="dan")
+    ingest(rt, order({"userId": "dan"}, "o-1", 50))  # 50 + 50 bonus
+    with pytest.raises(Conflict):
+        loyalty.redeem(rt, WS, member["id"], 101, "rcpt-0", reason=None, actor="till")
+    created, entry = loyalty.redeem(rt, WS, member["id"], 40, "rcpt-1", reason=None, actor="till")
+    assert created and entry["points"] == -40
+    again, same = loyalty.redeem(rt, WS, member["id"], 40, "rcpt-1", reason=None, actor="till")
+    assert not again and same["id"] == entry["id"]
+    # Two tills redeem 40 each from the 60 left at the same moment: one is refused
+    outcomes: list[str] = []
+
+    def till(n: int) -> None:
+        try:
+            loyalty.redeem(rt, WS, member["id"], 40, f"race-{n}", reason=None, actor="till")
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=till, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok", "refused"]
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 20
+    assert rt.loyalty.ledger_sums(WS) == {member["id"]: 20}
+    rt.processor.run_until_idle()
+    assert events_of(rt, member["profile_id"]).count("Points Redeemed") == 2
+
+
+def test_adjustments_need_a_reason_and_never_go_below_zero(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="eve")
+    with pytest.raises(RequestError):
+        loyalty.adjust(rt, WS, member["id"], 10, reason="", actor="cli:op")
+    loyalty.adjust(rt, WS, member["id"], 25, reason="goodwill", actor="cli:op")
+    with pytest.raises(Conflict):
+        loyalty.adjust(rt, WS, member["id"], -26, reason="fix", actor="cli:op")
+    loyalty.adjust(rt, WS, member["id"], -5, reason="fix", actor="cli:op")
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 20
+
+
+def test_two_cards_joined_by_one_purchase_become_one_member_with_one_ledger(
+    rt: Runtime,
+) -> None:
+    # Given two cards handed out in two stores, each enrolled and each used for an order
+    a = enrolled(rt, card_number="CARD-A-1", channel="store", store_id="s1")
+    b = enrolled(rt, card_number="CARD-B-2", channel="store", store_id="s2")
+    card = lambda n: {
+        "anonymousId": f"till-{n}",
+        "context": {
+            "externalIds": [  # noqa: E731
+                {"id": n, "type": "loyalty_card", "collection": "users", "encoding": "none"}
+            ]
+        },
+    }
+    ingest(rt, order(card("CARD-A-1"), "a-1", 100))  # 150 with the bonus
+    ingest(rt, order(card("CARD-B-2"), "b-1", 20))  # 70 with the bonus
+    assert a["id"] != b["id"]
+    # When one purchase shows both cards (and an identify with her e-mail)
+    both = {
+        "anonymousId": "till-x",
+        "context": {
+            "externalIds": [
+                {
+                    "id": "CARD-A-1",
+                    "type": "loyalty_card",
+                    "collection": "users",
+                    "encoding": "none",
+                },
+                {
+                    "id": "CARD-B-2",
+                    "type": "loyalty_card",
+                    "collection": "users",
+                    "encoding": "none",
+                },
+            ]
+        },
+    }
+    ingest(rt, order(both, "ab-1", 10))
+    # Then both cards lead to one member whose ledger holds every entry once
+    one = loyalty.lookup_token(rt, WS, "CARD-A-1")
+    other = loyalty.lookup_token(rt, WS, "CARD-B-2")
+    assert one["member_id"] == other["member_id"]
+    survivor = one["member_id"]
+    assert survivor == min((a, b), key=lambda m: (m["enrolled_at"], m["id"]))["id"]
+    ledger = loyalty.ledger_of(rt, WS, survivor)["data"]
+    assert sorted(e["order_id"] for e in ledger) == ["a-1", "ab-1", "b-1"]
+    assert one["balance"] == 150 + 70 + 10
+    assert rt.loyalty.ledger_sums(WS) == {survivor: 230}
+    # the absorbed member leads to the survivor
+    gone = b["id"] if survivor == a["id"] else a["id"]
+    assert loyalty.member_view(rt, WS, gone)["id"] == survivor
+    assert loyalty.member_view(rt, WS, gone)["cards"] == ["CARD-A-1", "CARD-B-2"]
+
+
+def test_enrolling_twice_keeps_one_member(rt: Runtime) -> None:
+    first = enrolled(rt, email="fay@example.com")
+    created, again = loyalty.enrol(
+        rt, WS, {"email": "fay@example.com", "card_number": "CARD-F", "channel": "store"}, actor="t"
+    )
+    assert not created and again["id"] == first["id"] and again["cards"] == ["CARD-F"]
+    with pytest.raises(Conflict):
+        loyalty.enrol(rt, WS, {"email": "gus@example.com", "card_number": "CARD-F"}, actor="t")
+
+
+def test_rotating_the_token_revokes_the_old_one(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="hal")
+    old = member["token"]
+    assert loyalty.lookup_token(rt, WS, old)["member_id"] == member["id"]
+    new = loyalty.rotate_token(rt, WS, member["id"])["token"]
+    assert new != old
+    assert loyalty.lookup_token(rt, WS, new)["member_id"] == member["id"]
+    with pytest.raises(RequestError):
+        loyalty.lookup_token(rt, WS, old)
+
+
+def test_time_expires_points_and_lowers_the_tier(rt: Runtime) -> None:
+    clock = FrozenClock(rt.clock.now())
+    rt.clock = clock
+    rt.loyalty_book.clock = clock
+    member = enrolled(rt, user_id="ida")
+    ingest(rt, order({"userId": "ida"}, "big", 300))
+    assert loyalty.member_view(rt, WS, member["id"])["tier"] == "Silver"
+    clock.advance(timedelta(days=340).total_seconds())
+    rt.loyalty_timer.tick(force=True)
+    rt.processor.run_until_idle()
+    assert traits_of(rt, member["profile_id"])["points_expiring_30d"] == 350
+    clock.advance(timedelta(days=30).total_seconds())
+    rt.loyalty_timer.tick(force=True)
+    rt.processor.run_until_idle()
+    view = loyalty.member_view(rt, WS, member["id"])
+    assert view["balance"] == 0 and view["tier"] == "Member"
+    assert "Points Expired" in events_of(rt, member["profile_id"])
+    assert "Tier Changed" in events_of(rt, member["profile_id"])

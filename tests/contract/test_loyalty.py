@@ -42,6 +42,18 @@ def ingest(rt: Runtime, *messages: dict[str, Any]) -> None:
     rt.processor.run_until_idle()
 
 
+def card(number: str) -> dict[str, Any]:
+    """A till's identifiers: its own anonymous id and the scanned card."""
+    return {
+        "anonymousId": f"till-{number}",
+        "context": {
+            "externalIds": [
+                {"id": number, "type": "loyalty_card", "collection": "users", "encoding": "none"}
+            ]
+        },
+    }
+
+
 def order(user: dict[str, Any], order_id: str, total: float, **extra: Any) -> dict[str, Any]:
     return {
         "type": "track",
@@ -190,14 +202,6 @@ def test_two_cards_joined_by_one_purchase_become_one_member_with_one_ledger(
     # Given two cards handed out in two stores, each enrolled and each used for an order
     a = enrolled(rt, card_number="CARD-A-1", channel="store", store_id="s1")
     b = enrolled(rt, card_number="CARD-B-2", channel="store", store_id="s2")
-    card = lambda n: {
-        "anonymousId": f"till-{n}",
-        "context": {
-            "externalIds": [  # noqa: E731
-                {"id": n, "type": "loyalty_card", "collection": "users", "encoding": "none"}
-            ]
-        },
-    }
     ingest(rt, order(card("CARD-A-1"), "a-1", 100))  # 150 with the bonus
     ingest(rt, order(card("CARD-B-2"), "b-1", 20))  # 70 with the bonus
     assert a["id"] != b["id"]

@@ -121,6 +121,20 @@ NEEDS: dict[tuple[str, str], str] = {
     ("POST", "/api/journeys/{key}/pause"): WRITE,
     ("POST", "/api/journeys/{key}/resume"): WRITE,
     ("GET", "/api/journeys/{key}/instances"): READ,
+    # loyalty: a member is part of a profile's look-up (the till, customer service); enrolling,
+    # redeeming and replacing a lost card are what the shop and the till write; the programme
+    # and hand-made adjustments of points are the admin's
+    ("GET", "/api/loyalty/programme"): READ,
+    ("PUT", "/api/loyalty/programme"): ADMIN,
+    ("POST", "/api/loyalty/members"): WRITE,
+    ("GET", "/api/loyalty/members/{member_id}"): ANY,
+    ("GET", "/api/loyalty/members/{member_id}/card.svg"): ANY,
+    ("GET", "/api/loyalty/members/{member_id}/card.png"): ANY,
+    ("POST", "/api/loyalty/members/{member_id}/rotate-token"): WRITE,
+    ("POST", "/api/loyalty/members/{member_id}/redemptions"): WRITE,
+    ("POST", "/api/loyalty/members/{member_id}/adjustments"): ADMIN,
+    ("GET", "/api/loyalty/members/{member_id}/ledger"): ANY,
+    ("GET", "/api/loyalty/tokens/{token}"): ANY,
     # workspaces, sources, tokens: creating a workspace is the instance administrator's
     ("POST", "/api/workspaces"): INSTANCE,
     ("GET", "/api/workspaces"): READ,
@@ -258,6 +272,10 @@ def _fill_workspace(world: World, ws: str, mark: str) -> None:
     deliveries = _ok(client.get("/api/deliveries", headers=headers))["data"]
     ids["delivery"] = deliveries[0]["id"] if deliveries else "msg_none"
     ids["spare_token"] = access.add_token(world.rt, None, ws, "spare", "read")["id"]
+    _ok(client.put("/api/loyalty/programme", json={"name": f"{mark} Rewards"}, headers=headers))
+    member = _ok(client.post("/api/loyalty/members", json={"user_id": "u-1"}, headers=headers))
+    world.rt.processor.run_until_idle()
+    ids["member"], ids["member_token"] = member["id"], member["token"]
     world.ids[ws] = ids
 
 
@@ -334,6 +352,8 @@ def fill(world: World, path: str) -> str:
         "destination_id": "dest-1",
         "delivery_id": ids["delivery"],
         "token_id": ids["spare_token"],
+        "member_id": ids["member"],
+        "token": ids["member_token"],
         "key": key,
     }
     out = path

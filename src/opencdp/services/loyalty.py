@@ -294,6 +294,34 @@ def member_view(rt: Runtime, workspace_id: str, ref: str) -> dict[str, Any]:
     }
 
 
+def card(rt: Runtime, workspace_id: str, ref: str, extension: str) -> tuple[bytes, str | None]:
+    """The member card as ``svg`` or ``png`` (and the member's profile id): the programme,
+    the member's name, tier and points, and the token as a Code 128 barcode and a QR code."""
+    from opencdp.loyalty.card import CardFace, card_png, card_svg
+
+    view = member_view(rt, workspace_id, ref)
+    programme = get_programme(rt, workspace_id)["programme"]
+    if view["token"] is None:
+        raise NotFound(f"member {view['id']} has no active token: rotate it to issue one")
+    name = None
+    if view["profile_id"]:
+        found = rt.profiles.trait_values(
+            workspace_id, [view["profile_id"]], ["first_name", "last_name", "name"]
+        ).get(view["profile_id"], {})
+        given = " ".join(str(found[k]) for k in ("first_name", "last_name") if found.get(k))
+        name = given or (str(found["name"]) if found.get("name") else None)
+    face = CardFace(
+        programme=str(programme["name"]),
+        member_name=name,
+        member_id=view["id"],
+        token=view["token"],
+        tier=view["tier"],
+        points=int(view["balance"]),
+    )
+    content = card_svg(face).encode() if extension == "svg" else card_png(face)
+    return content, view["profile_id"]
+
+
 def lookup_token(rt: Runtime, workspace_id: str, token: str) -> dict[str, Any]:
     """The till's scan: the member, tier, balance and profile a token or card belongs to."""
     if not is_token_shaped(token):
@@ -474,6 +502,7 @@ __all__ = [
     "ProgrammeError",
     "adjust",
     "apply_programme",
+    "card",
     "enrol",
     "find_member",
     "get_programme",

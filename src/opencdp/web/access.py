@@ -99,6 +99,20 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/deliveries"): _read(R_CONFIG, "delivery.list"),
     ("GET", "/api/deliveries/{delivery_id}"): _read(R_CONFIG, "delivery.get"),
     ("POST", "/api/deliveries/replay"): _write(WRITE, "delivery.replay"),
+    # Loyalty
+    ("GET", "/api/loyalty/programme"): _read(R_CONFIG, "loyalty.programme.get"),
+    ("PUT", "/api/loyalty/programme"): _write(ADMIN, "loyalty.programme.put"),
+    ("POST", "/api/loyalty/members"): _write(WRITE, "loyalty.member.enrol"),
+    ("GET", "/api/loyalty/members/{member_id}"): _read(R_PROFILES, "loyalty.member.get"),
+    ("GET", "/api/loyalty/members/{member_id}/card.svg"): _read(R_PROFILES, "loyalty.card"),
+    ("GET", "/api/loyalty/members/{member_id}/card.png"): _read(R_PROFILES, "loyalty.card"),
+    ("POST", "/api/loyalty/members/{member_id}/rotate-token"): _write(
+        WRITE, "loyalty.token.rotate"
+    ),
+    ("POST", "/api/loyalty/members/{member_id}/redemptions"): _write(WRITE, "loyalty.redeem"),
+    ("POST", "/api/loyalty/members/{member_id}/adjustments"): _write(ADMIN, "loyalty.adjust"),
+    ("GET", "/api/loyalty/members/{member_id}/ledger"): _read(R_PROFILES, "loyalty.ledger"),
+    ("GET", "/api/loyalty/tokens/{token}"): _read(R_PROFILES, "loyalty.token.lookup"),
     ("GET", "/api/journeys"): _read(R_CONFIG, "journey.list"),
     ("GET", "/api/journeys/{key}"): _read(R_CONFIG, "journey.get"),
     ("PUT", "/api/journeys/{key}"): _write(WRITE, "journey.put"),

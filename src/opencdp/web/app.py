@@ -34,6 +34,7 @@ from opencdp.web.export_api import export_router
 from opencdp.web.governance_api import governance_router
 from opencdp.web.inputs import RefuseNul
 from opencdp.web.journeys_api import journeys_router
+from opencdp.web.loyalty_api import loyalty_router
 from opencdp.web.openapi import install_openapi
 from opencdp.web.privacy_api import privacy_router
 from opencdp.web.profile_api import profile_router
@@ -169,6 +170,7 @@ def create_app(
     app.include_router(workspaces_router(runtime))
     app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))
+    app.include_router(loyalty_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

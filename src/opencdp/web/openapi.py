@@ -30,6 +30,10 @@ from opencdp.web.wire_schemas import (
     DRY_RUN,
     IDENTITY_RULES,
     JOURNEY,
+    LOYALTY_ADJUSTMENT,
+    LOYALTY_MEMBER_NEW,
+    LOYALTY_PROGRAMME,
+    LOYALTY_REDEMPTION,
     PLAN_ID_PATTERN,
     REGULATION,
     REPLAY,
@@ -416,6 +420,37 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             ),
         ),
     ),
+    ("get", "/api/loyalty/programme"): Doc((401, 403, 404)),
+    ("put", "/api/loyalty/programme"): Doc((400, 401, 403, 413), body=LOYALTY_PROGRAMME),
+    ("post", "/api/loyalty/members"): Doc(
+        (400, 401, 403, 404, 409, 413), body=LOYALTY_MEMBER_NEW, created=True
+    ),
+    ("get", "/api/loyalty/members/{member_id}"): Doc((401, 403, 404)),
+    ("get", "/api/loyalty/members/{member_id}/card.svg"): Doc(
+        (401, 403, 404), media_type="image/svg+xml", ok={"type": "string"}
+    ),
+    ("get", "/api/loyalty/members/{member_id}/card.png"): Doc(
+        (401, 403, 404), media_type="image/png", ok={"type": "string", "format": "binary"}
+    ),
+    ("post", "/api/loyalty/members/{member_id}/rotate-token"): Doc((401, 403, 404)),
+    ("post", "/api/loyalty/members/{member_id}/redemptions"): Doc(
+        (400, 401, 403, 404, 409, 413), body=LOYALTY_REDEMPTION, created=True
+    ),
+    ("post", "/api/loyalty/members/{member_id}/adjustments"): Doc(
+        (400, 401, 403, 404, 409, 413), body=LOYALTY_ADJUSTMENT, created=True
+    ),
+    ("get", "/api/loyalty/members/{member_id}/ledger"): Doc(
+        (400, 401, 403, 404),
+        query=(
+            _limit(100, 500),
+            Param(
+                "before",
+                {"type": "integer", "minimum": 1, "maximum": 2**62},
+                "The `next` of the previous page: entries older than this id.",
+            ),
+        ),
+    ),
+    ("get", "/api/loyalty/tokens/{token}"): Doc((401, 403, 404)),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),

@@ -621,3 +621,91 @@ REGULATION: Final[Schema] = _strict(
     },
     required=("regulationType", "subjectType", "subjectIds"),
 )
+
+# -- loyalty ------------------------------------------------------------------------------------
+_DURATION_PATTERN: Final = (
+    "^[0-9]{1,6}(\\.[0-9]{1,3})? ?(second|seconds|minute|minutes|hour|hours|day|days|week|weeks)$"
+)
+LOYALTY_PROGRAMME: Final[Schema] = _strict(
+    {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": TEXT_PATTERN},
+        "currency": {"type": ["string", "null"], "pattern": "^[A-Z]{3}$"},
+        "points_per_unit": {"type": "number", "exclusiveMinimum": 0, "maximum": 10000},
+        "rounding": {"type": "string", "enum": ["floor", "round", "ceil"]},
+        "multipliers": _strict(
+            {
+                "categories": {
+                    "type": "object",
+                    "additionalProperties": {"type": "number", "minimum": 0, "maximum": 100},
+                },
+                "products": {
+                    "type": "object",
+                    "additionalProperties": {"type": "number", "minimum": 0, "maximum": 100},
+                },
+            }
+        ),
+        "bonuses": _strict(
+            {
+                "first_order": {"type": "integer", "minimum": 0, "maximum": 1000000},
+                "birthday_month": {"type": "number", "minimum": 1, "maximum": 100},
+            }
+        ),
+        "tiers": {
+            "type": "array",
+            "maxItems": 20,
+            "description": "Thresholds rising strictly from 0; each name once.",
+            "items": _strict(
+                {
+                    "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "threshold": {"type": "integer", "minimum": 0},
+                },
+                ("name", "threshold"),
+            ),
+        },
+        "qualification_period": {"type": "string", "pattern": _DURATION_PATTERN},
+        "expiry": {"type": ["string", "null"], "pattern": _DURATION_PATTERN},
+    },
+    ("name",),
+)
+_ID_TEXT: Final[Schema] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": TEXT_PATTERN,
+}
+LOYALTY_MEMBER_NEW: Final[Schema] = _strict(
+    {
+        "user_id": _ID_TEXT,
+        "anonymous_id": _ID_TEXT,
+        "email": _ID_TEXT,
+        "phone": _ID_TEXT,
+        "profile_id": _ID_TEXT,
+        "card_number": {"type": "string", "pattern": "^[A-Za-z0-9_\\-]{4,64}$"},
+        "channel": {"type": "string", "enum": ["online", "store"]},
+        "store_id": _ID_TEXT,
+        "traits": {"type": "object", "maxProperties": 50},
+    }
+)
+_POINTS: Final[Schema] = {"type": "integer", "minimum": -10000000, "maximum": 10000000}
+_REFERENCE: Final[Schema] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+}
+LOYALTY_REDEMPTION: Final[Schema] = _strict(
+    {
+        "points": {"type": "integer", "minimum": 1, "maximum": 10000000},
+        "reference": _REFERENCE,
+        "reason": {"type": "string", "maxLength": 500, "pattern": TEXT_PATTERN},
+    },
+    ("points", "reference"),
+)
+LOYALTY_ADJUSTMENT: Final[Schema] = _strict(
+    {
+        "points": {**_POINTS, "not": {"const": 0}},
+        "reason": {**_REFERENCE, "maxLength": 500},
+        "reference": _REFERENCE,
+    },
+    ("points", "reason"),
+)

@@ -29,6 +29,7 @@ from opencdp.cli.destination_cmd import deliveries_app, destination_app
 from opencdp.cli.governance_cmd import plan_app, quarantine_app, source_settings
 from opencdp.cli.import_cmd import import_app
 from opencdp.cli.journey_cmd import journey_app
+from opencdp.cli.loyalty_cmd import loyalty_app
 from opencdp.cli.privacy_cmd import privacy_app
 from opencdp.services.privacy import install as install_privacy
 
@@ -64,6 +65,7 @@ app.add_typer(journey_app, name="journey")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
+app.add_typer(loyalty_app, name="loyalty")
 
 
 def _logging(level: str) -> None:

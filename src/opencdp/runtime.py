@@ -27,6 +27,7 @@ from opencdp.metrics import Metrics
 from opencdp.resolve.batch import StoredEvent
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
+from opencdp.retail.back_in_stock import BackInStock, Restock, StockPromise
 from opencdp.retail.derived import DerivedEvents
 from opencdp.retail.loyalty_book import LoyaltyBook
 from opencdp.retail.loyalty_listener import LoyaltyListener
@@ -48,6 +49,7 @@ from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore
 from opencdp.storage.regulations import RegulationStore
+from opencdp.storage.stock_requests import StockRequestStore
 from opencdp.timeutil import to_us
 from opencdp.ttl_cache import TtlCache
 
@@ -168,6 +170,13 @@ class Runtime:
         self.loyalty_book = LoyaltyBook(self.loyalty, self.derived, self.clock)
         self.loyalty_timer = LoyaltyTimer(self.db, self.loyalty_book)
         self.timer_hooks.append(self.loyalty_timer.tick)
+        #: back in stock: requests answered when stock returns (inventory writes call the
+        #: restock hooks in their transaction), checked again when the e-mail is sent
+        self.stock_requests = StockRequestStore(self.db)
+        self.back_in_stock = BackInStock(self.stock_requests, self.derived, self.clock)
+        self.restock_hooks: list[Callable[[Connection, str, Sequence[Restock]], int]] = [
+            self.back_in_stock.restocked
+        ]
         # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
         # follow each stored batch (in its transaction), then its events and the membership
         # changes are routed to destinations and offered to journeys (in it too).
@@ -175,6 +184,7 @@ class Runtime:
         self.processor.listener = BatchListeners(
             BatchStart(self.journey_runner),
             LoyaltyListener(self.loyalty_book, self.mint_member_token),
+            self.back_in_stock,
             self.compute,
             self.router,
             self.journey_runner,
@@ -272,6 +282,7 @@ class Runtime:
                     self.metrics,
                     # consent as recorded on the profiles, the workspace's default otherwise
                     consent=ProfileConsent(self.profiles, self.admin.workspace_settings),
+                    promises=StockPromise(self.db, self.stock_requests),
                     poll_interval=s.dispatcher_poll_interval,
                     lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,

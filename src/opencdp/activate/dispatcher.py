@@ -5,7 +5,9 @@ sends each destination's share on its own thread — one slow or dead receiver h
 its own deliveries — and stores every outcome: delivered; retrying at the time the policy
 (:mod:`opencdp.activate.retry`) sets; or dead, with the last request and answer kept. A
 delivery to a profile that does not consent to what the destination serves (the consent
-check, :mod:`opencdp.activate.consent`) is not sent: ``suppressed_by_consent``. A
+check, :mod:`opencdp.activate.consent`) is not sent: ``suppressed_by_consent``; nor is one
+whose promise no longer holds (a back-in-stock e-mail for a product that sold out again:
+:class:`PromiseCheck`): ``skipped_out_of_stock``. A
 dispatcher killed mid-send loses nothing: its leases run out and the deliveries go again
 under the same ids.
 
@@ -30,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -42,7 +44,7 @@ from opencdp.activate.mapping import CompiledMapping, compile_mapping
 from opencdp.activate.retry import next_attempt, retry_after
 from opencdp.activate.throttle import Throttle, lanes
 from opencdp.errors import loggable
-from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, SUPPRESSED, DeliveryRow
+from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, STALE, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
 
 if TYPE_CHECKING:
@@ -117,6 +119,15 @@ class _Lane:
 SendsOf = Callable[[str, str], tuple[Any, dict[str, dict[str, Any]]]]
 
 
+class PromiseCheck(Protocol):
+    def broken(
+        self, workspace_id: str, deliveries: Sequence[tuple[int, str | None, str]]
+    ) -> dict[int, str]:
+        """Of ``(seq, profile id, payload)``, the deliveries whose message announces what no
+        longer holds, with the reason; they are not sent."""
+        ...
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -126,6 +137,7 @@ class Dispatcher:
         metrics: Metrics | None = None,
         *,
         consent: ConsentCheck | None = None,
+        promises: PromiseCheck | None = None,
         lease_seconds: float = 300.0,
         claim_limit: int = 1000,
         poll_interval: float = 0.2,
@@ -136,6 +148,7 @@ class Dispatcher:
         self.clock = clock
         self.metrics = metrics
         self.consent: ConsentCheck = consent or AllowAll()
+        self.promises = promises
         self.lease_seconds = lease_seconds
         self.claim_limit = claim_limit
         self.poll_interval = poll_interval
@@ -220,10 +233,18 @@ class Dispatcher:
         denied = self.consent.denied(
             key[0], configured.row, sorted({r.profile_id for r in rows if r.profile_id})
         )
+        broken = (
+            self.promises.broken(key[0], [(r.seq, r.profile_id, r.payload) for r in rows])
+            if self.promises is not None
+            else {}
+        )
         sendable: list[tuple[DeliveryRow, Message]] = []
         for r in rows:
             if r.profile_id in denied and not is_removal(orjson.loads(r.payload)):
                 outcomes.append(_suppressed(r, to_us(now)))
+                continue
+            if r.seq in broken:
+                outcomes.append(_settled(r, to_us(now), STALE, broken[r.seq]))
                 continue
             try:
                 message = self._message(configured, r)
@@ -566,12 +587,17 @@ def _release(r: DeliveryRow, next_us: int) -> dict[str, Any]:
 def _suppressed(r: DeliveryRow, now_us: int) -> dict[str, Any]:
     """Not sent: the profile does not consent to what the destination serves. Settled
     without an attempt, not a failure (a replay checks consent again)."""
+    return _settled(r, now_us, SUPPRESSED, SUPPRESSED)
+
+
+def _settled(r: DeliveryRow, now_us: int, status: str, reason: str) -> dict[str, Any]:
+    """Settled without an attempt, not a failure: ``status`` says why."""
     return {
         "seq": r.seq,
-        "status": SUPPRESSED,
+        "status": status,
         "attempts": r.attempts,
         "updated_us": now_us,
-        "last_error": SUPPRESSED,
+        "last_error": reason,
     }
 
 

@@ -6,6 +6,10 @@ definition (shown by ``GET /api/journeys/{key}``, editable like any other).
   ``Order Completed``; another ``Product Added`` starts the wait again. An order ends it
   without a word; otherwise one e-mail lists the cart: the last ``Checkout Started``'s
   ``products``, else every product added (once each).
+* ``back-in-stock``: each ``Back In Stock`` event (a shopper's request answered when the
+  product's stock came back) gets one e-mail with the product's name, image, price and link
+  from the catalog; one instance per product, again at the next restock. The dispatcher checks
+  the stock once more when it sends: a product sold out again is not announced.
 * ``welcome``: a ``Signed Up`` or ``Loyalty Enrolled`` event, or a new profile that comes with
   an e-mail (its first identify, a Contact API call), gets one confirmation e-mail, once per
   profile.
@@ -67,9 +71,31 @@ WELCOME_HTML = (
     "We are glad to have you with us.</p>\n"
 )
 
+_STOCK = "{%- set p = properties.journey_context['Back In Stock'] -%}\n"
+BACK_IN_STOCK_TEXT = (
+    _STOCK + f"Hello {_NAME},\n\n{{{{ p.name or p.product_id }}}} is back in stock"
+    "{% if p.location and p.location != 'web' %} at {{ p.location }}{% endif %}."
+    "{% if p.price is defined and p.price is not none %} {{ p.price }}"
+    "{% if p.currency %} {{ p.currency }}{% endif %}.{% endif %}\n"
+    "{% if p.url %}\n{{ p.url }}\n{% endif %}"
+    "\nYou asked us to tell you. Be quick: stock is limited.\n"
+)
+BACK_IN_STOCK_HTML = (
+    _STOCK + f"<p>Hello {_NAME},</p>\n"
+    '{% if p.image_url %}<p><img src="{{ p.image_url }}" alt="{{ p.name }}" width="240"></p>'
+    "{% endif %}\n<p>"
+    '{% if p.url %}<a href="{{ p.url }}">{% endif %}<strong>{{ p.name or p.product_id }}'
+    "</strong>{% if p.url %}</a>{% endif %} is back in stock"
+    "{% if p.location and p.location != 'web' %} at {{ p.location }}{% endif %}."
+    "{% if p.price is defined and p.price is not none %} {{ p.price }}"
+    "{% if p.currency %} {{ p.currency }}{% endif %}.{% endif %}</p>\n"
+    "<p>You asked us to tell you. Be quick: stock is limited.</p>\n"
+)
+
 _ALLOWED = {
     "abandoned-cart": {"destination", "wait", "subject", "event_name"},
     "welcome": {"destination", "subject", "event_name"},
+    "back-in-stock": {"destination", "subject", "event_name"},
 }
 
 
@@ -150,9 +176,37 @@ def welcome(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def back_in_stock(settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Back in stock",
+        "description": "A shopper who asked is told once, by e-mail, when the product is back.",
+        "entry": {"event": 'event = "Back In Stock"', "unique_identifier": "properties.product_id"},
+        "reentry": "every_time",
+        "steps": [
+            {
+                "key": "notify",
+                "send": {
+                    "destination": settings["destination"],
+                    "event_name": settings.get("event_name", "Back In Stock Notified"),
+                    "template": {
+                        "subject": settings.get(
+                            "subject",
+                            "{{ properties.journey_context['Back In Stock'].name or "
+                            "'Your product' }} is back in stock",
+                        ),
+                        "text": BACK_IN_STOCK_TEXT,
+                        "html": BACK_IN_STOCK_HTML,
+                    },
+                },
+            }
+        ],
+    }
+
+
 PRESETS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "abandoned-cart": abandoned_cart,
     "welcome": welcome,
+    "back-in-stock": back_in_stock,
 }
 
 

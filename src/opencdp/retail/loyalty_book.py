@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from opencdp.loyalty import ledger
 from opencdp.loyalty.programme import Programme, ProgrammeError, parse_programme
 from opencdp.retail.derived import DerivedEvents, addressed
+from opencdp.storage.profiles import addresses
 from opencdp.timeutil import isoformat_us, to_us
 from opencdp.ttl_cache import TtlCache
 
@@ -250,13 +251,13 @@ class LoyaltyBook:
             )
             message["messageId"] = f"loyalty-{workspace_id}-{entry_id}"
             per_member[holder.id].insert(0, message)
-        addresses = self.store.addresses(
+        found = addresses(
             conn, workspace_id, [m.profile_id for m in members.values() if m.profile_id]
         )
         messages: list[dict[str, Any]] = []
         for member_id, items in per_member.items():
             member = members[member_id]
-            address = addresses.get(member.profile_id or "")
+            address = found.get(member.profile_id or "")
             if address is None:  # not bound yet, or a profile without identifiers: no timeline
                 continue
             messages.extend(addressed(address, m) for m in items)

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from opencdp.loyalty.ledger import Entry
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import (
-    identifiers,
     loyalty_ledger,
     loyalty_members,
     loyalty_programmes,
@@ -33,8 +32,6 @@ from opencdp.storage.schema import (
 ACTIVE = "active"
 MERGED = "merged"
 REVOKED = "revoked"
-#: which identifier addresses a message to a profile, best first
-_ADDRESS_ORDER = ("user_id", "anonymous_id", "email", "phone")
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +352,7 @@ class LoyaltyStore:
 
     def lookup_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
         row = conn.execute(self._lookup, {"ws": workspace_id, "token": token}).first()
-        return dict(row._mapping) if row is not None else None
+        return _plain(row) if row is not None else None
 
     def tokens_of(self, workspace_id: str, member_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:
@@ -367,7 +364,7 @@ class LoyaltyStore:
                 )
                 .order_by(loyalty_tokens.c.created_us, loyalty_tokens.c.token)
             )
-            return [dict(r._mapping) for r in rows]
+            return [_plain(r) for r in rows]
 
     def token_taken(self, conn: Connection, workspace_id: str, token: str) -> bool:
         return (
@@ -502,7 +499,7 @@ class LoyaltyStore:
         if before is not None:
             query = query.where(loyalty_ledger.c.id < before)
         with self.db.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(query)]
+            return [_plain(r) for r in conn.execute(query)]
 
     def entry_by_key(self, conn: Connection, workspace_id: str, key: str) -> dict[str, Any] | None:
         row = conn.execute(
@@ -511,7 +508,7 @@ class LoyaltyStore:
                 loyalty_ledger.c.dedup_key == key,
             )
         ).first()
-        return dict(row._mapping) if row is not None else None
+        return _plain(row) if row is not None else None
 
     def ledger_sums(self, workspace_id: str) -> dict[str, int]:
         """Member id → the sum of its entries (what ``balance`` must equal)."""
@@ -595,43 +592,6 @@ class LoyaltyStore:
                     out[pid] = month
         return out
 
-    # -- addressing derived events ------------------------------------------------------------
-    def addresses(
-        self, conn: Connection, workspace_id: str, profile_ids: Iterable[str]
-    ) -> dict[str, dict[str, Any]]:
-        """Profile id → the identifying part of a message that resolves to it: its user id,
-        else an anonymous id, else an e-mail or phone as traits (profiles without any of
-        these are left out)."""
-        rank = case(
-            *((identifiers.c.id_type == t, literal(i)) for i, t in enumerate(_ADDRESS_ORDER)),
-            else_=literal(len(_ADDRESS_ORDER)),
-        )
-        best: dict[str, tuple[int, str, str]] = {}
-        for part in chunks(sorted(set(profile_ids))):
-            rows = conn.execute(
-                select(
-                    identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value, rank
-                ).where(
-                    identifiers.c.workspace_id == workspace_id,
-                    identifiers.c.collection == "users",
-                    identifiers.c.profile_id.in_(part),
-                    identifiers.c.id_type.in_(_ADDRESS_ORDER),
-                )
-            )
-            for pid, kind, value, order in rows:
-                candidate = (int(order), kind, value)
-                if pid not in best or candidate < best[pid]:
-                    best[pid] = candidate
-        out: dict[str, dict[str, Any]] = {}
-        for pid, (_order, kind, value) in best.items():
-            if kind == "user_id":
-                out[pid] = {"userId": value}
-            elif kind == "anonymous_id":
-                out[pid] = {"anonymousId": value}
-            else:
-                out[pid] = {"traits": {kind: value}, "context": {"traits": {kind: value}}}
-        return out
-
 
 def _month_of(stored: str) -> int | None:
     """The month of a stored ``birthday`` value: JSON text of ``"1990-04-17"`` (or with a time)."""
@@ -689,3 +649,9 @@ def member_row(
         "enrolled_us": enrolled_us,
         "updated_us": now_us,
     }
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict with plain ``str`` keys (SQLAlchemy's are ``quoted_name``, which
+    orjson refuses as keys)."""
+    return {str(k): v for k, v in row._mapping.items()}

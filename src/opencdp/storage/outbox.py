@@ -4,7 +4,7 @@ sent by a dispatcher (SQL only; the policy is :mod:`opencdp.activate.retry`).
 A delivery is ``pending`` until its first attempt, ``retrying`` after a failed attempt worth
 repeating, then ``delivered`` or ``dead`` — or ``suppressed_by_consent`` when the profile does
 not consent to what the destination serves (never attempted, not a failure; a replay checks
-consent again). A dispatcher *leases* the due deliveries it sends
+consent again), or ``skipped_out_of_stock`` when what it announces no longer holds. A dispatcher *leases* the due deliveries it sends
 (``leased_until_us``): if it dies mid-send, the lease runs out and another sends them again
 under the same ``id`` (at least once; the receiver de-duplicates on it). Per destination and
 profile, deliveries go out in the order they were enqueued: one that waits for a retry holds
@@ -25,8 +25,10 @@ from opencdp.storage.schema import WAITING_DELIVERIES, deliveries, destinations,
 
 PENDING, RETRYING, DELIVERED, DEAD = "pending", "retrying", "delivered", "dead"
 SUPPRESSED = "suppressed_by_consent"
+#: not sent: what it announces no longer holds (a product sold out again before the send)
+STALE = "skipped_out_of_stock"
 WAITING = (PENDING, RETRYING)
-STATUSES = (PENDING, RETRYING, DELIVERED, DEAD, SUPPRESSED)
+STATUSES = (PENDING, RETRYING, DELIVERED, DEAD, SUPPRESSED, STALE)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, literal, or_, select, update
 
 from opencdp.errors import NotFound
 from opencdp.profiles.traits import TraitValue
@@ -620,3 +620,44 @@ def _identifier(r: Any) -> IdentifierRow:
         created_us=r.created_us,
         last_seen_us=r.last_seen_us,
     )
+
+
+#: which identifier addresses a message to a profile, best first
+_ADDRESS_ORDER = ("user_id", "anonymous_id", "email", "phone")
+
+
+def addresses(
+    conn: Connection, workspace_id: str, profile_ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Profile id → the identifying part of a message that resolves to it: its user id,
+    else an anonymous id, else an e-mail or phone as traits (profiles without any of
+    these are left out)."""
+    rank = case(
+        *((identifiers.c.id_type == t, literal(i)) for i, t in enumerate(_ADDRESS_ORDER)),
+        else_=literal(len(_ADDRESS_ORDER)),
+    )
+    best: dict[str, tuple[int, str, str]] = {}
+    for part in chunks(sorted(set(profile_ids))):
+        rows = conn.execute(
+            select(
+                identifiers.c.profile_id, identifiers.c.id_type, identifiers.c.id_value, rank
+            ).where(
+                identifiers.c.workspace_id == workspace_id,
+                identifiers.c.collection == "users",
+                identifiers.c.profile_id.in_(part),
+                identifiers.c.id_type.in_(_ADDRESS_ORDER),
+            )
+        )
+        for pid, kind, value, order in rows:
+            candidate = (int(order), kind, value)
+            if pid not in best or candidate < best[pid]:
+                best[pid] = candidate
+    out: dict[str, dict[str, Any]] = {}
+    for pid, (_order, kind, value) in best.items():
+        if kind == "user_id":
+            out[pid] = {"userId": value}
+        elif kind == "anonymous_id":
+            out[pid] = {"anonymousId": value}
+        else:
+            out[pid] = {"traits": {kind: value}, "context": {"traits": {kind: value}}}
+    return out

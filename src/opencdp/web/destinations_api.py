@@ -90,7 +90,7 @@ def destinations_router(runtime: Runtime) -> APIRouter:
 
     @router.get("/deliveries", summary="List deliveries")
     async def list_deliveries(request: Request) -> Response:
-        """``?destination=&status=pending|retrying|delivered|dead|suppressed_by_consent&limit=&next=``."""
+        """``?destination=&status=pending|retrying|delivered|dead|suppressed_by_consent|skipped_out_of_stock&limit=&next=``."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
             params = request.query_params

@@ -266,7 +266,14 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
                 "status",
                 {
                     "type": "string",
-                    "enum": ["pending", "retrying", "delivered", "dead", "suppressed_by_consent"],
+                    "enum": [
+                        "pending",
+                        "retrying",
+                        "delivered",
+                        "dead",
+                        "suppressed_by_consent",
+                        "skipped_out_of_stock",
+                    ],
                 },
             ),
             _limit(100, 1000),

@@ -487,7 +487,7 @@ CONSENT: Final[Schema] = _strict(
 #: conditions are checked by the journey parser, naming the field).
 JOURNEY: Final[Schema] = _strict(
     {
-        "preset": {"type": "string", "enum": ["abandoned-cart", "welcome"]},
+        "preset": {"type": "string", "enum": ["abandoned-cart", "welcome", "back-in-stock"]},
         "settings": {
             "type": "object",
             "description": 'A preset\'s settings: {"destination": ID, "wait": "1 hour", '

@@ -1,0 +1,161 @@
+"""Back-in-stock requests: who asked to be told about which product's stock where, and when it
+was answered; plus the reads an answer needs (stock levels, the product's name and links)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+
+from opencdp.storage.db import Connection, Database
+from opencdp.storage.profiles import chunks
+from opencdp.storage.schema import inventory, products, stock_requests
+
+WAITING = "waiting"
+ANSWERED = "answered"
+
+
+@dataclass(frozen=True, slots=True)
+class StockRequest:
+    id: str
+    profile_id: str
+    product_id: str
+    location: str
+    requested_us: int
+
+
+class StockRequestStore:
+    """Reads and writes of ``stock_requests`` in the caller's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._insert = db.dialect.insert_ignore(stock_requests)
+
+    def add(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record requests (a request's id is its event's message id: a redo adds nothing)."""
+        if rows:
+            conn.execute(self._insert, [dict(r) for r in rows])
+
+    def waiting_for(
+        self, conn: Connection, workspace_id: str, pairs: Iterable[tuple[str, str]]
+    ) -> list[StockRequest]:
+        """The waiting requests for these (product, location) pairs, oldest first."""
+        out: list[StockRequest] = []
+        for part in chunks(sorted(set(pairs)), 500):
+            rows = conn.execute(
+                select(stock_requests)
+                .where(
+                    stock_requests.c.workspace_id == workspace_id,
+                    stock_requests.c.status == WAITING,
+                    stock_requests.c.product_id.in_(sorted({p for p, _l in part})),
+                    tuple_(stock_requests.c.product_id, stock_requests.c.location).in_(list(part)),
+                )
+                .order_by(stock_requests.c.requested_us, stock_requests.c.id)
+            )
+            out.extend(_request(r) for r in rows)
+        return out
+
+    def answer(
+        self, conn: Connection, workspace_id: str, answers: Mapping[str, str], now_us: int
+    ) -> None:
+        """Mark requests answered: request id → the ``Back In Stock`` event's message id."""
+        if not answers:
+            return
+        conn.execute(
+            update(stock_requests)
+            .where(
+                stock_requests.c.workspace_id == workspace_id,
+                stock_requests.c.id == bindparam("rid"),
+                stock_requests.c.status == WAITING,
+            )
+            .values(status=ANSWERED, answered_us=now_us, answer_id=bindparam("aid")),
+            [{"rid": rid, "aid": aid} for rid, aid in sorted(answers.items())],
+        )
+
+    def reopen(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        keys: Iterable[tuple[str, str, str]],
+    ) -> int:
+        """Put the answered requests of these (profile, product, location) back to waiting: the
+        product sold out again before the e-mail went, so the next restock answers them."""
+        reopened = 0
+        for profile_id, product_id, location in sorted(set(keys)):
+            result = conn.execute(
+                update(stock_requests)
+                .where(
+                    stock_requests.c.workspace_id == workspace_id,
+                    stock_requests.c.profile_id == profile_id,
+                    stock_requests.c.product_id == product_id,
+                    stock_requests.c.location == location,
+                    stock_requests.c.status == ANSWERED,
+                )
+                .values(status=WAITING, answered_us=None, answer_id=None)
+            )
+            reopened += int(result.rowcount or 0)
+        return reopened
+
+    def of_profile(self, workspace_id: str, profile_id: str) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(stock_requests)
+                .where(
+                    stock_requests.c.workspace_id == workspace_id,
+                    stock_requests.c.profile_id == profile_id,
+                )
+                .order_by(stock_requests.c.requested_us)
+            )
+            return [_plain(r) for r in rows]
+
+    # -- what an answer reads -----------------------------------------------------------------
+    def in_stock(
+        self, conn: Connection, workspace_id: str, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """(product, location) → quantity, for the pairs with stock above zero."""
+        out: dict[tuple[str, str], int] = {}
+        for part in chunks(sorted(set(pairs)), 500):
+            rows = conn.execute(
+                select(inventory.c.product_id, inventory.c.location, inventory.c.quantity).where(
+                    inventory.c.workspace_id == workspace_id,
+                    inventory.c.quantity > 0,
+                    inventory.c.product_id.in_(sorted({p for p, _l in part})),
+                    tuple_(inventory.c.product_id, inventory.c.location).in_(list(part)),
+                )
+            )
+            out.update(((p, loc), int(q)) for p, loc, q in rows)
+        return out
+
+    def products_of(
+        self, conn: Connection, workspace_id: str, product_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Product id → what an e-mail shows: name, brand, price, currency, url, image_url."""
+        out: dict[str, dict[str, Any]] = {}
+        for part in chunks(sorted(set(product_ids))):
+            rows = conn.execute(
+                select(
+                    products.c.id,
+                    products.c.name,
+                    products.c.brand,
+                    products.c.price,
+                    products.c.currency,
+                    products.c.url,
+                    products.c.image_url,
+                ).where(products.c.workspace_id == workspace_id, products.c.id.in_(part))
+            )
+            out.update(
+                (r.id, {str(k): v for k, v in r._mapping.items() if k != "id"}) for r in rows
+            )
+        return out
+
+
+def _request(row: Any) -> StockRequest:
+    return StockRequest(row.id, row.profile_id, row.product_id, row.location, int(row.requested_us))
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as a dict with plain ``str`` keys (SQLAlchemy's are ``quoted_name``, which
+    orjson refuses as keys)."""
+    return {str(k): v for k, v in row._mapping.items()}

@@ -99,6 +99,29 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
     send(runtime, {"type": "group", "userId": "u1", "groupId": "g1", "messageId": "ann-4"})
     send(runtime, {"type": "track", "userId": "u1", "messageId": "ann-5"})
     send(runtime, {"type": "track", "userId": "u1", "event": "Signed Up", "messageId": "ann-5"})
+    # who is a loyalty member with a card, earns points on an order, and waits for a sold-out
+    # product (the loyalty events and traits OpenCDP derives come from its internal source)
+    from opencdp.services.loyalty import apply_programme, enrol
+
+    apply_programme(runtime, WS, {"name": "Rewards", "tiers": [{"name": "Member", "threshold": 0}]})
+    enrol(runtime, WS, {"user_id": "u1", "card_number": "ANN-CARD-1"}, actor="test")
+    send(
+        runtime,
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Order Completed",
+            "properties": {"order_id": "o-1", "total": 30},
+            "messageId": "ann-6",
+        },
+        {
+            "type": "track",
+            "userId": "u1",
+            "event": "Back In Stock Requested",
+            "properties": {"product_id": "P-1"},
+            "messageId": "ann-7",
+        },
+    )
     # and somebody else is in the same database
     send(
         runtime,
@@ -123,13 +146,21 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
 
     # Then every such table has some, and they are hers
     assert {t for t, rows in found.items() if not rows} == set()
-    ann_messages = {"ann-1", "ann-2", "ann-3", "ann-4", "ann-5"}
-    assert {r.message_id for r in found["inbox"]} == ann_messages
-    stored = {r.message_id for r in found["events"]}
+    internal = runtime.admin.find_source(WS, "opencdp")
+    assert internal is not None
+    derived = {r.message_id for r in found["events"] if r.source_id == internal.id}
+    assert len(derived) >= 4  # enrolment, traits, Points Earned, Tier Changed
+    ann_messages = {"ann-1", "ann-2", "ann-3", "ann-4", "ann-5", "ann-6", "ann-7"}
+    assert {r.message_id for r in found["inbox"]} - derived == ann_messages
+    stored = {r.message_id for r in found["events"]} - derived
     entered = {m for m in stored if m.startswith("aud-")}  # her Audience Entered event
     assert stored - entered == ann_messages and len(entered) == 1
+    assert [r.product_id for r in found["stock_requests"]] == ["P-1"]
+    assert {r.token for r in found["loyalty_tokens"]} >= {"ANN-CARD-1"}
+    assert [r.order_id for r in found["loyalty_ledger"]] == ["o-1"]
+    assert len(found["loyalty_members"]) == 1
     assert [r.message_id for r in found["quarantine"]] == ["ann-5"]
-    assert {r.message_id for r in found["deliveries"]} == stored
+    assert {r.message_id for r in found["deliveries"]} - derived == stored
     assert [r.message_id for r in found["journey_instances"]] == ["ann-5"]
     assert {r.id for r in found["profiles"]} == {ann, *runtime.profiles.absorbed_ids(WS, ann)}
     assert {(r.id_type, r.id_value) for r in found["identifiers"]} >= {
@@ -137,7 +168,13 @@ def test_the_registry_finds_one_profiles_rows_in_every_table(runtime: Runtime) -
         ("anonymous_id", "a1"),
         ("email", "ann@x.co"),
     }
-    assert {r.key for r in found["traits"]} == {"email"}
+    assert {r.key for r in found["traits"]} == {
+        "email",
+        "points_balance",
+        "loyalty_tier",
+        "points_expiring_30d",
+        "loyalty_member_id",
+    }
     assert [r.into_profile_id for r in found["merges"]] == [ann]
     assert [r.user_profile_id for r in found["links"]] == [ann]
     values = {value for rows in found.values() for row in rows for value in row}

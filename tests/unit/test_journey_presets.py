@@ -58,8 +58,8 @@ def preset_problem(body: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"preset": "nope"}, "preset: 'nope' is not a preset; known: abandoned-cart, welcome"),
-        ({"settings": {}}, "preset: None is not a preset; known: abandoned-cart, welcome"),
+        ({"preset": "nope"}, "preset: 'nope' is not a preset; known: abandoned-cart, welcome, back-in-stock"),
+        ({"settings": {}}, "preset: None is not a preset; known: abandoned-cart, welcome, back-in-stock"),
         (
             {**cart_preset(), "colour": "red"},
             "unknown keys ['colour']: a preset takes preset, settings, enabled",

@@ -100,12 +100,12 @@ class ProgrammeSpec(_Strict):
             return tiers
         thresholds = [t.threshold for t in tiers]
         if thresholds != sorted(set(thresholds)):
-            raise ValueError("tiers: thresholds rising strictly, the lowest first")
+            raise ValueError("thresholds rising strictly, the lowest first")
         if thresholds[0] != 0:
-            raise ValueError("tiers: the first tier's threshold is 0 (every member has a tier)")
+            raise ValueError("the first tier's threshold is 0 (every member has a tier)")
         names = [t.name for t in tiers]
         if len(set(names)) != len(names):
-            raise ValueError("tiers: each name once")
+            raise ValueError("each name once")
         return tiers
 
     @field_validator("qualification_period", "expiry")

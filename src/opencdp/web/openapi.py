@@ -330,6 +330,18 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
             (("post", "/api/self/deletion"), (401, 429), None),
         )
     },
+    ("post", "/api/self/loyalty"): Doc(
+        (401, 404, 409, 429), security=[{"SelfServiceLink": []}], created=True
+    ),
+    **{
+        ("get", f"/api/self/loyalty/card.{ext}"): Doc(
+            (401, 404, 429),
+            security=[{"SelfServiceLink": []}],
+            media_type=media,
+            ok={"type": "string", **({"format": "binary"} if ext == "png" else {})},
+        )
+        for ext, media in (("svg", "image/svg+xml"), ("png", "image/png"))
+    },
     ("get", "/api/profiles/{profile_id}/export"): Doc(
         (400, 401, 403, 404),
         query=(Param("format", {"type": "string", "enum": ["json", "zip"]}, "zip: a ZIP"),),

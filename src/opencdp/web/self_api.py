@@ -19,6 +19,7 @@ from starlette.responses import Response
 from opencdp.collect.ratelimit import RateLimiter, retry_after_seconds
 from opencdp.errors import OpenCDPError, RateLimited, RequestError
 from opencdp.runtime import Runtime
+from opencdp.services import loyalty
 from opencdp.services import self_service as service
 from opencdp.web.auth import token_from_header
 from opencdp.web.inputs import json_body
@@ -55,7 +56,9 @@ def self_router(runtime: Runtime) -> APIRouter:
             limit(f"link:{secret[-32:]}")
             workspace, profile_id = await run_in_threadpool(service.authorize, runtime, secret)
             body = await work(request, workspace, profile_id)
-            response: Response = JSON(body, status_code=status)
+            response: Response = (
+                body if isinstance(body, Response) else JSON(body, status_code=status)
+            )
         except OpenCDPError as exc:
             response = from_exception(exc)
         if origin and workspace and _allowed(runtime, workspace, origin):
@@ -117,6 +120,29 @@ def self_router(runtime: Runtime) -> APIRouter:
 
         return await run(request, work)
 
+    @router.post("/loyalty", summary="Join the loyalty programme")
+    async def post_loyalty(request: Request) -> Response:
+        """Enrol the customer in the workspace's programme → ``201`` with the member and its
+        token (``200`` when a member already); the card is at the member card routes."""
+
+        async def work(request: Request, ws: str, pid: str) -> Any:
+            created, member = await run_in_threadpool(
+                lambda: loyalty.enrol(
+                    runtime, ws, {"profile_id": pid, "channel": "online"}, actor="customer"
+                )
+            )
+            return JSON(member, status_code=201 if created else 200)
+
+        return await run(request, work)
+
+    for extension, media_type in (("svg", "image/svg+xml"), ("png", "image/png")):
+        router.add_api_route(
+            f"/loyalty/card.{extension}",
+            _card(run, runtime, extension, media_type),
+            methods=["GET"],
+            summary=f"The customer's member card as {extension.upper()}",
+        )
+
     @router.post("/deletion", summary="Delete me")
     async def post_deletion(request: Request) -> Response:
         """A deletion of the customer (``DELETE_ONLY``) → 202 ``{"regulateId", "status"}``;
@@ -128,6 +154,26 @@ def self_router(runtime: Runtime) -> APIRouter:
         return await run(request, work, 202)
 
     return router
+
+
+def _card(
+    run: Callable[[Request, Work], Awaitable[Response]],
+    runtime: Runtime,
+    extension: str,
+    media_type: str,
+) -> Callable[[Request], Awaitable[Response]]:
+    async def card(request: Request) -> Response:
+        """The member card (barcode and QR code of the token) of the customer, when a member."""
+
+        async def work(request: Request, ws: str, pid: str) -> Any:
+            content, _profile = await run_in_threadpool(loyalty.card, runtime, ws, pid, extension)
+            return Response(
+                content, media_type=media_type, headers={"Cache-Control": "private, no-store"}
+            )
+
+        return await run(request, work)
+
+    return card
 
 
 def _allowed(runtime: Runtime, workspace: str, origin: str) -> bool:

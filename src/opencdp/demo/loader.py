@@ -42,6 +42,7 @@ def _progress(console: Console) -> Progress:
 def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[str, Any]:
     """Ingest and process the demo data; returns the ground truth it should match."""
     from opencdp.demo.data import DEMO_IDENTITY_TRAIT_KEYS, expected_summary, iter_demo_messages
+    from opencdp.demo.retail import load_retail
 
     admin = runtime.admin
     overrides = admin.identity_config(DEFAULT_WORKSPACE) or {}
@@ -79,6 +80,9 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
             processed += n
             rate = processed / max(clock.monotonic() - started, 1e-6)
             progress.update(task, completed=processed, rate=f"{rate:,.0f} events/s")
+        task = progress.add_task("catalog, stock and loyalty members", total=1, rate="")
+        truth["retail"] = load_retail(runtime, 7, customers)
+        progress.advance(task)
         task = progress.add_task("computing the retail traits and audiences", total=3, rate="")
         clv.fit(runtime, DEFAULT_WORKSPACE, None)  # predicted CLV on all orders up to today
         progress.advance(task)
@@ -140,6 +144,11 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
     verdict = "[green]match[/green]" if profiles == truth["profiles"] else "[red]differs[/red]"
     table.add_row("profiles resolved", f"{profiles:,} {verdict}")
     table.add_row("quarantined", str(runtime.quarantine.counts(DEFAULT_WORKSPACE) or "none"))
+    retail = truth.get("retail", {})
+    if retail:
+        table.add_row("catalog products (generated fashion)", f"{retail['products']:,}")
+        table.add_row("loyalty members (card holders)", f"{retail['members']:,}")
+        table.add_row("till orders today (earning points)", f"{retail['till_orders']:,}")
     definitions = compute.store(runtime)
     for key in ("champions", "at_risk", "high_value", "churn_risk"):
         table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")

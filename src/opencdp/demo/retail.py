@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 #: the stock locations: the web warehouse and two stores
 LOCATIONS = ("web", "store-berlin", "store-hamburg")
 #: the product the tour asks to have back in stock (sold out on the web)
@@ -156,3 +158,65 @@ def till_order(
             ],
         },
     }
+
+
+#: members: ``cdnow-1`` and the card holders among the first customers
+MEMBER_CUSTOMERS = 300
+#: of them, how many shop at a till today (their points, tiers and cards show in the tour)
+TILL_SHOPPERS = 120
+
+
+def load_retail(runtime: Any, seed: int, customers: int | None) -> dict[str, int]:
+    """Write the catalog and its stock, apply the programme, enrol members and send today's
+    till orders through the pipeline; returns counts for the summary."""
+    from opencdp.demo.data import _holds_loyalty_card, _loyalty_card
+    from opencdp.services import loyalty
+    from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
+
+    catalog = fashion_catalog()
+    write_catalog(runtime, WS, catalog)
+    loyalty.apply_programme(runtime, WS, PROGRAMME)
+    limit = min(MEMBER_CUSTOMERS, customers if customers is not None else MEMBER_CUSTOMERS)
+    cards = {
+        cid: _loyalty_card(seed, cid)
+        for cid in range(1, limit + 1)
+        if _holds_loyalty_card(seed, cid)
+    }
+    for cid, card in cards.items():
+        body = {"user_id": f"cdnow-{cid}", "card_number": card, "channel": "store"}
+        loyalty.enrol(runtime, WS, body, actor="demo")
+    runtime.processor.run_until_idle()
+    rng = random.Random(seed)
+    source = runtime.admin.find_source(WS, "demo")
+    orders = [
+        till_order(card, f"demo-till-{cid}-{n}", catalog, rng)
+        for cid, card in list(cards.items())[:TILL_SHOPPERS]
+        for n in range(1 + (cid % 3))
+    ]
+    if source is not None and orders:
+        runtime.collector.ingest_messages(source, orders)
+        runtime.processor.run_until_idle()
+    return {"products": len(catalog), "members": len(cards), "till_orders": len(orders)}
+
+
+def write_catalog(runtime: Any, workspace_id: str, catalog: list[DemoProduct]) -> None:
+    """The products and their stock per location."""
+    from opencdp.storage.products import ProductStore
+
+    now = runtime.now_us()
+    rows = []
+    for product in catalog:
+        body = dict(product.body)
+        attributes = body.pop("attributes", {})
+        rows.append(
+            {
+                "workspace_id": workspace_id,
+                "sku": body["id"],
+                "quantity": None,
+                "attributes": orjson.dumps(attributes).decode(),
+                "source_id": None,
+                "parent_id": None,
+                **body,
+            }
+        )
+    ProductStore(runtime.db).upsert(rows, now)

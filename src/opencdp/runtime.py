@@ -40,6 +40,7 @@ from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.destinations import DestinationStore
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.inbox import InboxStore
 from opencdp.storage.journeys import JourneyStore
 from opencdp.storage.loyalty import LoyaltyStore
@@ -94,7 +95,9 @@ class Runtime:
         self.quarantine = QuarantineStore(self.db)
         self.inbox = InboxStore(self.db, self.quarantine)
         self.profiles = ProfileStore(self.db)
-        self.profile_reads = ProfileReads(self.db)
+        #: the hot reads (profile traits, products, member tokens): a connection per thread
+        self.hot_reads = HotReads(self.db)
+        self.profile_reads = ProfileReads(self.db, self.hot_reads)
         self.tokens = TokenCache(self.admin, self.clock)
         #: who did what: writes through the API and the CLI, privacy requests, support reads
         self.audit = AuditStore(self.db)
@@ -166,7 +169,7 @@ class Runtime:
         #: events OpenCDP derives (points, tiers, back in stock), written with their cause
         self.derived = DerivedEvents(self.collector, self.inbox, self.admin, self.clock)
         #: loyalty: the programme, members, tokens and the points ledger
-        self.loyalty = LoyaltyStore(self.db)
+        self.loyalty = LoyaltyStore(self.db, self.hot_reads)
         self.loyalty_book = LoyaltyBook(self.loyalty, self.derived, self.clock)
         self.loyalty_timer = LoyaltyTimer(self.db, self.loyalty_book)
         self.timer_hooks.append(self.loyalty_timer.tick)

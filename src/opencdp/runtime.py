@@ -47,6 +47,7 @@ from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore
+from opencdp.storage.qr_codes import QrCodeStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.timeutil import to_us
 from opencdp.ttl_cache import TtlCache
@@ -168,6 +169,8 @@ class Runtime:
         self.loyalty_book = LoyaltyBook(self.loyalty, self.derived, self.clock)
         self.loyalty_timer = LoyaltyTimer(self.db, self.loyalty_book)
         self.timer_hooks.append(self.loyalty_timer.tick)
+        #: campaign QR codes: the short links printed on posters and receipts
+        self.qr_codes = QrCodeStore(self.db)
         # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
         # follow each stored batch (in its transaction), then its events and the membership
         # changes are routed to destinations and offered to journeys (in it too).

@@ -46,8 +46,8 @@ from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
-from opencdp.storage.quarantine import QuarantineStore
 from opencdp.storage.qr_codes import QrCodeStore
+from opencdp.storage.quarantine import QuarantineStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.timeutil import to_us
 from opencdp.ttl_cache import TtlCache

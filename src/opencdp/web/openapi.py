@@ -516,9 +516,11 @@ def _apply(operation: dict[str, Any], doc: Doc) -> None:
             "content": {"application/json": {"schema": doc.ok}},
         }
     for status in doc.errors:
-        schema = ref(doc.error_schema) if doc.error_media_type == "application/json" else {
-            "type": "string"
-        }
+        schema = (
+            ref(doc.error_schema)
+            if doc.error_media_type == "application/json"
+            else {"type": "string"}
+        )
         answer: dict[str, Any] = {
             "description": _DESCRIPTIONS[status],
             "content": {doc.error_media_type: {"schema": schema}},

@@ -81,9 +81,7 @@ def qr_router(runtime: Runtime) -> APIRouter:
             campaign = request.query_params.get("campaign")
             if campaign is not None and "\x00" in campaign:
                 raise RequestError("campaign: no NUL characters", code="invalid_request")
-            found = await run_in_threadpool(
-                service.list_qr, runtime, token.workspace_id, campaign
-            )
+            found = await run_in_threadpool(service.list_qr, runtime, token.workspace_id, campaign)
             base = base_url(request)
             return {"data": [service.view(qr, base) for qr in found]}
 

@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as ET
 
 import pytest
 import zxingcpp
@@ -383,3 +384,34 @@ def test_the_cli_says_what_to_fix_and_disables(rt: Runtime, tmp_path: Path) -> N
     assert found is not None and not found.active
     status, output = _cli(rt, "qr", "disable", "AAAAAAAAAAAA")
     assert status == 1 and "no QR code" in output
+
+
+# -- the member card through the loyalty API ------------------------------------------------------
+
+
+def test_the_member_card_of_the_loyalty_api_scans_to_the_members_token(
+    rt: Runtime, client: TestClient
+) -> None:
+    # Given a member with a name, enrolled through the API
+    assert client.put(
+        "/api/loyalty/programme", json={"name": "Glow <Rewards> & Co"}, headers=AUTH
+    ).status_code in (200, 201)
+    member = client.post(
+        "/api/loyalty/members",
+        json={"email": "ann@example.com", "traits": {"first_name": 'Ann "<&>"'}},
+        headers=AUTH,
+    )
+    assert member.status_code == 201, member.text
+    rt.processor.run_until_idle()
+    token, member_id = member.json()["token"], member.json()["id"]
+    # When the app fetches the card, Then both symbols decode to the token
+    png = client.get(f"/api/loyalty/members/{member_id}/card.png", headers=AUTH)
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    found = {
+        r.format.name: r.text for r in zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
+    }
+    assert found == {"Code128": token, "QRCode": token}
+    svg = client.get(f"/api/loyalty/members/{member_id}/card.svg", headers=AUTH)
+    assert svg.status_code == 200, svg.text
+    texts = ["".join(e.itertext()) for e in ET.fromstring(svg.content).iter()]
+    assert "Glow <Rewards> & Co" in texts and token in texts

@@ -458,7 +458,7 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("get", "/api/loyalty/tokens/{token}"): Doc((401, 403, 404)),
     ("get", "/q/{code}"): Doc((404,), security=[], redirect=True, error_media_type="text/plain"),
     ("get", "/api/qr"): Doc(
-        (401, 403),
+        (400, 401, 403),
         query=(_text("Only this campaign's codes.", name="campaign"),),
     ),
     ("post", "/api/qr"): Doc((400, 401, 403, 404, 413), body=QR_NEW, created=True),

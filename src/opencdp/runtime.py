@@ -48,6 +48,7 @@ from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
+from opencdp.storage.qr_codes import QrCodeStore
 from opencdp.storage.quarantine import QuarantineStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.storage.stock_requests import StockRequestStore
@@ -180,6 +181,8 @@ class Runtime:
         self.restock_hooks: list[Callable[[Connection, str, Sequence[Restock]], int]] = [
             self.back_in_stock.restocked
         ]
+        #: campaign QR codes: the short links printed on posters and receipts
+        self.qr_codes = QrCodeStore(self.db)
         # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
         # follow each stored batch (in its transaction), then its events and the membership
         # changes are routed to destinations and offered to journeys (in it too).

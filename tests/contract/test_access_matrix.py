@@ -135,6 +135,12 @@ NEEDS: dict[tuple[str, str], str] = {
     ("POST", "/api/loyalty/members/{member_id}/adjustments"): ADMIN,
     ("GET", "/api/loyalty/members/{member_id}/ledger"): ANY,
     ("GET", "/api/loyalty/tokens/{token}"): ANY,
+    # campaign QR codes: configuration (the scan itself, /q/{code}, is public and not here);
+    # making one is the admin's, since it decides where printed links send people
+    ("GET", "/api/qr"): READ,
+    ("POST", "/api/qr"): ADMIN,
+    ("GET", "/api/qr/{code}.svg"): READ,
+    ("GET", "/api/qr/{code}.png"): READ,
     # workspaces, sources, tokens: creating a workspace is the instance administrator's
     ("POST", "/api/workspaces"): INSTANCE,
     ("GET", "/api/workspaces"): READ,
@@ -276,6 +282,8 @@ def _fill_workspace(world: World, ws: str, mark: str) -> None:
     member = _ok(client.post("/api/loyalty/members", json={"user_id": "u-1"}, headers=headers))
     world.rt.processor.run_until_idle()
     ids["member"], ids["member_token"] = member["id"], member["token"]
+    made = {"campaign": f"{mark} posters", "target": f"https://{mark}.example/spring"}
+    ids["qr"] = _ok(client.post("/api/qr", json=made, headers=headers))["code"]
     world.ids[ws] = ids
 
 
@@ -354,6 +362,7 @@ def fill(world: World, path: str) -> str:
         "token_id": ids["spare_token"],
         "member_id": ids["member"],
         "token": ids["member_token"],
+        "code": ids["qr"],
         "key": key,
     }
     out = path
@@ -386,6 +395,7 @@ def body_for(world: World, method: str, path: str) -> Any:
         "/api/quarantine/dismiss": {"ids": [0], "reason": "matrix"},
         "/api/deliveries/replay": {"status": "dead", "ids": ["msg_none"]},
         "/api/profiles/{profile_id}/consent": {"categoryPreferences": {"Advertising": False}},
+        "/api/qr": {"campaign": f"matrix-{n}", "target": "https://shop.example/"},
     }
     return bodies.get(path, {})
 

@@ -113,6 +113,11 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/loyalty/members/{member_id}/adjustments"): _write(ADMIN, "loyalty.adjust"),
     ("GET", "/api/loyalty/members/{member_id}/ledger"): _read(R_PROFILES, "loyalty.ledger"),
     ("GET", "/api/loyalty/tokens/{token}"): _read(R_PROFILES, "loyalty.token.lookup"),
+    # Campaign QR codes (a scan, GET /q/{code}, is public: it is outside /api)
+    ("GET", "/api/qr"): _read(R_CONFIG, "qr.list"),
+    ("POST", "/api/qr"): _write(ADMIN, "qr.add"),
+    ("GET", "/api/qr/{code}.svg"): _read(R_CONFIG, "qr.image"),
+    ("GET", "/api/qr/{code}.png"): _read(R_CONFIG, "qr.image"),
     ("GET", "/api/journeys"): _read(R_CONFIG, "journey.list"),
     ("GET", "/api/journeys/{key}"): _read(R_CONFIG, "journey.get"),
     ("PUT", "/api/journeys/{key}"): _write(WRITE, "journey.put"),

@@ -38,6 +38,7 @@ from opencdp.web.loyalty_api import loyalty_router
 from opencdp.web.openapi import install_openapi
 from opencdp.web.privacy_api import privacy_router
 from opencdp.web.profile_api import profile_router
+from opencdp.web.qr_api import qr_router
 from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import (
     JSON,
@@ -171,6 +172,7 @@ def create_app(
     app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))
     app.include_router(loyalty_router(runtime))
+    app.include_router(qr_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

@@ -35,6 +35,7 @@ from opencdp.web.wire_schemas import (
     LOYALTY_PROGRAMME,
     LOYALTY_REDEMPTION,
     PLAN_ID_PATTERN,
+    QR_NEW,
     REGULATION,
     REPLAY,
     SCHEMA_SETTINGS,
@@ -115,6 +116,10 @@ class Doc:
     security: list[dict[str, list[str]]] | None = None
     error_schema: str = "Error"
     media_type: str = "application/json"
+    #: answers 302 to a URL (with ``Set-Cookie``) instead of a body
+    redirect: bool = False
+    #: the errors' media type (a page for people rather than ``{code, message}``)
+    error_media_type: str = "application/json"
 
 
 def _list_of(values: tuple[str, ...]) -> str:
@@ -470,6 +475,18 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
         ),
     ),
     ("get", "/api/loyalty/tokens/{token}"): Doc((401, 403, 404)),
+    ("get", "/q/{code}"): Doc((404,), security=[], redirect=True, error_media_type="text/plain"),
+    ("get", "/api/qr"): Doc(
+        (400, 401, 403),
+        query=(_text("Only this campaign's codes.", name="campaign"),),
+    ),
+    ("post", "/api/qr"): Doc((400, 401, 403, 404, 413), body=QR_NEW, created=True),
+    ("get", "/api/qr/{code}.svg"): Doc(
+        (401, 403, 404), media_type="image/svg+xml", ok={"type": "string"}
+    ),
+    ("get", "/api/qr/{code}.png"): Doc(
+        (401, 403, 404), media_type="image/png", ok={"type": "string", "format": "binary"}
+    ),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),
@@ -500,17 +517,32 @@ def _apply(operation: dict[str, Any], doc: Doc) -> None:
         )
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
-    ok = responses.setdefault("200", {"description": "OK"})
-    ok["content"] = {doc.media_type: {"schema": doc.ok}}
+    if doc.redirect:
+        responses.pop("200", None)
+        responses["302"] = {
+            "description": "Found: the registered URL, in Location",
+            "headers": {
+                "Location": {"required": True, "schema": {"type": "string"}},
+                "Set-Cookie": {"required": False, "schema": {"type": "string"}},
+            },
+        }
+    else:
+        ok = responses.setdefault("200", {"description": "OK"})
+        ok["content"] = {doc.media_type: {"schema": doc.ok}}
     if doc.created:
         responses["201"] = {
             "description": _DESCRIPTIONS[201],
             "content": {"application/json": {"schema": doc.ok}},
         }
     for status in doc.errors:
+        schema = (
+            ref(doc.error_schema)
+            if doc.error_media_type == "application/json"
+            else {"type": "string"}
+        )
         answer: dict[str, Any] = {
             "description": _DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": ref(doc.error_schema)}},
+            "content": {doc.error_media_type: {"schema": schema}},
         }
         if status in (429, 503):
             answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}

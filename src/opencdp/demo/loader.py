@@ -97,8 +97,8 @@ DEMO_CART_WAIT = "2 minutes"
 
 
 def start_journeys(runtime: Any, mail_port: int) -> None:
-    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart and welcome
-    presets sending through it."""
+    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart, welcome and
+    back-in-stock presets sending through it."""
     from opencdp.services import destinations, journeys
 
     destinations.put_destination(
@@ -125,6 +125,12 @@ def start_journeys(runtime: Any, mail_port: int) -> None:
         DEFAULT_WORKSPACE,
         "welcome",
         {"preset": "welcome", "settings": {"destination": "mail"}},
+    )
+    journeys.put_journey(
+        runtime,
+        DEFAULT_WORKSPACE,
+        "back-in-stock",
+        {"preset": "back-in-stock", "settings": {"destination": "mail"}},
     )
 
 
@@ -171,7 +177,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
         if mailbox is not None:
             start_journeys(rt, mailbox.port)
             console.print(
-                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}) and welcome are on; their "
+                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}), welcome and back-in-stock "
+                "are on; their "
                 f"e-mails land in {mailbox.directory} (an SMTP server on 127.0.0.1:{mailbox.port})."
             )
         console.print(

@@ -14,6 +14,7 @@ from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
 from opencdp.activate.journey_runner import BatchStart, JourneyRunner
 from opencdp.activate.router import Router
+from opencdp.catalog.inventory import Restock
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
@@ -27,7 +28,7 @@ from opencdp.metrics import Metrics
 from opencdp.resolve.batch import StoredEvent
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
-from opencdp.retail.back_in_stock import BackInStock, Restock, StockPromise
+from opencdp.retail.back_in_stock import BackInStock, StockPromise
 from opencdp.retail.derived import DerivedEvents
 from opencdp.retail.loyalty_book import LoyaltyBook
 from opencdp.retail.loyalty_listener import LoyaltyListener

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from opencdp.retail.back_in_stock import Restock
+from opencdp.catalog.inventory import Restock
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 from opencdp.storage.products import ProductStore

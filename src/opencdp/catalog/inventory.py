@@ -23,6 +23,14 @@ class StockLevel(NamedTuple):
     quantity: int
 
 
+class StockRow(NamedTuple):
+    """A stored stock level of one product: where, how many, when it last changed."""
+
+    location: str
+    quantity: int
+    updated_us: int
+
+
 class Restock(NamedTuple):
     """A stock level that went from 0 (or none) to above 0."""
 

@@ -209,9 +209,15 @@ def source_list(
 ) -> None:
     """List the sources of a workspace."""
     with runtime_for(settings_from(data_dir, database_url)) as rt:
-        table = Table("id", "name", "write key", "enabled")
+        table = Table("id", "name", "write key", "enabled", "catalog")
         for s in rt.admin.list_sources(workspace):
-            table.add_row(s.id, s.name, s.write_key_hint, "yes" if s.enabled else "no")
+            table.add_row(
+                s.id,
+                s.name,
+                s.write_key_hint,
+                "yes" if s.enabled else "no",
+                "yes" if s.catalog else "",
+            )
         console.print(table)
 
 

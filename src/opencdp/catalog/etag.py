@@ -41,7 +41,8 @@ def product_etag(
     variants: Iterable[str] = (),
 ) -> str:
     """The ETag of a product (its row or its answer), its stock rows and its variants."""
-    return _digest(_canonical(product), _canonical(list(stock)), _canonical(list(variants)))
+    rows = [tuple(s) if isinstance(s, tuple) else s for s in stock]  # NamedTuples as arrays
+    return _digest(_canonical(product), _canonical(rows), _canonical(list(variants)))
 
 
 def list_etag(items: Iterable[Mapping[str, Any]], next_cursor: str | None) -> str:

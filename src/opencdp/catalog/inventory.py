@@ -3,14 +3,16 @@ store's id for a store), and the restocks a write makes (0 or none → above 0).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple
 
-from opencdp.catalog.products import CatalogError, identifier
+from opencdp.catalog.products import CatalogError, bounded_text, identifier
 
 MAX_LOCATION: Final = 100
 #: the largest quantity a level holds (the column is a 32-bit integer)
 MAX_QUANTITY: Final = 2**31 - 1
+_DIGITS = re.compile(r"\s*[0-9]{1,12}\s*")
 #: how an inventory write arrived (``inventory_history.channel``)
 CHANNELS: Final = ("api", "import", "event")
 
@@ -40,31 +42,20 @@ class Restock(NamedTuple):
     after: int
 
 
-def location_name(value: Any, field_name: str = "location") -> str:
-    """A location: text, not blank, at most 100 characters."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise CatalogError(
-            field_name, "a location is text, e.g. web or a store id", code="invalid_stock"
-        )
-    text = str(value).strip()
-    if not text:
-        raise CatalogError(field_name, "a location cannot be empty", code="invalid_stock")
-    if len(text) > MAX_LOCATION:
-        raise CatalogError(field_name, f"at most {MAX_LOCATION} characters", code="invalid_stock")
-    if "\x00" in text:
-        raise CatalogError(field_name, "a NUL character cannot be stored", code="invalid_stock")
-    return text
+def location_name(value: Any, field_name: str = "location", *, from_file: bool = False) -> str:
+    """A location: text (a file's whole numbers too), not blank, at most 100 characters."""
+    if from_file and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return bounded_text(
+        value, field_name, MAX_LOCATION, code="invalid_stock", what="a location (e.g. web)"
+    )
 
 
-def quantity_of(value: Any, field_name: str = "quantity") -> int:
-    """A quantity: a whole number of 0 or more (``"12"`` and ``12.0`` are 12)."""
+def quantity_of(value: Any, field_name: str = "quantity", *, from_file: bool = False) -> int:
+    """A quantity: a whole number of 0 or more (``12.0`` is 12; a file's ``"12"`` too)."""
     number: Any = value
-    if isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            number = None
-    elif isinstance(value, float) and value.is_integer():
+    text = from_file and isinstance(value, str) and _DIGITS.fullmatch(value) is not None
+    if text or (isinstance(value, float) and value.is_integer()):
         number = int(value)
     if isinstance(number, bool) or not isinstance(number, int):
         raise CatalogError(
@@ -77,42 +68,42 @@ def quantity_of(value: Any, field_name: str = "quantity") -> int:
     return number
 
 
-def stock_level(body: Any, product_id: str | None = None) -> StockLevel:
+def stock_level(body: Any, product_id: str | None = None, *, from_file: bool = False) -> StockLevel:
     """The level ``body`` gives (``{"location", "quantity"}``, with ``product_id`` unless the
-    path names it). Raises :class:`CatalogError` naming the field."""
+    path names it); ``from_file``: a CSV's or JSON Lines file's row, whose numbers may be
+    text. Raises :class:`CatalogError` naming the field."""
+    code = "invalid_stock"
     if not isinstance(body, Mapping):
-        raise CatalogError("level", 'send {"location": "web", "quantity": 3}', code="invalid_stock")
+        raise CatalogError("level", 'send {"location": "web", "quantity": 3}', code=code)
     extra = sorted(set(body) - {"product_id", "location", "quantity"})
     if extra:
         raise CatalogError(
-            extra[0],
+            str(extra[0]),
             "not a field of a stock level (product_id, location, quantity)",
-            code="invalid_stock",
+            code=code,
         )
+    named = body.get("product_id")
+    if from_file and isinstance(named, int) and not isinstance(named, bool):
+        named = str(named)
     if product_id is None:
-        if body.get("product_id") is None:
-            raise CatalogError(
-                "product_id", "a stock level needs the product's id", code="invalid_stock"
-            )
-        pid = identifier(body["product_id"], "product_id")
+        if named is None:
+            raise CatalogError("product_id", "a stock level needs the product's id", code=code)
+        pid = identifier(named, "product_id", code=code)
     else:
-        pid = identifier(product_id, "product_id")
-        if (
-            body.get("product_id") is not None
-            and identifier(body["product_id"], "product_id") != pid
-        ):
+        pid = identifier(product_id, "product_id", code=code)
+        if named is not None and identifier(named, "product_id", code=code) != pid:
             raise CatalogError(
-                "product_id",
-                f"the body names {body['product_id']!r}, the path {pid!r}",
-                code="invalid_stock",
+                "product_id", f"the body names {named!r}, the path {pid!r}", code=code
             )
     if "location" not in body:
-        raise CatalogError(
-            "location", "a stock level needs a location, e.g. web", code="invalid_stock"
-        )
+        raise CatalogError("location", "a stock level needs a location, e.g. web", code=code)
     if "quantity" not in body:
-        raise CatalogError("quantity", "a stock level needs a quantity", code="invalid_stock")
-    return StockLevel(pid, location_name(body["location"]), quantity_of(body["quantity"]))
+        raise CatalogError("quantity", "a stock level needs a quantity", code=code)
+    return StockLevel(
+        pid,
+        location_name(body["location"], from_file=from_file),
+        quantity_of(body["quantity"], from_file=from_file),
+    )
 
 
 def restocks(

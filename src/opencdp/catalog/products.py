@@ -32,6 +32,7 @@ MAX_NAME: Final = 500
 MAX_BRAND: Final = 200
 MAX_CATEGORY: Final = 300
 MAX_URL: Final = 2000
+MAX_CATEGORY_DEPTH: Final = 20
 #: the attributes of one product, as JSON
 MAX_ATTRIBUTES_BYTES: Final = 32_768
 #: the fields a product has besides its attributes
@@ -53,7 +54,9 @@ READ_ONLY: Final = frozenset(
 )
 _ID_KEYS: Final = ("id", "product_id", "sku")
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
-_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+_URL = re.compile(r"https?://[^\s/?#]+\S*")
+_NON_BLANK = re.compile(r"[^\x00]*[^\s\x00][^\x00]*")
+_DECIMAL = re.compile(r"[0-9]{1,15}(\.[0-9]{1,6})?")
 
 
 class CatalogError(RequestError):
@@ -132,10 +135,9 @@ def product_from(body: Any, product_id: str | None = None) -> Product:
         attributes[str(key)] = value
     if len(attributes_json(attributes).encode()) > MAX_ATTRIBUTES_BYTES:
         raise CatalogError("attributes", f"more than {MAX_ATTRIBUTES_BYTES:,} bytes as JSON")
-    sku = body.get("sku")
     return Product(
         id=pid,
-        sku=_optional_id(sku, "sku") if sku is not None else pid,
+        sku=identifier(body["sku"], "sku") if "sku" in body else pid,
         name=_text(body.get("name"), "name", MAX_NAME),
         brand=_text(body.get("brand"), "brand", MAX_BRAND),
         category=category_path(body.get("category")),
@@ -148,25 +150,30 @@ def product_from(body: Any, product_id: str | None = None) -> Product:
     )
 
 
-def identifier(value: Any, field_name: str) -> str:
-    """A product id: text (or a whole number), not blank, at most 200 characters."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise CatalogError(field_name, "a product id is text")
-    text = str(value).strip()
-    if not text:
-        raise CatalogError(field_name, "a product id cannot be empty")
-    if len(text) > MAX_ID:
-        raise CatalogError(field_name, f"at most {MAX_ID} characters")
-    if "\x00" in text:
-        raise CatalogError(field_name, "a NUL character cannot be stored")
-    return text
+def identifier(value: Any, field_name: str, *, code: str = "invalid_product") -> str:
+    """A product id: text, not blank, at most 200 characters (surrounding blanks dropped)."""
+    return bounded_text(value, field_name, MAX_ID, code=code, what="a product id")
+
+
+def bounded_text(
+    value: Any, field_name: str, limit: int, *, code: str = "invalid_product", what: str = "it"
+) -> str:
+    """Text of at most ``limit`` characters holding something besides blanks (and no NUL),
+    stripped: what the OpenAPI document's ``maxLength`` and non-blank pattern allow."""
+    if not isinstance(value, str):
+        raise CatalogError(field_name, f"{what} is text", code=code)
+    if len(value) > limit:
+        raise CatalogError(field_name, f"at most {limit} characters", code=code)
+    if "\x00" in value:
+        raise CatalogError(field_name, "a NUL character cannot be stored", code=code)
+    if not _NON_BLANK.fullmatch(value):
+        raise CatalogError(field_name, f"{what} cannot be blank", code=code)
+    return value.strip()
 
 
 def _named_id(body: Mapping[str, Any]) -> tuple[str, str] | None:
-    for key in _ID_KEYS:
-        if body.get(key) is not None:
-            return key, identifier(body[key], key)
-    return None
+    found = [(key, identifier(body[key], key)) for key in _ID_KEYS if key in body]
+    return found[0] if found else None
 
 
 def _optional_id(value: Any, field_name: str) -> str | None:
@@ -174,25 +181,29 @@ def _optional_id(value: Any, field_name: str) -> str | None:
 
 
 def _text(value: Any, field_name: str, limit: int) -> str | None:
+    """Optional text (blank is none)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if not isinstance(value, str):
         raise CatalogError(field_name, "text")
-    text = str(value).strip()
-    if len(text) > limit:
+    if len(value) > limit:
         raise CatalogError(field_name, f"at most {limit} characters")
-    if "\x00" in text:
+    if "\x00" in value:
         raise CatalogError(field_name, "a NUL character cannot be stored")
-    return text or None
+    return value.strip() or None
 
 
 def category_path(value: Any) -> str | None:
     """``"Women > Shoes"`` or ``["Women", "Shoes"]`` as ``"Women > Shoes"`` (None for none)."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= MAX_CATEGORY:
         parts = value.split(">")
+    elif isinstance(value, str):
+        raise CatalogError("category", f"at most {MAX_CATEGORY} characters")
     elif isinstance(value, list | tuple) and all(isinstance(p, str) for p in value):
+        if len(value) > MAX_CATEGORY_DEPTH:
+            raise CatalogError("category", f"at most {MAX_CATEGORY_DEPTH} names")
         parts = list(value)
     else:
         raise CatalogError("category", 'a path as text ("Women > Shoes") or a list of names')
@@ -215,13 +226,15 @@ def _price(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise CatalogError("price", f"a number, not {value!r}") from None
+        if not _DECIMAL.fullmatch(value):
+            raise CatalogError("price", f"a number such as 19.99, not {value!r}")
+        value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CatalogError("price", "a number")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise CatalogError("price", "a number this side of 1e308") from None
     if not math.isfinite(number) or number < 0:
         raise CatalogError("price", "a number of 0 or more")
     return number
@@ -231,9 +244,9 @@ def currency_code(value: Any) -> str | None:
     """An ISO 4217 code (three letters), upper-case."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _CURRENCY.fullmatch(value.strip()):
+    if not isinstance(value, str) or not _CURRENCY.fullmatch(value):
         raise CatalogError("currency", "an ISO 4217 code of three letters, e.g. EUR")
-    return value.strip().upper()
+    return value.upper()
 
 
 def _url(value: Any, field_name: str) -> str | None:
@@ -241,11 +254,10 @@ def _url(value: Any, field_name: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise CatalogError(field_name, "an http(s) URL")
-    text = value.strip()
-    if not text:
+    if not value:
         return None
-    if len(text) > MAX_URL:
+    if len(value) > MAX_URL:
         raise CatalogError(field_name, f"at most {MAX_URL} characters")
-    if not _URL.fullmatch(text):
+    if not _URL.fullmatch(value):
         raise CatalogError(field_name, "an absolute http(s) URL, e.g. https://shop.example/p/1")
-    return text
+    return value

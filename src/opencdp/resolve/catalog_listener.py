@@ -70,7 +70,7 @@ class CatalogListener:
             if source_id not in catalogs:
                 continue
             try:
-                product = product_from(props)
+                product = product_from(_ids_as_text(props))
             except CatalogError as exc:
                 log.warning("Product Updated %s skipped: %s", message_id, exc.message)
                 continue
@@ -95,6 +95,16 @@ class CatalogListener:
             self.restocked(conn, ws, restocks)
 
 
+def _ids_as_text(props: Mapping[str, Any]) -> dict[str, Any]:
+    """Events from SDKs often send ids as numbers: as text, like the API takes them."""
+    out = dict(props)
+    for key in ("id", "product_id", "sku", "parent_id"):
+        value = out.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = str(value)
+    return out
+
+
 def _stock(product_id: str, props: Mapping[str, Any], message_id: str) -> list[StockLevel]:
     """The levels of a ``stock`` property (entries that do not validate are skipped)."""
     stock = props.get("stock")
@@ -108,8 +118,8 @@ def _stock(product_id: str, props: Mapping[str, Any], message_id: str) -> list[S
             out.append(
                 StockLevel(
                     product_id,
-                    location_name(entry.get("location"), f"stock[{i}].location"),
-                    quantity_of(entry.get("quantity"), f"stock[{i}].quantity"),
+                    location_name(entry.get("location"), f"stock[{i}].location", from_file=True),
+                    quantity_of(entry.get("quantity"), f"stock[{i}].quantity", from_file=True),
                 )
             )
         except CatalogError as exc:

@@ -246,6 +246,14 @@ class CatalogStore:
             )
 
 
+@dataclass(frozen=True)
+class LevelWrite:
+    """What a write of stock levels did: how many levels changed, and the restocks."""
+
+    changed: int
+    restocks: list[Restock]
+
+
 class InventoryStore:
     """Stock levels per (workspace, product, location) and their append-only history."""
 
@@ -265,10 +273,22 @@ class InventoryStore:
         reference: str | None,
         now_us: int,
     ) -> list[Restock]:
+        """:meth:`write_levels`, answering only the restocks."""
+        return self.write_levels(conn, workspace_id, levels, channel, reference, now_us).restocks
+
+    def write_levels(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        levels: Sequence[StockLevel],
+        channel: str,
+        reference: str | None,
+        now_us: int,
+    ) -> LevelWrite:
         """Set these stock levels in ``conn``'s transaction (the last of a repeated product and
         location wins): a level whose quantity changes is written with one history row; an
-        unchanged one is left as it is. Returns the restocks: the levels that went from 0 (or
-        none) to above 0.
+        unchanged one is left as it is. Returns how many changed and the restocks: the levels
+        that went from 0 (or none) to above 0.
 
         Concurrent writers of one level take turns (its row is locked until commit, created
         first at 0 when it is new), so each restock is reported by exactly one of them.
@@ -279,7 +299,7 @@ class InventoryStore:
         for level in levels:
             wanted[(level.product_id, level.location)] = level.quantity
         if not wanted:
-            return []
+            return LevelWrite(0, [])
         keys = sorted(wanted)
         # New levels start at 0 (so that the row can be locked); rows in key order, so that two
         # writers never wait for each other in a cycle.
@@ -312,7 +332,7 @@ class InventoryStore:
             before.update(((p, loc), int(q)) for p, loc, q in conn.execute(query))
         changed = {k: q for k, q in wanted.items() if before.get(k, 0) != q}
         if not changed:
-            return []
+            return LevelWrite(0, [])
         ordered = sorted(changed)
         for part in chunks(ordered, 500):
             conn.execute(
@@ -344,7 +364,7 @@ class InventoryStore:
                     for pid, loc in part
                 ],
             )
-        return restocks(before, {k: changed[k] for k in ordered})
+        return LevelWrite(len(changed), restocks(before, {k: changed[k] for k in ordered}))
 
     def levels(self, workspace_id: str, product_id: str) -> list[StockRow]:
         """A product's stock rows by location."""

@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, cast, literal, null, select, union_all
+from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, select, union_all
 
 from opencdp.catalog.inventory import StockRow
 from opencdp.errors import StorageUnavailable
@@ -39,7 +39,7 @@ def product_read_query() -> Any:
     when it has none), kind 0; then one row per variant, kind 1, with the variant's id."""
     found = (
         select(
-            literal(0).label("kind"),
+            literal_column("0").label("kind"),
             *(products.c[c] for c in PRODUCT_COLUMNS),
             inventory.c.location,
             inventory.c.quantity,
@@ -63,7 +63,7 @@ def product_read_query() -> Any:
         "updated_us": products.c.updated_us,
     }
     variants = select(
-        literal(1).label("kind"),
+        literal_column("1").label("kind"),
         *(blanks.get(c, cast(null(), products.c[c].type)) for c in PRODUCT_COLUMNS),
         cast(null(), String),
         cast(null(), Integer),

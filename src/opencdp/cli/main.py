@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from opencdp.cli import access_cmd, admin_cmd, consent_cmd, export_cmd
+from opencdp.cli.catalog_cmd import import_inventory, inventory_app, product_app
 from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
@@ -68,6 +69,9 @@ app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(qr_app, name="qr")
+app.add_typer(product_app, name="product")
+app.add_typer(inventory_app, name="inventory")
+import_app.command("inventory")(import_inventory)
 
 
 def _logging(level: str) -> None:

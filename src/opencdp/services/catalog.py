@@ -202,8 +202,8 @@ def inventory_history(
 @dataclass
 class InventoryImport:
     """What an inventory file import did: rows read, levels written (of those, changed),
-    restocks, and the rows refused with what to fix (row numbers count from 1 after a CSV's
-    header)."""
+    restocks, and the rows refused with what to fix, by their line in the file (a CSV's
+    header is line 1)."""
 
     file: str
     rows: int = 0
@@ -296,8 +296,8 @@ def _rows(raw: io.BufferedReader, path: Path) -> Iterator[tuple[int, Any]]:
                 f"(missing: {', '.join(missing)})",
                 code="invalid_file",
             )
-        for number, row in enumerate(reader, start=1):
-            yield number, row
+        for row in reader:
+            yield reader.line_num, row
         text.detach()
     elif suffix in (".jsonl", ".ndjson", ".json"):
         for number, line in enumerate(raw, start=1):

@@ -80,9 +80,19 @@ def test_an_unknown_channel_is_a_programming_error(rt: Runtime) -> None:
 def test_filters(rt: Runtime) -> None:
     put(
         rt,
-        {"id": "w-shoe", "name": "Leather Ankle Boot", "brand": "Northwind", "category": "Women > Shoes"},
+        {
+            "id": "w-shoe",
+            "name": "Leather Ankle Boot",
+            "brand": "Northwind",
+            "category": "Women > Shoes",
+        },
         {"id": "w-top", "name": "Linen Top", "brand": "Atelier", "category": "Women"},
-        {"id": "women2", "name": "Wool Scarf", "brand": "Atelier", "category": "Womenswear > Scarves"},
+        {
+            "id": "women2",
+            "name": "Wool Scarf",
+            "brand": "Atelier",
+            "category": "Womenswear > Scarves",
+        },
         {"id": "m-shoe", "name": "Derby", "brand": "northwind", "category": "Men > Shoes"},
         {"id": "pct", "name": "Tee", "category": "100% > Cotton"},
         {"id": "us", "name": "Tee", "category": "100_ > Cotton"},

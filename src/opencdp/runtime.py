@@ -187,11 +187,11 @@ class Runtime:
         ]
         #: campaign QR codes: the short links printed on posters and receipts
         self.qr_codes = QrCodeStore(self.db)
-        #: the product catalog and its stock (the headless API's hot read runs on its own
-        #: per-thread connections, like the Profile API's)
+        #: the product catalog and its stock (the headless API's product read is a hot read,
+        #: like the Profile API's traits)
         self.catalog = CatalogStore(self.db)
         self.inventory = self.catalog.inventory
-        self.catalog_reads = CatalogReads(self.db)
+        self.catalog_reads = CatalogReads(self.hot_reads)
         self.catalog_listener = CatalogListener(self.catalog, self.clock, self.restocked)
         # The catalog (Product Updated events of catalog sources), loyalty (enrolments,
         # orders, refunds, merges) and computed traits and audiences
@@ -325,7 +325,6 @@ class Runtime:
             self._worker.stop()
         self.collector.close()
         self.profile_reads.close()
-        self.catalog_reads.close()
         self.db.dispose()
 
 

@@ -2,25 +2,21 @@
 one statement.
 
 ``GET /api/products/{id}`` is what web shops and apps call on every product page. Like the
-Profile API's traits (:mod:`opencdp.storage.profile_reads`), it runs as one SQL statement,
-compiled once, on one driver connection each thread keeps for itself: no pool checkout, no
-``BEGIN``/``COMMIT`` round trips, no statement building per request. One statement reads one
-consistent snapshot on both databases.
+Profile API's traits, it runs as one SQL statement compiled once, on the per-thread driver
+connections of :mod:`opencdp.storage.hot_reads`. One statement reads one consistent snapshot
+on both databases.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, cast, literal_column, null, select, union_all
 
 from opencdp.catalog.inventory import StockRow
-from opencdp.errors import StorageUnavailable
 from opencdp.storage.catalog import PRODUCT_COLUMNS
-from opencdp.storage.db import Database
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.schema import inventory, products
 
 
@@ -76,37 +72,17 @@ def product_read_query() -> Any:
 
 
 class CatalogReads:
-    """Runs :func:`product_read_query` on a per-thread driver connection."""
+    """Runs :func:`product_read_query` on the runtime's hot reads (a per-thread connection)."""
 
-    _PARAMS = ("workspace_id", "product_id")
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        compiled = product_read_query().compile(dialect=db.engine.dialect)
-        self._sql = str(compiled)
-        # qmark (SQLite) binds by position, pyformat (psycopg) by name.
-        self._positional = compiled.positiontup is not None and bool(compiled.positional)
-        self._order = tuple(compiled.positiontup or self._PARAMS)
-        self._local = threading.local()
-        self._held: list[Any] = []
-        self._lock = threading.Lock()
+    def __init__(self, hot: HotReads) -> None:
+        self.hot = hot
+        self._prepared = hot.prepare(product_read_query(), ("workspace_id", "product_id"))
 
     def product(self, workspace_id: str, product_id: str) -> ProductRead | None:
         """The product with its stock and variants; None when the catalog has no such id."""
-        values = {"workspace_id": workspace_id, "product_id": product_id}
-        params: Any = tuple(values[k] for k in self._order) if self._positional else values
-        raw = self._connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(self._sql, params)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        except Exception as exc:
-            # A connection the server dropped (restart, failover) is not used again.
-            self._forget(raw)
-            raise StorageUnavailable(f"database read failed: {exc}") from exc
+        rows = self.hot.rows(
+            self._prepared, {"workspace_id": workspace_id, "product_id": product_id}
+        )
         width = len(PRODUCT_COLUMNS)
         product: dict[str, Any] | None = None
         stock: list[StockRow] = []
@@ -125,34 +101,3 @@ class CatalogReads:
         stock.sort(key=lambda s: s.location)
         variants.sort()
         return ProductRead(product, stock, variants)
-
-    def _connection(self) -> Any:
-        raw = getattr(self._local, "connection", None)
-        if raw is None:
-            # Checked out of the engine's pool for good (returned by close()); the pool's
-            # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
-            raw = self.db.engine.raw_connection()
-            driver: Any = raw.driver_connection
-            if not self.db.dialect.is_sqlite:
-                driver.autocommit = True  # one statement, no idle-in-transaction session
-            self._local.connection = raw
-            with self._lock:
-                self._held.append(raw)
-        return raw
-
-    def _forget(self, raw: Any) -> None:
-        self._local.connection = None
-        with self._lock:
-            if raw in self._held:
-                self._held.remove(raw)
-        with contextlib.suppress(Exception):
-            raw.invalidate()
-
-    def close(self) -> None:
-        """Give every held connection back (at shutdown)."""
-        with self._lock:
-            held, self._held = self._held, []
-        for raw in held:
-            with contextlib.suppress(Exception):  # closing at shutdown: nothing left to do
-                raw.close()
-        self._local = threading.local()

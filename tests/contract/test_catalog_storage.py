@@ -39,8 +39,7 @@ def history(rt: Runtime, product: str, ws: str = WS) -> list[tuple[str, int, int
 
 
 def ids(rt: Runtime, ws: str = WS, **where: Any) -> list[str]:
-    rows, _next = rt.catalog.list_page(ws, ProductFilter(**where), limit=500)
-    return [r["id"] for r in rows]
+    return [r["id"] for r in rt.catalog.list_page(ws, ProductFilter(**where), limit=500).rows]
 
 
 def test_restocks_are_returned_exactly_when_stock_goes_from_zero_or_none_above_zero(
@@ -122,7 +121,8 @@ def test_pages_never_repeat_or_skip(rt: Runtime, limit: int) -> None:
     after = None
     added = iter(f"p{i:03d}" for i in range(1, 40, 2))
     while True:
-        rows, after = rt.catalog.list_page(WS, ProductFilter(), limit=limit, after=after)
+        page = rt.catalog.list_page(WS, ProductFilter(), limit=limit, after=after)
+        rows, after = page.rows, page.after
         seen.extend(r["id"] for r in rows)
         assert len(rows) <= limit
         # products written behind the cursor while paging: never shown, never disturb it
@@ -137,9 +137,12 @@ def test_pages_never_repeat_or_skip(rt: Runtime, limit: int) -> None:
 
 def test_the_last_page_has_no_next(rt: Runtime) -> None:
     put(rt, {"id": "a"}, {"id": "b"})
-    assert rt.catalog.list_page(WS, ProductFilter(), limit=2)[1] is None
-    rows, after = rt.catalog.list_page(WS, ProductFilter(), limit=1)
-    assert [r["id"] for r in rows] == ["a"] and after == "a"
+    stock(rt, ("b", "web", 1))
+    assert rt.catalog.list_page(WS, ProductFilter(), limit=2).after is None
+    page = rt.catalog.list_page(WS, ProductFilter(), limit=1)
+    assert [r["id"] for r in page.rows] == ["a"] and page.after == "a"
+    page = rt.catalog.list_page(WS, ProductFilter(), limit=1, after="a")
+    assert page.stock == {"b": [StockRow("web", 1, rt.now_us())]} and page.after is None
 
 
 def test_workspaces_never_see_each_other(rt: Runtime) -> None:

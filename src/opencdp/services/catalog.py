@@ -101,12 +101,12 @@ def list_products(
     )
     page = _whole(limit, "limit", DEFAULT_PAGE, MAX_PAGE)
     after = decode_cursor(next_cursor) if next_cursor else None
-    rows, last = rt.catalog.list_page(workspace_id, where, limit=page, after=after)
-    ids = [r["id"] for r in rows]
-    stock = rt.catalog.stock_of(workspace_id, ids) if ids else {}
-    variants = rt.catalog.variants_of(workspace_id, ids) if ids else {}
-    data = [product_view(r, stock.get(r["id"], []), variants.get(r["id"], [])) for r in rows]
-    cursor = encode_cursor(last) if last is not None else None
+    found = rt.catalog.list_page(workspace_id, where, limit=page, after=after)
+    data = [
+        product_view(r, found.stock.get(r["id"], []), found.variants.get(r["id"], []))
+        for r in found.rows
+    ]
+    cursor = encode_cursor(found.after) if found.after is not None else None
     return {"data": data, "next": cursor}, list_etag(data, cursor)
 
 

@@ -65,6 +65,17 @@ class ProductFilter:
     in_stock: bool | None = None
 
 
+@dataclass(frozen=True)
+class ProductPage:
+    """A list page: the products' columns, their stock rows and variants by product id, and
+    the id the next page starts after (None on the last page)."""
+
+    rows: list[dict[str, Any]]
+    stock: dict[str, list[StockRow]]
+    variants: dict[str, list[str]]
+    after: str | None
+
+
 class CatalogStore:
     """Products by (workspace, id): bulk upserts and the list reads."""
 
@@ -146,10 +157,11 @@ class CatalogStore:
         *,
         limit: int = 50,
         after: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """A page of products in id order after the id ``after``, and the id the next page
-        starts after (None on the last page). Keyset pagination: a page never repeats or
-        skips a product that stays while the pages are read."""
+    ) -> ProductPage:
+        """A page of products in id order after the id ``after``, with their stock and
+        variants (read in one transaction), and the id the next page starts after (None on
+        the last page). Keyset pagination: a page never repeats or skips a product that stays
+        while the pages are read."""
         limit = max(1, min(limit, MAX_PAGE))
         conditions: list[Any] = [products.c.workspace_id == workspace_id]
         if after is not None:
@@ -190,49 +202,17 @@ class CatalogStore:
         )
         with self.db.read() as conn:
             rows = [_plain(r) for r in conn.execute(query)]
-        if len(rows) > limit:
-            rows = rows[:limit]
-            return rows, rows[-1]["id"]
-        return rows, None
-
-    def stock_of(self, workspace_id: str, product_ids: Iterable[str]) -> dict[str, list[StockRow]]:
-        """Product id → its stock rows by location (products without any are left out)."""
-        out: dict[str, list[StockRow]] = defaultdict(list)
-        with self.db.read() as conn:
-            for part in chunks(sorted(set(product_ids))):
-                rows = conn.execute(
-                    select(
-                        inventory.c.product_id,
-                        inventory.c.location,
-                        inventory.c.quantity,
-                        inventory.c.updated_us,
-                    )
-                    .where(
-                        inventory.c.workspace_id == workspace_id,
-                        inventory.c.product_id.in_(part),
-                    )
-                    .order_by(inventory.c.product_id, inventory.c.location)
-                )
-                for pid, location, quantity, updated_us in rows:
-                    out[pid].append(StockRow(location, int(quantity), int(updated_us)))
-        return dict(out)
-
-    def variants_of(self, workspace_id: str, product_ids: Iterable[str]) -> dict[str, list[str]]:
-        """Parent id → the ids of its variants, in id order (parents without any left out)."""
-        out: dict[str, list[str]] = defaultdict(list)
-        with self.db.read() as conn:
-            for part in chunks(sorted(set(product_ids))):
-                rows = conn.execute(
-                    select(products.c.parent_id, products.c.id)
-                    .where(
-                        products.c.workspace_id == workspace_id,
-                        products.c.parent_id.in_(part),
-                    )
-                    .order_by(products.c.parent_id, products.c.id)
-                )
-                for parent, pid in rows:
-                    out[parent].append(pid)
-        return dict(out)
+            after_id = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                after_id = rows[-1]["id"]
+            ids = [r["id"] for r in rows]
+            return ProductPage(
+                rows,
+                _stock_of(conn, workspace_id, ids) if ids else {},
+                _variants_of(conn, workspace_id, ids) if ids else {},
+                after_id,
+            )
 
     def count(self, workspace_id: str) -> int:
         """How many products the workspace has."""
@@ -400,6 +380,43 @@ class InventoryStore:
                 .limit(max(1, limit))
             )
             return [_plain(r) for r in rows]
+
+
+def _stock_of(
+    conn: Connection, workspace_id: str, product_ids: Sequence[str]
+) -> dict[str, list[StockRow]]:
+    """Product id → its stock rows by location (products without any are left out)."""
+    out: dict[str, list[StockRow]] = defaultdict(list)
+    for part in chunks(sorted(set(product_ids))):
+        rows = conn.execute(
+            select(
+                inventory.c.product_id,
+                inventory.c.location,
+                inventory.c.quantity,
+                inventory.c.updated_us,
+            )
+            .where(inventory.c.workspace_id == workspace_id, inventory.c.product_id.in_(part))
+            .order_by(inventory.c.product_id, inventory.c.location)
+        )
+        for pid, location, quantity, updated_us in rows:
+            out[pid].append(StockRow(location, int(quantity), int(updated_us)))
+    return dict(out)
+
+
+def _variants_of(
+    conn: Connection, workspace_id: str, product_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """Parent id → the ids of its variants, in id order (parents without any left out)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    for part in chunks(sorted(set(product_ids))):
+        rows = conn.execute(
+            select(products.c.parent_id, products.c.id)
+            .where(products.c.workspace_id == workspace_id, products.c.parent_id.in_(part))
+            .order_by(products.c.parent_id, products.c.id)
+        )
+        for parent, pid in rows:
+            out[parent].append(pid)
+    return dict(out)
 
 
 def _plain(row: Any) -> dict[str, Any]:

@@ -77,6 +77,7 @@ def test_a_category_list_is_a_path() -> None:
         ({"id": "a", "name": 5}, "name"),
         ({"id": "a", "sku": None}, "sku"),
         ({"id": "a", "attributes": [1]}, "attributes"),
+        ({"id": "a", "attributes": None}, "attributes"),
         ({"id": "a", "blob": "x" * 40_000}, "attributes"),
         ({"name": "no id"}, "id"),
     ],
@@ -124,6 +125,7 @@ def test_a_stock_level() -> None:
         ({"location": "web"}, "quantity"),
         ({"location": "web", "quantity": 1, "colour": "red"}, "colour"),
         ({"location": "web", "quantity": 1, "product_id": "other"}, "product_id"),
+        ({"location": "web", "quantity": 1, "product_id": None}, "product_id"),
     ],
 )
 def test_stock_errors_name_the_field(body: dict[str, Any], field: str) -> None:

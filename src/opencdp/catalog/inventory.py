@@ -83,6 +83,8 @@ def stock_level(body: Any, product_id: str | None = None, *, from_file: bool = F
             code=code,
         )
     named = body.get("product_id")
+    if "product_id" in body and named is None:
+        raise CatalogError("product_id", "the product's id, not null", code=code)
     if from_file and isinstance(named, int) and not isinstance(named, bool):
         named = str(named)
     if product_id is None:

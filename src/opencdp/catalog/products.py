@@ -124,8 +124,8 @@ def product_from(body: Any, product_id: str | None = None) -> Product:
     if parent == pid:
         raise CatalogError("parent_id", "a product cannot be its own parent")
     attributes: dict[str, Any] = {}
-    extra = body.get("attributes")
-    if extra is not None:
+    if "attributes" in body:
+        extra = body["attributes"]
         if not isinstance(extra, Mapping):
             raise CatalogError("attributes", "an object of attribute names and values")
         attributes.update(extra)

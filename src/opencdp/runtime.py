@@ -14,6 +14,7 @@ from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
 from opencdp.activate.journey_runner import BatchStart, JourneyRunner
 from opencdp.activate.router import Router
+from opencdp.catalog.inventory import Restock
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
@@ -25,9 +26,10 @@ from opencdp.ids import load_or_create_key
 from opencdp.loyalty.tokens import new_member_token
 from opencdp.metrics import Metrics
 from opencdp.resolve.batch import StoredEvent
+from opencdp.resolve.catalog_listener import CatalogListener
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
-from opencdp.retail.back_in_stock import BackInStock, Restock, StockPromise
+from opencdp.retail.back_in_stock import BackInStock, StockPromise
 from opencdp.retail.derived import DerivedEvents
 from opencdp.retail.loyalty_book import LoyaltyBook
 from opencdp.retail.loyalty_listener import LoyaltyListener
@@ -36,6 +38,8 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.audit import AuditStore
+from opencdp.storage.catalog import CatalogStore
+from opencdp.storage.catalog_reads import CatalogReads
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
@@ -183,12 +187,20 @@ class Runtime:
         ]
         #: campaign QR codes: the short links printed on posters and receipts
         self.qr_codes = QrCodeStore(self.db)
-        # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
+        #: the product catalog and its stock (the headless API's product read is a hot read,
+        #: like the Profile API's traits)
+        self.catalog = CatalogStore(self.db)
+        self.inventory = self.catalog.inventory
+        self.catalog_reads = CatalogReads(self.hot_reads)
+        self.catalog_listener = CatalogListener(self.catalog, self.clock, self.restocked)
+        # The catalog (Product Updated events of catalog sources), loyalty (enrolments,
+        # orders, refunds, merges) and computed traits and audiences
         # follow each stored batch (in its transaction), then its events and the membership
         # changes are routed to destinations and offered to journeys (in it too).
         self.compute.emitted = self._emitted
         self.processor.listener = BatchListeners(
             BatchStart(self.journey_runner),
+            self.catalog_listener,
             LoyaltyListener(self.loyalty_book, self.mint_member_token),
             self.back_in_stock,
             self.compute,
@@ -203,6 +215,15 @@ class Runtime:
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
+
+    def restocked(self, conn: Connection, workspace_id: str, restocks: Sequence[Restock]) -> int:
+        """Tell every restock hook, in ``conn``'s transaction (the inventory write's), which
+        levels went from 0 to above 0; returns what they did (events written)."""
+        done = 0
+        if restocks:
+            for hook in self.restock_hooks:
+                done += hook(conn, workspace_id, restocks)
+        return done
 
     def mint_member_token(self, conn: Connection, workspace_id: str) -> str:
         """A member token no other card or token of the workspace has."""

@@ -14,8 +14,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 #: the stock locations: the web warehouse and two stores
 LOCATIONS = ("web", "store-berlin", "store-hamburg")
 #: the product the tour asks to have back in stock (sold out on the web)
@@ -200,23 +198,16 @@ def load_retail(runtime: Any, seed: int, customers: int | None) -> dict[str, int
 
 
 def write_catalog(runtime: Any, workspace_id: str, catalog: list[DemoProduct]) -> None:
-    """The products and their stock per location."""
-    from opencdp.storage.products import ProductStore
+    """The products and their stock per location, written as the catalog API writes them
+    (the stock with its history)."""
+    from opencdp.services import catalog as service
 
-    now = runtime.now_us()
-    rows = []
-    for product in catalog:
-        body = dict(product.body)
-        attributes = body.pop("attributes", {})
-        rows.append(
-            {
-                "workspace_id": workspace_id,
-                "sku": body["id"],
-                "quantity": None,
-                "attributes": orjson.dumps(attributes).decode(),
-                "source_id": None,
-                "parent_id": None,
-                **body,
-            }
-        )
-    ProductStore(runtime.db).upsert(rows, now)
+    service.put_products_batch(runtime, workspace_id, {"products": [p.body for p in catalog]})
+    levels = [
+        {"product_id": p.body["id"], "location": location, "quantity": quantity}
+        for p in catalog
+        for location, quantity in p.stock.items()
+    ]
+    for start in range(0, len(levels), service.MAX_BATCH):
+        batch = {"levels": levels[start : start + service.MAX_BATCH]}
+        service.set_inventory_batch(runtime, workspace_id, batch, reference="demo")

@@ -25,6 +25,7 @@ from opencdp.web.api import api_router
 from opencdp.web.audit_api import audit_router
 from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
+from opencdp.web.catalog_api import catalog_router
 from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
 from opencdp.web.consent_api import consent_router
@@ -173,6 +174,7 @@ def create_app(
     app.include_router(consent_router(runtime))
     app.include_router(loyalty_router(runtime))
     app.include_router(qr_router(runtime))
+    app.include_router(catalog_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

@@ -16,6 +16,14 @@ from fastapi.openapi.utils import get_openapi
 
 from opencdp.collect.envelope import ROUTES
 from opencdp.privacy.regulations import STATUSES, TYPES
+from opencdp.web.catalog_schemas import (
+    LEVEL,
+    LEVELS_BATCH,
+    PRODUCT,
+    PRODUCT_PAGE,
+    PRODUCT_VIEW,
+    PRODUCTS_BATCH,
+)
 from opencdp.web.wire_schemas import (
     BATCH,
     CLV_FIT,
@@ -120,6 +128,8 @@ class Doc:
     redirect: bool = False
     #: the errors' media type (a page for people rather than ``{code, message}``)
     error_media_type: str = "application/json"
+    #: answers carry an ETag; If-None-Match with the current one answers 304 without a body
+    etag: bool = False
 
 
 def _list_of(values: tuple[str, ...]) -> str:
@@ -487,6 +497,39 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("get", "/api/qr/{code}.png"): Doc(
         (401, 403, 404), media_type="image/png", ok={"type": "string", "format": "binary"}
     ),
+    ("put", "/api/products/{product_id}"): Doc((400, 401, 403, 413), body=PRODUCT, ok=PRODUCT_VIEW),
+    ("post", "/api/products:batch"): Doc((400, 401, 403, 413), body=PRODUCTS_BATCH),
+    ("get", "/api/products/{product_id}"): Doc((401, 403, 404), ok=PRODUCT_VIEW, etag=True),
+    ("get", "/api/products"): Doc(
+        (400, 401, 403),
+        query=(
+            Param(
+                "category",
+                {"type": "string", "maxLength": 300, "pattern": TEXT_PATTERN},
+                "A category path or its start: Women finds Women > Shoes.",
+            ),
+            _text("The brand, exactly.", name="brand"),
+            _text("A part of the name, brand or id (any case).", name="q"),
+            Param(
+                "in_stock",
+                {"type": "string", "enum": ["true", "false"]},
+                "Some location holds some (true) or none does (false).",
+            ),
+            _limit(50, 500),
+            Param(
+                "next",
+                {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+                "The `next` of the previous page (opaque).",
+            ),
+        ),
+        ok=PRODUCT_PAGE,
+        etag=True,
+    ),
+    ("put", "/api/inventory/{product_id}"): Doc((400, 401, 403, 404, 413), body=LEVEL),
+    ("post", "/api/inventory:batch"): Doc((400, 401, 403, 413), body=LEVELS_BATCH),
+    ("get", "/api/inventory/{product_id}/history"): Doc(
+        (400, 401, 403, 404), query=(_limit(100, 1000),)
+    ),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),
@@ -529,6 +572,8 @@ def _apply(operation: dict[str, Any], doc: Doc) -> None:
     else:
         ok = responses.setdefault("200", {"description": "OK"})
         ok["content"] = {doc.media_type: {"schema": doc.ok}}
+        if doc.etag:
+            _etag(operation, ok, responses)
     if doc.created:
         responses["201"] = {
             "description": _DESCRIPTIONS[201],
@@ -547,6 +592,24 @@ def _apply(operation: dict[str, Any], doc: Doc) -> None:
         if status in (429, 503):
             answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
         responses[str(status)] = answer
+
+
+def _etag(operation: dict[str, Any], ok: dict[str, Any], responses: dict[str, Any]) -> None:
+    """The If-None-Match header an operation reads, the ETag it answers, and its 304."""
+    operation.setdefault("parameters", []).append(
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "An ETag of an earlier answer: 304 while it is current.",
+        }
+    )
+    ok["headers"] = {"ETag": {"schema": {"type": "string"}}}
+    responses["304"] = {
+        "description": "Not modified: the If-None-Match ETag is current (no body)",
+        "headers": {"ETag": {"schema": {"type": "string"}}},
+    }
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

@@ -571,7 +571,11 @@ SOURCE_NEW: Final[Schema] = _strict(
             "pattern": _NON_BLANK,
             "not": {"const": "opencdp"},
             "description": "Any name but opencdp (reserved for OpenCDP's own changes).",
-        }
+        },
+        "catalog": {
+            "type": "boolean",
+            "description": "A catalog source: its Product Updated events write the catalog.",
+        },
     },
     required=("name",),
 )

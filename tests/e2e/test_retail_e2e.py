@@ -209,3 +209,92 @@ def test_two_cards_in_one_purchase_become_one_member_with_one_ledger(
         [f"a-{RUN}", f"b-{RUN}", f"ab-{RUN}"]
     )
     assert errors == []
+
+
+def test_a_shopper_asks_for_a_sold_out_product_and_one_email_arrives_with_the_stock(
+    live_server_any: LiveServer, mail: MailServer
+) -> None:
+    server = live_server_any
+    shop = Shop(server)
+    setup_mail(shop, mail)
+    shop.call(
+        "PUT",
+        "/api/journeys/back-in-stock",
+        {"preset": "back-in-stock", "settings": {"destination": "mail"}},
+    )
+    sku = f"TRAIL-{RUN}"
+    shop.call(
+        "PUT",
+        f"/api/products/{sku}",
+        {
+            "name": "Trail Runner",
+            "brand": "Peak",
+            "category": "Shoes > Running",
+            "price": 129.0,
+            "currency": "EUR",
+            "url": f"https://shop.example/p/{sku}",
+            "image_url": f"https://shop.example/img/{sku}.jpg",
+        },
+    )
+    shop.call("PUT", f"/api/inventory/{sku}", {"location": "web", "quantity": 0})
+    product = httpx.get(f"{server.url}/api/products/{sku}", headers=shop.auth)
+    assert product.json()["in_stock"] is False
+    # Given a shopper asks twice (the RudderStack SDK) to be told when it is back
+    email = f"bea.{RUN}@example.org"
+    errors: list[Any] = []
+    web = rudder_client(server, lambda *a: errors.append(a))
+    web.identify(user_id=f"bea-{RUN}", traits={"email": email, "first_name": "Bea"})
+    for _ in range(2):
+        web.track(
+            user_id=f"bea-{RUN}", event="Back In Stock Requested", properties={"product_id": sku}
+        )
+    web.flush()
+
+    # (the worker has stored her requests)
+    def waiting() -> bool:
+        r = shop.traits(f"user_id:bea-{RUN}")
+        return bool(r.get("email"))
+
+    assert wait_for(waiting)
+    assert wait_for(lambda: _requests(shop, f"bea-{RUN}") == 2)
+
+    def announced() -> list[Any]:
+        return [
+            m.message
+            for m in mail.mails
+            if m.rcpt_tos == [email] and "back in stock" in str(m.message["Subject"])
+        ]
+
+    assert announced() == []
+    # When stock arrives through the inventory API
+    shop.call("PUT", f"/api/inventory/{sku}", {"location": "web", "quantity": 7})
+    # Then exactly one e-mail, with the catalog's name, image and link
+    assert wait_for(announced)
+    [message] = announced()
+    assert message["Subject"] == "Trail Runner is back in stock"
+    html = message.get_body(("html",)).get_content()
+    assert f"https://shop.example/img/{sku}.jpg" in html and f"https://shop.example/p/{sku}" in html
+    # and nothing more when the ETag'd product is read again, or stock changes again
+    etag = httpx.get(f"{server.url}/api/products/{sku}", headers=shop.auth).headers["etag"]
+    again = httpx.get(
+        f"{server.url}/api/products/{sku}", headers={**shop.auth, "If-None-Match": etag}
+    )
+    assert again.status_code == 304
+    shop.call("PUT", f"/api/inventory/{sku}", {"location": "web", "quantity": 9})
+    import time
+
+    time.sleep(1.0)
+    assert len(announced()) == 1
+    assert errors == []
+
+
+def _requests(shop: Shop, user: str) -> int:
+    """How many back-in-stock requests the user's timeline holds."""
+    r = httpx.get(
+        f"{shop.server.url}/v1/spaces/default/collections/users/profiles/user_id:{user}/events",
+        params={"limit": 50},
+        headers=shop.auth,
+    )
+    if r.status_code != 200:
+        return 0
+    return sum(e.get("event") == "Back In Stock Requested" for e in r.json().get("data", []))

@@ -40,7 +40,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Boolean,
     Numeric,
     String,
     Text,
@@ -63,7 +62,9 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from opencdp.query import ast
 from opencdp.query.evaluate import PAGE_EVENT, SCREEN_EVENT
-from opencdp.query.values import NUMERIC_TEXT, number_of, parse_timestamp, text_of
+from opencdp.query.values import number_of, parse_timestamp, text_of
+from opencdp.storage.definition_json import Json as _Json
+from opencdp.storage.definition_json import extract
 from opencdp.storage.schema import computed_values, events, links, profiles, traits
 from opencdp.timeutil import isoformat_us, to_us
 
@@ -129,71 +130,6 @@ SQLITE_AGGREGATES: dict[str, tuple[int, type]] = {
 
 
 # -- JSON values --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Json:
-    """A JSON value in SQL: ``kind`` is ``number``, ``string``, ``bool``, ``null`` (missing
-    too) or ``other``; ``raw`` is the SQL value (text on PostgreSQL; booleans as
-    ``'true'``/``'false'`` on SQLite); ``encoded`` its JSON text."""
-
-    kind: ColumnElement[Any]
-    raw: ColumnElement[Any]
-    encoded: ColumnElement[Any]
-    is_pg: bool
-    #: SQLite, a value read from JSON: the number SQLite's JSON reader made of a JSON number
-    #: (what ``opencdp_number`` would return, without a call into Python for every row)
-    native: ColumnElement[Any] | None = None
-
-    def text(self) -> ColumnElement[Any]:
-        """The reference text (``true``/``false`` for booleans, ``12`` for 12.0)."""
-        if self.is_pg:
-            return case(
-                (self.kind == "number", cast(cast(self.raw, Numeric), Text)),
-                else_=self.raw,
-            )
-        return func.opencdp_text(self.raw)
-
-    def number(self) -> ColumnElement[Any]:
-        """The value as a number when it is one or a numeric string, else NULL."""
-        if self.is_pg:
-            return case(
-                (self.kind == "number", cast(self.raw, Numeric)),
-                (
-                    and_(
-                        self.kind == "string", self.raw.op("~", return_type=Boolean)(NUMERIC_TEXT)
-                    ),
-                    cast(func.trim(self.raw), Numeric),
-                ),
-                else_=null(),
-            )
-        if self.native is not None:
-            return case(
-                (self.kind == "number", self.native),
-                (self.kind == "string", func.opencdp_number(self.raw)),
-                else_=null(),
-            )
-        return case(
-            (self.kind.in_(("number", "string")), func.opencdp_number(self.raw)),
-            else_=null(),
-        )
-
-    def boolean(self) -> ColumnElement[Any]:
-        """``'true'`` / ``'false'`` for booleans and strings that say so, else NULL."""
-        word = func.lower(func.trim(self.raw))
-        return case(
-            (self.kind == "bool", self.raw),
-            (and_(self.kind == "string", word.in_(("true", "false"))), word),
-            else_=null(),
-        )
-
-    def string(self) -> ColumnElement[Any]:
-        """The raw string of a string value (NULL otherwise), ordered by code point."""
-        raw = case((self.kind == "string", self.raw), else_=null())
-        return raw.collate("C") if self.is_pg else raw
-
-    def exists(self) -> ColumnElement[bool]:
-        return self.kind != "null"
 
 
 class DefinitionCompiler:
@@ -598,42 +534,7 @@ class _Context:
 
     def _extract(self, document: Any, path: tuple[str, ...]) -> _Json:
         """The JSON value at ``path`` of the JSON text ``document``."""
-        if self.is_pg:
-            doc = cast(document, JSONB)
-            keys = literal(list(path), ARRAY(Text))
-            node = doc.op("#>", return_type=JSONB)(keys)
-            kind = func.jsonb_typeof(node)
-            return _Json(
-                case(
-                    (kind.is_(None), "null"),
-                    (kind == "boolean", "bool"),
-                    (kind.in_(("number", "string", "null")), kind),
-                    else_="other",
-                ),
-                doc.op("#>>", return_type=Text)(keys),
-                cast(node, Text),
-                True,
-            )
-        json_path = "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
-        kind = func.json_type(document, json_path)
-        return _Json(
-            case(
-                (kind.is_(None), "null"),
-                (kind.in_(("integer", "real")), "number"),
-                (kind == "text", "string"),
-                (kind.in_(("true", "false")), "bool"),
-                (kind == "null", "null"),
-                else_="other",
-            ),
-            case(
-                (kind == "true", "true"),
-                (kind == "false", "false"),
-                else_=func.json_extract(document, json_path),
-            ),
-            document.op("->")(json_path),
-            False,
-            func.json_extract(document, json_path),
-        )
+        return extract(self.is_pg, document, path)
 
     def _next(self) -> int:
         return next(self.aliases)

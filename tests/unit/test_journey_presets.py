@@ -58,8 +58,14 @@ def preset_problem(body: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"preset": "nope"}, "preset: 'nope' is not a preset; known: abandoned-cart, welcome, back-in-stock"),
-        ({"settings": {}}, "preset: None is not a preset; known: abandoned-cart, welcome, back-in-stock"),
+        (
+            {"preset": "nope"},
+            "preset: 'nope' is not a preset; known: abandoned-cart, welcome, back-in-stock",
+        ),
+        (
+            {"settings": {}},
+            "preset: None is not a preset; known: abandoned-cart, welcome, back-in-stock",
+        ),
         (
             {**cart_preset(), "colour": "red"},
             "unknown keys ['colour']: a preset takes preset, settings, enabled",

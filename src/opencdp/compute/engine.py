@@ -28,10 +28,12 @@ import orjson
 from opencdp.clock import Clock
 from opencdp.metrics import Metrics
 from opencdp.query import ast
+from opencdp.query.catalog import keys_in
 from opencdp.query.evaluate import Evaluator, ProfileData
 from opencdp.query.functions import FUNCTIONS, apply, quintiles
 from opencdp.query.parser import Definition, DefinitionError, parse
 from opencdp.resolve.batch import BatchChanges, StoredEvent
+from opencdp.storage.catalog_reads import products_by_id
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definition_sql import NotCompiled
 from opencdp.storage.definitions import FAILED, READY, DefinitionRow, DefinitionStore
@@ -278,8 +280,24 @@ class ComputeEngine:
                 pid: ProfileData(d.traits, d.events, self._users(conn, workspace_id, pid, names))
                 for pid, d in data.items()
             }
-        evaluator = Evaluator(from_us(now_us))
+        catalog = self._catalog(conn, workspace_id, definition, data.values())
+        evaluator = Evaluator(from_us(now_us), catalog)
         return {pid: evaluator.evaluate(definition.root, d) for pid, d in data.items()}
+
+    def _catalog(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        definition: Definition,
+        data: Iterable[ProfileData],
+    ) -> dict[str, dict[str, Any]]:
+        """The workspace's products that ``definition``'s product() may read in ``data``
+        (the events of profiles, and of an account's users), read at once."""
+        if not definition.catalog:
+            return {}
+        properties = [e.properties for d in data for p in (d, *d.users) for e in p.events]
+        keys = keys_in(definition.root, properties)
+        return products_by_id(conn, workspace_id, keys) if keys else {}
 
     def _function_values(
         self,
@@ -363,7 +381,8 @@ class ComputeEngine:
                 definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
             except DefinitionError:
                 continue
-            if definition.time_dependent or definition.population:
+            # the catalog changes without events: what reads it is refreshed, as time is
+            if definition.time_dependent or definition.population or definition.catalog:
                 due.setdefault(row.workspace_id, set()).add(row.key)
         done = 0
         with self.shared():

@@ -18,6 +18,7 @@ from typing import Any, Final, cast, get_args
 from lark import Token, Tree
 
 from opencdp.query import ast
+from opencdp.query.catalog import check_field
 from opencdp.query.functions import CLV_OUTPUTS, FUNCTIONS
 from opencdp.query.syntax import DefinitionError, DefinitionType, one_of, pos
 
@@ -38,7 +39,9 @@ _REDUCERS: Final = frozenset(
     {"count", "sum", "avg", "min", "max", "mode", "first", "last", "unique"}
 )
 _FILTERS: Final = frozenset({"where", "sources", "within", "between", "expires_after"})
-_EXTRACTORS: Final = frozenset({"event", "entity", "trait", "property", "context", "literal"})
+_EXTRACTORS: Final = frozenset(
+    {"event", "entity", "trait", "property", "product", "context", "literal"}
+)
 _WINDOW_UNITS: Final = frozenset({"hour", "hours", "day", "days"})
 
 
@@ -64,6 +67,7 @@ class Builder:
         self.primaries = 0
         self.events: set[str] = set()
         self.traits: set[str] = set()
+        self.catalog = False  # whether product() reads the catalog
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, node: Any, scope: _Scope | None = None) -> ast.Expr:
@@ -132,7 +136,7 @@ class Builder:
         if name not in _EXTRACTORS:
             raise DefinitionError(
                 f"unknown function {name}(): a chain starts with event(), trait(), property(), "
-                "context() or literal()",
+                "product(), context() or literal()",
                 *pos(head),
             )
         self.primaries += 1
@@ -409,7 +413,9 @@ class Builder:
             raise DefinitionError(f"{name}() takes one property", *pos(call))
         return ast.Aggregate(stream, cast(ast.ReducerName, name), argument, compare_as)
 
-    def event_field(self, node: Any, reducer: str) -> ast.Property | ast.Context | ast.Timestamp:
+    def event_field(
+        self, node: Any, reducer: str
+    ) -> ast.Property | ast.Product | ast.Context | ast.Timestamp:
         if isinstance(node, Tree) and node.data == "chain" and len(node.children) == 1:
             call = node.children[0]
             name = str(call.children[0])
@@ -423,12 +429,13 @@ class Builder:
                 if _args(call):
                     raise DefinitionError("timestamp() takes no arguments", *pos(call))
                 return ast.Timestamp()
-            if name in ("property", "context"):
+            if name in ("property", "product", "context"):
                 self.primaries += 1
                 field = self.scalar(name, call, _Scope(in_where=True))
-                return cast(ast.Property | ast.Context, field)
+                return cast(ast.Property | ast.Product | ast.Context, field)
         raise DefinitionError(
-            f"{reducer}() reduces an event field: property('name') or context('path')",
+            f"{reducer}() reduces an event field: property('name'), product('field') or "
+            "context('path')",
             *pos(node),
         )
 
@@ -440,21 +447,25 @@ class Builder:
                 raise DefinitionError("literal() takes one value", *pos(call))
             return self.literal_of(args[0])
         parent = False
-        if name == "property" and args and isinstance(args[0], Tree) and args[0].data == "named":
+        parented = name in ("property", "product")
+        if parented and args and isinstance(args[0], Tree) and args[0].data == "named":
             key, value = args[0].children
             if str(key) != "parent":
-                raise DefinitionError(f"property() knows no argument {key}:", *pos(key))
+                raise DefinitionError(f"{name}() knows no argument {key}:", *pos(key))
             if not scope.nested_stream:
                 raise DefinitionError(
-                    "property(parent: …) reads the event of an enclosing stream: use it in "
+                    f"{name}(parent: …) reads the event of an enclosing stream: use it in "
                     "where() of an event() that is itself inside where()",
                     *pos(args[0]),
                 )
             parent = True
             args = [value]
         if len(args) != 1:
-            raise DefinitionError(f"{name}() takes one name", *pos(call))
+            usage = " (a catalog field, e.g. product('brand'))" if name == "product" else ""
+            raise DefinitionError(f"{name}() takes one name{usage}", *pos(call))
         path = _path(self.string(args[0], f"the {name} name"), args[0])
+        if name == "product" and (problem := check_field(path)) is not None:
+            raise DefinitionError(problem, *pos(args[0]))
         if name == "trait":
             if path[0] == "consent" and len(path) > 1:
                 # consent is kept as flat traits ``consent.<category>`` (privacy/consent.py):
@@ -470,6 +481,9 @@ class Builder:
             )
         if name == "property":
             return ast.Property(path, parent)
+        if name == "product":
+            self.catalog = True
+            return ast.Product(path, parent)
         return ast.Context(path)
 
     def comparison(
@@ -637,6 +651,8 @@ def _kind(node: ast.Expr) -> str:
         return "trait()"
     if isinstance(node, ast.Property):
         return "property()"
+    if isinstance(node, ast.Product):
+        return "product()"
     if isinstance(node, ast.Context):
         return "context()"
     return "a value"

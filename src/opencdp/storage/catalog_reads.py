@@ -1,0 +1,61 @@
+"""Reads of the product catalog for what reaches a product from an event: the reference
+evaluator of ``product()`` (the compute engine's fallback), e-mail templates (``product(id)``)
+and mapping directives (``@catalog``). Always within one workspace."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import select
+
+from opencdp.storage.db import Connection
+from opencdp.storage.schema import products
+
+#: The columns a product is read with (stock and bookkeeping are not product fields).
+FIELDS: Final = (
+    "id",
+    "sku",
+    "name",
+    "brand",
+    "category",
+    "price",
+    "currency",
+    "url",
+    "image_url",
+    "parent_id",
+    "attributes",
+)
+#: At most this many ids per statement (SQLite's bound parameters).
+_CHUNK: Final = 500
+
+
+def products_by_id(
+    conn: Connection, workspace_id: str, ids: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """Product id → its catalog row (``attributes`` read from JSON) for the ``ids`` that the
+    workspace's catalog has; the others are left out."""
+    wanted = sorted({i for i in ids if isinstance(i, str)})
+    columns = [products.c[name] for name in FIELDS]
+    out: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        rows = conn.execute(
+            select(*columns).where(
+                products.c.workspace_id == workspace_id, products.c.id.in_(chunk)
+            )
+        )
+        for row in rows:
+            product = row._asdict()
+            product["attributes"] = _attributes(product.get("attributes"))
+            out[product["id"]] = product
+    return out
+
+
+def _attributes(raw: Any) -> dict[str, Any]:
+    try:
+        value = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -166,3 +166,35 @@ def test_a_catalog_change_reaches_the_trait_by_the_scheduled_refresh(frozen: Run
     # Then the schedule refreshes what reads the catalog
     assert frozen.compute.refresh_due(60) >= 1
     assert shop.by_user("favorite_brand") == {"till": "Zeta Sport"}
+
+
+def test_what_sql_does_not_express_reads_the_catalog_too(frozen: Runtime) -> None:
+    """A definition the compiler leaves to the reference evaluator (comparing an event's time
+    with a constant that is no time) reads the same catalog, of the workspace only, for
+    events and their line items."""
+    shop = Shop(frozen)
+    corner = "event('Refund').last(timestamp()).one_of(2000-01-01, 'x')"  # never true
+    orders = f"event('Order Completed').where(NOT {corner})"
+    shop.define("favorite_brand", f"{orders}.items('products').mode(product('brand'), 1)")
+    shop.define(
+        "foreign", f"{orders}.items('products').where(product('brand') = 'Foreign').count()"
+    )
+    shop.define("viewed", f"event('Product Viewed').where(NOT {corner}).last(product('category'))")
+    shop.send(
+        order("till", {"product_id": "P1", "brand": "Wrong"}),
+        order("web", {"product_id": "P9"}, {"product_id": "P9"}, {"sku": "P2"}),
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "web",
+            "messageId": "viewed",
+            "timestamp": NOW.isoformat(),
+            "properties": {"sku": "S-2", "product_id": "P2"},
+        },
+    )
+    values = shop.real_time_equals_batch("favorite_brand", "foreign", "viewed")
+    assert values == {
+        "favorite_brand": {"till": "Acme", "web": "Zeta"},
+        "foreign": {"till": 0, "web": 0},
+        "viewed": {"web": "Men > Shirts"},
+    }

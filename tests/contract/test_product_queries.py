@@ -198,3 +198,18 @@ def test_what_sql_does_not_express_reads_the_catalog_too(frozen: Runtime) -> Non
         "foreign": {"till": 0, "web": 0},
         "viewed": {"web": "Men > Shirts"},
     }
+
+
+def test_the_retail_preset_favourites_come_from_the_catalog(frozen: Runtime) -> None:
+    shop = Shop(frozen)
+    compute.apply_preset(frozen, shop.ws, "trait", "retail")
+    # a till sends product ids only; the web shop sends categories and brands itself
+    shop.send(
+        order("till", {"product_id": "P1"}, {"product_id": "P1"}, {"product_id": "P2"}),
+        order("web", {"product_id": "NOPE", "category": "Kids", "brand": "Own"}),
+    )
+    values = shop.real_time_equals_batch("favorite_brand", "favorite_category")
+    assert values == {
+        "favorite_brand": {"till": "Acme", "web": "Own"},
+        "favorite_category": {"till": "Women > Shoes", "web": "Kids"},
+    }

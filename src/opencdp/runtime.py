@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
@@ -36,6 +37,7 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.audit import AuditStore
+from opencdp.storage.catalog_reads import ProductLookup
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
@@ -283,6 +285,7 @@ class Runtime:
                     # consent as recorded on the profiles, the workspace's default otherwise
                     consent=ProfileConsent(self.profiles, self.admin.workspace_settings),
                     promises=StockPromise(self.db, self.stock_requests),
+                    catalog=partial(ProductLookup, self.db),
                     poll_interval=s.dispatcher_poll_interval,
                     lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,

@@ -18,7 +18,7 @@ reference evaluator applies and the SQL compiler reproduces, decided here once:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -54,6 +54,11 @@ KEY_PROPERTIES: Final = ("product_id", "sku")
 Catalog = Mapping[str, Mapping[str, Any]]
 """Product id → its catalog row (``attributes`` already read from JSON): what the reference
 evaluator is given of a workspace's catalog."""
+
+CatalogLookup = Callable[[Any], Mapping[str, Any] | None]
+"""One workspace's product of an id (a string, or a whole number's digits), None when the
+catalog has none: what e-mail templates (``product(id)``) and mapping directives
+(``@catalog``) are given when they render."""
 
 
 #: The largest whole number (either sign) that is a catalog key: beyond it a JSON number may

@@ -25,6 +25,7 @@ from opencdp.activate.fql import ConditionError, parse_condition
 from opencdp.activate.mapping import MappingError, compile_mapping
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
+from opencdp.storage.catalog_reads import ProductLookup
 from opencdp.storage.destinations import DestinationRow
 from opencdp.storage.outbox import STATUSES, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import isoformat_us, to_us
@@ -411,7 +412,8 @@ def test_destination(
         )
     sample = dict(event or SAMPLE_EVENT)
     mapping = chosen[0].get("mapping") if chosen else None
-    data = sample if mapping is None else compile_mapping(mapping).apply(sample)
+    catalog = ProductLookup(runtime.db, workspace_id)  # @catalog and product() in templates
+    data = sample if mapping is None else compile_mapping(mapping).apply(sample, catalog=catalog)
     sender = build_sender(row)
     try:
         message = Message(
@@ -421,6 +423,7 @@ def test_destination(
             chosen[0]["name"] if chosen else "test",
             1,
             runtime.clock.now(),
+            catalog=catalog,
         )
         attempt = sender.send([message])[0]
         verdict = sender.classify(attempt)

@@ -4,13 +4,16 @@ and mapping directives (``@catalog``). Always within one workspace."""
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Iterable
 from typing import Any, Final
 
 import orjson
 from sqlalchemy import select
 
-from opencdp.storage.db import Connection
+from opencdp.query.catalog import key_of
+from opencdp.storage.db import Connection, Database
 from opencdp.storage.schema import products
 
 #: The columns a product is read with (stock and bookkeeping are not product fields).
@@ -59,3 +62,33 @@ def _attributes(raw: Any) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+class ProductLookup:
+    """One workspace's products by id for one send (a :data:`~opencdp.query.catalog.
+    CatalogLookup`): each distinct id is read once, by its own query, and kept while the
+    lookup lives (at most ``limit`` ids); every call returns a copy, so a template cannot
+    change what the next one reads. Safe to share between a send's threads."""
+
+    def __init__(self, db: Database, workspace_id: str, limit: int = 1000) -> None:
+        self.db = db
+        self.workspace_id = workspace_id
+        self.limit = limit
+        self.reads = 0  # how many queries it made
+        self._cache: dict[str, dict[str, Any] | None] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, product_id: Any) -> dict[str, Any] | None:
+        key = key_of(product_id)
+        if key is None:
+            return None
+        with self._lock:
+            if key not in self._cache:
+                if len(self._cache) >= self.limit:
+                    self._cache.clear()
+                with self.db.read() as conn:
+                    found = products_by_id(conn, self.workspace_id, [key])
+                self.reads += 1
+                self._cache[key] = found.get(key)
+            row = self._cache[key]
+        return copy.deepcopy(row) if row is not None else None

@@ -37,7 +37,6 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.audit import AuditStore
-from opencdp.storage.catalog_reads import ProductLookup
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
@@ -47,6 +46,7 @@ from opencdp.storage.journeys import JourneyStore
 from opencdp.storage.loyalty import LoyaltyStore
 from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
+from opencdp.storage.product_lookup import ProductLookup
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.quarantine import QuarantineStore

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE
-from opencdp.storage.catalog_reads import ProductLookup
+from opencdp.storage.product_lookup import ProductLookup
 from opencdp.storage.products import ProductStore
 from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.contract.test_product_queries import product

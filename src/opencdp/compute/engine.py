@@ -33,10 +33,10 @@ from opencdp.query.evaluate import Evaluator, ProfileData
 from opencdp.query.functions import FUNCTIONS, apply, quintiles
 from opencdp.query.parser import Definition, DefinitionError, parse
 from opencdp.resolve.batch import BatchChanges, StoredEvent
-from opencdp.storage.catalog_reads import products_by_id
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definition_sql import NotCompiled
 from opencdp.storage.definitions import FAILED, READY, DefinitionRow, DefinitionStore
+from opencdp.storage.product_lookup import products_by_id
 from opencdp.storage.profiles import ProfileStore
 from opencdp.timeutil import from_us, isoformat_us, to_us
 from opencdp.ttl_cache import TtlCache

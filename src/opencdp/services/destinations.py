@@ -25,9 +25,9 @@ from opencdp.activate.fql import ConditionError, parse_condition
 from opencdp.activate.mapping import MappingError, compile_mapping
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
-from opencdp.storage.catalog_reads import ProductLookup
 from opencdp.storage.destinations import DestinationRow
 from opencdp.storage.outbox import STATUSES, SUPPRESSED, DeliveryRow
+from opencdp.storage.product_lookup import ProductLookup
 from opencdp.timeutil import isoformat_us, to_us
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -139,3 +139,37 @@ def percentile(values: list[float], q: float) -> float | None:
     ordered = sorted(values)
     rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def open_loop_summary(
+    outs: list[dict[str, Any]], rate: float, start: float, cpu_seconds: float
+) -> dict[str, Any]:
+    """Latency figures of open-loop load-generator results (``loadgen._open_loop``): offered
+    and achieved rate, statuses, percentiles from the scheduled time and of service alone, and
+    the server's CPU cores over the run."""
+    elapsed = max(o["finished_at"] for o in outs) - start
+    latencies = [x for o in outs for x in o["latencies"]]
+    service = [x for o in outs for x in o["service"]]
+    statuses: dict[str, int] = {}
+    for o in outs:
+        for k, v in o["statuses"].items():
+            statuses[k] = statuses.get(k, 0) + v
+    not_sent = statuses.pop("-2", 0)
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value * 1000, 2)
+
+    return {
+        "offered_requests_per_s": rate,
+        "achieved_requests_per_s": len(latencies) / elapsed if elapsed > 0 else None,
+        "requests": len(latencies),
+        "not_sent": not_sent,
+        "statuses": statuses,
+        "p50_ms": ms(percentile(latencies, 50)),
+        "p90_ms": ms(percentile(latencies, 90)),
+        "p99_ms": ms(percentile(latencies, 99)),
+        "max_ms": ms(max(latencies) if latencies else None),
+        "service_p50_ms": ms(percentile(service, 50)),
+        "service_p99_ms": ms(percentile(service, 99)),
+        "server_cpu_cores": cpu_seconds / elapsed if elapsed > 0 else None,
+    }

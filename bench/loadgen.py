@@ -130,6 +130,30 @@ def open_loop_profiles(spec: dict[str, Any]) -> dict[str, Any]:
     Requests still unsent ``grace`` seconds after the schedule ends are counted under status
     ``-2`` and skipped, so an overloaded server cannot stretch the run without bound.
     """
+
+    def path_of(rng: random.Random) -> str:
+        user = spec["user_prefix"] + f"{rng.randrange(spec['profiles']):08d}"
+        return f"/v1/spaces/default/collections/users/profiles/user_id:{user}/traits"
+
+    return _open_loop(spec, path_of)
+
+
+def open_loop_get(spec: dict[str, Any]) -> dict[str, Any]:
+    """GET ``spec['path_format']`` (``{n}`` a random number below ``count``, ``{token}`` the
+    benchmark's member token of it) at ``spec['rate']`` requests/s for ``duration`` s; latency
+    from each request's scheduled time, as :func:`open_loop_profiles`."""
+    from bench.retail import member_token
+
+    fmt, count = spec["path_format"], spec["count"]
+
+    def path_of(rng: random.Random) -> str:
+        n = rng.randrange(count)
+        return fmt.format(n=n, token=member_token(n) if "{token}" in fmt else "")
+
+    return _open_loop(spec, path_of)
+
+
+def _open_loop(spec: dict[str, Any], path_of: Any) -> dict[str, Any]:
     headers = {"Authorization": spec["auth"]}
     rate, threads_n = spec["rate"], spec["threads"]
     total = int(rate * spec["duration"])
@@ -151,8 +175,7 @@ def open_loop_profiles(spec: dict[str, Any]) -> dict[str, Any]:
             if time.monotonic() > stop_at:
                 st[-2] += 1  # not sent: the server is too slow for the offered rate
                 continue
-            user = spec["user_prefix"] + f"{rng.randrange(spec['profiles']):08d}"
-            path = f"/v1/spaces/default/collections/users/profiles/user_id:{user}/traits"
+            path = path_of(rng)
             t0 = time.monotonic()
             try:
                 status = _get(conn, path, headers)

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from tests.support.server import LiveServer
 
-from bench.common import TOKEN, WRITE_KEY, basic, bench_server, percentile
+from bench.common import TOKEN, WRITE_KEY, basic, bench_server, open_loop_summary
 from bench.loadgen import ack_to_visible, open_loop_profiles
 
 USER_PREFIX = "pu"
@@ -173,28 +173,8 @@ def fixed_rate(
         )
         outs = pool.map(open_loop_profiles, specs)
         written = writes.get() if writes is not None else None
-    elapsed = max(o["finished_at"] for o in outs) - start
-    cpu = server.cpu_seconds() - cpu0
-    latencies = [x for o in outs for x in o["latencies"]]
-    service = [x for o in outs for x in o["service"]]
-    statuses: dict[str, int] = {}
-    for o in outs:
-        for k, v in o["statuses"].items():
-            statuses[k] = statuses.get(k, 0) + v
-    not_sent = statuses.pop("-2", 0)
     return {
-        "offered_requests_per_s": rate,
-        "achieved_requests_per_s": len(latencies) / elapsed if elapsed > 0 else None,
-        "requests": len(latencies),
-        "not_sent": not_sent,
-        "statuses": statuses,
-        "p50_ms": _ms(percentile(latencies, 50)),
-        "p90_ms": _ms(percentile(latencies, 90)),
-        "p99_ms": _ms(percentile(latencies, 99)),
-        "max_ms": _ms(max(latencies) if latencies else None),
-        "service_p50_ms": _ms(percentile(service, 50)),
-        "service_p99_ms": _ms(percentile(service, 99)),
-        "server_cpu_cores": cpu / elapsed if elapsed > 0 else None,
+        **open_loop_summary(outs, rate, start, server.cpu_seconds() - cpu0),
         "duration_s": duration,
         "offered_write_events_per_s": write_rate,
         "written_events": written["acked"].get("events", 0) if written else 0,
@@ -236,7 +216,3 @@ def run(
         finally:
             server.stop()
     return {**build, "runs": runs, "server_memory_kib": memory}
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)

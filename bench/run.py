@@ -28,7 +28,17 @@ from rich.table import Table  # noqa: E402
 
 from bench import common  # noqa: E402
 
-BENCHMARKS = ("ingest", "plans", "e2e", "profile-api", "rss", "import", "compute", "activation")
+BENCHMARKS = (
+    "ingest",
+    "plans",
+    "e2e",
+    "profile-api",
+    "rss",
+    "import",
+    "compute",
+    "activation",
+    "retail",
+)
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -237,6 +247,20 @@ def main(argv: list[str] | None = None) -> int:
             )
             _save("activation", meta, res, console, since)
             _activation_table(console, res)
+        if "retail" in only:
+            from bench import retail
+
+            since = time.monotonic()
+            res = retail.run(
+                backends,
+                pg=pg,
+                quick=args.quick,
+                duration=args.duration,
+                rate=args.profile_rate,
+                console=console,
+            )
+            _save("retail", meta, res, console, since)
+            _retail_table(console, res)
     finally:
         if pg is not None:
             pg.stop()
@@ -616,6 +640,43 @@ def _activation_table(console: Console, res: dict[str, Any]) -> None:
             f"{(r.get('journeys_ratio') or 0) * 100:.0f} %",
         )
     console.print(table)
+
+
+def _retail_table(console: Console, res: dict[str, Any]) -> None:
+    t = Table(
+        title="Retail reads as deployed: GET /api/products/{id} (target p99 <= 5 ms) and "
+        "GET /api/loyalty/tokens/{token} (target p99 <= 10 ms)"
+    )
+    for col in (
+        "backend",
+        "read",
+        "offered/s",
+        "achieved/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+    ):
+        t.add_column(col)
+    targets = {"product": 5.0, "token": 10.0}
+    for backend, r in res.items():
+        if backend == "targets":
+            continue
+        for name, run in r["runs"].items():
+            p99 = run["p99_ms"]
+            verdict = "" if p99 is None else (" met" if p99 <= targets[name] else " MISSED")
+            bad = sum(v for k, v in run["statuses"].items() if k != "200")
+            t.add_row(
+                backend,
+                name,
+                _n(run["offered_requests_per_s"]),
+                _n(run["achieved_requests_per_s"]),
+                _n(run["p50_ms"], 2),
+                f"{_n(p99, 2)}{verdict}",
+                _n(run["max_ms"], 1),
+                str(bad + run["not_sent"]),
+            )
+    console.print(t)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
 from opencdp.activate.journey_runner import BatchStart, JourneyRunner
 from opencdp.activate.router import Router
+from opencdp.catalog.inventory import Restock
 from opencdp.clock import Clock, SystemClock
 from opencdp.collect.collector import Collector
 from opencdp.collect.plan_cache import PlanCache
@@ -26,9 +27,10 @@ from opencdp.ids import load_or_create_key
 from opencdp.loyalty.tokens import new_member_token
 from opencdp.metrics import Metrics
 from opencdp.resolve.batch import StoredEvent
+from opencdp.resolve.catalog_listener import CatalogListener
 from opencdp.resolve.processor import BatchListeners, Processor
 from opencdp.resolve.worker import Worker
-from opencdp.retail.back_in_stock import BackInStock, Restock, StockPromise
+from opencdp.retail.back_in_stock import BackInStock, StockPromise
 from opencdp.retail.derived import DerivedEvents
 from opencdp.retail.loyalty_book import LoyaltyBook
 from opencdp.retail.loyalty_listener import LoyaltyListener
@@ -37,10 +39,13 @@ from opencdp.settings import Settings
 from opencdp.storage import migrate
 from opencdp.storage.admin import DEFAULT_WORKSPACE, AccessToken, AdminStore
 from opencdp.storage.audit import AuditStore
+from opencdp.storage.catalog import CatalogStore
+from opencdp.storage.catalog_reads import CatalogReads
 from opencdp.storage.clv import ClvStore
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.destinations import DestinationStore
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.inbox import InboxStore
 from opencdp.storage.journeys import JourneyStore
 from opencdp.storage.loyalty import LoyaltyStore
@@ -49,6 +54,7 @@ from opencdp.storage.plans import PlanStore
 from opencdp.storage.product_lookup import ProductLookup
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
+from opencdp.storage.qr_codes import QrCodeStore
 from opencdp.storage.quarantine import QuarantineStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.storage.stock_requests import StockRequestStore
@@ -96,7 +102,9 @@ class Runtime:
         self.quarantine = QuarantineStore(self.db)
         self.inbox = InboxStore(self.db, self.quarantine)
         self.profiles = ProfileStore(self.db)
-        self.profile_reads = ProfileReads(self.db)
+        #: the hot reads (profile traits, products, member tokens): a connection per thread
+        self.hot_reads = HotReads(self.db)
+        self.profile_reads = ProfileReads(self.db, self.hot_reads)
         self.tokens = TokenCache(self.admin, self.clock)
         #: who did what: writes through the API and the CLI, privacy requests, support reads
         self.audit = AuditStore(self.db)
@@ -168,7 +176,7 @@ class Runtime:
         #: events OpenCDP derives (points, tiers, back in stock), written with their cause
         self.derived = DerivedEvents(self.collector, self.inbox, self.admin, self.clock)
         #: loyalty: the programme, members, tokens and the points ledger
-        self.loyalty = LoyaltyStore(self.db)
+        self.loyalty = LoyaltyStore(self.db, self.hot_reads)
         self.loyalty_book = LoyaltyBook(self.loyalty, self.derived, self.clock)
         self.loyalty_timer = LoyaltyTimer(self.db, self.loyalty_book)
         self.timer_hooks.append(self.loyalty_timer.tick)
@@ -179,12 +187,22 @@ class Runtime:
         self.restock_hooks: list[Callable[[Connection, str, Sequence[Restock]], int]] = [
             self.back_in_stock.restocked
         ]
-        # Loyalty (enrolments, orders, refunds, merges) and computed traits and audiences
+        #: campaign QR codes: the short links printed on posters and receipts
+        self.qr_codes = QrCodeStore(self.db)
+        #: the product catalog and its stock (the headless API's product read is a hot read,
+        #: like the Profile API's traits)
+        self.catalog = CatalogStore(self.db)
+        self.inventory = self.catalog.inventory
+        self.catalog_reads = CatalogReads(self.hot_reads)
+        self.catalog_listener = CatalogListener(self.catalog, self.clock, self.restocked)
+        # The catalog (Product Updated events of catalog sources), loyalty (enrolments,
+        # orders, refunds, merges) and computed traits and audiences
         # follow each stored batch (in its transaction), then its events and the membership
         # changes are routed to destinations and offered to journeys (in it too).
         self.compute.emitted = self._emitted
         self.processor.listener = BatchListeners(
             BatchStart(self.journey_runner),
+            self.catalog_listener,
             LoyaltyListener(self.loyalty_book, self.mint_member_token),
             self.back_in_stock,
             self.compute,
@@ -199,6 +217,15 @@ class Runtime:
 
     def now_us(self) -> int:
         return to_us(self.clock.now())
+
+    def restocked(self, conn: Connection, workspace_id: str, restocks: Sequence[Restock]) -> int:
+        """Tell every restock hook, in ``conn``'s transaction (the inventory write's), which
+        levels went from 0 to above 0; returns what they did (events written)."""
+        done = 0
+        if restocks:
+            for hook in self.restock_hooks:
+                done += hook(conn, workspace_id, restocks)
+        return done
 
     def mint_member_token(self, conn: Connection, workspace_id: str) -> str:
         """A member token no other card or token of the workspace has."""

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `opencdp serve` binds to.")
     port: int = Field(default=8000, description="TCP port `opencdp serve` listens on.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description=(
+            "The address customers reach this server at (https://cdp.shop.example): the base "
+            "of the short links of campaign QR codes (`/q/{code}`). When not set, the HTTP API "
+            "uses the address each request came to and the CLI this default."
+        ),
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description=(
@@ -207,6 +215,21 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field(default="INFO", description="Log level of server and worker.")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("an absolute http(s) URL such as https://cdp.shop.example")
+        return value.rstrip("/")
+
+    @property
+    def public_url_set(self) -> bool:
+        """Whether ``public_url`` was configured (else it is the default)."""
+        return "public_url" in self.model_fields_set
 
     @classmethod
     def settings_customise_sources(

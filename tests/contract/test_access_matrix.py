@@ -135,6 +135,21 @@ NEEDS: dict[tuple[str, str], str] = {
     ("POST", "/api/loyalty/members/{member_id}/adjustments"): ADMIN,
     ("GET", "/api/loyalty/members/{member_id}/ledger"): ANY,
     ("GET", "/api/loyalty/tokens/{token}"): ANY,
+    # campaign QR codes: configuration (the scan itself, /q/{code}, is public and not here);
+    # making one is the admin's, since it decides where printed links send people
+    ("GET", "/api/qr"): READ,
+    ("POST", "/api/qr"): ADMIN,
+    ("GET", "/api/qr/{code}.svg"): READ,
+    ("GET", "/api/qr/{code}.png"): READ,
+    # the catalog: the headless API the shop, the app and customer service read (every role);
+    # the shop's systems write products and stock
+    ("PUT", "/api/products/{product_id}"): WRITE,
+    ("POST", "/api/products:batch"): WRITE,
+    ("GET", "/api/products/{product_id}"): ANY,
+    ("GET", "/api/products"): ANY,
+    ("PUT", "/api/inventory/{product_id}"): WRITE,
+    ("POST", "/api/inventory:batch"): WRITE,
+    ("GET", "/api/inventory/{product_id}/history"): ANY,
     # workspaces, sources, tokens: creating a workspace is the instance administrator's
     ("POST", "/api/workspaces"): INSTANCE,
     ("GET", "/api/workspaces"): READ,
@@ -276,6 +291,10 @@ def _fill_workspace(world: World, ws: str, mark: str) -> None:
     member = _ok(client.post("/api/loyalty/members", json={"user_id": "u-1"}, headers=headers))
     world.rt.processor.run_until_idle()
     ids["member"], ids["member_token"] = member["id"], member["token"]
+    made = {"campaign": f"{mark} posters", "target": f"https://{mark}.example/spring"}
+    ids["qr"] = _ok(client.post("/api/qr", json=made, headers=headers))["code"]
+    _ok(client.put("/api/products/p-1", json={"name": f"{mark} dress"}, headers=headers))
+    _ok(client.put("/api/inventory/p-1", json={"location": mark, "quantity": 2}, headers=headers))
     world.ids[ws] = ids
 
 
@@ -354,6 +373,8 @@ def fill(world: World, path: str) -> str:
         "token_id": ids["spare_token"],
         "member_id": ids["member"],
         "token": ids["member_token"],
+        "code": ids["qr"],
+        "product_id": "p-1",
         "key": key,
     }
     out = path
@@ -386,6 +407,13 @@ def body_for(world: World, method: str, path: str) -> Any:
         "/api/quarantine/dismiss": {"ids": [0], "reason": "matrix"},
         "/api/deliveries/replay": {"status": "dead", "ids": ["msg_none"]},
         "/api/profiles/{profile_id}/consent": {"categoryPreferences": {"Advertising": False}},
+        "/api/qr": {"campaign": f"matrix-{n}", "target": "https://shop.example/"},
+        "/api/products/{product_id}": {"name": f"made {n}"},
+        "/api/products:batch": {"products": [{"id": f"made-{n}"}]},
+        "/api/inventory/{product_id}": {"location": "web", "quantity": n},
+        "/api/inventory:batch": {
+            "levels": [{"product_id": "p-1", "location": "web", "quantity": n}]
+        },
     }
     return bodies.get(path, {})
 
@@ -511,7 +539,13 @@ def test_no_caller_reaches_another_workspace_or_beyond_its_role(world: World) ->
 def test_the_same_keys_hold_each_workspaces_own_content(world: World) -> None:
     # The matrix's body checks mean something only if both workspaces answer for these keys
     assert world.ids[A]["delivery"] != "msg_none" and world.ids[B]["delivery"] != "msg_none"
-    for path in ("/api/destinations/dest-1", "/api/audiences/aud_1", "/api/tracking-plans/plan_1"):
+    for path in (
+        "/api/destinations/dest-1",
+        "/api/audiences/aud_1",
+        "/api/tracking-plans/plan_1",
+        "/api/products/p-1",
+        "/api/inventory/p-1/history",
+    ):
         mine = world.client.get(path, headers=basic(world.tokens["read"]))
         theirs = world.client.get(path, headers=basic(world.tokens["b_admin"]))
         assert mine.status_code == theirs.status_code == 200, (mine.text, theirs.text)

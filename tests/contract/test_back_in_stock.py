@@ -11,13 +11,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from opencdp.retail.back_in_stock import Restock
 from opencdp.runtime import Runtime
+from opencdp.services import catalog
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 from opencdp.storage.products import ProductStore
-from opencdp.storage.schema import inventory
 from tests.conftest import TOKEN, WRITE_KEY, basic
 from tests.contract.test_journeys import journey, smtp
 from tests.support.mail import MailServer
@@ -57,34 +55,8 @@ def shop(client: TestClient, rt: Runtime, mail: MailServer) -> TestClient:
 
 
 def set_stock(rt: Runtime, product: str, location: str, quantity: int) -> None:
-    """Write a stock level and call the restock hooks, as the inventory API does."""
-    with rt.db.write() as conn:
-        before = conn.execute(
-            select(inventory.c.quantity).where(
-                inventory.c.workspace_id == WS,
-                inventory.c.product_id == product,
-                inventory.c.location == location,
-            )
-        ).scalar()
-        conn.execute(
-            inventory.delete().where(
-                inventory.c.workspace_id == WS,
-                inventory.c.product_id == product,
-                inventory.c.location == location,
-            )
-        )
-        conn.execute(
-            inventory.insert().values(
-                workspace_id=WS,
-                product_id=product,
-                location=location,
-                quantity=quantity,
-                updated_us=rt.now_us(),
-            )
-        )
-        if (before or 0) <= 0 < quantity:
-            for hook in rt.restock_hooks:
-                hook(conn, WS, [Restock(product, location, before or 0, quantity)])
+    """Write a stock level as the inventory API does (the restock hooks in its transaction)."""
+    catalog.set_inventory(rt, WS, product, {"location": location, "quantity": quantity})
 
 
 def ask(client: TestClient, rt: Runtime, user: str, n: int, **properties: Any) -> None:

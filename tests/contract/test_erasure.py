@@ -21,6 +21,7 @@ from opencdp.services.destinations import put_destination
 from opencdp.services.erasure import erase, scrub_files
 from opencdp.services.import_runs import REPORTS_DIR, ImportRequest, import_file
 from opencdp.services.journeys import put_journey
+from opencdp.services.loyalty import apply_programme, enrol
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.storage.erasure import count_rows
 from opencdp.storage.personal_data import REGISTRY
@@ -38,11 +39,13 @@ ZOE = {
     "phone": "+14155550199",
     "name": "Zebulonia Quixote",
     "street": "Xylophone Alley 77",
+    "card": "ZOECARD7QX9",
 }
 MAX = {
     "user_id": "max-user-3Rw8",
     "email": "max.mustermann.3rw8@example.org",
     "name": "Maximilian Mustermann",
+    "card": "MAXCARD3RW8",
 }
 
 ORDERS = """
@@ -114,10 +117,44 @@ def person_scenario(rt: Runtime, tmp_path: Path) -> tuple[str, str]:
     reports = rt.settings.data_dir / REPORTS_DIR / str(report["run"])
     write_json(report, reports / "report.json")
     write_html(report, reports / "report.html")
+    # is a loyalty member with a card who earned on an order and waits for a sold-out product,
+    apply_programme(rt, WS, {"name": "Rewards", "tiers": [{"name": "Member", "threshold": 0}]})
+    enrol(rt, WS, {"user_id": ZOE["user_id"], "card_number": ZOE["card"]}, actor="test")
+    send(
+        rt,
+        {
+            "type": "track",
+            "userId": ZOE["user_id"],
+            "event": "Order Completed",
+            "properties": {"order_id": "zoe-order-1", "total": 20},
+        },
+        {
+            "type": "track",
+            "userId": ZOE["user_id"],
+            "event": "Back In Stock Requested",
+            "properties": {"product_id": "P-1"},
+        },
+    )
     # Max is there too, in the same stores,
     max_traits = {"email": MAX["email"], "name": MAX["name"]}
     send(rt, {"type": "identify", "userId": MAX["user_id"], "traits": max_traits})
     send(rt, {"type": "track", "userId": MAX["user_id"], "event": "Signed Up"})
+    enrol(rt, WS, {"user_id": MAX["user_id"], "card_number": MAX["card"]}, actor="test")
+    send(
+        rt,
+        {
+            "type": "track",
+            "userId": MAX["user_id"],
+            "event": "Order Completed",
+            "properties": {"order_id": "max-order-1", "total": 30},
+        },
+        {
+            "type": "track",
+            "userId": MAX["user_id"],
+            "event": "Back In Stock Requested",
+            "properties": {"product_id": "P-1"},
+        },
+    )
     # and one more event of Zoe's has arrived but is not processed yet.
     send(rt, {"type": "track", "userId": ZOE["user_id"], "event": "Late"}, process=False)
     zoe = rt.profiles.find(WS, "users", "user_id", ZOE["user_id"])

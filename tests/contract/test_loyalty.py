@@ -281,3 +281,91 @@ def test_time_expires_points_and_lowers_the_tier(rt: Runtime) -> None:
     assert view["balance"] == 0 and view["tier"] == "Member"
     assert "Points Expired" in events_of(rt, member["profile_id"])
     assert "Tier Changed" in events_of(rt, member["profile_id"])
+
+
+def test_a_loyalty_enrolled_event_from_any_sdk_enrols_with_its_card(rt: Runtime) -> None:
+    ingest(
+        rt,
+        {
+            "type": "track",
+            "event": "Loyalty Enrolled",
+            "userId": "jo",
+            "messageId": "jo-enrol",
+            "properties": {"card_number": "JO-CARD-1", "channel": "store", "store_id": "s9"},
+        },
+    )
+    member = loyalty.member_view(rt, WS, "user_id:jo")
+    assert member["cards"] == ["JO-CARD-1"] and member["channel"] == "store"
+    assert member["store_id"] == "s9" and member["token"]
+    # the same event again (a retry with a new message id) keeps one member
+    ingest(
+        rt,
+        {"type": "track", "event": "Loyalty Enrolled", "userId": "jo", "messageId": "jo-enrol-2"},
+    )
+    assert loyalty.lookup_token(rt, WS, "JO-CARD-1")["member_id"] == member["id"]
+    assert len(rt.loyalty.active_of_profiles(None, WS, [member["profile_id"]])) == 1
+
+
+def test_the_customer_joins_on_the_self_service_profile(rt: Runtime) -> None:
+    from fastapi.testclient import TestClient
+
+    from opencdp.services.self_service import issue_link
+    from opencdp.web.app import create_app
+
+    ingest(
+        rt,
+        {
+            "type": "identify",
+            "userId": "kim",
+            "messageId": "kim-1",
+            "traits": {"email": "kim@example.com"},
+        },
+    )
+    link = issue_link(rt, WS, "user_id:kim")["token"]
+    with TestClient(create_app(rt, start_worker=False)) as client:
+        auth = {"Authorization": f"Bearer {link}"}
+        joined = client.post("/api/self/loyalty", headers=auth)
+        assert joined.status_code == 201, joined.text
+        rt.processor.run_until_idle()
+        again = client.post("/api/self/loyalty", headers=auth)
+        assert again.status_code == 200 and again.json()["id"] == joined.json()["id"]
+        card = client.get("/api/self/loyalty/card.svg", headers=auth)
+        assert card.status_code == 200 and joined.json()["token"] in card.text
+        assert client.get("/api/self/loyalty/card.svg").status_code == 401
+
+
+def test_the_member_api_answers_with_clear_errors(rt: Runtime) -> None:
+    from fastapi.testclient import TestClient
+
+    from opencdp.web.app import create_app
+    from tests.conftest import TOKEN
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with TestClient(create_app(rt, start_worker=False)) as client:
+        bad = client.post("/api/loyalty/members", json={"channel": "store"}, headers=auth)
+        assert bad.status_code == 400 and "name the person" in bad.json()["message"]
+        made = client.post("/api/loyalty/members", json={"email": "lu@example.com"}, headers=auth)
+        assert made.status_code == 201, made.text
+        member = made.json()["id"]
+        short = client.post(
+            f"/api/loyalty/members/{member}/redemptions",
+            json={"points": 5, "reference": "r-1"},
+            headers=auth,
+        )
+        assert short.status_code == 409 and short.json()["code"] == "insufficient_points"
+        unknown = client.post(
+            f"/api/loyalty/members/{member}/redemptions",
+            json={"points": 5, "reference": "r-1", "extra": 1},
+            headers=auth,
+        )
+        assert unknown.status_code == 400 and "unknown fields" in unknown.json()["message"]
+        assert client.get("/api/loyalty/tokens/NOPE-NOPE", headers=auth).status_code == 404
+        png = client.get(f"/api/loyalty/members/{member}/card.png", headers=auth)
+        assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
+        bad_programme = client.put(
+            "/api/loyalty/programme",
+            json={"name": "x", "tiers": [{"name": "A", "threshold": 3}]},
+            headers=auth,
+        )
+        assert bad_programme.status_code == 400
+        assert bad_programme.json()["message"].startswith("tiers: the first tier")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from opencdp.runtime import Runtime
-from opencdp.storage.outbox import DEAD, DELIVERED, PENDING, RETRYING, SUPPRESSED, Backlog
+from opencdp.storage.outbox import DEAD, DELIVERED, PENDING, RETRYING, STALE, SUPPRESSED, Backlog
 
 NOW = 1_800_000_000_000_000
 SECOND = 1_000_000
@@ -131,6 +131,7 @@ def test_outcomes_replay_and_wake(rt: Runtime) -> None:
         DELIVERED: 1,
         DEAD: 1,
         SUPPRESSED: 0,
+        STALE: 0,
     }
     # the receiver answers again: its retries are due now
     assert rt.outbox.wake("default", "erp", NOW + SECOND) == 1

@@ -41,6 +41,8 @@ def test_every_operation_is_described_and_none_claims_422(runtime: Runtime) -> N
                 "/api/tokens/{token_id}/rotate",
                 "/api/self/export",
                 "/api/self/deletion",
+                "/api/self/loyalty",
+                "/api/loyalty/members/{member_id}/rotate-token",
             )
             if method in ("put", "post") and path not in bodiless:
                 assert "requestBody" in op, (method, path)

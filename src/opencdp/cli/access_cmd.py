@@ -182,6 +182,13 @@ def workspace_settings(
 
 def source_add(
     name: Annotated[str, typer.Argument(help="A name, e.g. web-shop.")],
+    catalog: Annotated[
+        bool,
+        typer.Option(
+            "--catalog",
+            help="A catalog source: its Product Updated events write the product catalog.",
+        ),
+    ] = False,
     workspace: Workspace = "default",
     data_dir: DataDir = None,
     database_url: DbUrl = None,
@@ -191,9 +198,10 @@ def source_add(
 
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         with audited(rt, workspace, "source.add") as note:
-            view = access.add_source(rt, workspace, name)
+            view = access.add_source(rt, workspace, name, catalog=catalog)
             note.target = f"/api/sources/{view['id']}"
-        console.print(f"source [bold]{view['name']}[/bold] ({view['id']}) in workspace {workspace}")
+        kind = "catalog source" if view["catalog"] else "source"
+        console.print(f"{kind} [bold]{view['name']}[/bold] ({view['id']}) in workspace {workspace}")
         console.print(
             f"write key: [bold green]{view['write_key']}[/bold green]  "
             "(store it now: it is not shown again)"

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from opencdp.cli import access_cmd, admin_cmd, consent_cmd, export_cmd
+from opencdp.cli.catalog_cmd import import_inventory, inventory_app, product_app
 from opencdp.cli.clv_cmd import clv_app
 from opencdp.cli.common import (
     DataDir,
@@ -31,6 +32,7 @@ from opencdp.cli.import_cmd import import_app
 from opencdp.cli.journey_cmd import journey_app
 from opencdp.cli.loyalty_cmd import loyalty_app
 from opencdp.cli.privacy_cmd import privacy_app
+from opencdp.cli.qr_cmd import qr_app
 from opencdp.services.privacy import install as install_privacy
 
 app = typer.Typer(
@@ -66,6 +68,10 @@ app.add_typer(privacy_app, name="privacy")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
 app.add_typer(loyalty_app, name="loyalty")
+app.add_typer(qr_app, name="qr")
+app.add_typer(product_app, name="product")
+app.add_typer(inventory_app, name="inventory")
+import_app.command("inventory")(import_inventory)
 
 
 def _logging(level: str) -> None:
@@ -207,9 +213,15 @@ def source_list(
 ) -> None:
     """List the sources of a workspace."""
     with runtime_for(settings_from(data_dir, database_url)) as rt:
-        table = Table("id", "name", "write key", "enabled")
+        table = Table("id", "name", "write key", "enabled", "catalog")
         for s in rt.admin.list_sources(workspace):
-            table.add_row(s.id, s.name, s.write_key_hint, "yes" if s.enabled else "no")
+            table.add_row(
+                s.id,
+                s.name,
+                s.write_key_hint,
+                "yes" if s.enabled else "no",
+                "yes" if s.catalog else "",
+            )
         console.print(table)
 
 

@@ -42,6 +42,7 @@ def _progress(console: Console) -> Progress:
 def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[str, Any]:
     """Ingest and process the demo data; returns the ground truth it should match."""
     from opencdp.demo.data import DEMO_IDENTITY_TRAIT_KEYS, expected_summary, iter_demo_messages
+    from opencdp.demo.retail import load_retail
 
     admin = runtime.admin
     overrides = admin.identity_config(DEFAULT_WORKSPACE) or {}
@@ -79,6 +80,9 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
             processed += n
             rate = processed / max(clock.monotonic() - started, 1e-6)
             progress.update(task, completed=processed, rate=f"{rate:,.0f} events/s")
+        task = progress.add_task("catalog, stock and loyalty members", total=1, rate="")
+        truth["retail"] = load_retail(runtime, 7, customers)
+        progress.advance(task)
         task = progress.add_task("computing the retail traits and audiences", total=3, rate="")
         clv.fit(runtime, DEFAULT_WORKSPACE, None)  # predicted CLV on all orders up to today
         progress.advance(task)
@@ -93,8 +97,8 @@ DEMO_CART_WAIT = "2 minutes"
 
 
 def start_journeys(runtime: Any, mail_port: int) -> None:
-    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart and welcome
-    presets sending through it."""
+    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart, welcome and
+    back-in-stock presets sending through it."""
     from opencdp.services import destinations, journeys
 
     destinations.put_destination(
@@ -122,6 +126,12 @@ def start_journeys(runtime: Any, mail_port: int) -> None:
         "welcome",
         {"preset": "welcome", "settings": {"destination": "mail"}},
     )
+    journeys.put_journey(
+        runtime,
+        DEFAULT_WORKSPACE,
+        "back-in-stock",
+        {"preset": "back-in-stock", "settings": {"destination": "mail"}},
+    )
 
 
 def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
@@ -140,6 +150,11 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
     verdict = "[green]match[/green]" if profiles == truth["profiles"] else "[red]differs[/red]"
     table.add_row("profiles resolved", f"{profiles:,} {verdict}")
     table.add_row("quarantined", str(runtime.quarantine.counts(DEFAULT_WORKSPACE) or "none"))
+    retail = truth.get("retail", {})
+    if retail:
+        table.add_row("catalog products (generated fashion)", f"{retail['products']:,}")
+        table.add_row("loyalty members (card holders)", f"{retail['members']:,}")
+        table.add_row("till orders today (earning points)", f"{retail['till_orders']:,}")
     definitions = compute.store(runtime)
     for key in ("champions", "at_risk", "high_value", "churn_risk"):
         table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")
@@ -162,7 +177,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
         if mailbox is not None:
             start_journeys(rt, mailbox.port)
             console.print(
-                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}) and welcome are on; their "
+                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}), welcome and back-in-stock "
+                "are on; their "
                 f"e-mails land in {mailbox.directory} (an SMTP server on 127.0.0.1:{mailbox.port})."
             )
         console.print(

@@ -156,3 +156,58 @@ def till_order(
             ],
         },
     }
+
+
+#: members: ``cdnow-1`` and the card holders among the first customers
+MEMBER_CUSTOMERS = 300
+#: of them, how many shop at a till today (their points, tiers and cards show in the tour)
+TILL_SHOPPERS = 120
+
+
+def load_retail(runtime: Any, seed: int, customers: int | None) -> dict[str, int]:
+    """Write the catalog and its stock, apply the programme, enrol members and send today's
+    till orders through the pipeline; returns counts for the summary."""
+    from opencdp.demo.data import _holds_loyalty_card, _loyalty_card
+    from opencdp.services import loyalty
+    from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
+
+    catalog = fashion_catalog()
+    write_catalog(runtime, WS, catalog)
+    loyalty.apply_programme(runtime, WS, PROGRAMME)
+    limit = min(MEMBER_CUSTOMERS, customers if customers is not None else MEMBER_CUSTOMERS)
+    cards = {
+        cid: _loyalty_card(seed, cid)
+        for cid in range(1, limit + 1)
+        if _holds_loyalty_card(seed, cid)
+    }
+    for cid, card in cards.items():
+        body = {"user_id": f"cdnow-{cid}", "card_number": card, "channel": "store"}
+        loyalty.enrol(runtime, WS, body, actor="demo")
+    runtime.processor.run_until_idle()
+    rng = random.Random(seed)
+    source = runtime.admin.find_source(WS, "demo")
+    orders = [
+        till_order(card, f"demo-till-{cid}-{n}", catalog, rng)
+        for cid, card in list(cards.items())[:TILL_SHOPPERS]
+        for n in range(1 + (cid % 3))
+    ]
+    if source is not None and orders:
+        runtime.collector.ingest_messages(source, orders)
+        runtime.processor.run_until_idle()
+    return {"products": len(catalog), "members": len(cards), "till_orders": len(orders)}
+
+
+def write_catalog(runtime: Any, workspace_id: str, catalog: list[DemoProduct]) -> None:
+    """The products and their stock per location, written as the catalog API writes them
+    (the stock with its history)."""
+    from opencdp.services import catalog as service
+
+    service.put_products_batch(runtime, workspace_id, {"products": [p.body for p in catalog]})
+    levels = [
+        {"product_id": p.body["id"], "location": location, "quantity": quantity}
+        for p in catalog
+        for location, quantity in p.stock.items()
+    ]
+    for start in range(0, len(levels), service.MAX_BATCH):
+        batch = {"levels": levels[start : start + service.MAX_BATCH]}
+        service.set_inventory_batch(runtime, workspace_id, batch, reference="demo")

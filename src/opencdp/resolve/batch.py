@@ -117,6 +117,8 @@ class StoredEvent(NamedTuple):
     profile_id: str
     #: the event as stored (Segment's spec, JSON text)
     payload: str
+    #: the source that sent it (None where the teller does not know it)
+    source_id: str | None = None
 
 
 @dataclass
@@ -336,7 +338,12 @@ class BatchState:
             frozenset(self.final(row["into_profile_id"]) for row in self.merge_rows),
             frozenset(p for p in created if self.new_profiles[p]["collection"] == "accounts"),
             [
-                StoredEvent(row["message_id"], self.final(row["profile_id"]), row["payload"])
+                StoredEvent(
+                    row["message_id"],
+                    self.final(row["profile_id"]),
+                    row["payload"],
+                    row.get("source_id"),
+                )
                 for row in self.event_rows
             ],
         )

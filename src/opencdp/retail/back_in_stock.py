@@ -18,10 +18,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opencdp.catalog.inventory import Restock
 from opencdp.retail.derived import DerivedEvents, addressed
 from opencdp.storage.profiles import addresses
 from opencdp.storage.stock_requests import WAITING, StockRequestStore
@@ -36,15 +37,6 @@ REQUESTED = "Back In Stock Requested"
 BACK_IN_STOCK = "Back In Stock"
 #: the location of the web warehouse, the default channel's stock
 WEB = "web"
-
-
-class Restock(NamedTuple):
-    """A stock level that went from 0 (or none) to above 0."""
-
-    product_id: str
-    location: str
-    before: int
-    after: int
 
 
 def location_of(properties: Mapping[str, Any]) -> str:

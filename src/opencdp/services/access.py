@@ -45,6 +45,7 @@ def source_view(source: Source) -> dict[str, Any]:
         "enabled": source.enabled,
         "write_key_hint": source.write_key_hint,
         "created_at": isoformat_us(source.created_us),
+        "catalog": source.catalog,
     }
 
 
@@ -128,15 +129,20 @@ def list_sources(runtime: Runtime, workspace_id: str) -> list[dict[str, Any]]:
     return [source_view(s) for s in runtime.admin.list_sources(workspace_id)]
 
 
-def add_source(runtime: Runtime, workspace_id: str, name: Any) -> dict[str, Any]:
-    """Create a source; the answer holds its write key, which is never shown again."""
+def add_source(
+    runtime: Runtime, workspace_id: str, name: Any, *, catalog: Any = False
+) -> dict[str, Any]:
+    """Create a source; the answer holds its write key, which is never shown again.
+    ``catalog``: its ``Product Updated`` events write the product catalog."""
     name = _name(name, "name", "a source needs a name, e.g. 'web-shop'")
     if name == INTERNAL_SOURCE:
         raise RequestError(
             f"name: {INTERNAL_SOURCE!r} is reserved for OpenCDP's own changes; choose another",
             code="invalid_name",
         )
-    source, key = runtime.admin.add_source(workspace_id, name, runtime.now_us())
+    if not isinstance(catalog, bool):
+        raise RequestError("catalog: true or false", code="invalid_source")
+    source, key = runtime.admin.add_source(workspace_id, name, runtime.now_us(), catalog=catalog)
     return {**source_view(source), "write_key": key}
 
 

@@ -123,9 +123,9 @@ def _enrolment(body: Any) -> dict[str, Any]:
         )
     out: dict[str, Any] = {}
     for key in (*_IDENTIFYING, "store_id"):
-        value = body.get(key)
-        if value is None:
+        if key not in body:
             continue
+        value = body[key]
         if not isinstance(value, str) or not value.strip() or len(value) > 200:
             raise RequestError(
                 f"{key}: a non-empty text of at most 200 characters", code="invalid_member"
@@ -141,7 +141,7 @@ def _enrolment(body: Any) -> dict[str, Any]:
             code="invalid_member",
         )
     channel = body.get("channel", "online")
-    if channel not in ("online", "store"):
+    if not isinstance(channel, str) or channel not in ("online", "store"):
         raise RequestError("channel: online or store", code="invalid_member")
     out["channel"] = channel
     traits = body.get("traits", {})

@@ -45,6 +45,8 @@ class Source:
     enabled: bool
     write_key_hint: str
     created_us: int
+    #: a catalog source: its ``Product Updated`` events write the product catalog
+    catalog: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class AdminStore:
         write_key: str | None = None,
         *,
         internal: bool = False,
+        catalog: bool = False,
     ) -> tuple[Source, str]:
         """Create a source; returns it with its write key (shown once, stored hashed)."""
         if not name.strip():
@@ -184,6 +187,7 @@ class AdminStore:
             "write_key_hint": hint(key),
             "enabled": True,
             "created_us": now_us,
+            "catalog": catalog,
         }
         with self.db.write() as conn:
             self._require_workspace(conn, workspace_id)
@@ -405,6 +409,7 @@ def _source(row: dict[str, Any]) -> Source:
         enabled=bool(row["enabled"]),
         write_key_hint=row["write_key_hint"],
         created_us=row["created_us"],
+        catalog=bool(row.get("catalog", False)),
     )
 
 

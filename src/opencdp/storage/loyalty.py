@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from opencdp.loyalty.ledger import Entry
 from opencdp.storage.db import Connection, Database
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import (
     loyalty_ledger,
@@ -71,9 +72,10 @@ class LoyaltyStore:
     """Reads and writes of the loyalty tables; writes take the caller's connection so that
     they share the transaction of what caused them."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hot: HotReads | None = None) -> None:
         self.db = db
-        self._lookup = (
+        self.hot = hot or HotReads(db)
+        lookup = (
             select(
                 loyalty_tokens.c.token,
                 loyalty_tokens.c.kind,
@@ -96,6 +98,8 @@ class LoyaltyStore:
                 loyalty_tokens.c.status == ACTIVE,
             )
         )
+        self._lookup = lookup
+        self._lookup_hot = self.hot.prepare(lookup, ("ws", "token"))
         self._upsert_programme = db.dialect.upsert(
             loyalty_programmes, ["workspace_id"], ["definition", "version", "updated_us"]
         )
@@ -346,9 +350,12 @@ class LoyaltyStore:
     # -- tokens -------------------------------------------------------------------------------
     def lookup(self, workspace_id: str, token: str) -> dict[str, Any] | None:
         """The till's scan: an active token's member (tokens move with merges, so it is the
-        live one), in one indexed read."""
-        with self.db.read() as conn:
-            return self.lookup_in(conn, workspace_id, token)
+        live one), in one indexed read on a hot connection."""
+        rows = self.hot.rows(self._lookup_hot, {"ws": workspace_id, "token": token})
+        if not rows:
+            return None
+        keys = ("token", "kind", "id", "profile_id", "status", "balance", "tier")
+        return dict(zip(keys, rows[0], strict=True))
 
     def lookup_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
         row = conn.execute(self._lookup, {"ws": workspace_id, "token": token}).first()

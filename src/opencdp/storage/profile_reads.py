@@ -1,26 +1,21 @@
 """The Profile API's hot read: an identifier's live profile and its traits, in one statement.
 
 ``GET …/profiles/{type}:{value}/traits`` is what web shops and apps call on every page. It
-runs here as one SQL statement (identifier → profile → traits), compiled once, on one driver
-connection that each thread keeps for itself: no pool checkout, no ``BEGIN``/``COMMIT`` round
-trips, no SQLAlchemy statement building per request. A single statement reads a consistent
-snapshot on both databases (SQLite: its implicit read transaction; PostgreSQL: autocommit
-``READ COMMITTED``), and on SQLite in WAL mode it never waits for a writer.
+runs as one SQL statement (identifier → profile → traits), compiled once, as a hot read
+(:mod:`opencdp.storage.hot_reads`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import bindparam, literal_column, null, select, union_all
 
-from opencdp.errors import StorageUnavailable
 from opencdp.profiles.traits import TraitValue
 from opencdp.storage.db import Database
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.schema import computed_values, identifiers, profiles, traits
 
 
@@ -95,45 +90,28 @@ def profile_traits_query() -> Any:
 
 
 class ProfileReads:
-    """Runs :func:`profile_traits_query` on a per-thread driver connection."""
+    """Runs :func:`profile_traits_query` as a hot read (:mod:`opencdp.storage.hot_reads`)."""
 
     _PARAMS = ("workspace_id", "collection", "id_type", "id_value")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, hot: HotReads | None = None) -> None:
         self.db = db
-        compiled = profile_traits_query().compile(dialect=db.engine.dialect)
-        self._sql = str(compiled)
-        # qmark (SQLite) binds by position, pyformat (psycopg) by name.
-        self._positional = compiled.positiontup is not None and bool(compiled.positional)
-        self._order = tuple(compiled.positiontup or self._PARAMS)
-        self._local = threading.local()
-        self._held: list[Any] = []
-        self._lock = threading.Lock()
+        self.hot = hot or HotReads(db)
+        self._traits = self.hot.prepare(profile_traits_query(), self._PARAMS)
 
     def profile_traits(
         self, workspace_id: str, collection: str, id_type: str, id_value: str
     ) -> ProfileTraits | None:
         """The profile holding the identifier and its traits; None when no profile holds it."""
-        values = {
-            "workspace_id": workspace_id,
-            "collection": collection,
-            "id_type": id_type,
-            "id_value": id_value,
-        }
-        params: Any = tuple(values[k] for k in self._order) if self._positional else values
-        raw = self._connection()
-        try:
-            cursor = raw.cursor()
-            try:
-                cursor.execute(self._sql, params)
-                rows = cursor.fetchall()
-            finally:
-                cursor.close()
-        except Exception as exc:
-            # A connection the server dropped (restart, failover) is not used again: the
-            # next call opens a new one.
-            self._forget(raw)
-            raise StorageUnavailable(f"database read failed: {exc}") from exc
+        rows = self.hot.rows(
+            self._traits,
+            {
+                "workspace_id": workspace_id,
+                "collection": collection,
+                "id_type": id_type,
+                "id_value": id_value,
+            },
+        )
         if not rows:
             return None
         found: dict[str, TraitValue] = {}
@@ -144,33 +122,6 @@ class ProfileReads:
                 found[key] = TraitValue(orjson.loads(value), source_id, message_id, event_us)
         return ProfileTraits(workspace_id, rows[0][0], rows[0][1], found)
 
-    def _connection(self) -> Any:
-        raw = getattr(self._local, "connection", None)
-        if raw is None:
-            # Checked out of the engine's pool for good (returned by close()); the pool's
-            # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
-            raw = self.db.engine.raw_connection()
-            driver: Any = raw.driver_connection
-            if not self.db.dialect.is_sqlite:
-                driver.autocommit = True  # one statement, no idle-in-transaction session
-            self._local.connection = raw
-            with self._lock:
-                self._held.append(raw)
-        return raw
-
-    def _forget(self, raw: Any) -> None:
-        self._local.connection = None
-        with self._lock:
-            if raw in self._held:
-                self._held.remove(raw)
-        with contextlib.suppress(Exception):
-            raw.invalidate()
-
     def close(self) -> None:
         """Give every held connection back (at shutdown)."""
-        with self._lock:
-            held, self._held = self._held, []
-        for raw in held:
-            with contextlib.suppress(Exception):  # closing at shutdown: nothing left to do
-                raw.close()
-        self._local = threading.local()
+        self.hot.close()

@@ -25,6 +25,7 @@ from opencdp.web.api import api_router
 from opencdp.web.audit_api import audit_router
 from opencdp.web.audit_trail import AuditTrail
 from opencdp.web.body import BoundedBody
+from opencdp.web.catalog_api import catalog_router
 from opencdp.web.clv_api import clv_router
 from opencdp.web.compute_api import compute_router
 from opencdp.web.consent_api import consent_router
@@ -38,6 +39,7 @@ from opencdp.web.loyalty_api import loyalty_router
 from opencdp.web.openapi import install_openapi
 from opencdp.web.privacy_api import privacy_router
 from opencdp.web.profile_api import profile_router
+from opencdp.web.qr_api import qr_router
 from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import (
     JSON,
@@ -171,6 +173,8 @@ def create_app(
     app.include_router(audit_router(runtime))
     app.include_router(consent_router(runtime))
     app.include_router(loyalty_router(runtime))
+    app.include_router(qr_router(runtime))
+    app.include_router(catalog_router(runtime))
 
     @app.get("/healthz", tags=["Operations"])
     async def healthz() -> Response:

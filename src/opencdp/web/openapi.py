@@ -16,6 +16,14 @@ from fastapi.openapi.utils import get_openapi
 
 from opencdp.collect.envelope import ROUTES
 from opencdp.privacy.regulations import STATUSES, TYPES
+from opencdp.web.catalog_schemas import (
+    LEVEL,
+    LEVELS_BATCH,
+    PRODUCT,
+    PRODUCT_PAGE,
+    PRODUCT_VIEW,
+    PRODUCTS_BATCH,
+)
 from opencdp.web.wire_schemas import (
     BATCH,
     CLV_FIT,
@@ -35,6 +43,7 @@ from opencdp.web.wire_schemas import (
     LOYALTY_PROGRAMME,
     LOYALTY_REDEMPTION,
     PLAN_ID_PATTERN,
+    QR_NEW,
     REGULATION,
     REPLAY,
     SCHEMA_SETTINGS,
@@ -115,6 +124,12 @@ class Doc:
     security: list[dict[str, list[str]]] | None = None
     error_schema: str = "Error"
     media_type: str = "application/json"
+    #: answers 302 to a URL (with ``Set-Cookie``) instead of a body
+    redirect: bool = False
+    #: the errors' media type (a page for people rather than ``{code, message}``)
+    error_media_type: str = "application/json"
+    #: answers carry an ETag; If-None-Match with the current one answers 304 without a body
+    etag: bool = False
 
 
 def _list_of(values: tuple[str, ...]) -> str:
@@ -470,6 +485,51 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
         ),
     ),
     ("get", "/api/loyalty/tokens/{token}"): Doc((401, 403, 404)),
+    ("get", "/q/{code}"): Doc((404,), security=[], redirect=True, error_media_type="text/plain"),
+    ("get", "/api/qr"): Doc(
+        (400, 401, 403),
+        query=(_text("Only this campaign's codes.", name="campaign"),),
+    ),
+    ("post", "/api/qr"): Doc((400, 401, 403, 404, 413), body=QR_NEW, created=True),
+    ("get", "/api/qr/{code}.svg"): Doc(
+        (401, 403, 404), media_type="image/svg+xml", ok={"type": "string"}
+    ),
+    ("get", "/api/qr/{code}.png"): Doc(
+        (401, 403, 404), media_type="image/png", ok={"type": "string", "format": "binary"}
+    ),
+    ("put", "/api/products/{product_id}"): Doc((400, 401, 403, 413), body=PRODUCT, ok=PRODUCT_VIEW),
+    ("post", "/api/products:batch"): Doc((400, 401, 403, 413), body=PRODUCTS_BATCH),
+    ("get", "/api/products/{product_id}"): Doc((401, 403, 404), ok=PRODUCT_VIEW, etag=True),
+    ("get", "/api/products"): Doc(
+        (400, 401, 403),
+        query=(
+            Param(
+                "category",
+                {"type": "string", "maxLength": 300, "pattern": TEXT_PATTERN},
+                "A category path or its start: Women finds Women > Shoes.",
+            ),
+            _text("The brand, exactly.", name="brand"),
+            _text("A part of the name, brand or id (any case).", name="q"),
+            Param(
+                "in_stock",
+                {"type": "string", "enum": ["true", "false"]},
+                "Some location holds some (true) or none does (false).",
+            ),
+            _limit(50, 500),
+            Param(
+                "next",
+                {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"},
+                "The `next` of the previous page (opaque).",
+            ),
+        ),
+        ok=PRODUCT_PAGE,
+        etag=True,
+    ),
+    ("put", "/api/inventory/{product_id}"): Doc((400, 401, 403, 404, 413), body=LEVEL),
+    ("post", "/api/inventory:batch"): Doc((400, 401, 403, 413), body=LEVELS_BATCH),
+    ("get", "/api/inventory/{product_id}/history"): Doc(
+        (400, 401, 403, 404), query=(_limit(100, 1000),)
+    ),
     ("get", "/healthz"): Doc((), security=[]),
     ("get", "/readyz"): Doc((503,), security=[]),
     ("get", "/metrics"): Doc((), security=[], media_type="text/plain", ok={"type": "string"}),
@@ -500,21 +560,56 @@ def _apply(operation: dict[str, Any], doc: Doc) -> None:
         )
     responses = operation.setdefault("responses", {})
     responses.pop("422", None)
-    ok = responses.setdefault("200", {"description": "OK"})
-    ok["content"] = {doc.media_type: {"schema": doc.ok}}
+    if doc.redirect:
+        responses.pop("200", None)
+        responses["302"] = {
+            "description": "Found: the registered URL, in Location",
+            "headers": {
+                "Location": {"required": True, "schema": {"type": "string"}},
+                "Set-Cookie": {"required": False, "schema": {"type": "string"}},
+            },
+        }
+    else:
+        ok = responses.setdefault("200", {"description": "OK"})
+        ok["content"] = {doc.media_type: {"schema": doc.ok}}
+        if doc.etag:
+            _etag(operation, ok, responses)
     if doc.created:
         responses["201"] = {
             "description": _DESCRIPTIONS[201],
             "content": {"application/json": {"schema": doc.ok}},
         }
     for status in doc.errors:
+        schema = (
+            ref(doc.error_schema)
+            if doc.error_media_type == "application/json"
+            else {"type": "string"}
+        )
         answer: dict[str, Any] = {
             "description": _DESCRIPTIONS[status],
-            "content": {"application/json": {"schema": ref(doc.error_schema)}},
+            "content": {doc.error_media_type: {"schema": schema}},
         }
         if status in (429, 503):
             answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
         responses[str(status)] = answer
+
+
+def _etag(operation: dict[str, Any], ok: dict[str, Any], responses: dict[str, Any]) -> None:
+    """The If-None-Match header an operation reads, the ETag it answers, and its 304."""
+    operation.setdefault("parameters", []).append(
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "An ETag of an earlier answer: 304 while it is current.",
+        }
+    )
+    ok["headers"] = {"ETag": {"schema": {"type": "string"}}}
+    responses["304"] = {
+        "description": "Not modified: the If-None-Match ETag is current (no body)",
+        "headers": {"ETag": {"schema": {"type": "string"}}},
+    }
 
 
 def openapi_document(app: FastAPI) -> dict[str, Any]:

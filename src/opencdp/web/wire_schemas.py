@@ -13,6 +13,7 @@ from typing import Any, Final
 from opencdp.collect.normalize import MAX_EVENT_NAME, MAX_ID_LENGTH, MAX_MESSAGE_ID, MAX_TRAIT_KEY
 from opencdp.identity.rules import WINDOWS
 from opencdp.services.governance import MAX_DISMISS, MAX_NOTE
+from opencdp.services.qr_codes import CAMPAIGN_PATTERN
 
 Schema = dict[str, Any]
 
@@ -570,7 +571,11 @@ SOURCE_NEW: Final[Schema] = _strict(
             "pattern": _NON_BLANK,
             "not": {"const": "opencdp"},
             "description": "Any name but opencdp (reserved for OpenCDP's own changes).",
-        }
+        },
+        "catalog": {
+            "type": "boolean",
+            "description": "A catalog source: its Product Updated events write the catalog.",
+        },
     },
     required=("name",),
 )
@@ -708,4 +713,24 @@ LOYALTY_ADJUSTMENT: Final[Schema] = _strict(
         "reference": _REFERENCE,
     },
     ("points", "reason"),
+)
+QR_NEW: Final[Schema] = _strict(
+    {
+        "campaign": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "pattern": CAMPAIGN_PATTERN,  # the service's own check
+        },
+        # An absolute http(s) URL; what a pattern cannot say (a valid host and port, no
+        # credentials) is checked by the service with a 400 naming it.
+        "target": {
+            "type": "string",
+            "minLength": 8,
+            "maxLength": 2000,
+            "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s\\u0000-\\u001f\\u007f\\\\@/?#]+"
+            "([/?#][^\\s\\u0000-\\u001f\\u007f\\\\]*)?$",
+        },
+    },
+    ("campaign", "target"),
 )

@@ -110,12 +110,19 @@ def workspaces_router(runtime: Runtime) -> APIRouter:
 
     @router.post("/sources", summary="Create a source", status_code=201)
     async def add_source(request: Request) -> Response:
-        """``{"name": "web-shop"}``; the answer's ``write_key`` is shown only this once."""
+        """``{"name": "web-shop"}``; the answer's ``write_key`` is shown only this once.
+        ``"catalog": true`` makes a catalog source (its ``Product Updated`` events write the
+        product catalog)."""
 
         async def handler(request: Request, token: AccessToken) -> Any:
-            body = await _object(request, '{"name": "web-shop"}', ("name",))
+            body = await _object(request, '{"name": "web-shop"}', ("name", "catalog"))
             view = await run_in_threadpool(
-                service.add_source, runtime, token.workspace_id, body.get("name")
+                lambda: service.add_source(
+                    runtime,
+                    token.workspace_id,
+                    body.get("name"),
+                    catalog=body.get("catalog", False),
+                )
             )
             note_target(request, f"/api/sources/{view['id']}")
             return view

@@ -1,0 +1,99 @@
+"""Hot reads: the few statements that every page of a shop or every scan at a till runs, at a
+thousand a second — a profile's traits, a product, a member token.
+
+Each is compiled once and run on a driver connection that each thread keeps for itself: no
+pool checkout, no ``BEGIN``/``COMMIT`` round trips, no SQLAlchemy statement building per
+request. A single statement reads a consistent snapshot on both databases (SQLite: its implicit
+read transaction; PostgreSQL: autocommit ``READ COMMITTED``), and on SQLite in WAL mode it never
+waits for a writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opencdp.errors import StorageUnavailable
+from opencdp.storage.db import Database
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement compiled for the database, with how it binds its parameters."""
+
+    sql: str
+    #: qmark (SQLite) binds by position, pyformat (psycopg) by name
+    positional: bool
+    order: tuple[str, ...]
+    #: the values the statement itself binds (constants such as ``status = 'active'``)
+    constants: Mapping[str, Any]
+
+
+class HotReads:
+    """Runs prepared statements on one driver connection per thread."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._local = threading.local()
+        self._held: list[Any] = []
+        self._lock = threading.Lock()
+
+    def prepare(self, statement: Any, params: Sequence[str]) -> Prepared:
+        """Compile ``statement`` whose bind parameters are named ``params``."""
+        compiled = statement.compile(dialect=self.db.engine.dialect)
+        positional = compiled.positiontup is not None and bool(compiled.positional)
+        constants = {k: v for k, v in compiled.params.items() if k not in params}
+        return Prepared(str(compiled), positional, tuple(compiled.positiontup or params), constants)
+
+    def rows(self, prepared: Prepared, values: Mapping[str, Any]) -> list[Any]:
+        """The rows of ``prepared`` with ``values``; raises StorageUnavailable when the
+        database cannot answer."""
+        given = {**prepared.constants, **values}
+        params: Any = tuple(given[k] for k in prepared.order) if prepared.positional else given
+        raw = self._connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(prepared.sql, params)
+                return list(cursor.fetchall())
+            finally:
+                cursor.close()
+        except Exception as exc:
+            # A connection the server dropped (restart, failover) is not used again: the
+            # next call opens a new one.
+            self._forget(raw)
+            raise StorageUnavailable(f"database read failed: {exc}") from exc
+
+    def _connection(self) -> Any:
+        raw = getattr(self._local, "connection", None)
+        if raw is None:
+            # Checked out of the engine's pool for good (returned by close()); the pool's
+            # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
+            raw = self.db.engine.raw_connection()
+            driver: Any = raw.driver_connection
+            if not self.db.dialect.is_sqlite:
+                driver.autocommit = True  # one statement, no idle-in-transaction session
+            self._local.connection = raw
+            with self._lock:
+                self._held.append(raw)
+        return raw
+
+    def _forget(self, raw: Any) -> None:
+        self._local.connection = None
+        with self._lock:
+            if raw in self._held:
+                self._held.remove(raw)
+        with contextlib.suppress(Exception):
+            raw.invalidate()
+
+    def close(self) -> None:
+        """Give every held connection back (at shutdown)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for raw in held:
+            with contextlib.suppress(Exception):  # closing at shutdown: nothing left to do
+                raw.close()
+        self._local = threading.local()

@@ -9,6 +9,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from opencdp.clock import FrozenClock
+from opencdp.query.catalog import CatalogUnavailable
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 from opencdp.storage.product_lookup import ProductLookup
@@ -120,3 +122,52 @@ def test_a_lookup_reads_each_product_once_within_its_workspace(rt: Runtime) -> N
     assert lookup(None) is None and lookup(2.5) is None and lookup(True) is None
     assert lookup.reads == 3  # P1, 7, P9: one query each, however often asked
     assert ProductLookup(rt.db, "neighbour")("P1")["name"] == "Foreign shoe"  # type: ignore[index]
+
+
+def test_a_catalog_that_cannot_be_read_holds_the_delivery_back(
+    client: TestClient, rt: Runtime, clock: FrozenClock
+) -> None:
+    stock_catalogs(rt)
+    with MailServer() as server:
+        mapped = {
+            "name": "mapped",
+            "mapping": {
+                "email": {"@path": "$.context.traits.email"},
+                "name": {"@catalog": {"id": {"@path": "$.properties.product_id"}, "field": "name"}},
+            },
+            "template": {"subject": "{{ name }}"},
+        }
+        body = {
+            "type": "smtp",
+            "settings": {
+                "host": "127.0.0.1",
+                "port": server.port,
+                "from": "s@x.test",
+                "starttls": False,
+            },
+            "subscriptions": [mapped],
+        }
+        assert client.put("/api/destinations/mail", json=body, headers=AUTH).status_code == 200
+        r = client.post("/v1/batch", json={"batch": [order(1, "P1")]}, headers=basic(WRITE_KEY))
+        assert r.status_code == 200
+        rt.processor.run_until_idle()
+        # When the catalog cannot be read, the delivery waits (no attempt, nothing dead)
+        working = rt.dispatcher.catalog
+
+        def broken(workspace_id: str) -> Any:
+            def lookup(_product_id: Any) -> None:
+                raise CatalogUnavailable("the database is gone")
+
+            return lookup
+
+        rt.dispatcher.catalog = broken
+        rt.dispatcher.run_once()
+        (delivery,) = rt.outbox.page(
+            DEFAULT_WORKSPACE, destination_id="mail", status=None, limit=10, after=None
+        )
+        assert (delivery.status, delivery.attempts) == ("pending", 0) and server.mails == []
+        # Then, a minute later with the catalog back, it goes out with the product's name
+        rt.dispatcher.catalog = working
+        clock.advance(61)
+        rt.dispatcher.run_until_idle()
+        assert [m.message["Subject"] for m in server.mails] == ["Trail shoe"]

@@ -12,6 +12,7 @@ import pytest
 from opencdp.activate.destinations.base import Message
 from opencdp.activate.destinations.smtp import Smtp, SmtpSettings
 from opencdp.activate.mapping import MappingError, compile_mapping
+from opencdp.query.catalog import CatalogUnavailable
 
 CATALOG: dict[str, dict[str, Any]] = {
     "P1": {
@@ -161,3 +162,19 @@ def test_a_template_cannot_change_what_the_next_one_reads() -> None:
         Message("m1", data, data, "s", 1, datetime(2026, 6, 1, tzinfo=UTC), catalog=lookup)
     )
     assert CATALOG["P1"]["name"] == "Trail shoe"
+
+
+def unavailable(_product_id: Any) -> dict[str, Any] | None:
+    raise CatalogUnavailable("the database is gone")
+
+
+def test_a_catalog_that_cannot_be_read_is_tried_again_not_failed_for_good() -> None:
+    # a mapping lets it through (the dispatcher puts the delivery back for a minute) ...
+    mapping = compile_mapping({"name": catalog("P1", "name")})
+    with pytest.raises(CatalogUnavailable):
+        mapping.apply(EVENT, catalog=unavailable)
+    # ... and an e-mail whose template reads a product is retried, not dead
+    at = datetime(2026, 6, 1, tzinfo=UTC)
+    (attempt,) = SENDER.send([Message("m1", EVENT, EVENT, "orders", 1, at, catalog=unavailable)])
+    assert attempt.status is None and (attempt.error or "").startswith("catalog: ")
+    assert SENDER.classify(attempt).outcome == "retry"

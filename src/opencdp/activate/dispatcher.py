@@ -44,7 +44,7 @@ from opencdp.activate.mapping import CompiledMapping, compile_mapping
 from opencdp.activate.retry import next_attempt, retry_after
 from opencdp.activate.throttle import Throttle, lanes
 from opencdp.errors import loggable
-from opencdp.query.catalog import CatalogLookup
+from opencdp.query.catalog import CatalogLookup, CatalogUnavailable
 from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, STALE, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
 
@@ -254,6 +254,10 @@ class Dispatcher:
                 continue
             try:
                 message = self._message(configured, r, lookup)
+            except CatalogUnavailable as exc:  # @catalog could not read: a minute later
+                log.warning("destination %s: %s", key[1], loggable(exc))
+                outcomes.append(_release(r, to_us(now) + 60_000_000))
+                continue
             except Exception as exc:  # the mapping cannot shape this event: no attempt
                 outcomes.append(
                     _dead(r, to_us(now), f"payload_invalid: {loggable(exc)}", counted=False)

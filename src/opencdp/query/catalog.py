@@ -55,10 +55,17 @@ Catalog = Mapping[str, Mapping[str, Any]]
 """Product id → its catalog row (``attributes`` already read from JSON): what the reference
 evaluator is given of a workspace's catalog."""
 
+
+class CatalogUnavailable(Exception):
+    """A lookup could not read the catalog (the database): what needs a product is tried
+    again later, never failed for good."""
+
+
 CatalogLookup = Callable[[Any], Mapping[str, Any] | None]
 """One workspace's product of an id (a string, or a whole number's digits), None when the
 catalog has none: what e-mail templates (``product(id)``) and mapping directives
-(``@catalog``) are given when they render."""
+(``@catalog``) are given when they render; raises :class:`CatalogUnavailable` when the
+catalog cannot be read."""
 
 
 #: The largest whole number (either sign) that is a catalog key: beyond it a JSON number may

@@ -11,8 +11,9 @@ from typing import Any, Final
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from opencdp.query.catalog import key_of
+from opencdp.query.catalog import CatalogUnavailable, key_of
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.schema import products
 
@@ -86,8 +87,11 @@ class ProductLookup:
             if key not in self._cache:
                 if len(self._cache) >= self.limit:
                     self._cache.clear()
-                with self.db.read() as conn:
-                    found = products_by_id(conn, self.workspace_id, [key])
+                try:
+                    with self.db.read() as conn:
+                        found = products_by_id(conn, self.workspace_id, [key])
+                except (SQLAlchemyError, OSError) as exc:
+                    raise CatalogUnavailable(f"the catalog cannot be read: {exc}") from exc
                 self.reads += 1
                 self._cache[key] = found.get(key)
             row = self._cache[key]

@@ -60,7 +60,7 @@ from opencdp.activate.destinations.base import (
     cut,
 )
 from opencdp.activate.retry import Verdict
-from opencdp.query.catalog import CatalogLookup
+from opencdp.query.catalog import CatalogLookup, CatalogUnavailable
 
 DEFAULT_TO = "{{ email or traits.email or context.traits.email or properties.email }}"
 #: the subject and text when neither the destination nor the message's template sets them
@@ -301,6 +301,9 @@ class Smtp(DestinationType):
             except _Unsendable as exc:
                 attempts[i] = Attempt(None, str(exc), request=self._record(m.id))
                 continue
+            except CatalogUnavailable as exc:  # a template's product(): retried
+                attempts[i] = Attempt(None, f"catalog: {exc}", request=self._record(m.id))
+                continue
             mails.append((i, mail, recipients, self._record(m.id, mail)))
         if mails:
             self._deliver(mails, attempts)
@@ -502,6 +505,8 @@ def _products(lookup: CatalogLookup | None) -> Callable[..., dict[str, Any] | No
 def _render(template: Template, field: str, values: dict[str, Any]) -> str:
     try:
         return template.render(values)
+    except CatalogUnavailable:  # the database, not the template: tried again
+        raise
     except Exception as exc:  # the sandbox, a filter, an undefined call: all the template's
         raise _Unsendable("template_error", f"{field}: {type(exc).__name__}: {exc}") from None
 

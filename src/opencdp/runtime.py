@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from opencdp.activate.consent import ProfileConsent
 from opencdp.activate.dispatcher import Dispatcher
@@ -50,6 +51,7 @@ from opencdp.storage.journeys import JourneyStore
 from opencdp.storage.loyalty import LoyaltyStore
 from opencdp.storage.outbox import OutboxStore
 from opencdp.storage.plans import PlanStore
+from opencdp.storage.product_lookup import ProductLookup
 from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.qr_codes import QrCodeStore
@@ -310,6 +312,7 @@ class Runtime:
                     # consent as recorded on the profiles, the workspace's default otherwise
                     consent=ProfileConsent(self.profiles, self.admin.workspace_settings),
                     promises=StockPromise(self.db, self.stock_requests),
+                    catalog=partial(ProductLookup, self.db),
                     poll_interval=s.dispatcher_poll_interval,
                     lease_seconds=s.dispatcher_lease_seconds,
                     threads=s.dispatcher_threads,

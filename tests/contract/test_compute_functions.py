@@ -284,6 +284,9 @@ def test_the_retail_preset_by_hand_then_real_time_then_the_schedule(
         "logins_per_week",
         "lapsed_customers",
         "recent_buyers",
+        # the catalog changes without events (product('brand'), product('category'))
+        "favorite_brand",
+        "favorite_category",
         # over the population
         "rfm_recency",
         "rfm_frequency",

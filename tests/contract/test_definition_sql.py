@@ -8,6 +8,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,7 @@ from opencdp.query.evaluate import Evaluator, EventRecord, ProfileData, event_na
 from opencdp.query.parser import parse
 from opencdp.runtime import Runtime
 from opencdp.storage.definition_sql import DefinitionCompiler, convert
+from opencdp.storage.products import ProductStore
 from opencdp.timeutil import from_us
 
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)
@@ -30,6 +32,68 @@ VALUES = st.sampled_from(
     ]
 )
 NAMES = st.sampled_from(["Order Completed", "Product Viewed"])
+#: The ids of a generated catalog, and what events name products by: ids of the catalog as
+#: strings and whole numbers (7.0 reads as '7'), ids it lacks, and values that are no key.
+CATALOG_IDS = ("P1", "P2", "7")
+PRODUCT_KEYS = st.sampled_from(["P1", "P1", "P2", "7", 7, 7.0, "P9", "p1", True, 2.5, None])
+
+
+@st.composite
+def catalogs(draw: Any) -> dict[str, dict[str, Any]]:
+    """A small catalog: some of :data:`CATALOG_IDS`, with brands, categories, prices and
+    attributes (an attribute ``total`` that product('total') reads)."""
+    words = st.sampled_from(["b", None, "B", None, "x", "3", "Women > Shoes"])
+    out: dict[str, dict[str, Any]] = {}
+    for product_id in CATALOG_IDS:
+        if draw(st.integers(0, 3)) == 3:  # (the simplest catalog has every product)
+            continue
+        attributes = draw(st.dictionaries(st.sampled_from(["total", "colour"]), VALUES))
+        out[product_id] = {
+            "id": product_id,
+            "sku": None,
+            "name": draw(words),
+            "brand": draw(words),
+            "category": draw(words),
+            "price": draw(st.sampled_from([None, 1.0, 2.5, -3.0, 0.0, 19.99])),
+            "currency": None,
+            "url": None,
+            "image_url": None,
+            "parent_id": None,
+            "attributes": attributes,
+        }
+    return out
+
+
+def store_catalog(rt: Runtime, ws: str, catalog: dict[str, dict[str, Any]]) -> None:
+    """The catalog in workspace ``ws``, and a decoy catalog with the same ids (and other
+    values) in another workspace, which no definition of ``ws`` may read."""
+    decoy = {
+        "brand": "decoy",
+        "category": "decoy",
+        "price": 1000.0,
+        "attributes": {"total": 1000, "colour": "decoy"},
+    }
+    rows = [{**row, "workspace_id": ws} for row in catalog.values()] + [
+        {**_BLANK, "id": product_id, **decoy, "workspace_id": f"{ws}-decoy"}
+        for product_id in (*CATALOG_IDS, "P9", "p1")
+    ]
+    ProductStore(rt.db).upsert(
+        [
+            {
+                **r,
+                "attributes": orjson.dumps(r["attributes"]).decode(),
+                "quantity": None,
+                "source_id": None,
+            }
+            for r in rows
+        ],
+        rt.now_us(),
+    )
+
+
+_BLANK: dict[str, Any] = dict.fromkeys(
+    ("sku", "name", "brand", "category", "price", "currency", "url", "image_url", "parent_id")
+)
 
 
 @st.composite
@@ -48,11 +112,19 @@ def timelines(draw: Any) -> list[list[dict[str, Any]]]:
             kind = draw(st.sampled_from(["track", "track", "track", "page", "identify"]))
             props = {
                 k: v
-                for k in ("total", "category")
+                for k in ("total", "category", "brand")
                 if (v := draw(st.one_of(st.just("__missing__"), VALUES))) != "__missing__"
             }
+            if draw(st.booleans()):  # the product it is about, by id or by SKU
+                props[draw(st.sampled_from(["product_id", "sku"]))] = draw(PRODUCT_KEYS)
             if kind == "track" and draw(st.booleans()):  # line items, or something else
-                item = st.dictionaries(st.sampled_from(["total", "category"]), VALUES, max_size=2)
+                item = st.dictionaries(
+                    st.sampled_from(
+                        ["total", "category", "brand", "product_id", "product_id", "sku"]
+                    ),
+                    st.one_of(VALUES, PRODUCT_KEYS),
+                    max_size=3,
+                )
                 props["products"] = draw(
                     st.one_of(st.lists(st.one_of(item, item, VALUES), max_size=3), item, VALUES)
                 )
@@ -92,10 +164,21 @@ COMPARATORS = [
     " > 2024-05-25",
     ".one_of(2024-05-25T00:00:00Z, 'b')",
 ]
-FIELDS = ["property('total')", "property('category')"]
+FIELDS = [
+    "property('total')",
+    "property('category')",
+    "product('category')",
+    "product('total')",
+    "product('price')",
+]
 REDUCERS = [
     "count()",
     "sum(property('total'))",
+    "sum(product('price'))",
+    "mode(product('brand'), 1)",
+    "max(product('total'))",
+    "last(product('category'))",
+    "unique(product('id')).count()",
     "avg(property('total'))",
     "min(property('total'))",
     "max(property('total'))",
@@ -114,6 +197,8 @@ REDUCERS = [
 PICKERS = [
     "last(property('category'))",
     "first(property('total'))",
+    "first(product('brand'))",
+    "mode(product('category'), 1)",
     "max(property('total'))",
     "min(property('category') as string)",
     "mode(property('category'), 1)",
@@ -154,7 +239,8 @@ def definitions(draw: Any) -> tuple[str, str]:
             )
             nested = f"event({other!r}).{window}"
             if draw(st.booleans()):
-                nested += ".where(property('category') = property(parent: 'category'))"
+                field = draw(st.sampled_from(["property", "product"]))
+                nested += f".where({field}('category') = {field}(parent: 'category'))"
             text += f".where({nested}.count() {draw(st.sampled_from(['= 0', '>= 1']))})"
         if draw(st.integers(0, 3)) == 0:  # an order's line items (an OpenCDP extension)
             text += ".items('products')"
@@ -187,6 +273,88 @@ def definitions(draw: Any) -> tuple[str, str]:
     return query, "audience"
 
 
+#: Fields of a product: columns, an attribute (``total``; ``colour``) and, in the catalog's
+#: absence, the event's property of the same name.
+PRODUCT_FIELDS = [
+    "product('brand')",
+    "product('category')",
+    "product('price')",
+    "product('total')",
+    "product('id')",
+    "product('colour')",
+]
+
+
+@st.composite
+def product_timelines(draw: Any) -> list[list[dict[str, Any]]]:
+    """Messages of up to two people about products: each event and line item names one (by
+    id or SKU, in the catalog or not) and may carry fields of its own."""
+
+    def about() -> dict[str, Any]:
+        props = {draw(st.sampled_from(["product_id", "sku", "product_id"])): draw(PRODUCT_KEYS)}
+        for name in draw(st.sets(st.sampled_from(["brand", "category", "total", "price", "id"]))):
+            props[name] = draw(VALUES)
+        return props
+
+    people = []
+    for person in range(draw(st.integers(1, 2))):
+        messages = []
+        for n in range(draw(st.integers(1, 5))):
+            props = about()
+            if draw(st.booleans()):
+                props["products"] = [about() for _ in range(draw(st.integers(0, 3)))]
+            when = NOW - timedelta(hours=draw(st.integers(0, 24 * 10)))
+            messages.append(
+                {
+                    "type": "track",
+                    "event": draw(NAMES),
+                    "userId": f"u{person}",
+                    "messageId": f"q{person}-{n}",
+                    "timestamp": when.isoformat(),
+                    "properties": props,
+                }
+            )
+        people.append(messages)
+    return people
+
+
+@st.composite
+def product_definitions(draw: Any) -> tuple[str, str]:
+    """Definitions that read the catalog: streams of events or line items, filtered and
+    reduced by product fields (traits), or compared (audiences)."""
+
+    def field() -> str:
+        return draw(st.sampled_from(PRODUCT_FIELDS))
+
+    text = f"event({draw(NAMES)!r})"
+    if draw(st.booleans()):
+        text += ".items('products')"
+    if draw(st.booleans()):
+        test = draw(st.sampled_from(COMPARATORS[:14])).format(v=draw(st.sampled_from(OPERANDS)))
+        text += f".where({field()}{test})"
+    reducer = draw(
+        st.sampled_from(
+            [
+                "mode({f}, 1)",
+                "first({f})",
+                "last({f})",
+                "sum({f})",
+                "avg({f})",
+                "max({f})",
+                "min({f} as string)",
+                "unique({f})",
+                "unique({f}).count()",
+                "count()",
+            ]
+        )
+    ).format(f=field())
+    listed = reducer.startswith("unique(") and not reducer.endswith(".count()")
+    if listed or draw(st.booleans()):  # a list is compared by contains() only
+        return f"{text}.{reducer}", "trait"
+    test = draw(st.sampled_from([" = {v}", " != {v}", " >= {v}", ".exists()", ".one_of({v}, 'B')"]))
+    return f"{text}.{reducer}{test.format(v=draw(st.sampled_from(OPERANDS)))}", "audience"
+
+
 def reference(rt: Runtime, ws: str, profile_id: str) -> ProfileData:
     stored = rt.profiles.events(ws, profile_id, limit=1000, descending=False)
     records = [
@@ -207,13 +375,19 @@ def reference(rt: Runtime, ws: str, profile_id: str) -> ProfileData:
 
 
 def batch_and_reference(
-    rt: Runtime, people: list[list[dict[str, Any]]], query: str, kind: str
+    rt: Runtime,
+    people: list[list[dict[str, Any]]],
+    query: str,
+    kind: str,
+    catalog: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Store the people's messages in a fresh workspace, evaluate ``query`` in batch, check it
-    against the reference for every profile; returns the batch values by user id."""
+    """Store the people's messages (and the catalog) in a fresh workspace, evaluate ``query``
+    in batch, check it against the reference for every profile; returns the batch values by
+    user id."""
     parsed = parse(query, kind)  # type: ignore[arg-type]
     ws = f"w{next(_workspaces)}"
     rt.admin.ensure_workspace(ws, ws, rt.now_us())
+    store_catalog(rt, ws, catalog or {})
     source, _key = rt.admin.add_source(ws, "s", rt.now_us())
     messages = [m for person in people for m in person]
     if messages:
@@ -225,7 +399,7 @@ def batch_and_reference(
     )
     with rt.db.read() as conn:
         batch = {pid: convert(parsed.root, raw) for pid, raw in conn.execute(statement)}
-    evaluator = Evaluator(NOW)
+    evaluator = Evaluator(NOW, catalog or {})
     expected = {pid: evaluator.evaluate(parsed.root, reference(rt, ws, pid)) for pid in batch}
     assert batch == expected, query
     return {
@@ -241,11 +415,30 @@ def batch_and_reference(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(people=timelines(), definition=definitions())
+@given(people=timelines(), definition=definitions(), catalog=catalogs())
 def test_batch_sql_equals_the_reference(
-    runtime: Runtime, people: list[list[dict[str, Any]]], definition: tuple[str, str]
+    runtime: Runtime,
+    people: list[list[dict[str, Any]]],
+    definition: tuple[str, str],
+    catalog: dict[str, dict[str, Any]],
 ) -> None:
-    batch_and_reference(runtime, people, *definition)
+    batch_and_reference(runtime, people, *definition, catalog=catalog)
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(people=product_timelines(), definition=product_definitions(), catalog=catalogs())
+def test_product_reads_equal_the_reference(
+    runtime: Runtime,
+    people: list[list[dict[str, Any]]],
+    definition: tuple[str, str],
+    catalog: dict[str, dict[str, Any]],
+) -> None:
+    """product() in batch SQL (one join of the catalog) = the reference over the catalog."""
+    batch_and_reference(runtime, people, *definition, catalog=catalog)
 
 
 def person(

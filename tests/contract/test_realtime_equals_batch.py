@@ -18,7 +18,15 @@ from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
 from opencdp.services import compute
 from tests.conftest import make_settings
-from tests.contract.test_definition_sql import NOW, definitions, timelines
+from tests.contract.test_definition_sql import (
+    NOW,
+    catalogs,
+    definitions,
+    product_definitions,
+    product_timelines,
+    store_catalog,
+    timelines,
+)
 
 _workspaces = itertools.count()
 
@@ -35,6 +43,8 @@ def streams(draw: Any) -> list[list[dict[str, Any]]]:
     """Micro-batches of a stream: the people's messages shuffled, some sent twice, and
     anonymous visits that an identify later merges into a known person."""
     messages = [m for person in draw(timelines()) for m in person]
+    if draw(st.booleans()):  # events and line items about products of the catalog
+        messages += [m for person in draw(product_timelines()) for m in person]
     for i in range(draw(st.integers(0, 3))):
         anon = f"anon-{i}"
         messages.append(
@@ -86,6 +96,7 @@ STAMPS = [
 def with_functions(draw: Any) -> list[tuple[str, str]]:
     """Random definitions, then maybe a trait of event times and functions of the language."""
     defined: list[tuple[str, str]] = draw(st.lists(definitions(), min_size=1, max_size=3))
+    defined += draw(st.lists(product_definitions(), max_size=2))  # reading the catalog
     functions = draw(st.lists(st.sampled_from(FUNCTIONS), max_size=2, unique=True))
     if any("trait('stamp')" in f for f in functions):
         defined.append((draw(st.sampled_from(STAMPS)), "stamp"))
@@ -119,16 +130,18 @@ def dependents(data: st.DataObject, keys: list[str]) -> list[tuple[str, str]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(batches=streams(), defined=with_functions(), data=st.data())
+@given(batches=streams(), defined=with_functions(), catalog=catalogs(), data=st.data())
 def test_real_time_equals_batch(
     frozen_runtime: Runtime,
     batches: list[list[dict[str, Any]]],
     defined: list[tuple[str, str]],
+    catalog: dict[str, dict[str, Any]],
     data: st.DataObject,
 ) -> None:
     rt = frozen_runtime
     ws = f"w{next(_workspaces)}"
     rt.admin.ensure_workspace(ws, ws, rt.now_us())
+    store_catalog(rt, ws, catalog)  # what product() reads (and a decoy it must not)
     source, _key = rt.admin.add_source(ws, "s", rt.now_us())
     # A first person makes the trait 'plan' known, so definitions may read it
     seed = {"type": "identify", "userId": "seed", "messageId": "seed", "traits": {"plan": "x"}}

@@ -33,6 +33,7 @@ from opencdp.activate.journey_presets import (
     expand_preset,
 )
 from opencdp.activate.journey_runner import Live, journey_message
+from opencdp.query.catalog import CatalogLookup
 
 S = 1_000_000
 MINUTE = 60 * S
@@ -226,8 +227,11 @@ def checkout(products: list[dict[str, Any]], cart: str = "c1") -> dict[str, Any]
     }
 
 
-def mail_of(j: Journey, send: Send, traits: dict[str, Any]) -> EmailMessage:
-    """The mail the smtp destination makes of ``send`` for a profile with ``traits``."""
+def mail_of(
+    j: Journey, send: Send, traits: dict[str, Any], catalog: CatalogLookup | None = None
+) -> EmailMessage:
+    """The mail the smtp destination makes of ``send`` for a profile with ``traits`` (and
+    the workspace's products, ``catalog``)."""
     message = journey_message(
         "default",
         Live(j, True, 1),
@@ -237,13 +241,15 @@ def mail_of(j: Journey, send: Send, traits: dict[str, Any]) -> EmailMessage:
         T0,
     )
     mail, to = SENDER.compose(
-        Message("msg_1", message, message, "journey", 1, AT, send.step.template)
+        Message("msg_1", message, message, "journey", 1, AT, send.step.template, catalog)
     )
     assert to == [traits["email"]]
     return mail
 
 
-def cart_mail(events: list[dict[str, Any]], **traits: Any) -> tuple[str, str]:
+def cart_mail(
+    events: list[dict[str, Any]], catalog: CatalogLookup | None = None, **traits: Any
+) -> tuple[str, str]:
     """The text and HTML of the abandoned-cart mail after ``events`` (the first starts the
     instance, the others arrive during the wait) and the wait's end."""
     j = parse_journey("cart", expand_preset(cart_preset()))
@@ -257,7 +263,7 @@ def cart_mail(events: list[dict[str, Any]], **traits: Any) -> tuple[str, str]:
     progress = on_timer(j, inst, now + HOUR, lambda _p: {})
     (send,) = progress.sends
     assert inst.status == COMPLETED
-    mail = mail_of(j, send, {"email": "ann@example.com", **traits})
+    mail = mail_of(j, send, {"email": "ann@example.com", **traits}, catalog)
     assert mail["Subject"] == "You left something in your cart"
     text, html = mail.get_body(("plain",)), mail.get_body(("html",))
     assert text is not None and html is not None
@@ -288,6 +294,37 @@ def test_the_cart_mail_lists_each_product_added_once() -> None:
         '<li><a href="https://shop.test/p2">Rain jacket</a>: 120</li>\n'
         "</ul>\n<p>It is still waiting for you.</p>\n"
     )
+
+
+def test_the_catalog_names_and_links_items_sent_with_ids_only() -> None:
+    catalog = {
+        "p1": {"id": "p1", "name": "Trail shoe", "url": "https://shop.test/p1"},
+        "s2": {"id": "s2", "name": "Cap", "url": None},
+    }
+    asked: list[Any] = []
+
+    def lookup(product_id: Any) -> dict[str, Any] | None:
+        asked.append(product_id)
+        return catalog.get(product_id)
+
+    text, html = cart_mail(
+        [
+            added(1, product_id="p1", price=89.9),  # the catalog names and links it
+            added(2, sku="s2", name="Blue cap"),  # its own name stays; no URL anywhere
+            added(3, product_id="p3", name="Scarf", url="https://shop.test/p3"),  # not there
+        ],
+        lookup,
+        first_name="Ann",
+    )
+    assert text == (
+        "Hello Ann,\n\nyou left this in your cart:\n\n"
+        "- Trail shoe: 89.9 (https://shop.test/p1)\n"
+        "- Blue cap\n"
+        "- Scarf (https://shop.test/p3)\n"
+        "\nIt is still waiting for you.\n"
+    )
+    assert '<li><a href="https://shop.test/p1">Trail shoe</a>: 89.9</li>' in html
+    assert sorted(set(asked)) == ["p1", "p3", "s2"]
 
 
 def test_products_without_a_product_id_are_told_apart_by_sku_then_name() -> None:

@@ -177,10 +177,11 @@ def test_mapping_error_is_a_permanent_400_listing_the_problems() -> None:
 def test_valid_mappings_pass_validation() -> None:
     for mapping in (["cool"], 123, "neat", None, {"foo": "bar"}, {"@literal": False}, {}):
         assert validate_mapping(mapping) is None
-    # The digest's table has 13 rows (its "14" miscounts): these are AD's value-keys.ts names.
+    # The digest's table has 13 rows (its "14" miscounts): these are AD's value-keys.ts names,
+    # and OpenCDP's own @catalog.
     assert set(DIRECTIVES) == {
         "@path", "@template", "@literal", "@if", "@arrayPath", "@case", "@replace", "@merge",
-        "@transform", "@flatten", "@json", "@excludeWhenNull", "@liquid",
+        "@transform", "@flatten", "@json", "@excludeWhenNull", "@liquid", "@catalog",
     }  # fmt: skip
 
 

@@ -216,7 +216,13 @@ def test_a_trait_reference_is_a_trait_value() -> None:
         ("event('A').within(3 seconds).count() > 1", "audience", 1, 19, "hours or days"),
         ("event('A').within(0 days).count() > 1", "audience", 1, 19, "at least 1"),
         ("ANY trait('x') = 1", "audience", 1, 1, "only in ACCOUNTS definitions"),
-        ("event('A').sum('x') > 1", "audience", 1, 16, "property('name') or context('path')"),
+        (
+            "event('A').sum('x') > 1",
+            "audience",
+            1,
+            16,
+            "property('name'), product('field') or context('path')",
+        ),
         ("event('A').unique(property('c')) > 1", "audience", 1, 1, "unique() is a list"),
         (
             "event('A').unique(property('c')).sum(property('x')) > 1",

@@ -44,6 +44,7 @@ from opencdp.activate.mapping import CompiledMapping, compile_mapping
 from opencdp.activate.retry import next_attempt, retry_after
 from opencdp.activate.throttle import Throttle, lanes
 from opencdp.errors import loggable
+from opencdp.query.catalog import CatalogLookup, CatalogUnavailable
 from opencdp.storage.outbox import DEAD, DELIVERED, RETRYING, STALE, SUPPRESSED, DeliveryRow
 from opencdp.timeutil import from_us, parse_duration, to_us
 
@@ -138,6 +139,7 @@ class Dispatcher:
         *,
         consent: ConsentCheck | None = None,
         promises: PromiseCheck | None = None,
+        catalog: Callable[[str], CatalogLookup] | None = None,
         lease_seconds: float = 300.0,
         claim_limit: int = 1000,
         poll_interval: float = 0.2,
@@ -149,6 +151,8 @@ class Dispatcher:
         self.metrics = metrics
         self.consent: ConsentCheck = consent or AllowAll()
         self.promises = promises
+        #: a workspace's products for one share's templates and @catalog directives
+        self.catalog = catalog
         self.lease_seconds = lease_seconds
         self.claim_limit = claim_limit
         self.poll_interval = poll_interval
@@ -239,6 +243,8 @@ class Dispatcher:
             else {}
         )
         sendable: list[tuple[DeliveryRow, Message]] = []
+        # one lookup per share (one workspace): each product it names is read once
+        lookup = self.catalog(key[0]) if self.catalog is not None else None
         for r in rows:
             if r.profile_id in denied and not is_removal(orjson.loads(r.payload)):
                 outcomes.append(_suppressed(r, to_us(now)))
@@ -247,7 +253,11 @@ class Dispatcher:
                 outcomes.append(_settled(r, to_us(now), STALE, broken[r.seq]))
                 continue
             try:
-                message = self._message(configured, r)
+                message = self._message(configured, r, lookup)
+            except CatalogUnavailable as exc:  # @catalog could not read: a minute later
+                log.warning("destination %s: %s", key[1], loggable(exc))
+                outcomes.append(_release(r, to_us(now) + 60_000_000))
+                continue
             except Exception as exc:  # the mapping cannot shape this event: no attempt
                 outcomes.append(
                     _dead(r, to_us(now), f"payload_invalid: {loggable(exc)}", counted=False)
@@ -391,10 +401,12 @@ class Dispatcher:
                 throttle = self._throttles[key] = Throttle(*wanted)
             return throttle
 
-    def _message(self, configured: _Configured, r: DeliveryRow) -> Message:
+    def _message(
+        self, configured: _Configured, r: DeliveryRow, catalog: CatalogLookup | None = None
+    ) -> Message:
         event = orjson.loads(r.payload)
         mapping = configured.mappings.get(r.subscription)
-        data = event if mapping is None else mapping.apply(event)
+        data = event if mapping is None else mapping.apply(event, catalog=catalog)
         return Message(
             r.id,
             data,
@@ -403,6 +415,7 @@ class Dispatcher:
             r.attempts + 1,
             self.clock.now(),
             configured.templates.get(r.subscription),
+            catalog,
         )
 
     def _outcome(

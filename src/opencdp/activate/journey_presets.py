@@ -43,21 +43,32 @@ _CART = """\
 """
 _NAME = "{{ context.traits.first_name or context.traits.name or 'there' }}"
 
+# Each item's product in the catalog (``product()``, by id, else SKU) names it and links it
+# when the item itself does not (an app or a till may send ids only).
+_ITEM = (
+    "{%- set c = product(p.product_id or p.sku) or {} -%}"
+    "{%- set name = p.name or c.name or p.product_id or p.sku -%}"
+    "{%- set url = p.url or c.url -%}"
+)
 CART_TEXT = (
     _CART
     + f"Hello {_NAME},\n\nyou left this in your cart:\n\n"
-    + "{% for p in items %}- {{ p.name or p.product_id or p.sku }}"
+    + "{% for p in items %}"
+    + _ITEM
+    + "- {{ name }}"
     "{% if p.quantity %} x {{ p.quantity }}{% endif %}"
     "{% if p.price is defined and p.price is not none %}: {{ p.price }}"
     "{% if p.currency %} {{ p.currency }}"
-    "{% endif %}{% endif %}{% if p.url %} ({{ p.url }}){% endif %}\n{% endfor %}"
+    "{% endif %}{% endif %}{% if url %} ({{ url }}){% endif %}\n{% endfor %}"
     "\nIt is still waiting for you.\n"
 )
 CART_HTML = (
     _CART
     + f"<p>Hello {_NAME},</p>\n<p>you left this in your cart:</p>\n<ul>\n"
-    + '{% for p in items %}<li>{% if p.url %}<a href="{{ p.url }}">{% endif %}'
-    "{{ p.name or p.product_id or p.sku }}{% if p.url %}</a>{% endif %}"
+    + "{% for p in items %}"
+    + _ITEM
+    + '<li>{% if url %}<a href="{{ url }}">{% endif %}'
+    "{{ name }}{% if url %}</a>{% endif %}"
     "{% if p.quantity %} &times; {{ p.quantity }}{% endif %}"
     "{% if p.price is defined and p.price is not none %}: {{ p.price }}"
     "{% if p.currency %} {{ p.currency }}"

@@ -26,6 +26,9 @@ The directives behave as in segmentio/action-destinations ``core/src/mapping-kit
 3. ``@liquid`` renders with python-liquid, the event as the root scope *and* as ``event``,
    within Segment's limits (:mod:`.mapping_liquid`).
 
+OpenCDP adds one directive of its own, ``@catalog``: a product's field from the workspace's
+catalog (:mod:`.mapping_catalog`).
+
 Where Segment's code and our digest are silent or accidental, we chose:
 
 * Checked when the mapping is saved, not when an event reaches it: ``@if`` needs ``exists``
@@ -60,6 +63,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Final
 
+from opencdp.activate.mapping_catalog import KEYS as CATALOG_KEYS
+from opencdp.activate.mapping_catalog import catalog_lookup, catalog_resolver, field_path
 from opencdp.activate.mapping_paths import (
     Path,
     Template,
@@ -80,6 +85,7 @@ from opencdp.activate.mapping_values import (
     number_text,
 )
 from opencdp.errors import RequestError
+from opencdp.query.catalog import CatalogLookup
 
 __all__ = [
     "DIRECTIVES",
@@ -206,6 +212,7 @@ class _Compiler:
             "@json": self.json,
             "@excludeWhenNull": self.exclude_when_null,
             "@liquid": self.liquid,
+            "@catalog": self.catalog,  # an OpenCDP extension (mapping_catalog)
         }
 
     def problem(self, where: str, message: str) -> Resolver:
@@ -611,6 +618,25 @@ class _Compiler:
 
         return resolve_exclude_when_null
 
+    def catalog(self, argument: Any, where: str) -> Resolver:
+        options = self.options(argument, where, '{"id", "field"}')
+        if options is None:
+            return _NOTHING
+        unknown = sorted(set(options) - CATALOG_KEYS, key=str)
+        if unknown:
+            self.problem(where, f"takes id and field, not {', '.join(map(repr, unknown))}")
+        product_id = self.node(options["id"], _at(where, "id")) if "id" in options else None
+        if product_id is None:
+            self.problem(where, 'needs "id": the product\'s id, or a directive that reads it')
+        path: tuple[str, ...] | None = None
+        if "field" in options:
+            path, wrong = field_path(options["field"])
+            if wrong is not None:
+                self.problem(_at(where, "field"), wrong)
+        if product_id is None or unknown or ("field" in options and path is None):
+            return _NOTHING
+        return catalog_resolver(product_id, path)
+
     def liquid(self, argument: Any, where: str) -> Resolver:
         if not isinstance(argument, str):
             return self.problem(where, f"takes a template string, found {_kind(argument)}")
@@ -657,8 +683,15 @@ class CompiledMapping:
     """True when the mapping is the whole event (``{"@path": "$."}``): apply returns it."""
     _resolve: Resolver = field(repr=False)
 
-    def apply(self, event: Mapping[str, Any], *, default: Any = None) -> Any:
+    def apply(
+        self,
+        event: Mapping[str, Any],
+        *,
+        default: Any = None,
+        catalog: CatalogLookup | None = None,
+    ) -> Any:
         """The mapping's value for ``event``; ``default`` when the whole of it is undefined.
+        ``@catalog`` reads products through ``catalog`` (the event's workspace's).
 
         The result may share objects with ``event`` (copy before changing it). Raises
         :class:`MappingEvaluationError` when this event makes a directive fail.
@@ -666,7 +699,8 @@ class CompiledMapping:
         if self.passthrough:
             return event
         try:
-            result = self._resolve(event)
+            with catalog_lookup(catalog):
+                result = self._resolve(event)
         except RecursionError:
             raise MappingEvaluationError(["$: the event is nested too deeply to map"]) from None
         return default if result is UNDEFINED else result

@@ -26,8 +26,10 @@ from typing import Any
 import orjson
 
 from opencdp.clock import Clock
+from opencdp.compute.reach import Reach, dependency_order
 from opencdp.metrics import Metrics
 from opencdp.query import ast
+from opencdp.query.catalog import keys_in
 from opencdp.query.evaluate import Evaluator, ProfileData
 from opencdp.query.functions import FUNCTIONS, apply, quintiles
 from opencdp.query.parser import Definition, DefinitionError, parse
@@ -35,6 +37,7 @@ from opencdp.resolve.batch import BatchChanges, StoredEvent
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.definition_sql import NotCompiled
 from opencdp.storage.definitions import FAILED, READY, DefinitionRow, DefinitionStore
+from opencdp.storage.product_lookup import products_by_id
 from opencdp.storage.profiles import ProfileStore
 from opencdp.timeutil import from_us, isoformat_us, to_us
 from opencdp.ttl_cache import TtlCache
@@ -278,8 +281,24 @@ class ComputeEngine:
                 pid: ProfileData(d.traits, d.events, self._users(conn, workspace_id, pid, names))
                 for pid, d in data.items()
             }
-        evaluator = Evaluator(from_us(now_us))
+        catalog = self._catalog(conn, workspace_id, definition, data.values())
+        evaluator = Evaluator(from_us(now_us), catalog)
         return {pid: evaluator.evaluate(definition.root, d) for pid, d in data.items()}
+
+    def _catalog(
+        self,
+        conn: Connection,
+        workspace_id: str,
+        definition: Definition,
+        data: Iterable[ProfileData],
+    ) -> dict[str, dict[str, Any]]:
+        """The workspace's products that ``definition``'s product() may read in ``data``
+        (the events of profiles, and of an account's users), read at once."""
+        if not definition.catalog:
+            return {}
+        properties = [e.properties for d in data for p in (d, *d.users) for e in p.events]
+        keys = keys_in(definition.root, properties)
+        return products_by_id(conn, workspace_id, keys) if keys else {}
 
     def _function_values(
         self,
@@ -363,7 +382,8 @@ class ComputeEngine:
                 definition = parse(row.query, row.kind, row.type)  # type: ignore[arg-type]
             except DefinitionError:
                 continue
-            if definition.time_dependent or definition.population:
+            # the catalog changes without events: what reads it is refreshed, as time is
+            if definition.time_dependent or definition.population or definition.catalog:
                 due.setdefault(row.workspace_id, set()).add(row.key)
         done = 0
         with self.shared():
@@ -403,7 +423,7 @@ class ComputeEngine:
             return
         now = self.now_us()
         computed = frozenset(p.key for p in parsed)
-        reach = _Reach(changes)
+        reach = Reach(changes)
         evaluator = Evaluator(from_us(now))
         empty: dict[str, Any] = {}  # key -> stored form over an empty timeline (absent: none)
         for item in parsed:  # dependency order: what a definition reads is already updated
@@ -543,80 +563,6 @@ def _stored_form(kind: str, value: Any) -> Any:
     if kind == "audience":
         return True if value else _ABSENT
     return _ABSENT if value is None else value
-
-
-class _Reach:
-    """Which profiles of a batch a definition must be evaluated for (see ``changed``)."""
-
-    def __init__(self, changes: BatchChanges) -> None:
-        self.changes = changes
-        self.by_event: dict[str, set[str]] = {}
-        for pid, names in changes.events_of.items():
-            for name in names:
-                self.by_event.setdefault(name, set()).add(pid)
-        self.by_trait: dict[str, set[str]] = {}
-        for pid, keys in changes.traits_of.items():
-            for key in keys:
-                self.by_trait.setdefault(key, set()).add(pid)
-        self.merged = set(changes.merged_into & changes.profiles)
-        self.linked: set[str] | None = None
-        self.linked_from: set[str] = set()
-
-    def moved(self, key: str, profile_id: str) -> None:
-        """The value of computed key ``key`` changed for ``profile_id``."""
-        self.by_trait.setdefault(key, set()).add(profile_id)
-
-    def profiles_reading(self, definition: Definition) -> set[str]:
-        """The batch's profiles whose events or traits ``definition`` reads, and survivors."""
-        out = set(self.merged)
-        for name in definition.events:
-            out |= self.by_event.get(name, set())
-        for key in definition.traits:
-            out |= self.by_trait.get(key, set())
-        return out & self.changes.profiles
-
-    def accounts_of(
-        self, conn: Connection, definitions: DefinitionStore, profile_ids: set[str]
-    ) -> set[str]:
-        """The accounts the users among ``profile_ids`` are linked to (read once a batch)."""
-        if self.linked is None:
-            self.linked = definitions.accounts_of(
-                conn, self.changes.workspace_id, sorted(self.changes.profiles)
-            )
-            self.linked_from = set(self.changes.profiles)
-        if profile_ids <= self.linked_from:
-            return set(self.linked)  # a superset: values() keeps the live accounts it is given
-        return definitions.accounts_of(conn, self.changes.workspace_id, sorted(profile_ids))
-
-    def batch_wide(self, definition: Definition) -> set[str]:
-        """Every profile of the batch when it has an event or trait ``definition`` reads
-        anywhere (or a merge), else those it created (accounts: their users' events are not
-        tracked per account)."""
-        affected = (
-            self.changes.merged
-            or bool(definition.events & self.by_event.keys())
-            or bool(definition.traits & self.by_trait.keys())
-        )
-        return set(self.changes.profiles if affected else self.changes.created)
-
-
-def dependency_order(reads: Mapping[str, frozenset[str]]) -> list[str]:
-    """Keys each after the keys among them that it reads (``reads``: key → trait keys it
-    reads). Cycles are refused when defining, so a leftover one is simply broken here."""
-    ordered: list[str] = []
-    placed: set[str] = set()
-
-    def place(key: str, trail: frozenset[str]) -> None:
-        if key in placed or key in trail:
-            return
-        for dep in sorted(reads[key] & reads.keys()):
-            place(dep, trail | {key})
-        placed.add(key)
-        ordered.append(key)
-
-    for key in sorted(reads):
-        place(key, frozenset())
-    return ordered
 
 
 def _membership_event(

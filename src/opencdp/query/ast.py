@@ -7,7 +7,8 @@ reduced by one reducer (``count``, ``sum``, ``avg``, ``min``, ``max``, ``mode``,
 ``last``, ``unique``). Comparisons apply one comparator to a value; junctions combine them.
 
 OpenCDP's extensions (see ``docs/compute.md``): ``timestamp()`` (an event's time, for
-``first``/``last``), ``items('products')`` (a stream of the events' line items) and, as the whole
+``first``/``last``), ``items('products')`` (a stream of the events' line items),
+``product('brand')`` (a field of the event's product in the catalog) and, as the whole
 definition of a computed trait, the functions of :mod:`opencdp.query.functions`
 (``days_since``, ``divide``, ``quintile``, ``rfm_segment``, ``clv``).
 """
@@ -65,6 +66,17 @@ class Trait:
 class Property:
     """``property('a.b')``: a property of the event in the stream; ``parent`` reads the event
     of the enclosing stream (a funnel's dynamic property reference)."""
+
+    path: tuple[str, ...]
+    parent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """``product('brand')``: a field of the event's (after ``items()``: the line item's) product
+    in the workspace's catalog, found by its ``product_id`` (else ``sku``) property; without
+    such a product, the event's own property of that name (an OpenCDP extension, see
+    :mod:`opencdp.query.catalog`). ``parent`` reads the enclosing stream's event."""
 
     path: tuple[str, ...]
     parent: bool = False
@@ -156,12 +168,12 @@ class Aggregate:
 
     stream: Stream
     reducer: ReducerName
-    argument: Property | Context | Timestamp | None = None
+    argument: Property | Product | Context | Timestamp | None = None
     compare_as: CompareAs | None = None
     min_count: int | None = None  # mode's threshold
 
 
-Value = Literal | Trait | Property | Context | Timestamp | Aggregate
+Value = Literal | Trait | Property | Product | Context | Timestamp | Aggregate
 
 
 # -- conditions ------------------------------------------------------------------------------------

@@ -10,14 +10,13 @@ Every error is a :class:`~opencdp.query.syntax.DefinitionError` naming line and 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any, Final, cast, get_args
 
 from lark import Token, Tree
 
-from opencdp.query import ast
+from opencdp.query import ast, leaves
+from opencdp.query.catalog import check_field
 from opencdp.query.functions import CLV_OUTPUTS, FUNCTIONS
 from opencdp.query.syntax import DefinitionError, DefinitionType, one_of, pos
 
@@ -38,7 +37,9 @@ _REDUCERS: Final = frozenset(
     {"count", "sum", "avg", "min", "max", "mode", "first", "last", "unique"}
 )
 _FILTERS: Final = frozenset({"where", "sources", "within", "between", "expires_after"})
-_EXTRACTORS: Final = frozenset({"event", "entity", "trait", "property", "context", "literal"})
+_EXTRACTORS: Final = frozenset(
+    {"event", "entity", "trait", "property", "product", "context", "literal"}
+)
 _WINDOW_UNITS: Final = frozenset({"hour", "hours", "day", "days"})
 
 
@@ -64,6 +65,7 @@ class Builder:
         self.primaries = 0
         self.events: set[str] = set()
         self.traits: set[str] = set()
+        self.catalog = False  # whether product() reads the catalog
 
     # -- expressions ------------------------------------------------------------------------------
     def expr(self, node: Any, scope: _Scope | None = None) -> ast.Expr:
@@ -89,14 +91,14 @@ class Builder:
             return ast.AnyUser(inner) if word == "ANY" else ast.AllUsers(inner)
         if rule == "comparison":
             left, op, right = node.children
-            value = _comparable(self.value(left, scope), left)
-            operand = _comparable(self.value(right, scope), right)
+            value = leaves.comparable(self.value(left, scope), left)
+            operand = leaves.comparable(self.value(right, scope), right)
             return ast.Comparison(value, _SUGAR[str(op)], (operand,))
         if rule == "literal":
             return self.literal_token(node.children[0])
         if rule == "chain":
             return self.chain(node, scope)
-        raise DefinitionError(f"{_describe(node)} cannot stand here", *pos(node))
+        raise DefinitionError(f"{leaves.describe(node)} cannot stand here", *pos(node))
 
     def condition(self, node: Any, scope: _Scope) -> ast.Condition:
         result = self.expr(node, scope)
@@ -132,7 +134,7 @@ class Builder:
         if name not in _EXTRACTORS:
             raise DefinitionError(
                 f"unknown function {name}(): a chain starts with event(), trait(), property(), "
-                "context() or literal()",
+                "product(), context() or literal()",
                 *pos(head),
             )
         self.primaries += 1
@@ -156,7 +158,7 @@ class Builder:
         comparator = str(call.children[0])
         if comparator not in _COMPARATORS:
             raise DefinitionError(
-                f"{comparator}() cannot follow {_kind(current)}: "
+                f"{comparator}() cannot follow {leaves.kind(current)}: "
                 + (
                     "a filter or reducer follows event() only"
                     if comparator in _FILTERS | _REDUCERS
@@ -190,7 +192,7 @@ class Builder:
                 aggregate = self.reducer(ast.Stream(stream.event, tuple(filters)), name, call)
                 rest = calls[i + 1 :]
                 if aggregate.reducer == "unique" and rest and str(rest[0].children[0]) == "count":
-                    if _args(rest[0]):
+                    if leaves.args(rest[0]):
                         raise DefinitionError("count() takes no arguments", *pos(rest[0]))
                     aggregate = ast.Aggregate(aggregate.stream, "unique_count", aggregate.argument)
                     rest = rest[1:]
@@ -214,13 +216,13 @@ class Builder:
         )
 
     def filter(self, name: str, call: Tree[Any], scope: _Scope) -> ast.Filter:
-        args = _args(call)
+        args = leaves.args(call)
         if name == "where":
             if len(args) != 1:
                 raise DefinitionError("where() takes one condition", *pos(call))
             arg = args[0]
             if isinstance(arg, Tree) and arg.data == "braces":
-                inner = _args(arg)
+                inner = leaves.args(arg)
                 if len(inner) != 1:
                     raise DefinitionError("where({…}) takes one condition", *pos(arg))
                 arg = inner[0]
@@ -259,13 +261,13 @@ class Builder:
                 "follow (put windows and sources before items())",
                 *pos(call),
             )
-        args = _args(call)
+        args = leaves.args(call)
         if len(args) != 1:
             raise DefinitionError(
                 "items() takes the property that holds the line items, e.g. items('products')",
                 *pos(call),
             )
-        return ast.Items(_path(self.string(args[0], "the items property"), args[0]))
+        return ast.Items(leaves.path(self.string(args[0], "the items property"), args[0]))
 
     def function(self, node: Tree[Any], scope: _Scope) -> ast.Function:
         """``quintile(…)`` and the other functions of :mod:`opencdp.query.functions`: only as
@@ -285,13 +287,13 @@ class Builder:
                 f"{calls[1].children[0]}() cannot follow {name}(): it is a whole computed trait",
                 *pos(calls[1]),
             )
-        args = _args(head)
+        args = leaves.args(head)
         if not spec.required <= len(args) <= len(spec.arguments):
             raise DefinitionError(f"{name}() is written {spec.usage}", *pos(head))
         arguments: list[ast.Expr] = []
         for kind, arg in zip(spec.arguments, args, strict=False):
             if kind == "value":
-                arguments.append(_comparable(self.value(arg, _Scope()), arg))
+                arguments.append(leaves.comparable(self.value(arg, _Scope()), arg))
             elif kind == "condition":
                 among = self.expr(arg, _Scope())
                 if not is_condition(among):
@@ -345,7 +347,7 @@ class Builder:
 
     def exclude(self, call: Tree[Any], args: list[Any]) -> tuple[str, ...]:
         if len(args) == 1 and isinstance(args[0], Tree) and args[0].data == "braces":
-            args = _args(args[0])
+            args = leaves.args(args[0])
         if not args or not (isinstance(args[0], Tree) and args[0].data == "named"):
             raise DefinitionError("sources() takes {exclude: ['source id', …]}", *pos(call))
         key, first = args[0].children
@@ -353,14 +355,14 @@ class Builder:
             raise DefinitionError(f"sources() knows {{exclude: …}} only, not {key}:", *pos(key))
         items = [first, *args[1:]]
         if len(items) == 1 and isinstance(first, Tree) and first.data == "brackets":
-            items = _args(first)
+            items = leaves.args(first)
         ids = tuple(self.string(item, "a source id") for item in items)
         if not ids:
             raise DefinitionError("sources({exclude: …}) needs at least one source id", *pos(call))
         return ids
 
     def reducer(self, stream: ast.Stream, name: str, call: Tree[Any]) -> ast.Aggregate:
-        args = _args(call)
+        args = leaves.args(call)
         if name == "count":
             if args:
                 raise DefinitionError("count() takes no arguments", *pos(call))
@@ -409,7 +411,9 @@ class Builder:
             raise DefinitionError(f"{name}() takes one property", *pos(call))
         return ast.Aggregate(stream, cast(ast.ReducerName, name), argument, compare_as)
 
-    def event_field(self, node: Any, reducer: str) -> ast.Property | ast.Context | ast.Timestamp:
+    def event_field(
+        self, node: Any, reducer: str
+    ) -> ast.Property | ast.Product | ast.Context | ast.Timestamp:
         if isinstance(node, Tree) and node.data == "chain" and len(node.children) == 1:
             call = node.children[0]
             name = str(call.children[0])
@@ -420,41 +424,46 @@ class Builder:
                         "and last() only",
                         *pos(call),
                     )
-                if _args(call):
+                if leaves.args(call):
                     raise DefinitionError("timestamp() takes no arguments", *pos(call))
                 return ast.Timestamp()
-            if name in ("property", "context"):
+            if name in ("property", "product", "context"):
                 self.primaries += 1
                 field = self.scalar(name, call, _Scope(in_where=True))
-                return cast(ast.Property | ast.Context, field)
+                return cast(ast.Property | ast.Product | ast.Context, field)
         raise DefinitionError(
-            f"{reducer}() reduces an event field: property('name') or context('path')",
+            f"{reducer}() reduces an event field: property('name'), product('field') or "
+            "context('path')",
             *pos(node),
         )
 
     # -- scalars and comparisons -----------------------------------------------------------------
     def scalar(self, name: str, call: Tree[Any], scope: _Scope) -> ast.Value:
-        args = _args(call)
+        args = leaves.args(call)
         if name == "literal":
             if len(args) != 1:
                 raise DefinitionError("literal() takes one value", *pos(call))
             return self.literal_of(args[0])
         parent = False
-        if name == "property" and args and isinstance(args[0], Tree) and args[0].data == "named":
+        parented = name in ("property", "product")
+        if parented and args and isinstance(args[0], Tree) and args[0].data == "named":
             key, value = args[0].children
             if str(key) != "parent":
-                raise DefinitionError(f"property() knows no argument {key}:", *pos(key))
+                raise DefinitionError(f"{name}() knows no argument {key}:", *pos(key))
             if not scope.nested_stream:
                 raise DefinitionError(
-                    "property(parent: …) reads the event of an enclosing stream: use it in "
+                    f"{name}(parent: …) reads the event of an enclosing stream: use it in "
                     "where() of an event() that is itself inside where()",
                     *pos(args[0]),
                 )
             parent = True
             args = [value]
         if len(args) != 1:
-            raise DefinitionError(f"{name}() takes one name", *pos(call))
-        path = _path(self.string(args[0], f"the {name} name"), args[0])
+            usage = " (a catalog field, e.g. product('brand'))" if name == "product" else ""
+            raise DefinitionError(f"{name}() takes one name{usage}", *pos(call))
+        path = leaves.path(self.string(args[0], f"the {name} name"), args[0])
+        if name == "product" and (problem := check_field(path)) is not None:
+            raise DefinitionError(problem, *pos(args[0]))
         if name == "trait":
             if path[0] == "consent" and len(path) > 1:
                 # consent is kept as flat traits ``consent.<category>`` (privacy/consent.py):
@@ -470,15 +479,18 @@ class Builder:
             )
         if name == "property":
             return ast.Property(path, parent)
+        if name == "product":
+            self.catalog = True
+            return ast.Product(path, parent)
         return ast.Context(path)
 
     def comparison(
         self, value: ast.Value, name: str, call: Tree[Any], scope: _Scope
     ) -> ast.Comparison:
         comparator = cast(ast.ComparatorName, name)
-        args = _args(call)
+        args = leaves.args(call)
         if name not in ("exists", "absent", "contains", "omits"):
-            _comparable(value, call)
+            leaves.comparable(value, call)
         if name in ("exists", "absent"):
             if args:
                 raise DefinitionError(f"{name}() takes no arguments", *pos(call))
@@ -491,7 +503,7 @@ class Builder:
             if len(args) != 1:
                 raise DefinitionError(f"{name}() takes one timestamp", *pos(call))
             when = self.literal_of(args[0])
-            stamp = _timestamp(when.value)
+            stamp = leaves.timestamp(when.value)
             if stamp is None:
                 raise DefinitionError(
                     f"{name}() compares with an ISO 8601 timestamp such as '2024-01-31T00:00:00Z'",
@@ -515,7 +527,7 @@ class Builder:
             "brackets",
             "cast",
         ):
-            raise DefinitionError(f"{_describe(node)} is not a value here", *pos(node))
+            raise DefinitionError(f"{leaves.describe(node)} is not a value here", *pos(node))
         return self.value(node, scope)
 
     # -- leaves ----------------------------------------------------------------------------------
@@ -523,11 +535,11 @@ class Builder:
         kind = token.type
         text = str(token)
         if kind == "STRING":
-            return ast.Literal(_unquote(text))
+            return ast.Literal(leaves.unquote(text))
         if kind == "NUMBER":
-            return ast.Literal(_number(text, token))
+            return ast.Literal(leaves.number(text, token))
         if kind == "TIMESTAMP":
-            stamp = _timestamp(text)
+            stamp = leaves.timestamp(text)
             if stamp is None:
                 raise DefinitionError(f"{text} is not a valid date or timestamp", *pos(token))
             return ast.Literal(stamp)
@@ -542,7 +554,7 @@ class Builder:
             return self.literal_token(cast(Token, node.children[0]))
         if isinstance(node, Token):
             return self.literal_token(node)
-        raise DefinitionError(f"expected a constant here, not {_describe(node)}", *pos(node))
+        raise DefinitionError(f"expected a constant here, not {leaves.describe(node)}", *pos(node))
 
     def string(self, node: Any, what: str) -> str:
         value = self.literal_of(node).value
@@ -551,7 +563,7 @@ class Builder:
         return value
 
     def string_arg(self, call: Tree[Any], name: str) -> str:
-        args = _args(call)
+        args = leaves.args(call)
         if len(args) != 1:
             raise DefinitionError(f"{name}() takes one quoted name", *pos(call))
         text = self.string(args[0], f"the {name} name")
@@ -562,7 +574,7 @@ class Builder:
     def duration(self, node: Any) -> ast.Duration:
         if not (isinstance(node, Tree) and node.data == "duration"):
             raise DefinitionError(
-                f"expected a duration such as 30 days, not {_describe(node)}", *pos(node)
+                f"expected a duration such as 30 days, not {leaves.describe(node)}", *pos(node)
             )
         amount, unit_token = node.children
         unit = str(unit_token).lower()
@@ -583,110 +595,3 @@ class Builder:
         if duration.unit not in _WINDOW_UNITS:
             raise DefinitionError(f"windows are in hours or days, not {duration.unit}", *pos(node))
         return duration
-
-
-def _comparable(value: ast.Value, node: Any) -> ast.Value:
-    """``value`` unless it is a list (``unique()``), which only exists(), contains() and
-    omits() take."""
-    if isinstance(value, ast.Aggregate) and value.reducer == "unique":
-        raise DefinitionError(
-            "unique() is a list: count it (.count()) before comparing, or test it with "
-            "contains() or exists()",
-            *pos(node),
-        )
-    return value
-
-
-def _number(text: str, token: Token) -> int | float:
-    """A number constant; whole numbers must fit in 64 bits, as JSON numbers do here."""
-    if len(text) > 40:
-        raise DefinitionError(f"the number {text[:20]}… is too long", *pos(token))
-    value: int | float = float(text) if "." in text else int(text)
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:
-        raise DefinitionError(f"{text} does not fit in 64 bits", *pos(token))
-    return value
-
-
-def _args(call: Tree[Any]) -> list[Any]:
-    """The arguments of a call (or of braces / brackets)."""
-    for child in call.children:
-        if isinstance(child, Tree) and child.data == "args":
-            return list(child.children)
-    return []
-
-
-def _describe(node: Any) -> str:
-    if isinstance(node, Token):
-        return repr(str(node))
-    names = {
-        "duration": "a duration",
-        "named": "a named argument",
-        "braces": "a {…} block",
-        "brackets": "a […] list",
-        "cast": "an 'as' cast",
-        "chain": "a chain of calls",
-        "literal": "a constant",
-    }
-    return names.get(str(node.data), str(node.data))
-
-
-def _kind(node: ast.Expr) -> str:
-    if isinstance(node, ast.Aggregate):
-        return f"the reducer {node.reducer.replace('unique_count', 'unique().count')}()"
-    if isinstance(node, ast.Trait):
-        return "trait()"
-    if isinstance(node, ast.Property):
-        return "property()"
-    if isinstance(node, ast.Context):
-        return "context()"
-    return "a value"
-
-
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def _unquote(text: str) -> str:
-    return _ESCAPE.sub(lambda m: m.group(1), text[1:-1])
-
-
-def _path(name: str, node: Any) -> tuple[str, ...]:
-    """``a.b`` → ("a", "b"); a backslash-escaped dot is part of a name (``a\\.b``)."""
-    parts: list[str] = []
-    current = []
-    i = 0
-    while i < len(name):
-        ch = name[i]
-        if ch == "\\" and i + 1 < len(name) and name[i + 1] == ".":
-            current.append(".")
-            i += 2
-            continue
-        if ch == ".":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    parts.append("".join(current))
-    if any(not p for p in parts):
-        raise DefinitionError(
-            f"{name!r} is not a valid name (an empty part between dots)", *pos(node)
-        )
-    return tuple(parts)
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            d = date.fromisoformat(text)
-            return datetime(d.year, d.month, d.day, tzinfo=UTC)
-        if text[-1:] in ("z", "Z"):
-            text = text[:-1] + "+00:00"
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)

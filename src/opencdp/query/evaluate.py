@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import Any
 
 from opencdp.query import ast
+from opencdp.query.catalog import Catalog, product_value
 from opencdp.query.functions import FUNCTIONS, apply
 from opencdp.query.values import (
     equal,
@@ -92,10 +93,12 @@ def event_name(message: Mapping[str, Any]) -> str | None:
 
 
 class Evaluator:
-    """Evaluates definitions at one instant ``now`` (the injected clock's)."""
+    """Evaluates definitions at one instant ``now`` (the injected clock's); ``product()``
+    reads ``catalog`` (the workspace's products, at least those the events name)."""
 
-    def __init__(self, now: datetime) -> None:
+    def __init__(self, now: datetime, catalog: Catalog | None = None) -> None:
         self.now = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        self.catalog: Catalog = catalog if catalog is not None else {}
 
     def evaluate(self, root: ast.Expr, profile: ProfileData) -> Any:
         """The value of a computed trait, or True / False for an audience. A function over
@@ -148,6 +151,11 @@ class Evaluator:
         if isinstance(node, ast.Property):
             source = parent if node.parent else event
             return None if source is None else lookup(source.properties, node.path)
+        if isinstance(node, ast.Product):
+            source = parent if node.parent else event
+            if source is None:
+                return None
+            return product_value(self.catalog, source.properties, node.path)
         if isinstance(node, ast.Context):
             return None if event is None else lookup(event.context, node.path)
         if isinstance(node, ast.Timestamp):

@@ -59,6 +59,8 @@ class Definition:
     events: frozenset[str]
     #: the trait keys it reads (their first path element)
     traits: frozenset[str]
+    #: whether it reads the catalog (``product()``)
+    catalog: bool = False
 
     @property
     def reads_events(self) -> bool:
@@ -146,9 +148,10 @@ def parse(
             "event('Order Completed').sum(property('revenue')); this is a condition",
             *pos(tree.children[0]),
         )
-    if kind == "trait" and isinstance(root, ast.Property | ast.Context):
+    if kind == "trait" and isinstance(root, ast.Property | ast.Product | ast.Context):
         raise DefinitionError(
-            "property() and context() read an event: use them inside where() or a reducer",
+            "property(), product() and context() read an event: use them inside where() or "
+            "a reducer",
             *pos(tree.children[0]),
         )
     if builder.primaries > MAX_PRIMARY_EXPRESSIONS:
@@ -157,5 +160,11 @@ def parse(
             f"{MAX_PRIMARY_EXPRESSIONS} are allowed: split it into computed traits"
         )
     return Definition(
-        query, kind, definition_type, root, frozenset(builder.events), frozenset(builder.traits)
+        query,
+        kind,
+        definition_type,
+        root,
+        frozenset(builder.events),
+        frozenset(builder.traits),
+        builder.catalog,
     )

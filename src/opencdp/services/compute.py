@@ -14,7 +14,8 @@ import re
 from typing import Any
 
 from opencdp.compute import presets
-from opencdp.compute.engine import Computation, dependency_order
+from opencdp.compute.engine import Computation
+from opencdp.compute.reach import dependency_order
 from opencdp.errors import RequestError
 from opencdp.privacy.consent import category_of
 from opencdp.query.parser import Definition, DefinitionError, DefinitionKind, parse

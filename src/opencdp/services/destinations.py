@@ -27,6 +27,7 @@ from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
 from opencdp.storage.destinations import DestinationRow
 from opencdp.storage.outbox import STATUSES, SUPPRESSED, DeliveryRow
+from opencdp.storage.product_lookup import ProductLookup
 from opencdp.timeutil import isoformat_us, to_us
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -411,7 +412,8 @@ def test_destination(
         )
     sample = dict(event or SAMPLE_EVENT)
     mapping = chosen[0].get("mapping") if chosen else None
-    data = sample if mapping is None else compile_mapping(mapping).apply(sample)
+    catalog = ProductLookup(runtime.db, workspace_id)  # @catalog and product() in templates
+    data = sample if mapping is None else compile_mapping(mapping).apply(sample, catalog=catalog)
     sender = build_sender(row)
     try:
         message = Message(
@@ -421,6 +423,7 @@ def test_destination(
             chosen[0]["name"] if chosen else "test",
             1,
             runtime.clock.now(),
+            catalog=catalog,
         )
         attempt = sender.send([message])[0]
         verdict = sender.classify(attempt)

@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
 from sqlalchemy import (
-    Boolean,
     Numeric,
     String,
     Text,
@@ -63,7 +62,10 @@ from sqlalchemy.sql import ColumnElement, Select
 
 from opencdp.query import ast
 from opencdp.query.evaluate import PAGE_EVENT, SCREEN_EVENT
-from opencdp.query.values import NUMERIC_TEXT, number_of, parse_timestamp, text_of
+from opencdp.query.values import number_of, parse_timestamp, text_of
+from opencdp.storage.definition_catalog import catalog_join, product_value
+from opencdp.storage.definition_json import Json as _Json
+from opencdp.storage.definition_json import extract
 from opencdp.storage.schema import computed_values, events, links, profiles, traits
 from opencdp.timeutil import isoformat_us, to_us
 
@@ -129,71 +131,6 @@ SQLITE_AGGREGATES: dict[str, tuple[int, type]] = {
 
 
 # -- JSON values --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Json:
-    """A JSON value in SQL: ``kind`` is ``number``, ``string``, ``bool``, ``null`` (missing
-    too) or ``other``; ``raw`` is the SQL value (text on PostgreSQL; booleans as
-    ``'true'``/``'false'`` on SQLite); ``encoded`` its JSON text."""
-
-    kind: ColumnElement[Any]
-    raw: ColumnElement[Any]
-    encoded: ColumnElement[Any]
-    is_pg: bool
-    #: SQLite, a value read from JSON: the number SQLite's JSON reader made of a JSON number
-    #: (what ``opencdp_number`` would return, without a call into Python for every row)
-    native: ColumnElement[Any] | None = None
-
-    def text(self) -> ColumnElement[Any]:
-        """The reference text (``true``/``false`` for booleans, ``12`` for 12.0)."""
-        if self.is_pg:
-            return case(
-                (self.kind == "number", cast(cast(self.raw, Numeric), Text)),
-                else_=self.raw,
-            )
-        return func.opencdp_text(self.raw)
-
-    def number(self) -> ColumnElement[Any]:
-        """The value as a number when it is one or a numeric string, else NULL."""
-        if self.is_pg:
-            return case(
-                (self.kind == "number", cast(self.raw, Numeric)),
-                (
-                    and_(
-                        self.kind == "string", self.raw.op("~", return_type=Boolean)(NUMERIC_TEXT)
-                    ),
-                    cast(func.trim(self.raw), Numeric),
-                ),
-                else_=null(),
-            )
-        if self.native is not None:
-            return case(
-                (self.kind == "number", self.native),
-                (self.kind == "string", func.opencdp_number(self.raw)),
-                else_=null(),
-            )
-        return case(
-            (self.kind.in_(("number", "string")), func.opencdp_number(self.raw)),
-            else_=null(),
-        )
-
-    def boolean(self) -> ColumnElement[Any]:
-        """``'true'`` / ``'false'`` for booleans and strings that say so, else NULL."""
-        word = func.lower(func.trim(self.raw))
-        return case(
-            (self.kind == "bool", self.raw),
-            (and_(self.kind == "string", word.in_(("true", "false"))), word),
-            else_=null(),
-        )
-
-    def string(self) -> ColumnElement[Any]:
-        """The raw string of a string value (NULL otherwise), ordered by code point."""
-        raw = case((self.kind == "string", self.raw), else_=null())
-        return raw.collate("C") if self.is_pg else raw
-
-    def exists(self) -> ColumnElement[bool]:
-        return self.kind != "null"
 
 
 class DefinitionCompiler:
@@ -585,10 +522,12 @@ class _Context:
             if slot not in self.trait_rows:
                 self.trait_rows[slot] = table.alias(f"t{self._next()}")
             return self._extract(self.trait_rows[slot].c.value, node.path[1:])
-        if isinstance(node, ast.Property | ast.Context):
+        if isinstance(node, ast.Property | ast.Product | ast.Context):
             row = event.parent if event is not None and node_is_parent(node) else event
             if row is None:  # pragma: no cover - the parser refuses it
                 raise NotCompiled("property() outside a stream")
+            if isinstance(node, ast.Product):
+                return self.product(node, row)
             if isinstance(node, ast.Context):
                 return self._extract(row.event.c.payload, ("context", *node.path))
             if row.item is not None:  # after items(): property() reads the line item
@@ -596,44 +535,32 @@ class _Context:
             return self._extract(row.event.c.payload, ("properties", *node.path))
         raise NotCompiled(f"{type(node).__name__} as a value")  # pragma: no cover
 
+    def product(self, node: ast.Product, row: _Row) -> _Json:
+        """``product(path)`` of the event (item) ``row``: its catalog row is joined once,
+        by the subquery that selects the row (:meth:`with_catalog`)."""
+        prefix: tuple[str, ...] = ()
+        if row.item is not None:
+            document = row.item
+        else:
+            document, prefix = row.event.c.payload, ("properties",)
+        if not row.catalog:
+            name = f"c{self._next()}"
+            row.catalog.append(catalog_join(self.is_pg, self.ws, document, prefix, name))
+        own = self._extract(document, (*prefix, *node.path))
+        return product_value(self.is_pg, row.catalog[0], own, node.path)
+
+    def with_catalog(self, source: Any, rows: Sequence[_Row], local: list[Any]) -> Any:
+        """``source`` left-joined to the catalog rows that product() asked of ``rows``
+        (their aliases added to the subquery's own FROMs, ``local``)."""
+        for row in rows:
+            for join in row.catalog:
+                source = source.outerjoin(join.alias, join.on)
+                local.append(join.alias)
+        return source
+
     def _extract(self, document: Any, path: tuple[str, ...]) -> _Json:
         """The JSON value at ``path`` of the JSON text ``document``."""
-        if self.is_pg:
-            doc = cast(document, JSONB)
-            keys = literal(list(path), ARRAY(Text))
-            node = doc.op("#>", return_type=JSONB)(keys)
-            kind = func.jsonb_typeof(node)
-            return _Json(
-                case(
-                    (kind.is_(None), "null"),
-                    (kind == "boolean", "bool"),
-                    (kind.in_(("number", "string", "null")), kind),
-                    else_="other",
-                ),
-                doc.op("#>>", return_type=Text)(keys),
-                cast(node, Text),
-                True,
-            )
-        json_path = "$" + "".join('."' + p.replace('"', '\\"') + '"' for p in path)
-        kind = func.json_type(document, json_path)
-        return _Json(
-            case(
-                (kind.is_(None), "null"),
-                (kind.in_(("integer", "real")), "number"),
-                (kind == "text", "string"),
-                (kind.in_(("true", "false")), "bool"),
-                (kind == "null", "null"),
-                else_="other",
-            ),
-            case(
-                (kind == "true", "true"),
-                (kind == "false", "false"),
-                else_=func.json_extract(document, json_path),
-            ),
-            document.op("->")(json_path),
-            False,
-            func.json_extract(document, json_path),
-        )
+        return extract(self.is_pg, document, path)
 
     def _next(self) -> int:
         return next(self.aliases)
@@ -654,9 +581,11 @@ class _Context:
         # The subquery's own FROMs; everything else (the profile, a parent event) comes
         # from the enclosing queries, however deep.
         local: list[Any] = [e]
+        rows = [row]  # each row that product() may join the catalog to
         for i, f in enumerate(node.stream.filters):
             if isinstance(f, ast.Items):
                 row, source, index, kept = self.items(row, f.path)
+                rows.append(row)
                 local.append(source.right)
                 where.append(kept)
                 order.append(index)
@@ -665,6 +594,11 @@ class _Context:
             else:
                 where.append(self.filter(f, row))
         reducer = node.reducer
+        value: _Json | None = None
+        if node.argument is not None and not isinstance(node.argument, ast.Timestamp):
+            value = self.json(node.argument, row)
+        # the catalog rows product() asked for (in filters and the argument), one join each
+        source = self.with_catalog(source, rows, local)
 
         def reduce(agg: ColumnElement[Any], *kept: ColumnElement[bool]) -> ColumnElement[Any]:
             """``agg`` over the stream: per profile by a correlated subquery, or for every
@@ -688,7 +622,7 @@ class _Context:
             # earliest / latest (time leads the timeline's order; the rest only breaks ties)
             stamp = e.c.timestamp_us
             return reduce((func.min(stamp) if reducer == "first" else func.max(stamp)).label("t"))
-        value = self.json(node.argument, row)
+        assert value is not None
         if reducer in ("sum", "avg"):
             if self.is_pg:
                 agg = func.sum(value.number()) if reducer == "sum" else func.avg(value.number())
@@ -769,10 +703,11 @@ class _Context:
         assert isinstance(session, ast.ExpiresAfter)
         gap = session.duration.seconds * 1_000_000
 
-        def so_far(alias: Any) -> list[ColumnElement[bool]]:
-            """The stream's events up to now, filtered as far as the session."""
+        def so_far(alias: Any) -> tuple[list[ColumnElement[bool]], Any, list[Any]]:
+            """The stream's events up to now, filtered as far as the session → (the
+            conditions, the FROM clause with the catalog rows they read, its own FROMs)."""
             mirror = _Row(alias, parent=row.parent)
-            return [
+            kept = [
                 *self.named(alias, stream.event),
                 alias.c.timestamp_us <= self.now_us,
                 *(
@@ -782,32 +717,37 @@ class _Context:
                     for i, f in enumerate(stream.filters[:at])
                 ),
             ]
+            local: list[Any] = [alias]
+            return kept, self.with_catalog(alias, [mirror], local), local
 
         a, b, c = (events.alias(f"s{self._next()}") for _ in range(3))
+        b_kept, b_from, b_local = so_far(b)
         opens = not_(
             exists(
                 select(literal(1))
-                .select_from(b)
+                .select_from(b_from)
                 .where(
-                    *so_far(b),
+                    *b_kept,
                     b.c.timestamp_us >= a.c.timestamp_us - gap,
                     b.c.timestamp_us < a.c.timestamp_us,
                 )
-                .correlate_except(b)
+                .correlate_except(*b_local)
             )
         )
+        a_kept, a_from, a_local = so_far(a)
         start = (
             select(func.max(a.c.timestamp_us))
-            .select_from(a)
-            .where(*so_far(a), opens)
-            .correlate_except(a)
+            .select_from(a_from)
+            .where(*a_kept, opens)
+            .correlate_except(*a_local)
             .scalar_subquery()
         )
+        c_kept, c_from, c_local = so_far(c)
         last = (
             select(func.max(c.c.timestamp_us))
-            .select_from(c)
-            .where(*so_far(c))
-            .correlate_except(c)
+            .select_from(c_from)
+            .where(*c_kept)
+            .correlate_except(*c_local)
             .scalar_subquery()
         )
         e = row.event
@@ -892,6 +832,8 @@ class _Row:
     event: Any
     item: Any = None
     parent: _Row | None = None
+    #: the catalog join product() asked for (none or one), added where the row is selected
+    catalog: list[Any] = field(default_factory=list, compare=False)
 
 
 def _equal(a: _Json, b: _Json) -> ColumnElement[bool]:
@@ -939,9 +881,9 @@ def _order(name: str, a: _Json, b: _Json) -> ColumnElement[bool]:
     )
 
 
-def node_is_parent(node: ast.Property | ast.Context) -> bool:
+def node_is_parent(node: ast.Property | ast.Product | ast.Context) -> bool:
     """Whether ``node`` reads the enclosing stream's event (``property(parent: …)``)."""
-    return isinstance(node, ast.Property) and node.parent
+    return isinstance(node, ast.Property | ast.Product) and node.parent
 
 
 def _numeric_against_constants(node: ast.Comparison) -> bool:
@@ -996,7 +938,7 @@ def _per_profile(node: Any) -> bool:
     """Whether a condition reads the profile (a trait, a nested stream, a parent event)."""
     if isinstance(node, ast.Trait | ast.Aggregate | ast.AnyUser | ast.AllUsers):
         return True
-    if isinstance(node, ast.Property):
+    if isinstance(node, ast.Property | ast.Product):
         return node.parent
     if isinstance(node, ast.And | ast.Or):
         return any(_per_profile(i) for i in node.items)

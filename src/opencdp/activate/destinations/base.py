@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opencdp.activate.retry import Verdict, classify
 from opencdp.privacy.consent import check_categories
+from opencdp.query.catalog import CatalogLookup
 from opencdp.timeutil import parse_duration
 
 
@@ -128,6 +129,8 @@ class Message:
     at: datetime
     #: the message's own templates (a journey's send step), for types that take them
     template: dict[str, str] | None = None
+    #: the products of the event's workspace, for templates that read them (``product(id)``)
+    catalog: CatalogLookup | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -4,7 +4,9 @@ from Jinja2 templates.
 Templates run in Jinja2's sandbox. They see the message's data (the mapped payload, or the
 whole event when the subscription has no mapping) at the top level — ``{{ traits.name }}`` —
 and also as ``data``; ``event`` is the event as stored (so a track event's name is
-``{{ event.event }}``). A missing value, or a null, renders empty. ``html`` is autoescaped, everything
+``{{ event.event }}``); ``product(id)`` is the product of that id in the workspace's catalog,
+as a dict (``{{ product(properties.product_id).name }}``; None when the catalog has none).
+A missing value, or a null, renders empty. ``html`` is autoescaped, everything
 else is not; header values (``to``, ``subject``, ``reply_to``, ``list_unsubscribe``) are
 folded onto one line, so no template can add a header. A syntax error, or an unknown filter,
 is refused when the destination is configured.
@@ -40,7 +42,7 @@ import re
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from functools import lru_cache
@@ -58,6 +60,7 @@ from opencdp.activate.destinations.base import (
     cut,
 )
 from opencdp.activate.retry import Verdict
+from opencdp.query.catalog import CatalogLookup, CatalogUnavailable
 
 DEFAULT_TO = "{{ email or traits.email or context.traits.email or properties.email }}"
 #: the subject and text when neither the destination nor the message's template sets them
@@ -298,6 +301,9 @@ class Smtp(DestinationType):
             except _Unsendable as exc:
                 attempts[i] = Attempt(None, str(exc), request=self._record(m.id))
                 continue
+            except CatalogUnavailable as exc:  # a template's product(): retried
+                attempts[i] = Attempt(None, f"catalog: {exc}", request=self._record(m.id))
+                continue
             mails.append((i, mail, recipients, self._record(m.id, mail)))
         if mails:
             self._deliver(mails, attempts)
@@ -308,6 +314,7 @@ class Smtp(DestinationType):
         values: dict[str, Any] = dict(m.data) if isinstance(m.data, dict) else {}
         values["data"] = m.data
         values["event"] = m.event
+        values["product"] = _products(m.catalog)
         templates = dict(self.templates)
         for f, source in (m.template or {}).items():
             templates[f] = _compile(f, source)  # a journey step's or subscription's own
@@ -484,9 +491,22 @@ def _compile(field: str, source: str) -> Template:
     return (_HTML if field == "html" else _TEXT).from_string(source)
 
 
+def _products(lookup: CatalogLookup | None) -> Callable[..., dict[str, Any] | None]:
+    """The templates' ``product(id)``: the workspace's product of that id as a dict (None
+    when the catalog has none, the id names none, or no catalog is at hand)."""
+
+    def product(product_id: Any = None) -> dict[str, Any] | None:
+        found = lookup(product_id) if lookup is not None and product_id is not None else None
+        return dict(found) if isinstance(found, Mapping) else None
+
+    return product
+
+
 def _render(template: Template, field: str, values: dict[str, Any]) -> str:
     try:
         return template.render(values)
+    except CatalogUnavailable:  # the database, not the template: tried again
+        raise
     except Exception as exc:  # the sandbox, a filter, an undefined call: all the template's
         raise _Unsendable("template_error", f"{field}: {type(exc).__name__}: {exc}") from None
 

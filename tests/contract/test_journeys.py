@@ -600,6 +600,7 @@ def test_the_demos_journeys_mail_into_its_mailbox(
         assert {j["key"] for j in client.get("/api/journeys", headers=AUTH).json()["data"]} == {
             "abandoned-cart",
             "welcome",
+            "back-in-stock",
         }
         # When a new customer identifies and fills a cart
         send(

@@ -369,3 +369,27 @@ def test_the_member_api_answers_with_clear_errors(rt: Runtime) -> None:
         )
         assert bad_programme.status_code == 400
         assert bad_programme.json()["message"].startswith("tiers: the first tier")
+
+
+def test_an_order_refunded_in_its_own_batch_and_an_order_older_than_the_expiry_earn_nothing(
+    rt: Runtime,
+) -> None:
+    member = enrolled(rt, user_id="max")
+    refund = {
+        "type": "track",
+        "event": "Order Refunded",
+        "userId": "max",
+        "messageId": "max-refund",
+        "properties": {"order_id": "o-9"},
+    }
+    # one ingest: the order and its refund are processed in the same batch
+    ingest(rt, order({"userId": "max"}, "o-9", 100), refund)
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 0
+    # an order of two years ago (a late import): its points would have expired long since
+    old = order({"userId": "max"}, "o-old", 100)
+    old["timestamp"] = "2020-01-01T00:00:00Z"
+    ingest(rt, old)
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 0
+    # an amount no till rings up earns nothing and does not fail the batch
+    ingest(rt, order({"userId": "max"}, "o-huge", 1e300), order({"userId": "max"}, "o-ok", 10))
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 60  # 10 + first-order 50

@@ -40,6 +40,8 @@ from opencdp.timeutil import parse_duration
 PATH_SEPARATOR = " > "
 MAX_TIERS = 20
 MAX_MULTIPLIERS = 10_000
+#: the most points one order earns: larger amounts are a data error, not a purchase
+MAX_ORDER_POINTS = 10_000_000
 
 
 class ProgrammeError(RequestError):
@@ -163,7 +165,7 @@ class Programme:
         birthday_month: bool,
     ) -> Earning | None:
         """What an ``Order Completed``'s properties earn, or None when the order earns nothing
-        (another currency, no amount). ``categories`` gives the catalog's category of product
+        (another currency, no amount, an amount beyond :data:`MAX_ORDER_POINTS`). ``categories`` gives the catalog's category of product
         ids whose line item names none."""
         currency = order.get("currency")
         if (
@@ -181,6 +183,8 @@ class Programme:
         if birthday_month and self.spec.bonuses.birthday_month > 1:
             raw *= self.spec.bonuses.birthday_month
             reasons.append(f"birthday month x{_number(self.spec.bonuses.birthday_month)}")
+        if not math.isfinite(raw) or raw > MAX_ORDER_POINTS:
+            return None  # an amount no till rings up: earn nothing rather than fail the batch
         base = max(0, _rounded(raw, self.spec.rounding))
         bonus = self.spec.bonuses.first_order if first_order else 0
         if bonus:

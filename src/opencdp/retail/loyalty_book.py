@@ -116,6 +116,10 @@ class LoyaltyBook:
         redemption's conditional update)."""
         now_us = to_us(self.clock.now())
         out = Recorded()
+        # what is read of the members' ledgers below stays true until the commit
+        self.store.lock_members(
+            conn, workspace_id, {e["member_id"] for e in entries} | set(refresh)
+        )
         keys = [str(e["dedup_key"]) for e in entries]
         out.existing = self.store.existing_keys(conn, workspace_id, keys) if keys else set()
         fresh: list[dict[str, Any]] = []
@@ -150,7 +154,9 @@ class LoyaltyBook:
         """Write the expiries that are due for these members, and refresh them (their
         ``points_expiring_30d`` and tier move with time too); returns the entries written."""
         now_us = to_us(self.clock.now())
-        members = [m for m in self.store.members_in(conn, workspace_id, member_ids).values()]
+        wanted = set(member_ids)
+        self.store.lock_members(conn, workspace_id, wanted)  # a redemption waits, or went first
+        members = [m for m in self.store.members_in(conn, workspace_id, wanted).values()]
         active = [m for m in members if m.status == "active"]
         if not active:
             return 0

@@ -92,10 +92,16 @@ class LoyaltyListener:
             touched |= self._enrol(conn, ws, enrolments)
         entries: list[dict[str, Any]] = []
         extra: dict[str, dict[str, Any]] = {}
-        orders = [e for e in events if e.name == ORDER_COMPLETED]
+        refunds = [e for e in events if e.name == ORDER_REFUNDED]
+        # an order refunded in its own batch earns nothing: its refund leaves the marker
+        refunded = {oid for e in refunds if (oid := order_id_of(e.properties)) is not None}
+        orders = [
+            e
+            for e in events
+            if e.name == ORDER_COMPLETED and order_id_of(e.properties) not in refunded
+        ]
         if orders:
             entries += self._earn(conn, ws, programme, orders, extra)
-        refunds = [e for e in events if e.name == ORDER_REFUNDED]
         if refunds:
             entries += self._reverse(conn, ws, refunds)
         if entries or touched:
@@ -236,8 +242,15 @@ class LoyaltyListener:
                 first_order=member.id not in earned_before,
                 birthday_month=birthdays.get(event.profile_id) == month,
             )
+            expires_us = (
+                event.at_us + int(expiry.total_seconds() * 1_000_000)
+                if expiry is not None
+                else None
+            )
             if earning is None or earning.total <= 0:
                 continue
+            if expires_us is not None and expires_us <= self._now():
+                continue  # an order older than the expiry (history, a late import): no points
             earned_before.add(member.id)
             row = {
                 "member_id": member.id,
@@ -247,9 +260,7 @@ class LoyaltyListener:
                 "dedup_key": f"earn:{order_id}",
                 "order_id": order_id,
                 "reason": earning.reason,
-                "expires_us": event.at_us + int(expiry.total_seconds() * 1_000_000)
-                if expiry is not None
-                else None,
+                "expires_us": expires_us,
                 "message_id": event.message_id,
                 "actor": "worker",
                 "at_us": event.at_us,

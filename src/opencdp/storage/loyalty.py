@@ -237,6 +237,44 @@ class LoyaltyStore:
             out.extend((_member(r), r.survivor) for r in rows)
         return out
 
+    def lock_members(self, conn: Connection, workspace_id: str, member_ids: Iterable[str]) -> None:
+        """Lock the members' rows for the transaction (PostgreSQL; SQLite has one writer),
+        in id order so that two transactions never wait for each other in a circle: what is
+        read of their ledgers then stays true until the commit."""
+        if self.db.dialect.is_sqlite:
+            return
+        for part in chunks(sorted(set(member_ids))):
+            conn.execute(
+                select(loyalty_members.c.id)
+                .where(
+                    loyalty_members.c.workspace_id == workspace_id,
+                    loyalty_members.c.id.in_(part),
+                )
+                .order_by(loyalty_members.c.id)
+                .with_for_update()
+            ).all()
+
+    def resync_balance(
+        self, conn: Connection, workspace_id: str, member_id: str, now_us: int
+    ) -> None:
+        """Set the member's balance to the sum of its ledger (after entries moved to it)."""
+        total = (
+            select(func.coalesce(func.sum(loyalty_ledger.c.points), 0))
+            .where(
+                loyalty_ledger.c.workspace_id == workspace_id,
+                loyalty_ledger.c.member_id == member_id,
+            )
+            .scalar_subquery()
+        )
+        conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == member_id,
+            )
+            .values(balance=total, updated_us=now_us)
+        )
+
     def bind(self, conn: Connection, workspace_id: str, member_id: str, profile_id: str) -> None:
         """Give an enrolled member the profile its enrolment event resolved to."""
         for table in (loyalty_members, loyalty_tokens, loyalty_ledger):
@@ -256,8 +294,11 @@ class LoyaltyStore:
         now_us: int,
     ) -> None:
         """Merge member ``absorbed`` into ``into``: its ledger entries and tokens move (no
-        point lost or doubled: each entry keeps its key), its balance adds up, it is kept as
-        ``merged`` for the record."""
+        point lost or doubled: each entry keeps its key), the survivor's balance becomes the
+        sum of both ledgers, the absorbed member is kept as ``merged`` for the record. Both
+        rows are locked first, so a redemption at the till either finishes before (its entry
+        moves too) or finds the absorbed member gone."""
+        self.lock_members(conn, workspace_id, [absorbed.id, into.id])
         moved = {"member_id": into.id, "profile_id": into.profile_id}
         for table in (loyalty_ledger, loyalty_tokens):
             conn.execute(
@@ -273,7 +314,7 @@ class LoyaltyStore:
             )
             .values(status=MERGED, merged_into=into.id, balance=0, updated_us=now_us)
         )
-        self.add_balances(conn, workspace_id, {into.id: absorbed.balance}, now_us)
+        self.resync_balance(conn, workspace_id, into.id, now_us)
 
     def move(
         self, conn: Connection, workspace_id: str, member_id: str, profile_id: str, now_us: int
@@ -337,15 +378,18 @@ class LoyaltyStore:
         tiers: Mapping[str, str | None],
         now_us: int,
     ) -> None:
-        for member_id, tier in sorted(tiers.items()):
-            conn.execute(
-                update(loyalty_members)
-                .where(
-                    loyalty_members.c.workspace_id == workspace_id,
-                    loyalty_members.c.id == member_id,
-                )
-                .values(tier=tier, tier_since_us=now_us, updated_us=now_us)
+        """Give members new tiers (one statement for all)."""
+        if not tiers:
+            return
+        conn.execute(
+            update(loyalty_members)
+            .where(
+                loyalty_members.c.workspace_id == workspace_id,
+                loyalty_members.c.id == bindparam("mid"),
             )
+            .values(tier=bindparam("new_tier"), tier_since_us=now_us, updated_us=now_us),
+            [{"mid": mid, "new_tier": tier} for mid, tier in sorted(tiers.items())],
+        )
 
     # -- tokens -------------------------------------------------------------------------------
     def lookup(self, workspace_id: str, token: str) -> dict[str, Any] | None:

@@ -187,6 +187,7 @@ class Runtime:
         self.restock_hooks: list[Callable[[Connection, str, Sequence[Restock]], int]] = [
             self.back_in_stock.restocked
         ]
+        self.timer_hooks.append(self.back_in_stock.sweep)
         #: campaign QR codes: the short links printed on posters and receipts
         self.qr_codes = QrCodeStore(self.db)
         #: the product catalog and its stock (the headless API's product read is a hot read,

@@ -182,3 +182,24 @@ def test_consent_is_respected(shop: TestClient, rt: Runtime, mail: MailServer) -
     settle(rt)
     assert [m.rcpt_tos for m in mail.mails] == [["dan@example.com"]]
     assert len(events_named(rt, "eve", "Back In Stock")) == 1  # on her timeline, not mailed
+
+
+def test_the_timer_answers_a_request_that_missed_its_restock(
+    shop: TestClient, rt: Runtime, mail: MailServer
+) -> None:
+    # Given a request stored while a restock was committed beside it: the stock is there, but
+    # the restock's hooks did not see the request (written here without the hooks)
+    set_stock(rt, "TRAIL-42", "web", 0)
+    ask(shop, rt, "fay", 1)
+    rt.restock_hooks.clear()
+    set_stock(rt, "TRAIL-42", "web", 3)
+    settle(rt)
+    assert mail.mails == []
+    # When the worker's timer sweeps
+    rt.back_in_stock._swept = -1e18
+    assert rt.back_in_stock.sweep() == 1
+    settle(rt)
+    # Then she gets her one e-mail, and a second sweep answers nothing more
+    assert [m.rcpt_tos for m in mail.mails] == [["fay@example.com"]]
+    rt.back_in_stock._swept = -1e18
+    assert rt.back_in_stock.sweep() == 0

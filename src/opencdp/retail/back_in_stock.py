@@ -37,6 +37,8 @@ REQUESTED = "Back In Stock Requested"
 BACK_IN_STOCK = "Back In Stock"
 #: the location of the web warehouse, the default channel's stock
 WEB = "web"
+#: how often the timer answers waiting requests whose stock is there
+SWEEP_EVERY_SECONDS = 60.0
 
 
 def location_of(properties: Mapping[str, Any]) -> str:
@@ -61,8 +63,10 @@ class BackInStock:
 
     def __init__(self, store: StockRequestStore, events: DerivedEvents, clock: Clock) -> None:
         self.store = store
+        self.db = store.db
         self.events = events
         self.clock = clock
+        self._swept = -1e18
 
     # -- requests, in the worker's batch ------------------------------------------------------
     def changed(self, conn: Connection, changes: BatchChanges) -> None:
@@ -124,19 +128,21 @@ class BackInStock:
         found = addresses(conn, workspace_id, {k[0] for k in groups})
         now_us = to_us(self.clock.now())
         messages: list[dict[str, Any]] = []
-        answers: dict[str, str] = {}
         for (profile_id, product_id, location), request_ids in sorted(groups.items()):
             address = found.get(profile_id)
             if address is None:  # a profile without identifiers (erased): nobody to tell
                 continue
             message_id = f"back-in-stock-{uuid.uuid4()}"
+            claimed = self.store.claim(conn, workspace_id, request_ids, message_id, now_us)
+            if not claimed:
+                continue  # answered by a concurrent restock: one answer per request
             product = {k: v for k, v in catalog.get(product_id, {}).items() if v is not None}
             properties = {
                 "product_id": product_id,
                 "location": location,
                 "quantity": stock[(product_id, location)],
                 **product,
-                "request_ids": request_ids,
+                "request_ids": claimed,
             }
             messages.append(
                 addressed(
@@ -150,10 +156,22 @@ class BackInStock:
                     },
                 )
             )
-            answers.update((rid, message_id) for rid in request_ids)
         self.events.append(conn, workspace_id, messages, channel="back-in-stock", actor="worker")
-        self.store.answer(conn, workspace_id, answers, now_us)
         return len(messages)
+
+    def sweep(self) -> int:
+        """Answer the waiting requests whose stock is there (the worker's timer, every
+        :data:`SWEEP_EVERY_SECONDS`): a request stored while a restock was being committed
+        beside it saw no stock, and the restock did not see the request."""
+        now = self.clock.monotonic()
+        if now - self._swept < SWEEP_EVERY_SECONDS:
+            return 0
+        self._swept = now
+        answered = 0
+        for ws, pairs in self.store.waiting_in_stock().items():
+            with self.db.write() as conn:
+                answered += self.answer(conn, ws, pairs)
+        return answered
 
 
 class StockPromise:
@@ -170,8 +188,8 @@ class StockPromise:
     ) -> dict[int, str]:
         """Of ``(seq, profile id, payload)``, the deliveries whose promise no longer holds,
         with the reason."""
-        promised: dict[int, tuple[str | None, str, str]] = {}
-        for seq, profile_id, payload in deliveries:
+        promised: dict[int, tuple[str, str, list[str]]] = {}
+        for seq, _profile_id, payload in deliveries:
             if BACK_IN_STOCK not in payload:
                 continue  # cheap: most deliveries are not about stock
             try:
@@ -184,18 +202,17 @@ class StockPromise:
             if not isinstance(event, dict):
                 continue
             product = product_of(event)
+            requests = event.get("request_ids")
             if product is not None:
-                promised[seq] = (profile_id, product, location_of(event))
+                ids = [str(r) for r in requests] if isinstance(requests, list) else []
+                promised[seq] = (product, location_of(event), ids)
         if not promised:
             return {}
         with self.db.write() as conn:
             stock = self.store.in_stock(
-                conn, workspace_id, {(p, loc) for _pid, p, loc in promised.values()}
+                conn, workspace_id, {(p, loc) for p, loc, _ids in promised.values()}
             )
-            gone = {seq: key for seq, key in promised.items() if (key[1], key[2]) not in stock}
-            self.store.reopen(
-                conn,
-                workspace_id,
-                [(pid, p, loc) for pid, p, loc in gone.values() if pid is not None],
-            )
-        return {seq: f"out of stock again: {p} at {loc}" for seq, (_pid, p, loc) in gone.items()}
+            gone = {seq: key for seq, key in promised.items() if (key[0], key[1]) not in stock}
+            # the requests this e-mail answered wait again (not older, already mailed ones)
+            self.store.reopen(conn, workspace_id, [r for _p, _l, ids in gone.values() for r in ids])
+        return {seq: f"out of stock again: {p} at {loc}" for seq, (p, loc, _ids) in gone.items()}

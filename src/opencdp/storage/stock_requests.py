@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.profiles import chunks
@@ -57,46 +57,71 @@ class StockRequestStore:
             out.extend(_request(r) for r in rows)
         return out
 
-    def answer(
-        self, conn: Connection, workspace_id: str, answers: Mapping[str, str], now_us: int
-    ) -> None:
-        """Mark requests answered: request id → the ``Back In Stock`` event's message id."""
-        if not answers:
-            return
-        conn.execute(
-            update(stock_requests)
-            .where(
-                stock_requests.c.workspace_id == workspace_id,
-                stock_requests.c.id == bindparam("rid"),
-                stock_requests.c.status == WAITING,
-            )
-            .values(status=ANSWERED, answered_us=now_us, answer_id=bindparam("aid")),
-            [{"rid": rid, "aid": aid} for rid, aid in sorted(answers.items())],
-        )
-
-    def reopen(
+    def claim(
         self,
         conn: Connection,
         workspace_id: str,
-        keys: Iterable[tuple[str, str, str]],
-    ) -> int:
-        """Put the answered requests of these (profile, product, location) back to waiting: the
-        product sold out again before the e-mail went, so the next restock answers them."""
-        reopened = 0
-        for profile_id, product_id, location in sorted(set(keys)):
-            result = conn.execute(
-                update(stock_requests)
-                .where(
-                    stock_requests.c.workspace_id == workspace_id,
-                    stock_requests.c.profile_id == profile_id,
-                    stock_requests.c.product_id == product_id,
-                    stock_requests.c.location == location,
-                    stock_requests.c.status == ANSWERED,
-                )
-                .values(status=WAITING, answered_us=None, answer_id=None)
+        request_ids: Sequence[str],
+        answer_id: str,
+        now_us: int,
+    ) -> list[str]:
+        """Mark the still waiting ones of ``request_ids`` answered by ``answer_id``; returns
+        those it marked (a concurrent answer took the others: they get no second event)."""
+        if not request_ids:
+            return []
+        rows = conn.execute(
+            update(stock_requests)
+            .where(
+                stock_requests.c.workspace_id == workspace_id,
+                stock_requests.c.id.in_(list(request_ids)),
+                stock_requests.c.status == WAITING,
             )
-            reopened += int(result.rowcount or 0)
-        return reopened
+            .values(status=ANSWERED, answered_us=now_us, answer_id=answer_id)
+            .returning(stock_requests.c.id)
+        )
+        return sorted(rows.scalars())
+
+    def reopen(self, conn: Connection, workspace_id: str, request_ids: Iterable[str]) -> int:
+        """Put answered requests back to waiting: the product sold out again before the
+        e-mail went, so the next restock answers them."""
+        wanted = sorted(set(request_ids))
+        if not wanted:
+            return 0
+        result = conn.execute(
+            update(stock_requests)
+            .where(
+                stock_requests.c.workspace_id == workspace_id,
+                stock_requests.c.id.in_(wanted),
+                stock_requests.c.status == ANSWERED,
+            )
+            .values(status=WAITING, answered_us=None, answer_id=None)
+        )
+        return int(result.rowcount or 0)
+
+    def waiting_in_stock(self, limit: int = 1000) -> dict[str, set[tuple[str, str]]]:
+        """Workspace → the (product, location) pairs that have waiting requests and stock
+        now: what a restock committed beside a new request left unanswered."""
+        query = (
+            select(
+                stock_requests.c.workspace_id,
+                stock_requests.c.product_id,
+                stock_requests.c.location,
+            )
+            .join(
+                inventory,
+                (inventory.c.workspace_id == stock_requests.c.workspace_id)
+                & (inventory.c.product_id == stock_requests.c.product_id)
+                & (inventory.c.location == stock_requests.c.location),
+            )
+            .where(stock_requests.c.status == WAITING, inventory.c.quantity > 0)
+            .distinct()
+            .limit(limit)
+        )
+        out: dict[str, set[tuple[str, str]]] = {}
+        with self.db.read() as conn:
+            for ws, product, location in conn.execute(query):
+                out.setdefault(ws, set()).add((product, location))
+        return out
 
     def of_profile(self, workspace_id: str, profile_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:

@@ -393,3 +393,22 @@ def test_an_order_refunded_in_its_own_batch_and_an_order_older_than_the_expiry_e
     # an amount no till rings up earns nothing and does not fail the batch
     ingest(rt, order({"userId": "max"}, "o-huge", 1e300), order({"userId": "max"}, "o-ok", 10))
     assert loyalty.member_view(rt, WS, member["id"])["balance"] == 60  # 10 + first-order 50
+
+
+def test_the_same_receipt_redeemed_twice_at_once_takes_the_points_once(rt: Runtime) -> None:
+    member = enrolled(rt, user_id="ned")
+    ingest(rt, order({"userId": "ned"}, "o-1", 50))  # 100 with the bonus
+    answers: list[tuple[bool, int]] = []
+
+    def till() -> None:
+        created, entry = loyalty.redeem(rt, WS, member["id"], 30, "rcpt-9", reason=None, actor="t")
+        answers.append((created, entry["id"]))
+
+    threads = [threading.Thread(target=till) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(c for c, _ in answers) == [False, False, True]
+    assert len({i for _, i in answers}) == 1
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 70

@@ -22,7 +22,7 @@ from opencdp.retail.loyalty_book import EXPIRING_HORIZON, member_traits
 from opencdp.retail.loyalty_listener import CARD_TYPE, ENROLLED, new_member_id
 from opencdp.runtime import Runtime
 from opencdp.services.profile_lookup import locate_profile
-from opencdp.storage.loyalty import Member, member_row, token_row
+from opencdp.storage.loyalty import DUPLICATE_ENTRY, Member, member_row, token_row
 from opencdp.timeutil import isoformat_us
 
 MAX_POINTS = 10_000_000
@@ -368,7 +368,24 @@ def redeem(
     amount = _points(points, positive=True)
     key = f"redeem:{_reference(reference)}"
     member = find_member(rt, workspace_id, ref)
+    return _once(
+        rt, workspace_id, key, lambda: _redeem(rt, workspace_id, member, amount, key, reason, actor)
+    )
+
+
+def _redeem(
+    rt: Runtime,
+    workspace_id: str,
+    member: Member,
+    amount: int,
+    key: str,
+    reason: str | None,
+    actor: str,
+) -> tuple[bool, dict[str, Any]]:
     with rt.db.write() as conn:
+        # the member's row first: a concurrent call with the same key then finishes before
+        # this one looks for its entry (and finds it), instead of both taking the points
+        rt.loyalty.lock_members(conn, workspace_id, [member.id])
         done = rt.loyalty.entry_by_key(conn, workspace_id, key)
         if done is not None:
             return False, _entry_view(done)
@@ -406,7 +423,24 @@ def adjust(
         raise RequestError("reason: say why, in at most 500 characters", code="invalid_points")
     key = f"adjust:{_reference(reference) if reference is not None else uuid.uuid4()}"
     member = find_member(rt, workspace_id, ref)
+    return _once(
+        rt, workspace_id, key, lambda: _adjust(rt, workspace_id, member, amount, key, reason, actor)
+    )
+
+
+def _adjust(
+    rt: Runtime,
+    workspace_id: str,
+    member: Member,
+    amount: int,
+    key: str,
+    reason: str,
+    actor: str,
+) -> tuple[bool, dict[str, Any]]:
     with rt.db.write() as conn:
+        # the member's row first: a concurrent call with the same key then finishes before
+        # this one looks for its entry (and finds it), instead of both taking the points
+        rt.loyalty.lock_members(conn, workspace_id, [member.id])
         done = rt.loyalty.entry_by_key(conn, workspace_id, key)
         if done is not None:
             return False, _entry_view(done)
@@ -429,6 +463,22 @@ def adjust(
         entry = rt.loyalty.entry_by_key(conn, workspace_id, key)
     assert entry is not None
     return True, _entry_view(entry)
+
+
+def _once(rt: Runtime, workspace_id: str, key: str, write: Any) -> tuple[bool, dict[str, Any]]:
+    """``write()``; when a concurrent call with the same key committed first (the same
+    receipt sent twice at once), the entry that call wrote, as a retry would get it."""
+    try:
+        result: tuple[bool, dict[str, Any]] = write()
+        return result
+    except Conflict as exc:
+        if exc.code != DUPLICATE_ENTRY:
+            raise
+    with rt.db.read() as conn:
+        done = rt.loyalty.entry_by_key(conn, workspace_id, key)
+    if done is None:
+        raise Conflict("the entry could not be written; try again", code="conflict")
+    return False, _entry_view(done)
 
 
 def ledger_of(

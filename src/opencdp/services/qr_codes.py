@@ -18,7 +18,7 @@ import uuid
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from opencdp.errors import NotFound, RequestError
+from opencdp.errors import NotFound, RequestError, loggable
 from opencdp.runtime import Runtime
 from opencdp.services.internal_events import internal_source
 from opencdp.storage.qr_codes import QrCode
@@ -192,7 +192,11 @@ def scan(
         "properties": {"campaign": found.campaign, "code": found.code, "target": found.target},
         "context": context,
     }
-    result = rt.collector.ingest_messages(internal_source(rt, found.workspace_id), [message])
+    try:
+        result = rt.collector.ingest_messages(internal_source(rt, found.workspace_id), [message])
+    except Exception as exc:  # the visitor goes on: a lost scan beats a broken poster
+        log.error("the scan of QR code %s was not recorded: %s", found.code, loggable(exc))
+        return found.target, visitor, message
     if result.quarantined:  # kept in the quarantine with its reason; the visitor goes on
         log.warning("a scan of QR code %s was quarantined", found.code)
     return found.target, visitor, message

@@ -15,7 +15,9 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
+from opencdp.errors import Conflict
 from opencdp.loyalty.ledger import Entry
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.hot_reads import HotReads
@@ -31,6 +33,8 @@ from opencdp.storage.schema import (
 )
 
 ACTIVE = "active"
+#: the Conflict code of an entry whose key a concurrent transaction wrote first
+DUPLICATE_ENTRY = "duplicate_entry"
 MERGED = "merged"
 REVOKED = "revoked"
 
@@ -165,8 +169,7 @@ class LoyaltyStore:
     ) -> None:
         """Insert a member and its tokens."""
         conn.execute(loyalty_members.insert(), [dict(member)])
-        if tokens:
-            conn.execute(loyalty_tokens.insert(), [dict(t) for t in tokens])
+        self.add_tokens(conn, tokens)
 
     def member(self, workspace_id: str, member_id: str) -> Member | None:
         with self.db.read() as conn:
@@ -429,8 +432,16 @@ class LoyaltyStore:
         )
 
     def add_tokens(self, conn: Connection, tokens: Sequence[Mapping[str, Any]]) -> None:
-        if tokens:
+        """Insert tokens; a token or card number another member got meanwhile raises
+        Conflict (``card_taken``) and the transaction is undone."""
+        if not tokens:
+            return
+        try:
             conn.execute(loyalty_tokens.insert(), [dict(t) for t in tokens])
+        except IntegrityError:
+            raise Conflict(
+                "that card number was just given to another member", code="card_taken"
+            ) from None
 
     def revoke_digital(
         self, conn: Connection, workspace_id: str, member_id: str, now_us: int
@@ -470,10 +481,18 @@ class LoyaltyStore:
             return []
         columns = [c.name for c in loyalty_ledger.columns if c.name != "id"]
         full = [{c: row.get(c) for c in columns} for row in rows]
-        inserted = conn.execute(
-            loyalty_ledger.insert().returning(loyalty_ledger.c.id, sort_by_parameter_order=True),
-            full,
-        )
+        try:
+            inserted = conn.execute(
+                loyalty_ledger.insert().returning(
+                    loyalty_ledger.c.id, sort_by_parameter_order=True
+                ),
+                full,
+            )
+        except IntegrityError:
+            # another transaction wrote one of these keys meanwhile: undone, tried again
+            raise Conflict(
+                "an entry with the same key was written meanwhile", code=DUPLICATE_ENTRY
+            ) from None
         return [int(i) for i in inserted.scalars().all()]
 
     def entries_of(

@@ -17,6 +17,7 @@ from opencdp.catalog.inventory import CHANNELS, Restock, StockLevel, StockRow, r
 from opencdp.catalog.products import CATEGORY_SEPARATOR, Product
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.profiles import chunks
+from opencdp.storage.rows import plain
 from opencdp.storage.schema import inventory, inventory_history, products, sources
 
 #: the columns a product write replaces (``created_us`` and the imported ``quantity`` stay)
@@ -148,7 +149,7 @@ class CatalogStore:
                     products.c.workspace_id == workspace_id, products.c.id == product_id
                 )
             ).first()
-        return _plain(row) if row is not None else None
+        return plain(row) if row is not None else None
 
     def list_page(
         self,
@@ -201,7 +202,7 @@ class CatalogStore:
             .limit(limit + 1)
         )
         with self.db.read() as conn:
-            rows = [_plain(r) for r in conn.execute(query)]
+            rows = [plain(r) for r in conn.execute(query)]
             after_id = None
             if len(rows) > limit:
                 rows = rows[:limit]
@@ -379,7 +380,7 @@ class InventoryStore:
                 .order_by(inventory_history.c.at_us.desc(), inventory_history.c.id.desc())
                 .limit(max(1, limit))
             )
-            return [_plain(r) for r in rows]
+            return [plain(r) for r in rows]
 
 
 def _stock_of(
@@ -417,8 +418,3 @@ def _variants_of(
         for parent, pid in rows:
             out[parent].append(pid)
     return dict(out)
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    """A row as a dict with plain ``str`` keys (orjson refuses SQLAlchemy's key type)."""
-    return {str(k): v for k, v in row._mapping.items()}

@@ -22,6 +22,7 @@ from opencdp.loyalty.ledger import Entry
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.profiles import chunks
+from opencdp.storage.rows import plain
 from opencdp.storage.schema import (
     loyalty_ledger,
     loyalty_members,
@@ -406,7 +407,7 @@ class LoyaltyStore:
 
     def lookup_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
         row = conn.execute(self._lookup, {"ws": workspace_id, "token": token}).first()
-        return _plain(row) if row is not None else None
+        return plain(row) if row is not None else None
 
     def tokens_of(self, workspace_id: str, member_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:
@@ -418,7 +419,7 @@ class LoyaltyStore:
                 )
                 .order_by(loyalty_tokens.c.created_us, loyalty_tokens.c.token)
             )
-            return [_plain(r) for r in rows]
+            return [plain(r) for r in rows]
 
     def token_taken(self, conn: Connection, workspace_id: str, token: str) -> bool:
         return (
@@ -569,7 +570,7 @@ class LoyaltyStore:
         if before is not None:
             query = query.where(loyalty_ledger.c.id < before)
         with self.db.read() as conn:
-            return [_plain(r) for r in conn.execute(query)]
+            return [plain(r) for r in conn.execute(query)]
 
     def entry_by_key(self, conn: Connection, workspace_id: str, key: str) -> dict[str, Any] | None:
         row = conn.execute(
@@ -578,7 +579,7 @@ class LoyaltyStore:
                 loyalty_ledger.c.dedup_key == key,
             )
         ).first()
-        return _plain(row) if row is not None else None
+        return plain(row) if row is not None else None
 
     def ledger_sums(self, workspace_id: str) -> dict[str, int]:
         """Member id → the sum of its entries (what ``balance`` must equal)."""
@@ -719,9 +720,3 @@ def member_row(
         "enrolled_us": enrolled_us,
         "updated_us": now_us,
     }
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    """A row as a dict with plain ``str`` keys (SQLAlchemy's are ``quoted_name``, which
-    orjson refuses as keys)."""
-    return {str(k): v for k, v in row._mapping.items()}

@@ -11,6 +11,7 @@ from sqlalchemy import select, tuple_, update
 
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.profiles import chunks
+from opencdp.storage.rows import plain
 from opencdp.storage.schema import inventory, products, stock_requests
 
 WAITING = "waiting"
@@ -133,7 +134,7 @@ class StockRequestStore:
                 )
                 .order_by(stock_requests.c.requested_us)
             )
-            return [_plain(r) for r in rows]
+            return [plain(r) for r in rows]
 
     # -- what an answer reads -----------------------------------------------------------------
     def in_stock(
@@ -178,9 +179,3 @@ class StockRequestStore:
 
 def _request(row: Any) -> StockRequest:
     return StockRequest(row.id, row.profile_id, row.product_id, row.location, int(row.requested_us))
-
-
-def _plain(row: Any) -> dict[str, Any]:
-    """A row as a dict with plain ``str`` keys (SQLAlchemy's are ``quoted_name``, which
-    orjson refuses as keys)."""
-    return {str(k): v for k, v in row._mapping.items()}

@@ -22,7 +22,8 @@ from opencdp.retail.loyalty_book import EXPIRING_HORIZON, member_traits
 from opencdp.retail.loyalty_listener import CARD_TYPE, ENROLLED, new_member_id
 from opencdp.runtime import Runtime
 from opencdp.services.profile_lookup import locate_profile
-from opencdp.storage.loyalty import DUPLICATE_ENTRY, Member, member_row, token_row
+from opencdp.storage.loyalty import Member, member_row, token_row
+from opencdp.storage.loyalty_ledger import DUPLICATE_ENTRY
 from opencdp.timeutil import isoformat_us
 
 MAX_POINTS = 10_000_000

@@ -247,18 +247,19 @@ def _enrol_messages(
 def find_member(rt: Runtime, workspace_id: str, ref: str) -> Member:
     """The live member ``ref`` names: a member id (a merged one leads to its survivor), a
     token or card number, or a profile (``type:value`` or a profile id)."""
-    member = rt.loyalty.member(workspace_id, ref)
-    if member is None and is_token_shaped(ref):
-        found = rt.loyalty.lookup(workspace_id, ref)
-        if found is not None:
-            member = rt.loyalty.member(workspace_id, found["id"])
-    if member is None and (":" in ref or ref.startswith("use_")):
+    names_profile = ":" in ref or ref.startswith("use_")
+    member = None if names_profile else rt.loyalty.member(workspace_id, ref)
+    if names_profile:  # a profile before a token: no card number can stand for a profile
         try:
             profile = locate_profile(rt, workspace_id, ref)
         except (NotFound, RequestError):
             profile = None
         if profile is not None:
             member = rt.loyalty.active_of_profiles(None, workspace_id, [profile.id]).get(profile.id)
+    elif member is None and is_token_shaped(ref):
+        found = rt.loyalty.lookup(workspace_id, ref)
+        if found is not None:
+            member = rt.loyalty.member(workspace_id, found["id"])
     hops = 0
     while member is not None and member.status != "active" and member.merged_into and hops < 50:
         member = rt.loyalty.member(workspace_id, member.merged_into)
@@ -490,6 +491,7 @@ def ledger_of(
     rows = rt.loyalty.ledger_page(workspace_id, member.id, limit, before)
     return {
         "member_id": member.id,
+        "profile_id": member.profile_id,
         "balance": member.balance,
         "data": [_entry_view(r) for r in rows],
         "next": rows[-1]["id"] if len(rows) == limit else None,

@@ -171,6 +171,8 @@ def loyalty_router(runtime: Runtime) -> APIRouter:
                 limit,
                 _int_param(request, "before", 0, 1, 2**62) if before is not None else None,
             )
+            if page.get("profile_id"):
+                note_profile(request, page["profile_id"])
             return page
 
         return await answer(runtime, request, handler)

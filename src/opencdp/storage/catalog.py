@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, or_, select, tuple_
 
 from opencdp.catalog.inventory import CHANNELS, Restock, StockLevel, StockRow, restocks
-from opencdp.catalog.products import CATEGORY_SEPARATOR, Product
+from opencdp.catalog.products import CATEGORY_SEPARATOR, FIELDS, Product
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.profiles import chunks
 from opencdp.storage.rows import plain
@@ -36,21 +36,7 @@ _PRODUCT_UPDATED = (
     "updated_us",
 )
 #: the columns the API shows of a product, in this order
-PRODUCT_COLUMNS = (
-    "id",
-    "sku",
-    "name",
-    "brand",
-    "category",
-    "price",
-    "currency",
-    "url",
-    "image_url",
-    "parent_id",
-    "attributes",
-    "created_us",
-    "updated_us",
-)
+PRODUCT_COLUMNS = (*FIELDS, "attributes", "created_us", "updated_us")
 MAX_PAGE = 500
 
 

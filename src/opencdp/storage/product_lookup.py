@@ -13,24 +13,13 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from opencdp.catalog.products import FIELDS as PRODUCT_FIELDS
 from opencdp.query.catalog import CatalogUnavailable, key_of
 from opencdp.storage.db import Connection, Database
 from opencdp.storage.schema import products
 
 #: The columns a product is read with (stock and bookkeeping are not product fields).
-FIELDS: Final = (
-    "id",
-    "sku",
-    "name",
-    "brand",
-    "category",
-    "price",
-    "currency",
-    "url",
-    "image_url",
-    "parent_id",
-    "attributes",
-)
+FIELDS: Final = (*PRODUCT_FIELDS, "attributes")
 #: At most this many ids per statement (SQLite's bound parameters).
 _CHUNK: Final = 500
 

@@ -412,3 +412,23 @@ def test_the_same_receipt_redeemed_twice_at_once_takes_the_points_once(rt: Runti
     assert sorted(c for c, _ in answers) == [False, False, True]
     assert len({i for _, i in answers}) == 1
     assert loyalty.member_view(rt, WS, member["id"])["balance"] == 70
+
+
+def test_an_order_in_the_birthday_month_earns_the_bonus(rt: Runtime) -> None:
+    loyalty.apply_programme(rt, WS, {**PROGRAMME, "bonuses": {"birthday_month": 2}})
+    month = rt.clock.now().month
+    other = month % 12 + 1
+    for user, born in (("liv", f"1990-{month:02d}-17"), ("ole", f"1990-{other:02d}-17")):
+        ingest(
+            rt,
+            {
+                "type": "identify",
+                "userId": user,
+                "messageId": f"{user}-id",
+                "traits": {"birthday": born},
+            },
+        )
+        enrolled(rt, user_id=user)
+        ingest(rt, order({"userId": user}, f"{user}-o", 40))
+    assert loyalty.member_view(rt, WS, "user_id:liv")["balance"] == 80
+    assert loyalty.member_view(rt, WS, "user_id:ole")["balance"] == 40

@@ -380,3 +380,51 @@ def test_import_inventory(
     assert "unknown" not in cli(tmp_path, database_url, "inventory", "history", "b").output
     missing = cli(tmp_path, database_url, "product", "show", "ghost", code=1)
     assert "no product 'ghost'" in missing.output
+
+
+def test_product_updated_events_apply_by_event_time_not_arrival(
+    client: TestClient, rt: Runtime
+) -> None:
+    pim = ok(client.post("/api/sources", json={"name": "pim", "catalog": True}, headers=H), 201)
+    told: list[Restock] = []
+    rt.restock_hooks.append(lambda conn, ws, restocks: told.extend(restocks) or 0)
+
+    def event(n: int, at: str, name: str, quantity: int) -> dict[str, Any]:
+        return {
+            "type": "track",
+            "event": "Product Updated",
+            "userId": "pim-bot",
+            "messageId": f"pu-time-{n}",
+            "timestamp": at,
+            "properties": {
+                "product_id": "P-9",
+                "name": name,
+                "stock": [{"location": "web", "quantity": quantity}],
+            },
+        }
+
+    def batch(*events: dict[str, Any]) -> None:
+        answer = client.post(
+            "/v1/batch", json={"batch": list(events)}, headers=basic(pim["write_key"])
+        )
+        assert answer.status_code == 200, answer.text
+        rt.processor.run_until_idle()
+
+    # one batch, out of order: the later event wins
+    batch(
+        event(2, "2026-03-01T10:00:00Z", "Newer", 4),
+        event(1, "2026-03-01T09:00:00Z", "Older", 0),
+    )
+    product = ok(client.get("/api/products/P-9", headers=H))
+    assert product["name"] == "Newer" and product["stock"][0]["quantity"] == 4
+    assert told == [Restock("P-9", "web", 0, 4)]
+    # a late (replayed) event older than the catalog changes nothing and fakes no restock
+    batch(event(3, "2026-03-01T08:00:00Z", "Stale", 0))
+    batch(event(4, "2026-03-01T08:30:00Z", "Stale again", 9))
+    product = ok(client.get("/api/products/P-9", headers=H))
+    assert product["name"] == "Newer" and product["stock"][0]["quantity"] == 4
+    assert told == [Restock("P-9", "web", 0, 4)]
+    # a newer event applies
+    batch(event(5, "2026-03-01T11:00:00Z", "Newest", 0))
+    product = ok(client.get("/api/products/P-9", headers=H))
+    assert product["name"] == "Newest" and product["stock"][0]["quantity"] == 0

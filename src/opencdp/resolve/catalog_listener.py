@@ -7,6 +7,11 @@ names it). A ``stock`` list of ``{"location", "quantity"}`` sets its stock level
 channel ``event``, reference the message id; restocks told to the restock hooks). It is written
 set-based in the batch's transaction, before loyalty and computed traits read the catalog.
 
+Event time decides, not arrival order: within a batch the latest event of a product wins, and
+an event older than what the catalog holds (a product or a stock level written later, by an
+event or the API) changes nothing — so a replayed feed cannot roll the catalog back, nor fake
+a restock.
+
 The same event from any other source only lands on the timeline: a web page cannot rewrite the
 catalog. A product that does not validate is skipped (logged with the field to fix); the event
 stays on the timeline either way.
@@ -22,7 +27,7 @@ import orjson
 
 from opencdp.catalog.inventory import Restock, StockLevel, location_name, quantity_of
 from opencdp.catalog.products import CatalogError, Product, product_from
-from opencdp.timeutil import to_us
+from opencdp.timeutil import parse_timestamp, to_us
 
 if TYPE_CHECKING:
     from opencdp.clock import Clock
@@ -50,7 +55,7 @@ class CatalogListener:
         if PRODUCT_UPDATED not in changes.events:
             return
         ws = changes.workspace_id
-        found: list[tuple[str, str, Mapping[str, Any]]] = []
+        found: list[tuple[int, str, str, Mapping[str, Any]]] = []
         for stored in changes.stored:
             if stored.source_id is None:
                 continue
@@ -58,15 +63,27 @@ class CatalogListener:
             if payload.get("type") != "track" or payload.get("event") != PRODUCT_UPDATED:
                 continue
             props = payload.get("properties")
+            try:
+                at_us = to_us(parse_timestamp(payload.get("timestamp")))
+            except (TypeError, ValueError):
+                at_us = to_us(self.clock.now())
             found.append(
-                (stored.source_id, stored.message_id, props if isinstance(props, dict) else {})
+                (
+                    at_us,
+                    stored.source_id,
+                    stored.message_id,
+                    props if isinstance(props, dict) else {},
+                )
             )
         if not found:
             return
-        catalogs = self.store.catalog_sources(conn, ws, {source for source, _m, _p in found})
-        latest: dict[str, tuple[Product, str]] = {}
-        levels: list[tuple[StockLevel, str]] = []
-        for source_id, message_id, props in found:
+        # event time, not arrival order (invariant 3): the batch's events oldest first, and
+        # none older than what the catalog holds already
+        found.sort(key=lambda f: f[0])
+        catalogs = self.store.catalog_sources(conn, ws, {source for _t, source, _m, _p in found})
+        latest: dict[str, tuple[Product, str, int]] = {}
+        levels: list[tuple[StockLevel, str, int]] = []
+        for at_us, source_id, message_id, props in found:
             if source_id not in catalogs:
                 continue
             try:
@@ -74,23 +91,44 @@ class CatalogListener:
             except CatalogError as exc:
                 log.warning("Product Updated %s skipped: %s", message_id, exc.message)
                 continue
-            latest[product.id] = (product, source_id)
-            levels.extend((level, message_id) for level in _stock(product.id, props, message_id))
+            latest[product.id] = (product, source_id, at_us)
+            levels.extend(
+                (level, message_id, at_us) for level in _stock(product.id, props, message_id)
+            )
         if not latest:
             return
-        now_us = to_us(self.clock.now())
+        written = self.store.updated_times(conn, ws, latest)
         by_source: dict[str, list[Product]] = {}
-        for product, source_id in latest.values():
+        times: dict[str, int] = {}
+        for product, source_id, at_us in latest.values():
+            if at_us < written.get(product.id, -1):
+                continue  # a late or replayed event: the catalog holds newer data
             by_source.setdefault(source_id, []).append(product)
+            times[product.id] = at_us
         for source_id, items in sorted(by_source.items()):
-            self.store.upsert_products(conn, ws, items, now_us, source_id=source_id)
+            self.store.upsert_products(conn, ws, items, 0, source_id=source_id, times=times)
+        stocked = self.store.inventory.level_times(
+            conn, ws, {(level.product_id, level.location) for level, _m, _t in levels}
+        )
         restocks: list[Restock] = []
-        # one write per event (its message id is the history's reference), in batch order
-        for message_id in dict.fromkeys(m for _l, m in levels):
-            mine = [level for level, m in levels if m == message_id]
+        # one write per event (its message id is the history's reference), oldest first,
+        # stamped with the event's time; a level newer than the event is left alone
+        for message_id in dict.fromkeys(m for _l, m, _t in levels):
+            mine = [
+                (level, at)
+                for level, m, at in levels
+                if m == message_id and at >= stocked.get((level.product_id, level.location), -1)
+            ]
+            if not mine:
+                continue
+            at_us = mine[0][1]
             restocks.extend(
-                self.store.inventory.set_levels(conn, ws, mine, "event", message_id, now_us)
+                self.store.inventory.set_levels(
+                    conn, ws, [level for level, _at in mine], "event", message_id, at_us
+                )
             )
+            for level, _at in mine:
+                stocked[(level.product_id, level.location)] = at_us
         if restocks:
             self.restocked(conn, ws, restocks)
 

@@ -7,7 +7,7 @@ The single-product read of the headless API (its hot path) is :mod:`opencdp.stor
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,22 +79,39 @@ class CatalogStore:
         items: Iterable[Product],
         now_us: int,
         source_id: str | None = None,
+        times: Mapping[str, int] | None = None,
     ) -> int:
         """Insert or replace products (the last of a repeated id wins; ``created_us`` is kept
-        from the first write). Returns how many distinct products were written."""
+        from the first write). ``times`` stamps products with their event's time instead of
+        ``now_us``. Returns how many distinct products were written."""
         latest: dict[str, dict[str, Any]] = {}
         for item in items:
+            at = (times or {}).get(item.id, now_us)
             latest[item.id] = {
                 **item.columns(),
                 "workspace_id": workspace_id,
                 "source_id": source_id,
-                "created_us": now_us,
-                "updated_us": now_us,
+                "created_us": at,
+                "updated_us": at,
             }
         rows = [latest[k] for k in sorted(latest)]  # one order: concurrent writers never cross
         for part in chunks(rows, 500):
             conn.execute(self._upsert, list(part))
         return len(rows)
+
+    def updated_times(
+        self, conn: Connection, workspace_id: str, ids: Iterable[str]
+    ) -> dict[str, int]:
+        """Product id → when it was last written (an event's time, or an API write's)."""
+        out: dict[str, int] = {}
+        for part in chunks(sorted(set(ids))):
+            rows = conn.execute(
+                select(products.c.id, products.c.updated_us).where(
+                    products.c.workspace_id == workspace_id, products.c.id.in_(part)
+                )
+            )
+            out.update((r.id, int(r.updated_us)) for r in rows)
+        return out
 
     def existing_ids(self, conn: Connection, workspace_id: str, ids: Iterable[str]) -> set[str]:
         """Those of ``ids`` the workspace's catalog has."""
@@ -230,6 +247,22 @@ class InventoryStore:
         self._upsert = db.dialect.upsert(
             inventory, ["workspace_id", "product_id", "location"], ["quantity", "updated_us"]
         )
+
+    def level_times(
+        self, conn: Connection, workspace_id: str, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], int]:
+        """(product, location) → when its level was last written."""
+        out: dict[tuple[str, str], int] = {}
+        for part in chunks(sorted(set(pairs)), 500):
+            rows = conn.execute(
+                select(inventory.c.product_id, inventory.c.location, inventory.c.updated_us).where(
+                    inventory.c.workspace_id == workspace_id,
+                    inventory.c.product_id.in_(sorted({p for p, _l in part})),
+                    tuple_(inventory.c.product_id, inventory.c.location).in_(list(part)),
+                )
+            )
+            out.update(((p, loc), int(at)) for p, loc, at in rows)
+        return out
 
     def set_levels(
         self,

@@ -7,7 +7,6 @@ workspace (``--workspace``). Writes are recorded in the audit log (channel ``cli
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import orjson
@@ -21,6 +20,7 @@ from opencdp.cli.common import (
     audited,
     console,
     err,
+    print_json,
     runtime_for,
     settings_from,
 )
@@ -33,10 +33,6 @@ workspace_app = typer.Typer(
 CACHE_NOTE = "running servers notice within 10 seconds"
 WorkspaceId = Annotated[str, typer.Argument(help="The workspace id, e.g. b2c-shop.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _print_json(body: Any) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 # -- workspaces -----------------------------------------------------------------------------------
@@ -71,7 +67,7 @@ def workspace_list(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         rows = access.list_workspaces(rt, None)
         if as_json:
-            _print_json({"data": rows})
+            print_json({"data": rows})
             return
         table = Table("id", "name", "created", "consent default")
         for w in rows:
@@ -92,7 +88,7 @@ def workspace_show(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         view = access.get_workspace(rt, workspace_id)
         if as_json:
-            _print_json(view)
+            print_json(view)
             return
         console.print(f"[bold]{view['id']}[/bold] ({view['name']}), created {view['created_at']}")
         settings = Table("setting", "value", title="settings")
@@ -169,7 +165,7 @@ def workspace_settings(
         else:
             view = access.get_workspace(rt, workspace_id)
         if as_json:
-            _print_json(view["settings"])
+            print_json(view["settings"])
             return
         table = Table("setting", "value", title=f"settings of {workspace_id}")
         for key, value in view["settings"].items():
@@ -366,7 +362,7 @@ def audit(
             if cursor is None:
                 break
         if as_json:
-            _print_json({"data": entries, "next": cursor})
+            print_json({"data": entries, "next": cursor})
             return
         table = Table("at", "actor", "role", "channel", "action", "target", "profile", "status")
         for e in entries:

@@ -4,10 +4,8 @@ calls :mod:`opencdp.services.catalog`."""
 
 from __future__ import annotations
 
-import getpass
-import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
@@ -21,9 +19,11 @@ from opencdp.cli.common import (
     audited,
     console,
     err,
+    print_json,
     runtime_for,
     settings_from,
 )
+from opencdp.services.audit import cli_actor
 from opencdp.services.catalog import InventoryImport
 
 product_app = typer.Typer(help="The product catalog.", no_args_is_help=True)
@@ -33,14 +33,6 @@ ProductId = Annotated[str, typer.Argument(help="The product id (SKU).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 #: the row errors an import prints (all are counted; --errors prints more)
 SHOWN_ERRORS = 20
-
-
-def _print_json(body: Any) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
-
-
-def _reference() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 @product_app.command("show")
@@ -58,7 +50,7 @@ def product_show(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         view, _etag = catalog.get_product(rt, workspace, product_id)
     if as_json:
-        _print_json(view)
+        print_json(view)
         return
     table = Table("field", "value", title=f"product {view['id']}")
     for key in ("sku", "name", "brand", "category", "price", "currency", "url", "image_url"):
@@ -99,7 +91,7 @@ def inventory_set(
         audited(rt, workspace, "inventory.put", f"/api/inventory/{product_id}"),
     ):
         level = catalog.set_inventory(
-            rt, workspace, product_id, {"location": location, "quantity": quantity}, _reference()
+            rt, workspace, product_id, {"location": location, "quantity": quantity}, cli_actor()
         )
     console.print(f"{level['product_id']} at {level['location']}: {level['quantity']}")
 
@@ -119,7 +111,7 @@ def inventory_history(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         body = catalog.inventory_history(rt, workspace, product_id, limit)
     if as_json:
-        _print_json(body)
+        print_json(body)
         return
     table = Table("at", "location", "quantity", "delta", "channel", "reference")
     for row in body["data"]:

@@ -29,6 +29,11 @@ DbUrl = Annotated[
 Workspace = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
 
 
+def print_json(body: Any) -> None:
+    """``body`` as indented JSON on standard output (the commands' ``--json``)."""
+    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
 def settings_from(data_dir: str | None, database_url: str | None, **extra: Any) -> Settings:
     return load_settings(data_dir=data_dir, database_url=database_url, **extra)
 

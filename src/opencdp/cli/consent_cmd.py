@@ -3,7 +3,6 @@ category, or change it first (registered on the ``profile`` group in main.py).""
 
 from __future__ import annotations
 
-import getpass
 import sys
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from opencdp.cli.common import (
     runtime_for,
     settings_from,
 )
+from opencdp.services.audit import cli_actor
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
@@ -67,7 +67,7 @@ def profile_consent(
                 rt, workspace, "consent.put", "/api/profiles/{profile_id}/consent"
             ) as note:
                 message_id = set_consent(
-                    rt, workspace, ref, wanted, channel="cli", actor=f"cli:{_user()}"
+                    rt, workspace, ref, wanted, channel="cli", actor=cli_actor()
                 )
                 rt.processor.run_until_idle()  # apply it now, as a running worker would
                 note.profile_id = str(get_consent(rt, workspace, ref)["profile_id"])
@@ -92,10 +92,3 @@ def profile_consent(
             record["message_id"] or "",
         )
     console.print(table)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment (a container)
-        return "unknown"

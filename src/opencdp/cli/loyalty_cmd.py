@@ -4,12 +4,9 @@
 
 from __future__ import annotations
 
-import getpass
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
 from rich.table import Table
 
@@ -20,10 +17,12 @@ from opencdp.cli.common import (
     audited,
     console,
     err,
+    print_json,
     read_document,
     runtime_for,
     settings_from,
 )
+from opencdp.services.audit import cli_actor
 
 loyalty_app = typer.Typer(help="The loyalty programme, its members and their points.")
 programme_app = typer.Typer(help="The workspace's loyalty programme.")
@@ -39,14 +38,6 @@ MemberRef = Annotated[
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _print_json(body: Any) -> None:
-    sys.stdout.write(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 @programme_app.command("apply")
@@ -85,7 +76,7 @@ def programme_show(
     from opencdp.services.loyalty import get_programme
 
     with runtime_for(settings_from(data_dir, database_url)) as rt:
-        _print_json(get_programme(rt, workspace))
+        print_json(get_programme(rt, workspace))
 
 
 @member_app.command("enrol")
@@ -122,11 +113,11 @@ def member_enrol(
         runtime_for(settings_from(data_dir, database_url)) as rt,
         audited(rt, workspace, "loyalty.member.enrol") as note,
     ):
-        created, member = enrol(rt, workspace, body, actor=_actor())
+        created, member = enrol(rt, workspace, body, actor=cli_actor())
         note.target = member["id"]
         rt.processor.run_until_idle()  # bind it now, as a running worker would
     if as_json:
-        _print_json(member)
+        print_json(member)
         return
     verb = "enrolled" if created else "already a member:"
     console.print(f"{verb} [bold]{member['id']}[/bold], token {member['token']}")
@@ -146,7 +137,7 @@ def member_show(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         view = member_view(rt, workspace, ref)
     if as_json:
-        _print_json(view)
+        print_json(view)
         return
     table = Table(show_header=False, box=None)
     for key in ("id", "profile_id", "tier", "balance", "points_expiring_30d", "token"):
@@ -177,7 +168,7 @@ def member_adjust(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         with audited(rt, workspace, "loyalty.adjust") as note:
             created, entry = adjust(
-                rt, workspace, ref, points, reason=reason, reference=reference, actor=_actor()
+                rt, workspace, ref, points, reason=reason, reference=reference, actor=cli_actor()
             )
             note.target = entry["member_id"]
             rt.processor.run_until_idle()
@@ -223,7 +214,7 @@ def ledger(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         page = ledger_of(rt, workspace, ref, limit)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
     table = Table(title=f"{page['member_id']}: balance {page['balance']}")
     for column in ("at", "kind", "points", "order", "reason", "expires"):

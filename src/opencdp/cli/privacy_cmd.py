@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from typing import Annotated, Any
 
@@ -24,6 +23,7 @@ from opencdp.cli.common import (
 from opencdp.errors import NotFound
 from opencdp.privacy.regulations import SUBJECT_TYPES, UNFINISHED
 from opencdp.services import privacy as service
+from opencdp.services.audit import cli_actor
 
 Ids = Annotated[list[str], typer.Argument(help="The subjects: user ids, e-mails, phones, …")]
 SubjectType = Annotated[
@@ -46,10 +46,6 @@ privacy_app = typer.Typer(
 )
 
 
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
 def _request(
     kind: str,
     ids: list[str],
@@ -66,7 +62,7 @@ def _request(
         audited(rt, workspace, "regulation.create") as note,
     ):
         regulation = service.create_regulation(
-            rt, workspace, kind, subject_type.upper(), ids, requested_by=_actor()
+            rt, workspace, kind, subject_type.upper(), ids, requested_by=cli_actor()
         )
         note.target = regulation.id
         if wait:

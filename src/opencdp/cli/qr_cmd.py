@@ -4,11 +4,9 @@ calls :mod:`opencdp.services.qr_codes`. Short URLs start with the ``public_url``
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
@@ -19,6 +17,7 @@ from opencdp.cli.common import (
     audited,
     console,
     err,
+    print_json,
     runtime_for,
     settings_from,
 )
@@ -69,7 +68,7 @@ def add(
             err.print(f"[red]error:[/red] cannot write {out}: {exc.strerror}")
             raise typer.Exit(1) from None
     if as_json:
-        sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(shown)
         return
     console.print(f"{code} {shown['short_url']}", highlight=False, soft_wrap=True)
     if out is not None:
@@ -92,7 +91,7 @@ def list_codes(
     with runtime_for(settings_from(data_dir, database_url)) as rt:
         shown = [view(qr, rt.settings.public_url) for qr in list_qr(rt, workspace, campaign)]
     if as_json:
-        sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
+        print_json(shown)
         return
     table = Table()
     for column in ("code", "campaign", "short URL", "target", "created", "status"):

@@ -121,7 +121,7 @@ def test_rules_documents_round_trip_and_bad_fields_are_named() -> None:
             Rules.from_document(document)
 
 
-products = st.sampled_from(sorted(CATALOG.categories) + ["ghost"])
+products = st.sampled_from([*sorted(CATALOG.categories), "ghost"])
 
 
 @given(

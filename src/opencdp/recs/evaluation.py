@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 METRICS = ("precision@10", "recall@10", "map@10", "ndcg@10", "coverage")
 K = 10
 #: At most this many customers are scored (a fixed sample beyond): enough for stable figures.
-MAX_USERS = 20_000
+MAX_USERS = 5_000
 
 
 @dataclass(frozen=True)

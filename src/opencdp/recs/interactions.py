@@ -151,12 +151,8 @@ def encode(
     import numpy as np
     import scipy.sparse as sp
 
-    if user_ids is None:
-        user_ids = np.unique(interactions.users) if len(interactions) else interactions.users
-    if item_ids is None:
-        item_ids = np.unique(interactions.items) if len(interactions) else interactions.items
-    rows = _positions(user_ids, interactions.users)
-    cols = _positions(item_ids, interactions.items)
+    rows, user_ids = _codes(interactions.users, user_ids)
+    cols, item_ids = _codes(interactions.items, item_ids)
     keep = (rows >= 0) & (cols >= 0)
     rows, cols = rows[keep], cols[keep]
     kinds = interactions.kinds[keep]
@@ -181,6 +177,20 @@ def encode(
     purchased.sum_duplicates()
     purchased.data[:] = 1.0
     return Encoded(user_ids, item_ids, confidence, purchased)
+
+
+def _codes(values: np.ndarray, ids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's index in ``ids`` (-1 where absent) and ``ids``: the sorted distinct values
+    when not given (fixed-width strings: sorting them is far faster than Python objects)."""
+    import numpy as np
+
+    text = values.astype(str) if len(values) else np.array([], dtype=str)
+    if ids is None:
+        if not len(text):
+            return np.array([], dtype=np.int64), text
+        unique, inverse = np.unique(text, return_inverse=True)
+        return inverse.astype(np.int64), unique
+    return _positions(np.asarray(ids, dtype=str), text), ids
 
 
 def _positions(sorted_ids: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -155,6 +155,7 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
         table.add_row("catalog products (generated fashion)", f"{retail['products']:,}")
         table.add_row("loyalty members (card holders)", f"{retail['members']:,}")
         table.add_row("till orders today (earning points)", f"{retail['till_orders']:,}")
+        table.add_row("web shop views, adds and orders (60 days)", f"{retail['web_shop_events']:,}")
     definitions = compute.store(runtime)
     for key in ("champions", "at_risk", "high_value", "churn_risk"):
         table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")

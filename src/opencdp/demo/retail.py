@@ -162,12 +162,15 @@ def till_order(
 MEMBER_CUSTOMERS = 300
 #: of them, how many shop at a till today (their points, tiers and cards show in the tour)
 TILL_SHOPPERS = 120
+#: customers who browse and buy in the web shop over the last 60 days (what recommendations learn)
+WEB_SHOPPERS = 400
 
 
 def load_retail(runtime: Any, seed: int, customers: int | None) -> dict[str, int]:
     """Write the catalog and its stock, apply the programme, enrol members and send today's
     till orders through the pipeline; returns counts for the summary."""
     from opencdp.demo.data import _holds_loyalty_card, _loyalty_card
+    from opencdp.demo.shop_sessions import shop_events
     from opencdp.services import loyalty
     from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 
@@ -194,7 +197,17 @@ def load_retail(runtime: Any, seed: int, customers: int | None) -> dict[str, int
     if source is not None and orders:
         runtime.collector.ingest_messages(source, orders)
         runtime.processor.run_until_idle()
-    return {"products": len(catalog), "members": len(cards), "till_orders": len(orders)}
+    shoppers = min(WEB_SHOPPERS, customers if customers is not None else WEB_SHOPPERS)
+    shop = list(shop_events(catalog, shoppers, runtime.now_us() // 1_000_000))
+    if source is not None and shop:
+        runtime.collector.ingest_messages(source, shop)
+        runtime.processor.run_until_idle()
+    return {
+        "products": len(catalog),
+        "members": len(cards),
+        "till_orders": len(orders),
+        "web_shop_events": len(shop),
+    }
 
 
 def write_catalog(runtime: Any, workspace_id: str, catalog: list[DemoProduct]) -> None:

@@ -91,7 +91,7 @@ class TrainedModel:
             scores = np.zeros(len(self.item_ids), dtype=np.float32)
         mask = self._category_mask(category)
         picked = _top(scores, n, positive=True, mask=mask)
-        candidates = [self._explain(int(i), float(scores[i]), own, u) for i in picked]
+        candidates = self._explain(picked, scores, own, u)
         if len(candidates) < n:
             taken = {c.product_id for c in candidates}
             candidates.extend(c for c in self.popular(n, category) if c.product_id not in taken)
@@ -244,37 +244,47 @@ class TrainedModel:
         )
         return mask if mask.any() else None
 
-    def _explain(self, i: int, score: float, own: sp.csr_matrix, u: int | None) -> Candidate:
-        """The candidate ``i`` with why: the customer's product most similar to it."""
-        category = self.category_of(i)
+    def _explain(
+        self, picked: list[int], scores: np.ndarray, own: sp.csr_matrix, u: int | None
+    ) -> list[Candidate]:
+        """The ``picked`` items as candidates with why: the customer's product most similar
+        to each (one slice of the neighbours for all of them)."""
         had = own.indices
-        if len(had):
-            column = self.neighbours[had][:, [i]].toarray().ravel()
-            best = int(column.argmax()) if len(column) else -1
-            if best >= 0 and column[best] > 0:
-                h = int(had[best])
-                bought = u is not None and self.purchases[u, h] > 0
-                verb = "bought" if bought else "viewed"
-                because = str(self.item_ids[h])
-                return Candidate(
-                    str(self.item_ids[i]),
-                    score,
-                    f"{verb} together with {because}",
-                    category,
-                    because,
-                )
-            if i in set(had.tolist()):
-                bought = u is not None and self.purchases[u, i] > 0
-                reason = "bought before" if bought else "viewed recently"
-                return Candidate(str(self.item_ids[i]), score, reason, category)
-        if self.kind == "als" and u is not None:
-            return Candidate(str(self.item_ids[i]), score, "liked by customers like you", category)
-        return Candidate(
-            str(self.item_ids[i]),
-            score,
-            f"popular in {category}" if category else "popular",
-            category,
+        bought = (
+            set(
+                self.purchases.indices[
+                    self.purchases.indptr[u] : self.purchases.indptr[u + 1]
+                ].tolist()
+            )
+            if u is not None
+            else set()
         )
+        owned = set(had.tolist())
+        links = self.neighbours[had][:, picked].toarray() if len(had) and picked else None
+        out: list[Candidate] = []
+        for column, i in enumerate(picked):
+            item = str(self.item_ids[i])
+            category = self.category_of(i)
+            score = float(scores[i])
+            if links is not None and links[:, column].max() > 0:
+                h = int(had[int(links[:, column].argmax())])
+                verb = "bought" if h in bought else "viewed"
+                because = str(self.item_ids[h])
+                out.append(
+                    Candidate(item, score, f"{verb} together with {because}", category, because)
+                )
+            elif i in owned:
+                out.append(
+                    Candidate(
+                        item, score, "bought before" if i in bought else "viewed recently", category
+                    )
+                )
+            elif self.kind == "als" and u is not None:
+                out.append(Candidate(item, score, "liked by customers like you", category))
+            else:
+                reason = f"popular in {category}" if category else "popular"
+                out.append(Candidate(item, score, reason, category))
+        return out
 
 
 def _index(ids: np.ndarray, key: str) -> int | None:

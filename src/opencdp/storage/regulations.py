@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select, tuple_, update
 
 from opencdp.privacy.regulations import UNFINISHED
 from opencdp.storage.db import Database
+from opencdp.storage.profiles import chunks
 from opencdp.storage.schema import deliveries, regulations, suppressions
 
 
@@ -141,28 +142,32 @@ class RegulationStore:
     ) -> dict[tuple[str, str], tuple[str, str | None, int]]:
         """(destination, delivery id) -> (status, last error, updated_us)."""
         out: dict[tuple[str, str], tuple[str, str | None, int]] = {}
-        for destination, delivery_id in ids:
-            row = conn.execute(
-                select(deliveries.c.status, deliveries.c.last_error, deliveries.c.updated_us).where(
+        for part in chunks(sorted(set(ids)), 500):
+            rows = conn.execute(
+                select(
+                    deliveries.c.destination_id,
+                    deliveries.c.id,
+                    deliveries.c.status,
+                    deliveries.c.last_error,
+                    deliveries.c.updated_us,
+                ).where(
                     deliveries.c.workspace_id == workspace_id,
-                    deliveries.c.destination_id == destination,
-                    deliveries.c.id == delivery_id,
+                    tuple_(deliveries.c.destination_id, deliveries.c.id).in_(list(part)),
                 )
-            ).first()
-            if row is not None:
-                out[(destination, delivery_id)] = (row[0], row[1], row[2])
+            )
+            for destination, delivery_id, status, error, updated in rows:
+                out[(destination, delivery_id)] = (status, error, updated)
         return out
 
     def drop_deliveries(
         self, conn: Connection, workspace_id: str, ids: Sequence[tuple[str, str]]
     ) -> int:
         removed = 0
-        for destination, delivery_id in ids:
+        for part in chunks(sorted(set(ids)), 500):
             result = conn.execute(
                 delete(deliveries).where(
                     deliveries.c.workspace_id == workspace_id,
-                    deliveries.c.destination_id == destination,
-                    deliveries.c.id == delivery_id,
+                    tuple_(deliveries.c.destination_id, deliveries.c.id).in_(list(part)),
                 )
             )
             removed += result.rowcount or 0
@@ -171,15 +176,10 @@ class RegulationStore:
     # Suppressions -------------------------------------------------------------------------
     def suppress(self, conn: Connection, rows: Sequence[Suppression]) -> None:
         """Add suppressions (a subject already suppressed keeps its first row)."""
-        for row in rows:
-            found = conn.execute(
-                select(suppressions.c.subject_hash).where(
-                    suppressions.c.workspace_id == row.workspace_id,
-                    suppressions.c.subject_hash == row.subject_hash,
-                )
-            ).first()
-            if found is None:
-                conn.execute(suppressions.insert().values(**row.__dict__))
+        if rows:
+            conn.execute(
+                self.db.dialect.insert_ignore(suppressions), [dict(row.__dict__) for row in rows]
+            )
 
     def unsuppress(self, conn: Connection, workspace_id: str, hashes: Sequence[str]) -> int:
         """Lift the suppressions of these subjects and of everything suppressed with them

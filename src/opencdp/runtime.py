@@ -26,6 +26,9 @@ from opencdp.identity.rules import IdentityConfig
 from opencdp.ids import load_or_create_key
 from opencdp.loyalty.tokens import new_member_token
 from opencdp.metrics import Metrics
+from opencdp.recommend.catalog_view import CatalogCache
+from opencdp.recommend.models import ModelCache
+from opencdp.recommend.serving import Recommender
 from opencdp.resolve.batch import StoredEvent
 from opencdp.resolve.catalog_listener import CatalogListener
 from opencdp.resolve.processor import BatchListeners, Processor
@@ -56,6 +59,7 @@ from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.qr_codes import QrCodeStore
 from opencdp.storage.quarantine import QuarantineStore
+from opencdp.storage.recs import RecsStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.storage.stock_requests import StockRequestStore
 from opencdp.timeutil import to_us
@@ -137,13 +141,22 @@ class Runtime:
         definitions = DefinitionStore(self.db)
         #: computes ``clv('…')`` definitions with the workspace's fitted CLV model
         self.clv = ClvProvider(ClvStore(self.db), definitions)
+        #: recommendations: trained versions and settings, each process's loaded models and
+        #: catalog snapshot, and what serves them (also the ``recommended_items()`` provider)
+        self.recs = RecsStore(self.db)
+        self.recommender = Recommender(
+            self.recs,
+            ModelCache(self.recs, settings.data_dir, self.clock, settings.recs_model_ttl),
+            CatalogCache(self.recs, self.clock, settings.recs_catalog_ttl),
+            TtlCache(self.clock, settings.recs_model_ttl, max_entries=100),
+        )
         self.compute = ComputeEngine(
             self.db,
             definitions,
             self.profiles,
             self.clock,
             self.metrics,
-            providers={"clv": self.clv},
+            providers={"clv": self.clv, "recommended_items": self.recommender},
         )
         self.processor = Processor(
             db=self.db,

@@ -214,6 +214,30 @@ class Settings(BaseSettings):
             'e.g. {"loyalty_card": "loyalty_card", "magento_customer_id": "magento_id"}.'
         ),
     )
+    recs_train_every_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description=(
+            "How often the worker trains each workspace's recommendations (when it has product "
+            "events); 0 turns the schedule off. A workspace's settings can say otherwise."
+        ),
+    )
+    recs_model_ttl: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Seconds a server process keeps a workspace's active recommendation version before "
+            "looking again (a training or a rollback reaches every process within this)."
+        ),
+    )
+    recs_catalog_ttl: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Seconds a server process serves recommendations from its snapshot of the catalog "
+            "and stock levels before reading them again."
+        ),
+    )
     log_level: str = Field(default="INFO", description="Log level of server and worker.")
 
     @field_validator("public_url")

@@ -73,6 +73,8 @@ FUNCTIONS: Final[dict[str, FunctionSpec]] = {
             usage="rfm_segment(trait('rfm_recency'), trait('rfm_frequency'))",
         ),
         FunctionSpec("clv", ("output",), 1, population=True, usage="clv('predicted_clv_12m')"),
+        # the product ids the workspace's active recommendation model picks for the profile
+        FunctionSpec("recommended_items", (), 0, population=True, usage="recommended_items()"),
     )
 }
 

@@ -234,6 +234,14 @@ _DECLARATIONS = (
     ),
     no_personal_data("qr_codes", "campaign QR codes and the URL each redirects to"),
     no_personal_data(
+        "recs_models",
+        "trained recommendation model versions: counts and an evaluation over all customers; "
+        "the artifact files list profile ids, and serving answers only for live profiles",
+    ),
+    no_personal_data(
+        "recs_settings", "a workspace's recommendation weights, rules and training schedule"
+    ),
+    no_personal_data(
         "audit_log",
         "who (a token or an operator) did what and when; a pseudonymous profile id at most, "
         "which points at nothing once the profile is erased",

@@ -456,6 +456,38 @@ qr_codes = Table(
     Index("ix_qr_codes_campaign", "workspace_id", "campaign"),
 )
 
+# Recommendation models: one row per trained version; the arrays are files under the data
+# directory (``path``); exactly one version per workspace is active once one is ready.
+recs_models = Table(
+    "recs_models",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("version", String(16), primary_key=True, comment="v0001, v0002, … per workspace"),
+    Column("status", String(16), nullable=False, comment="ready | failed"),
+    Column("kind", String(16), nullable=True, comment="the model that scores known customers"),
+    Column("trained_us", BigInteger, nullable=False),
+    Column("seconds", Float, nullable=True, comment="how long the training took"),
+    Column("interactions", BigInteger, nullable=False, server_default=text("0")),
+    Column("users", BigInteger, nullable=False, server_default=text("0")),
+    Column("items", BigInteger, nullable=False, server_default=text("0")),
+    Column("evaluation", Text, nullable=True, comment="JSON: the holdout report of the choice"),
+    Column("path", String(300), nullable=True, comment="the artifact, under the data directory"),
+    Column("active", Boolean, nullable=False, server_default=false()),
+    Column("source", String(16), nullable=False, comment="cli | api | schedule"),
+    Column("error", Text, nullable=True),
+)
+
+# Per-workspace recommendation settings: weights, serving rules, the training schedule, and
+# the claim that keeps two processes from training one workspace at once.
+recs_settings = Table(
+    "recs_settings",
+    metadata,
+    Column("workspace_id", String(64), primary_key=True),
+    Column("document", Text, nullable=False, comment="JSON: weights, rules, train_every_hours"),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("running_us", BigInteger, nullable=True, comment="a training claimed at (None: idle)"),
+)
+
 import_runs = Table(
     "import_runs",
     metadata,

@@ -40,6 +40,7 @@ from opencdp.web.openapi import install_openapi
 from opencdp.web.privacy_api import privacy_router
 from opencdp.web.profile_api import profile_router
 from opencdp.web.qr_api import qr_router
+from opencdp.web.recs_api import recs_router
 from opencdp.web.request_id import RequestId, request_id
 from opencdp.web.responses import (
     JSON,
@@ -164,6 +165,7 @@ def create_app(
     app.include_router(governance_router(runtime))
     app.include_router(compute_router(runtime))
     app.include_router(clv_router(runtime))
+    app.include_router(recs_router(runtime))
     app.include_router(destinations_router(runtime))
     app.include_router(journeys_router(runtime))
     app.include_router(privacy_router(runtime))

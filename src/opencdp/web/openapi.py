@@ -44,6 +44,8 @@ from opencdp.web.wire_schemas import (
     LOYALTY_REDEMPTION,
     PLAN_ID_PATTERN,
     QR_NEW,
+    RECS_ROLLBACK,
+    RECS_SETTINGS,
     REGULATION,
     REPLAY,
     SCHEMA_SETTINGS,
@@ -151,6 +153,12 @@ def _limit(default: int, maximum: int) -> Param:
         f"Page size, 1 to {maximum}.",
     )
 
+
+_RECS_LOCATION = Param(
+    "location",
+    {"type": "string", "maxLength": 100, "pattern": TEXT_PATTERN},
+    "The stock location the visitor shops in (web when absent).",
+)
 
 _CURSOR = Param(
     "next",
@@ -500,6 +508,28 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
     ("put", "/api/products/{product_id}"): Doc((400, 401, 403, 413), body=PRODUCT, ok=PRODUCT_VIEW),
     ("post", "/api/products:batch"): Doc((400, 401, 403, 413), body=PRODUCTS_BATCH),
     ("get", "/api/products/{product_id}"): Doc((401, 403, 404), ok=PRODUCT_VIEW, etag=True),
+    ("get", "/api/products/{product_id}/similar"): Doc(
+        (400, 401, 403, 404), query=(_limit(10, 100), _RECS_LOCATION)
+    ),
+    ("get", "/api/profiles/{profile_id}/recommendations"): Doc(
+        (400, 401, 403, 404),
+        query=(
+            _limit(10, 100),
+            _RECS_LOCATION,
+            Param(
+                "category",
+                {"type": "string", "maxLength": 300, "pattern": TEXT_PATTERN},
+                "Only this category path and its sub-categories.",
+            ),
+        ),
+    ),
+    ("post", "/api/recs/train"): Doc((400, 401, 403, 409), created=True),
+    ("get", "/api/recs/models"): Doc((401, 403)),
+    ("post", "/api/recs/rollback"): Doc(
+        (400, 401, 403, 404, 413), body=RECS_ROLLBACK, body_required=False
+    ),
+    ("get", "/api/recs/settings"): Doc((401, 403)),
+    ("put", "/api/recs/settings"): Doc((400, 401, 403, 413), body=RECS_SETTINGS),
     ("get", "/api/products"): Doc(
         (400, 401, 403),
         query=(

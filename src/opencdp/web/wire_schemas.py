@@ -734,3 +734,43 @@ QR_NEW: Final[Schema] = _strict(
     },
     ("campaign", "target"),
 )
+
+_WEIGHT: Final[Schema] = {"type": "number", "minimum": 0, "maximum": 1_000_000}
+_PRODUCT_IDS: Final[Schema] = {
+    "type": "array",
+    "maxItems": 1000,
+    "items": {"type": "string", "minLength": 1, "maxLength": 300, "pattern": "\\S"},
+}
+#: ``PUT /api/recs/settings``: every field optional.
+RECS_SETTINGS: Final[Schema] = _strict(
+    {
+        "weights": _strict(
+            {
+                "purchase": _WEIGHT,
+                "cart": _WEIGHT,
+                "view": _WEIGHT,
+                "half_life_days": _WEIGHT,
+            }
+        ),
+        "rules": _strict(
+            {
+                "exclude_bought": {"type": "boolean"},
+                "repeatable_categories": _PRODUCT_IDS,
+                "max_per_category": {"type": ["integer", "null"], "minimum": 1},
+                "pinned": _PRODUCT_IDS,
+                "blocked": _PRODUCT_IDS,
+                "trait_items": {"type": "integer", "minimum": 1, "maximum": 50},
+            }
+        ),
+        "train_every_hours": {"type": "number", "minimum": 0, "maximum": 8760},
+        "holdout": {
+            "type": "string",
+            "pattern": "^(last-basket|days:[1-9][0-9]{0,3}|last:[1-9][0-9]{0,3})$",
+            "description": "last-basket, days:N or last:N (N at most 3650).",
+        },
+    }
+)
+#: ``POST /api/recs/rollback``: the version, or nothing (the one before the active one).
+RECS_ROLLBACK: Final[Schema] = _strict(
+    {"version": {"type": "string", "pattern": "^v[0-9]{4,8}$", "maxLength": 9}}
+)

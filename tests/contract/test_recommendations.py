@@ -1,0 +1,250 @@
+"""Recommendations on both backends: training reads the workspace's events set-based (line
+items with quantities, adds, views, a merged profile's events for its survivor), versions and
+rollback, serving with the rules against the live catalog (bought, stock at the visitor's
+location, catalog, pin, block), an anonymous visitor's session, purchases after the training,
+reasons by name, the ``recommended_items`` trait, settings, the schedule, and the HTTP errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from opencdp.clock import FrozenClock
+from opencdp.runtime import Runtime
+from opencdp.services import catalog, recs
+from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
+from opencdp.timeutil import isoformat
+from tests.conftest import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: pairs bought together: a dress with its shoes, a jacket with its shirt, …
+PAIRS = {"DRESS": "SHOE", "JACKET": "SHIRT", "BAG": "SCARF", "KNIT": "BOOT"}
+CATEGORIES = {
+    "DRESS": "Women > Dresses",
+    "SHOE": "Women > Shoes",
+    "JACKET": "Men > Jackets",
+    "SHIRT": "Men > Shirts",
+    "BAG": "Accessories > Bags",
+    "SCARF": "Accessories > Scarves",
+    "KNIT": "Women > Knitwear",
+    "BOOT": "Women > Shoes",
+    "SOAP": "Care > Soap",
+}
+
+
+def ingest(rt: Runtime, *messages: dict[str, Any]) -> None:
+    source = rt.admin.list_sources(WS)[0]
+    result = rt.collector.ingest_messages(source, list(messages))
+    assert result.quarantined == 0, result.errors
+    rt.processor.run_until_idle()
+
+
+def order(
+    user: str, order_id: str, *items: str, quantity: Any = 1, at: str | None = None
+) -> dict[str, Any]:
+    return {
+        **({"timestamp": at} if at else {}),
+        "type": "track",
+        "event": "Order Completed",
+        "userId": user,
+        "messageId": f"m-{order_id}",
+        "properties": {
+            "order_id": order_id,
+            "products": [{"product_id": i, "quantity": quantity} for i in items],
+        },
+    }
+
+
+def viewed(
+    who: dict[str, str], key: str, product: str, event: str = "Product Viewed"
+) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "messageId": key,
+        "properties": {"product_id": product},
+        **who,
+    }
+
+
+def shop(rt: Runtime, customers: int = 40) -> None:
+    catalog.put_products_batch(
+        rt,
+        WS,
+        {
+            "products": [
+                {"id": p, "name": f"The {p.title()}", "category": c, "price": 10.0}
+                for p, c in CATEGORIES.items()
+            ]
+        },
+    )
+    now = rt.clock.now()
+    earlier, later = (isoformat(now - timedelta(days=d)) for d in (20, 5))
+    messages = []
+    for n in range(customers):
+        first = list(PAIRS)[n % 4]
+        messages.append(order(f"c{n}", f"o{n}", first, PAIRS[first], at=earlier))
+        messages.append({**viewed({"userId": f"c{n}"}, f"v{n}", "SOAP"), "timestamp": earlier})
+        messages.append(order(f"c{n}", f"p{n}", "SOAP", at=later))
+    ingest(rt, *messages)
+
+
+def get(client: TestClient, path: str, **params: Any) -> Any:
+    answer = client.get(path, params=params, headers=AUTH)
+    return answer
+
+
+def ids(body: dict[str, Any]) -> list[str]:
+    return [item["product_id"] for item in body["data"]]
+
+
+def test_interactions_are_read_set_based_with_quantities_views_adds_and_merges(rt: Runtime) -> None:
+    ingest(
+        rt,
+        order("ann", "o1", "DRESS", "SHOE", quantity=3),
+        order("ann", "o2", "DRESS", quantity="lots"),
+        viewed({"userId": "ann"}, "v1", "BAG"),
+        viewed({"anonymousId": "anon-1"}, "v2", "SCARF", "Product Added"),
+        {
+            "type": "track",
+            "event": "Product Viewed",
+            "userId": "ann",
+            "messageId": "nothing",
+            "properties": {},
+        },
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "ann",
+            "messageId": "odd",
+            "properties": {"products": "DRESS"},
+        },
+    )
+    data = rt.recs.interactions(WS)
+    rows = sorted(zip(data.items, data.kinds.tolist(), data.counts.tolist(), strict=True))
+    assert rows == [("BAG", 2, 1.0), ("DRESS", 0, 4.0), ("SCARF", 1, 1.0), ("SHOE", 0, 3.0)]
+    assert len(set(data.users)) == 2
+    # the anonymous visitor identifies as ann: its add now counts for ann's profile
+    ingest(rt, {"type": "identify", "userId": "ann", "anonymousId": "anon-1", "messageId": "join"})
+    merged = rt.recs.interactions(WS)
+    assert len(set(merged.users)) == 1 and len(merged) == len(data)
+
+
+def test_train_serve_and_roll_back(rt: Runtime, client: TestClient, clock: FrozenClock) -> None:
+    shop(rt)
+    assert get(client, "/api/profiles/user_id:c0/recommendations").json()["code"] == "no_model"
+    trained = client.post("/api/recs/train", headers=AUTH)
+    assert trained.status_code == 201, trained.text
+    first = trained.json()
+    assert first["version"] == "v0001" and first["active"] and first["status"] == "ready"
+    assert first["evaluation"]["models"]["popularity"]
+    # c1 bought a jacket and a shirt: both excluded as bought; what goes with them first
+    body = get(client, "/api/profiles/user_id:c1/recommendations", limit=3).json()
+    assert body["model"]["version"] == "v0001"
+    assert "JACKET" not in ids(body) and "SHIRT" not in ids(body)
+    assert len(body["data"]) == 3 and body["data"][0]["name"]
+    # an anonymous visitor looking at a dress: its shoes, with the reason by name
+    ingest(rt, viewed({"anonymousId": "visitor"}, "w1", "DRESS"))
+    visitor = get(client, "/api/profiles/anonymous_id:visitor/recommendations", limit=2).json()
+    shoe = next(i for i in visitor["data"] if i["product_id"] == "SHOE")
+    assert shoe["reason"] == "viewed together with The Dress"
+    assert shoe["category"] == "Women > Shoes" and shoe["price"] == 10.0
+    # bought after the training: left out at once
+    ingest(
+        rt, order("visitor-buys", "late", "SHOE"), viewed({"userId": "visitor-buys"}, "w2", "DRESS")
+    )
+    late = get(client, "/api/profiles/user_id:visitor-buys/recommendations").json()
+    assert "SHOE" not in ids(late)
+    # similar products
+    similar = get(client, "/api/products/DRESS/similar", limit=1).json()
+    assert (
+        ids(similar) == ["SHOE"]
+        and similar["data"][0]["reason"] == "bought together with The Dress"
+    )
+    # a second training, then back to the first
+    second = client.post("/api/recs/train", headers=AUTH).json()
+    assert second["version"] == "v0002"
+    back = client.post("/api/recs/rollback", headers=AUTH, json={})
+    assert back.status_code == 200, back.text
+    assert back.json()["version"] == "v0001" and back.json()["active"]
+    listed = client.get("/api/recs/models", headers=AUTH).json()["data"]
+    assert [(m["version"], m["active"]) for m in listed] == [("v0002", False), ("v0001", True)]
+    assert (
+        client.post("/api/recs/rollback", headers=AUTH, json={"version": "v0009"}).status_code
+        == 404
+    )
+
+
+def test_rules_against_the_live_catalog(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    shop(rt)
+    recs.train(rt, WS)
+    ingest(rt, viewed({"anonymousId": "v"}, "x1", "JACKET"))
+    path = "/api/profiles/anonymous_id:v/recommendations"
+    assert "SHIRT" in ids(get(client, path).json())
+    # sold out at the store the visitor shops in: not there, still on the web
+    catalog.set_inventory(rt, WS, "SHIRT", {"location": "store-1", "quantity": 0}, reference="t")
+    clock.advance(60)  # past the catalog snapshot's few seconds
+    assert "SHIRT" not in ids(get(client, path, location="store-1").json())
+    assert "SHIRT" in ids(get(client, path).json())
+    # pinned first, blocked never, at most one per category
+    settings = {"rules": {"pinned": ["BAG"], "blocked": ["SHIRT"], "max_per_category": 1}}
+    put = client.put("/api/recs/settings", headers=AUTH, json=settings)
+    assert put.status_code == 200, put.text
+    body = get(client, path, limit=5).json()
+    assert ids(body)[0] == "BAG" and body["data"][0]["reason"] == "featured"
+    assert "SHIRT" not in ids(body)
+    categories = [i["category"] for i in body["data"]]
+    assert len(categories) == len(set(categories))
+
+
+def test_the_recommended_items_trait_follows_each_training(rt: Runtime, client: TestClient) -> None:
+    shop(rt)
+    client.put("/api/recs/settings", headers=AUTH, json={"rules": {"trait_items": 2}})
+    recs.train(rt, WS)
+    traits = client.get(
+        "/v1/spaces/default/collections/users/profiles/user_id:c0/traits", headers=AUTH
+    ).json()["traits"]
+    items = traits["recommended_items"]
+    assert isinstance(items, list) and len(items) == 2
+    assert not {"DRESS", "SHOE"} & set(items)  # c0 bought those
+
+
+def test_bad_requests_name_what_is_wrong(rt: Runtime, client: TestClient) -> None:
+    assert client.post("/api/recs/train", headers=AUTH).json()["code"] == "no_interactions"
+    shop(rt, 8)
+    recs.train(rt, WS)
+    for params, code in (({"limit": "0"}, "invalid_limit"), ({"limit": "ten"}, "invalid_limit")):
+        answer = get(client, "/api/profiles/user_id:c0/recommendations", **params)
+        assert answer.status_code == 400 and answer.json()["code"] == code
+    assert get(client, "/api/profiles/user_id:nobody/recommendations").status_code == 404
+    missing = get(client, "/api/products/NOPE/similar")
+    assert missing.status_code == 404 and missing.json()["code"] == "product_not_found"
+    bad = client.put("/api/recs/settings", headers=AUTH, json={"rules": {"max_per_category": 0}})
+    assert bad.status_code == 400 and "rules.max_per_category" in bad.json()["message"]
+    bad = client.put("/api/recs/settings", headers=AUTH, json={"weights": {"view": -1}})
+    assert bad.status_code == 400 and "weights.view" in bad.json()["message"]
+    assert (
+        client.post("/api/recs/rollback", headers=AUTH).json()["code"] == "nothing_to_roll_back_to"
+    )
+
+
+def test_the_schedule_trains_once_when_due(rt: Runtime, clock: FrozenClock) -> None:
+    shop(rt, 8)
+    recs.install(rt)
+    recs.install(rt)  # once only
+    assert recs._scheduled(rt) == 1
+    for thread in __import__("threading").enumerate():
+        if thread.name == f"recs-{WS}":
+            thread.join(60)
+    assert [v.version for v in rt.recs.versions(WS)] == ["v0001"]
+    assert recs._scheduled(rt) == 0  # trained within the day
+    clock.advance(25 * 3600)
+    assert rt.recs.claim(WS, rt.now_us(), recs.STALE_CLAIM_US)  # another process is training
+    with pytest.raises(Exception, match="running"):
+        recs.train(rt, WS)
+    rt.recs.release(WS)

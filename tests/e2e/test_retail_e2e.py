@@ -7,7 +7,6 @@ become one member with one ledger."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,12 +21,6 @@ from tests.support.server import LiveServer
 pytestmark = pytest.mark.e2e
 
 RUN = uuid.uuid4().hex[:6]
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with MailServer() as server:
-        yield server
 
 
 class Shop:

@@ -59,7 +59,7 @@ from opencdp.storage.profile_reads import ProfileReads
 from opencdp.storage.profiles import ProfileStore
 from opencdp.storage.qr_codes import QrCodeStore
 from opencdp.storage.quarantine import QuarantineStore
-from opencdp.storage.recs import RecsStore
+from opencdp.storage.recs import RecsReads, RecsStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.storage.stock_requests import StockRequestStore
 from opencdp.timeutil import to_us
@@ -146,6 +146,7 @@ class Runtime:
         self.recs = RecsStore(self.db)
         self.recommender = Recommender(
             self.recs,
+            RecsReads(self.db, self.hot_reads),
             ModelCache(self.recs, settings.data_dir, self.clock, settings.recs_model_ttl),
             CatalogCache(self.recs, self.clock, settings.recs_catalog_ttl),
             TtlCache(self.clock, settings.recs_model_ttl, max_entries=100),

@@ -51,3 +51,59 @@ class TtlCache(Generic[K, V]):
         """Drop every entry."""
         with self._lock:
             self._entries.clear()
+
+
+class RefreshingCache(Generic[K, V]):
+    """Like :class:`TtlCache`, but an expired entry is still answered while one background
+    thread loads its successor (stale-while-revalidate): a request never waits for a reload
+    it did not need, only the very first load of a key is made in the caller's thread. For
+    large values read often (a workspace's catalog snapshot on the recommendations' hot path).
+    """
+
+    def __init__(self, clock: Clock, ttl: float, max_entries: int = 100) -> None:
+        self.clock = clock
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[V, float]] = {}
+        self._loading: set[K] = set()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, load: Callable[[], V]) -> V:
+        now = self.clock.monotonic()
+        hit = self._entries.get(key)
+        if hit is None:
+            return self._store(key, load())
+        if now - hit[1] > self.ttl:
+            with self._lock:
+                start = key not in self._loading
+                self._loading.add(key)
+            if start:
+                threading.Thread(
+                    target=self._reload, args=(key, load), name="cache-refresh", daemon=True
+                ).start()
+        return hit[0]
+
+    def _reload(self, key: K, load: Callable[[], V]) -> None:
+        try:
+            self._store(key, load())
+        except Exception:  # the old value keeps serving; the next expired read tries again
+            with self._lock:
+                hit = self._entries.get(key)
+                if hit is not None:  # try again after another ttl, not on every request
+                    self._entries[key] = (hit[0], self.clock.monotonic())
+        finally:
+            with self._lock:
+                self._loading.discard(key)
+
+    def _store(self, key: K, value: V) -> V:
+        with self._lock:
+            if key not in self._entries and len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (value, self.clock.monotonic())
+        return value
+
+    def forget(self, key: K) -> None:
+        """Drop one entry: the next read loads it in its own thread (after a change this
+        process made itself)."""
+        with self._lock:
+            self._entries.pop(key, None)

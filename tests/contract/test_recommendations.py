@@ -18,6 +18,7 @@ from opencdp.services import catalog, recs
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 from opencdp.timeutil import isoformat
 from tests.conftest import TOKEN
+from tests.e2e.test_audience_membership import wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: pairs bought together: a dress with its shoes, a jacket with its shirt, …
@@ -188,8 +189,8 @@ def test_rules_against_the_live_catalog(
     assert "SHIRT" in ids(get(client, path).json())
     # sold out at the store the visitor shops in: not there, still on the web
     catalog.set_inventory(rt, WS, "SHIRT", {"location": "store-1", "quantity": 0}, reference="t")
-    clock.advance(60)  # past the catalog snapshot's few seconds
-    assert "SHIRT" not in ids(get(client, path, location="store-1").json())
+    clock.advance(60)  # past the catalog snapshot's few seconds: read again in the background
+    assert wait_for(lambda: "SHIRT" not in ids(get(client, path, location="store-1").json()))
     assert "SHIRT" in ids(get(client, path).json())
     # pinned first, blocked never, at most one per category
     settings = {"rules": {"pinned": ["BAG"], "blocked": ["SHIRT"], "max_per_category": 1}}

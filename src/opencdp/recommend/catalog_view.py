@@ -1,6 +1,7 @@
 """The catalog as the serving rules see it: which products exist, their category, and whether
 they are in stock at a location — a snapshot of the workspace's products and stock levels,
-kept per process for a few seconds (``OPENCDP_RECS_CATALOG_TTL``)."""
+kept per process for a few seconds (``OPENCDP_RECS_CATALOG_TTL``) and read again in the
+background when older (requests keep the previous snapshot meanwhile)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from opencdp.clock import Clock
 from opencdp.storage.recs import RecsStore
-from opencdp.ttl_cache import TtlCache
+from opencdp.ttl_cache import RefreshingCache
 
 
 class CatalogSnapshot:
@@ -50,7 +51,7 @@ class CatalogSnapshot:
 class CatalogCache:
     def __init__(self, store: RecsStore, clock: Clock, ttl: float) -> None:
         self.store = store
-        self._cache: TtlCache[str, CatalogSnapshot] = TtlCache(clock, ttl, max_entries=100)
+        self._cache: RefreshingCache[str, CatalogSnapshot] = RefreshingCache(clock, ttl)
 
     def get(self, workspace_id: str) -> CatalogSnapshot:
         return self._cache.get(

@@ -17,7 +17,7 @@ from opencdp.recommend.catalog_view import CatalogCache, CatalogSnapshot
 from opencdp.recommend.models import Loaded, ModelCache
 from opencdp.recs.interactions import DAY_US, PURCHASE
 from opencdp.recs.rules import Candidate, Rules, apply
-from opencdp.storage.recs import RecsStore
+from opencdp.storage.recs import RecsReads, RecsStore
 from opencdp.ttl_cache import TtlCache
 
 #: How far back a profile's own events count for its session and its recent purchases.
@@ -39,11 +39,13 @@ class Recommender:
     def __init__(
         self,
         store: RecsStore,
+        reads: RecsReads,
         models: ModelCache,
         catalogs: CatalogCache,
         rules_ttl: TtlCache[str, Rules],
     ) -> None:
         self.store = store
+        self.reads = reads
         self.models = models
         self.catalogs = catalogs
         self._rules = rules_ttl
@@ -78,7 +80,7 @@ class Recommender:
         if loaded is None:
             return None
         model = loaded.model
-        recent = self.store.recent_products(
+        recent = self.reads.recent_products(
             workspace_id, profile_id, now_us - RECENT_US, RECENT_EVENTS
         )
         bought = model.purchased(profile_id) | {p for p, kind in recent if kind == PURCHASE}

@@ -16,8 +16,17 @@ def locate_profile(
     """The live profile ``ref`` names in the workspace; raises NotFound (RequestError for a
     ``type:`` without a value)."""
     store = runtime.profiles
-    if ":" not in ref:
+    identifier = parse_ref(runtime, ref)
+    if identifier is None:
         return store.resolve_id(workspace_id, ref, collection)
+    return store.find_profile(workspace_id, collection, *identifier)
+
+
+def parse_ref(runtime: Runtime, ref: str) -> tuple[str, str] | None:
+    """``type:value`` as the (type, normalized value) it is stored as; None for a profile id;
+    RequestError for a ``type:`` without a value."""
+    if ":" not in ref:
+        return None
     id_type, _, value = ref.partition(":")
     id_type = id_type.strip().lower()
     if not value:
@@ -29,4 +38,4 @@ def locate_profile(
         value = normalize_email(value) or value.strip().lower()
     elif id_type == "phone":
         value = normalize_phone(value, runtime.settings.default_phone_region) or value
-    return store.find_profile(workspace_id, collection, id_type, value)
+    return id_type, value

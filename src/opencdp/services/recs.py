@@ -19,7 +19,7 @@ from opencdp.recs.rules import Candidate, Rules
 from opencdp.recs.training import TrainConfig
 from opencdp.recs.training import train as train_model
 from opencdp.runtime import Runtime
-from opencdp.services.profile_lookup import locate_profile
+from opencdp.services.profile_lookup import locate_profile, parse_ref
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.recs import ModelVersion
 from opencdp.timeutil import isoformat_us
@@ -372,10 +372,10 @@ def for_profile(
     """``GET /api/profiles/{id}/recommendations``: the profile (any identifier) and its top
     products with scores and reasons."""
     limit = check_limit(limit)
-    profile = locate_profile(rt, workspace_id, ref)
+    profile_id = _profile_id(rt, workspace_id, ref)
     served = rt.recommender.for_profile(
         workspace_id,
-        profile.id,
+        profile_id,
         limit=limit,
         now_us=rt.now_us(),
         location=location,
@@ -384,10 +384,22 @@ def for_profile(
     if served is None:
         raise _no_model(workspace_id)
     return {
-        "profile_id": profile.id,
+        "profile_id": profile_id,
         "data": [_item(c, served.catalog) for c in served.items],
         "model": _model(served.loaded.version),
     }
+
+
+def _profile_id(rt: Runtime, workspace_id: str, ref: str) -> str:
+    """The live profile ``ref`` names: an identifier by one hot read; a profile id, or an
+    identifier still on a merged profile, the Profile API's way."""
+    identifier = parse_ref(rt, ref)
+    if identifier is not None:
+        found = rt.recommender.reads.profile_of(workspace_id, "users", *identifier)
+        if found is not None and found[1] is None:
+            return found[0]
+    located: str = locate_profile(rt, workspace_id, ref).id
+    return located
 
 
 def similar(

@@ -11,17 +11,25 @@ the survivor, so they count for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 
 from opencdp.recs.interactions import CART, DAY_US, KIND_OF_EVENT, PURCHASE, VIEW, Interactions
 from opencdp.storage.db import Database
+from opencdp.storage.hot_reads import HotReads
 from opencdp.storage.rows import plain
-from opencdp.storage.schema import events, inventory, products, recs_models, recs_settings
+from opencdp.storage.schema import (
+    events,
+    identifiers,
+    inventory,
+    products,
+    profiles,
+    recs_models,
+    recs_settings,
+)
 
 _SQLITE = """
 WITH live AS (
@@ -221,16 +229,6 @@ class RecsStore:
             ).first()
             return None if row is None else _version(row)
 
-    def active_paths(self) -> Iterator[tuple[str, str, str]]:
-        """(workspace, version, path) of every active version: what a server keeps loaded."""
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(recs_models.c.workspace_id, recs_models.c.version, recs_models.c.path).where(
-                    recs_models.c.active
-                )
-            ).all()
-        yield from ((w, v, p) for w, v, p in rows)
-
     def forget_files(self, workspace_id: str, versions: list[str]) -> None:
         """These versions' artifacts were deleted: their rows keep the history, without a path."""
         if not versions:
@@ -316,42 +314,6 @@ class RecsStore:
             ).first()
             return found is not None
 
-    def recent_products(
-        self, workspace_id: str, profile_id: str, since_us: int, limit: int = 50
-    ) -> list[tuple[str, int]]:
-        """The profile's latest product interactions since ``since_us`` (newest first) as
-        (product id, kind): one indexed read of at most ``limit`` events."""
-        with self.db.read() as conn:
-            rows = conn.execute(
-                select(events.c.event, events.c.payload)
-                .where(
-                    events.c.workspace_id == workspace_id,
-                    events.c.profile_id == profile_id,
-                    events.c.timestamp_us >= since_us,
-                    events.c.type == "track",
-                    events.c.event.in_(tuple(KIND_OF_EVENT)),
-                )
-                .order_by(events.c.timestamp_us.desc())
-                .limit(limit)
-            ).all()
-        out: list[tuple[str, int]] = []
-        for event, payload in rows:
-            properties = orjson.loads(payload).get("properties")
-            if not isinstance(properties, dict):
-                continue
-            kind = KIND_OF_EVENT[event]
-            if kind == PURCHASE:
-                lines = properties.get("products")
-                for line in lines if isinstance(lines, list) else []:
-                    item = _product_id(line)
-                    if item is not None:
-                        out.append((item, kind))
-            else:
-                item = _product_id(properties)
-                if item is not None:
-                    out.append((item, kind))
-        return out
-
 
 def _product_id(document: Any) -> str | None:
     """A line item's or event's product id, as the training reads it (product_id, id, sku)."""
@@ -371,3 +333,98 @@ def _version(row: Any) -> ModelVersion:
     data["evaluation"] = orjson.loads(evaluation) if evaluation else None
     data["active"] = bool(data["active"])
     return ModelVersion(**data)
+
+
+_RECENT_SQLITE = """
+SELECT event, json_extract(payload, '$.properties.products'),
+       CAST(COALESCE(json_extract(payload, '$.properties.product_id'),
+                     json_extract(payload, '$.properties.id'),
+                     json_extract(payload, '$.properties.sku')) AS TEXT)
+FROM events
+WHERE workspace_id = :workspace_id AND profile_id = :profile_id AND timestamp_us >= :since_us
+  AND type = 'track' AND event IN ('Order Completed', 'Product Added', 'Product Viewed')
+ORDER BY timestamp_us DESC LIMIT :limit
+"""
+
+_RECENT_POSTGRESQL = """
+SELECT event, payload::jsonb #>> '{properties,products}',
+       COALESCE(payload::jsonb #>> '{properties,product_id}', payload::jsonb #>> '{properties,id}',
+                payload::jsonb #>> '{properties,sku}')
+FROM events
+WHERE workspace_id = :workspace_id AND profile_id = :profile_id AND timestamp_us >= :since_us
+  AND type = 'track' AND event IN ('Order Completed', 'Product Added', 'Product Viewed')
+ORDER BY timestamp_us DESC LIMIT :limit
+"""
+
+
+class RecsReads:
+    """The recommendations' hot reads (:mod:`opencdp.storage.hot_reads`): the live profile an
+    identifier names, and a profile's latest product interactions with only the product ids
+    read out of the payloads (in SQL)."""
+
+    def __init__(self, db: Database, hot: HotReads) -> None:
+        self.hot = hot
+        holder = identifiers.join(
+            profiles,
+            (profiles.c.workspace_id == identifiers.c.workspace_id)
+            & (profiles.c.id == identifiers.c.profile_id),
+        )
+        located = (
+            select(profiles.c.id, profiles.c.merged_into)
+            .select_from(holder)
+            .where(
+                identifiers.c.workspace_id == bindparam("workspace_id"),
+                identifiers.c.collection == bindparam("collection"),
+                identifiers.c.id_type == bindparam("id_type"),
+                identifiers.c.id_value == bindparam("id_value"),
+            )
+        )
+        self._profile = hot.prepare(located, ("workspace_id", "collection", "id_type", "id_value"))
+        recent = text(_RECENT_SQLITE if db.dialect.is_sqlite else _RECENT_POSTGRESQL)
+        self._recent = hot.prepare(recent, ("workspace_id", "profile_id", "since_us", "limit"))
+
+    def profile_of(
+        self, workspace_id: str, collection: str, id_type: str, id_value: str
+    ) -> tuple[str, str | None] | None:
+        """(profile id, merged into) of the profile holding the identifier, or None."""
+        rows = self.hot.rows(
+            self._profile,
+            {
+                "workspace_id": workspace_id,
+                "collection": collection,
+                "id_type": id_type,
+                "id_value": id_value,
+            },
+        )
+        return None if not rows else (rows[0][0], rows[0][1])
+
+    def recent_products(
+        self, workspace_id: str, profile_id: str, since_us: int, limit: int = 50
+    ) -> list[tuple[str, int]]:
+        """The profile's latest product interactions since ``since_us`` (newest first) as
+        (product id, kind), from at most ``limit`` events."""
+        rows = self.hot.rows(
+            self._recent,
+            {
+                "workspace_id": workspace_id,
+                "profile_id": profile_id,
+                "since_us": since_us,
+                "limit": limit,
+            },
+        )
+        out: list[tuple[str, int]] = []
+        for event, lines, single in rows:
+            kind = KIND_OF_EVENT[event]
+            if kind != PURCHASE:
+                if single is not None and 0 < len(single) <= 200:
+                    out.append((single, kind))
+                continue
+            try:
+                parsed = orjson.loads(lines) if lines else None
+            except orjson.JSONDecodeError:
+                continue
+            for line in parsed if isinstance(parsed, list) else []:
+                item = _product_id(line)
+                if item is not None:
+                    out.append((item, kind))
+        return out

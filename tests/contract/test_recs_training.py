@@ -91,7 +91,8 @@ def test_a_due_training_runs_once_across_two_runtimes(
         for thread in __import__("threading").enumerate():
             if thread.name == f"recs-{WS}":
                 thread.join(60)
-        assert [(v.version, v.source) for v in rt.recs.versions(WS)][0] == ("v0002", "schedule")
+        newest = rt.recs.versions(WS)[0]
+        assert (newest.version, newest.source) == ("v0002", "schedule")
         assert recs._scheduled(rt) == recs._scheduled(other) == 0
         # the setting turns it off for the workspace
         clock.advance(25 * 3600)
@@ -121,9 +122,12 @@ def test_the_training_routes_answer_their_4xx(rt: Runtime, client: TestClient) -
         answer = client.post("/api/recs/rollback", headers=AUTH, json=body)
         assert answer.status_code == status, (body, answer.json())
         assert code is None or answer.json()["code"] == code
-    assert "v0042" in client.post(
-        "/api/recs/rollback", headers=AUTH, json={"version": "v0042"}
-    ).json()["message"]
+    assert (
+        "v0042"
+        in client.post("/api/recs/rollback", headers=AUTH, json={"version": "v0042"}).json()[
+            "message"
+        ]
+    )
     for document, field in (
         ({"train_every_hours": -1}, "train_every_hours"),
         ({"train_every_hours": "daily"}, "train_every_hours"),

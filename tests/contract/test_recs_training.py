@@ -142,3 +142,16 @@ def test_the_training_routes_answer_their_4xx(rt: Runtime, client: TestClient) -
     good = client.put("/api/recs/settings", headers=AUTH, json={"train_every_hours": 6})
     assert good.status_code == 200 and good.json()["train_every_hours"] == 6
     assert client.get("/api/recs/settings", headers=AUTH).json()["train_every_hours"] == 6
+
+
+def test_a_process_that_runs_a_worker_runs_the_schedule(rt: Runtime) -> None:
+    from opencdp.web.app import create_app
+
+    def installed() -> int:
+        return sum(getattr(h, "__wrapped__", None) is recs._scheduled for h in rt.timer_hooks)
+
+    create_app(rt, start_worker=False)  # an HTTP process beside workers: no schedule
+    assert installed() == 0
+    create_app(rt, start_worker=True)
+    create_app(rt, start_worker=True)
+    assert installed() == 1

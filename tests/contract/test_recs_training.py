@@ -155,3 +155,27 @@ def test_a_process_that_runs_a_worker_runs_the_schedule(rt: Runtime) -> None:
     create_app(rt, start_worker=True)
     create_app(rt, start_worker=True)
     assert installed() == 1
+
+
+def test_the_cli_says_what_to_do_before_there_is_anything_to_learn(rt: Runtime) -> None:
+    from typer.testing import CliRunner
+
+    from opencdp.cli.main import app
+
+    runner = CliRunner()
+    options = ["--data-dir", str(rt.settings.data_dir)]
+    options += ["--database-url", rt.settings.resolved_database_url()]
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["recs", *args, *options])
+        return result.exit_code, " ".join(result.output.split())  # the console wraps lines
+
+    code, out = cli("train")
+    assert code == 1 and "no product events" in out and "Order Completed" in out, out
+    code, out = cli("evaluate", "--json")
+    assert code == 1 and "no product events" in out, out
+    code, out = cli("rollback")
+    assert code == 1 and "no trained model yet" in out, out
+    code, out = cli("models")
+    assert code == 0, out
+    assert rt.recs.versions(WS) == []

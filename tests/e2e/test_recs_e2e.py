@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_audience_membership import wait_for
-from tests.e2e.test_retail_e2e import Shop
+from tests.e2e.test_retail_e2e import Shop, smtp_destination
 from tests.e2e.test_sdks import segment_client
 from tests.support.mail import MailServer
 from tests.support.server import LiveServer
@@ -84,19 +84,7 @@ def test_events_from_the_sdk_train_serve_and_fill_an_email(
     assert wait_for(lambda: shop.traits(f"user_id:{ann}").get("recommended_items"))
     assert shop.traits(f"user_id:{ann}")["recommended_items"][0] == sku("SANDAL")
     # When a journey e-mails her the picks, its template shows them by the catalog's names
-    shop.call(
-        "PUT",
-        "/api/destinations/mail",
-        {
-            "type": "smtp",
-            "settings": {
-                "host": "127.0.0.1",
-                "port": mail.port,
-                "from": "Shop <shop@example.com>",
-                "starttls": False,
-            },
-        },
-    )
+    smtp_destination(shop, mail)
     shop.call(
         "PUT",
         "/api/journeys/picks",

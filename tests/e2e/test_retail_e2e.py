@@ -43,7 +43,8 @@ class Shop:
         return dict(r.json().get("traits", {})) if r.status_code == 200 else {}
 
 
-def setup_mail(shop: Shop, mail: MailServer) -> None:
+def smtp_destination(shop: Shop, mail: MailServer) -> None:
+    """The destination ``mail``: the test's SMTP server."""
     shop.call(
         "PUT",
         "/api/destinations/mail",
@@ -57,6 +58,10 @@ def setup_mail(shop: Shop, mail: MailServer) -> None:
             },
         },
     )
+
+
+def setup_mail(shop: Shop, mail: MailServer) -> None:
+    smtp_destination(shop, mail)
     shop.call(
         "PUT", "/api/journeys/welcome", {"preset": "welcome", "settings": {"destination": "mail"}}
     )

@@ -10,7 +10,7 @@ import orjson
 import pygal
 from rich.table import Table
 
-from opencdp.imports.report import chart, svg, write_json
+from opencdp.imports.report import chart, page, svg, write_json
 from opencdp.recs.evaluation import METRICS, Report
 
 __all__ = ["render_html", "table", "write_html", "write_json"]
@@ -76,27 +76,14 @@ def render_html(report: Report, title: str = "Recommendations: offline evaluatio
     )
     figures = "".join(f'<figure class="chart">{image}</figure>' for image in charts(report))
     raw = esc(orjson.dumps(report.to_document(), option=orjson.OPT_INDENT_2).decode())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{esc(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ddd; padding: .3rem .6rem; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-th {{ background: #f4f4f4; }}
-.chart {{ margin: 1rem 0; max-width: 720px; }}
-.chart svg {{ display: block; width: 100%; height: auto; }}
-pre {{ background: #f8f8f8; padding: 1rem; overflow: auto; max-height: 30rem; }}
-</style></head>
-<body>
-<h1>{esc(title)}</h1>
-<p>{esc(_caption(report))}</p>
+    body = f"""<p>{esc(_caption(report))}</p>
 <table><tr>{head}</tr>{rows}</table>
 <h2>Charts</h2>{figures}
-<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>
-</body></html>
-"""
+<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>"""
+    numbers = (
+        "td, th { text-align: right; }\ntd:first-child, th:first-child { text-align: left; }\n"
+    )
+    return page(title, body, numbers)
 
 
 def write_html(

@@ -232,9 +232,22 @@ def render_html(report: dict[str, Any]) -> str:
             )
     figures = "".join(f'<figure class="chart">{svg}</figure>' for svg in charts(report))
     raw = esc(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str).decode())
+    body = f"""<h2>Summary</h2><table>{summary}</table>
+<h2>Findings</h2><ul>{findings}</ul>
+<h2>Columns</h2>
+<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{col_rows}</table>
+<h2>Examples of invalid values</h2>
+<table><tr><th>row</th><th>column</th><th>value</th><th>problem</th></tr>{"".join(examples)}</table>
+<h2>Charts</h2>{figures}
+<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>"""
+    return page(title, body)
+
+
+def page(title: str, body: str, extra_css: str = "") -> str:
+    """A self-contained HTML report page (inline CSS, no script fetched) around ``body``."""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{esc(title)}</title>
+<title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
@@ -243,17 +256,10 @@ th {{ background: #f4f4f4; }}
 .chart {{ margin: 1rem 0; max-width: 720px; }}
 .chart svg {{ display: block; width: 100%; height: auto; }}
 pre {{ background: #f8f8f8; padding: 1rem; overflow: auto; max-height: 30rem; }}
-</style></head>
+{extra_css}</style></head>
 <body>
-<h1>{esc(title)}</h1>
-<h2>Summary</h2><table>{summary}</table>
-<h2>Findings</h2><ul>{findings}</ul>
-<h2>Columns</h2>
-<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{col_rows}</table>
-<h2>Examples of invalid values</h2>
-<table><tr><th>row</th><th>column</th><th>value</th><th>problem</th></tr>{"".join(examples)}</table>
-<h2>Charts</h2>{figures}
-<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>
+<h1>{html.escape(title)}</h1>
+{body}
 </body></html>
 """
 

@@ -197,22 +197,7 @@ def refresh_trait(rt: Runtime, workspace_id: str) -> dict[str, Any] | None:
         existing = None
     query = "recommended_items()"
     if existing is None:
-        now = rt.now_us()
-        definitions.put(
-            {
-                "workspace_id": workspace_id,
-                "key": TRAIT,
-                "kind": "trait",
-                "name": "Recommended items",
-                "type": "USERS",
-                "query": query,
-                "enabled": True,
-                "status": "computing",
-                "error": None,
-                "created_us": now,
-                "updated_us": now,
-            }
-        )
+        definitions.put_system_trait(workspace_id, TRAIT, "Recommended items", query, rt.now_us())
     elif existing.kind != "trait" or existing.query.strip() != query or not existing.enabled:
         log.warning(
             "%s: %r is another definition (%s); recommended_items not refreshed",

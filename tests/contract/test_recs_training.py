@@ -179,3 +179,23 @@ def test_the_cli_says_what_to_do_before_there_is_anything_to_learn(rt: Runtime) 
     code, out = cli("models")
     assert code == 0, out
     assert rt.recs.versions(WS) == []
+
+
+def test_hooks_hear_of_each_version_made_active(rt: Runtime) -> None:
+    shop(rt, 8)
+    heard: list[tuple[str, str]] = []
+
+    def broken(workspace_id: str, version: str) -> None:
+        raise RuntimeError("a hook that fails")
+
+    rt.recs_trained_hooks.extend([broken, lambda w, v: heard.append((w, v))])
+    recs.train(rt, WS)
+    recs.train(rt, WS)
+    recs.rollback(rt, WS)
+    assert heard == [(WS, "v0001"), (WS, "v0002"), (WS, "v0001")]
+    assert rt.recs.active(WS).version == "v0001"  # type: ignore[union-attr]
+    # a failed training is not heard of
+    with pytest.raises(RuntimeError), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recs, "train_model", lambda *a, **k: broken(WS, ""))
+        recs.train(rt, WS)
+    assert len(heard) == 3

@@ -109,8 +109,19 @@ def train(rt: Runtime, workspace_id: str, *, source: str = "cli") -> dict[str, A
         version = _train_claimed(rt, workspace_id, source)
     finally:
         rt.recs.release(workspace_id)
-    refresh_trait(rt, workspace_id)
+    _activated(rt, workspace_id, version.version)
     return version_document(version)
+
+
+def _activated(rt: Runtime, workspace_id: str, version: str) -> None:
+    """After a version became active: refresh ``recommended_items``, then call
+    ``rt.recs_trained_hooks`` (a failing hook is logged; the version stays active)."""
+    refresh_trait(rt, workspace_id)
+    for hook in list(rt.recs_trained_hooks):
+        try:
+            hook(workspace_id, version)
+        except Exception as error:
+            log.error("recs_trained hook %r for %s: %s", hook, workspace_id, loggable(error))
 
 
 def _train_claimed(rt: Runtime, workspace_id: str, source: str) -> ModelVersion:
@@ -270,7 +281,7 @@ def _train_when_due(rt: Runtime, workspace_id: str, every_us: int) -> str | None
             version = _train_claimed(rt, workspace_id, "schedule")
         finally:
             rt.recs.release(workspace_id)
-        refresh_trait(rt, workspace_id)
+        _activated(rt, workspace_id, version.version)
         return version.version
     except Conflict as error:
         log.info("scheduled training of %s: %s", workspace_id, error)
@@ -335,7 +346,7 @@ def rollback(rt: Runtime, workspace_id: str, version: str | None = None) -> dict
             )
     rt.recs.activate(workspace_id, target.version)
     rt.recommender.forget(workspace_id)
-    refresh_trait(rt, workspace_id)
+    _activated(rt, workspace_id, target.version)
     active = rt.recs.active(workspace_id)
     assert active is not None
     return version_document(active)

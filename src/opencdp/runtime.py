@@ -136,6 +136,9 @@ class Runtime:
         #: more durable work the worker's timer tick moves (services install it: privacy
         #: requests), each returning how much it moved
         self.timer_hooks: list[Callable[[], int]] = []
+        #: called with (workspace, version) after a recommendation version becomes active (a
+        #: training or a rollback), once ``recommended_items`` is refreshed
+        self.recs_trained_hooks: list[Callable[[str, str], None]] = []
         self.admin.ensure_workspace(DEFAULT_WORKSPACE, "Default workspace", self.now_us())
         self._bootstrap()
         definitions = DefinitionStore(self.db)

@@ -44,7 +44,10 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path, database_url: str | None) -> Iterator[Served]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
-    runtime = Runtime(make_settings(tmp_path, database_url, worker_poll_interval=0.05), clock)
+    runtime = Runtime(
+        make_settings(tmp_path, database_url, worker_poll_interval=0.05, recs_train_every_hours=0),
+        clock,
+    )
     port = free_port()
     config = uvicorn.Config(
         create_app(runtime, start_worker=True), host="127.0.0.1", port=port, log_level="warning"

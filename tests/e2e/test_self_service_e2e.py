@@ -48,7 +48,10 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path, database_url: str | None) -> Iterator[Served]:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
-    runtime = Runtime(make_settings(tmp_path, database_url, worker_poll_interval=0.05), clock)
+    runtime = Runtime(
+        make_settings(tmp_path, database_url, worker_poll_interval=0.05, recs_train_every_hours=0),
+        clock,
+    )
     runtime.admin.set_workspace_settings("default", WorkspaceSettings(self_service_origins=(SHOP,)))
     port = free_port()
     config = uvicorn.Config(

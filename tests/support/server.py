@@ -96,6 +96,8 @@ class LiveServer:
             OPENCDP_BOOTSTRAP_WRITE_KEY=self.write_key,
             OPENCDP_BOOTSTRAP_TOKEN=self.token,
             OPENCDP_LOG_LEVEL="WARNING",
+            # trainings only when a test asks (the schedule's own tests run it in process)
+            OPENCDP_RECS_TRAIN_EVERY_HOURS="0",
         )
         if self.identity_trait_keys is not None:
             env["OPENCDP_IDENTITY_TRAIT_KEYS"] = self.identity_trait_keys

@@ -35,6 +35,7 @@ from opencdp.cli.privacy_cmd import privacy_app
 from opencdp.cli.qr_cmd import qr_app
 from opencdp.cli.recs_cmd import recs_app
 from opencdp.services.privacy import install as install_privacy
+from opencdp.services.recs import install as install_recs_schedule
 
 app = typer.Typer(
     name="opencdp",
@@ -148,6 +149,7 @@ def worker(
     _logging(settings.log_level)
     with runtime_for(settings) as rt:
         install_privacy(rt)
+        install_recs_schedule(rt)
         if slot is not None and slots is not None:
             rt.worker.take_slot(slot, slots)
         where = f", slot {slot} of {slots}" if slot is not None else ""

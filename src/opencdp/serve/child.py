@@ -22,6 +22,7 @@ import uvicorn
 from opencdp.runtime import Runtime
 from opencdp.serve.supervisor import exit_with_parent
 from opencdp.services.privacy import install as install_privacy
+from opencdp.services.recs import install as install_recs_schedule
 from opencdp.settings import Settings
 from opencdp.web.app import create_app
 from opencdp.web.http_protocol import BoundedHeadProtocol
@@ -61,6 +62,7 @@ def run_worker(settings: Settings, slot: int | None = None, slots: int | None = 
     under way is finished first."""
     runtime = Runtime(settings)
     install_privacy(runtime)
+    install_recs_schedule(runtime)
     try:
         if slot is not None and slots is not None:
             runtime.worker.take_slot(slot, slots)

@@ -109,8 +109,19 @@ def train(rt: Runtime, workspace_id: str, *, source: str = "cli") -> dict[str, A
         version = _train_claimed(rt, workspace_id, source)
     finally:
         rt.recs.release(workspace_id)
-    refresh_trait(rt, workspace_id)
+    _activated(rt, workspace_id, version.version)
     return version_document(version)
+
+
+def _activated(rt: Runtime, workspace_id: str, version: str) -> None:
+    """After a version became active: refresh ``recommended_items``, then call
+    ``rt.recs_trained_hooks`` (a failing hook is logged; the version stays active)."""
+    refresh_trait(rt, workspace_id)
+    for hook in list(rt.recs_trained_hooks):
+        try:
+            hook(workspace_id, version)
+        except Exception as error:
+            log.error("recs_trained hook %r for %s: %s", hook, workspace_id, loggable(error))
 
 
 def _train_claimed(rt: Runtime, workspace_id: str, source: str) -> ModelVersion:
@@ -246,20 +257,37 @@ def _scheduled(rt: Runtime) -> int:
         if not rt.recs.has_interactions(workspace_id):
             continue
         thread = threading.Thread(
-            target=_train_quietly, args=(rt, workspace_id), name=f"recs-{workspace_id}", daemon=True
+            target=_train_when_due,
+            args=(rt, workspace_id, int(every * 3_600_000_000)),
+            name=f"recs-{workspace_id}",
+            daemon=True,
         )
         thread.start()
         started += 1
     return started
 
 
-def _train_quietly(rt: Runtime, workspace_id: str) -> None:
+def _train_when_due(rt: Runtime, workspace_id: str, every_us: int) -> str | None:
+    """A scheduled training: claims the workspace, then looks again whether it is still due
+    (another process may have trained it between this one's look and its claim), so a due
+    training runs once across processes. Returns the new version, or None."""
     try:
-        train(rt, workspace_id, source="schedule")
-    except Conflict:
-        pass  # another process is training it
+        if not rt.recs.claim(workspace_id, rt.now_us(), STALE_CLAIM_US):
+            return None  # another process is training it
+        try:
+            last = rt.recs.last_trained_us(workspace_id)
+            if last is not None and rt.now_us() - last < every_us:
+                return None
+            version = _train_claimed(rt, workspace_id, "schedule")
+        finally:
+            rt.recs.release(workspace_id)
+        _activated(rt, workspace_id, version.version)
+        return version.version
+    except Conflict as error:
+        log.info("scheduled training of %s: %s", workspace_id, error)
     except Exception as error:  # the failure is recorded with the version
         log.error("scheduled training of %s: %s", workspace_id, loggable(error))
+    return None
 
 
 # -- evaluation and versions ----------------------------------------------------------------------
@@ -318,7 +346,7 @@ def rollback(rt: Runtime, workspace_id: str, version: str | None = None) -> dict
             )
     rt.recs.activate(workspace_id, target.version)
     rt.recommender.forget(workspace_id)
-    refresh_trait(rt, workspace_id)
+    _activated(rt, workspace_id, target.version)
     active = rt.recs.active(workspace_id)
     assert active is not None
     return version_document(active)

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from opencdp.errors import OpenCDPError, loggable
 from opencdp.runtime import Runtime
 from opencdp.services.privacy import install as install_privacy
+from opencdp.services.recs import install as install_recs_schedule
 from opencdp.version import __version__
 from opencdp.web.api import api_router
 from opencdp.web.audit_api import audit_router
@@ -88,6 +89,8 @@ def create_app(
     """
     run_worker = runtime.settings.worker_in_process if start_worker is None else start_worker
     install_privacy(runtime)  # privacy requests move with the worker's timers
+    if run_worker:
+        install_recs_schedule(runtime)  # scheduled recommendation trainings too
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Any:

@@ -96,8 +96,13 @@ def _read_instacart(path: Path) -> Interactions:
     table = pacsv.read_csv(
         path,
         convert_options=pacsv.ConvertOptions(
-            include_columns=["user_id", "order_id", "order_number", "days_since_prior_order"]
-            + ["product_id"]
+            include_columns=[
+                "user_id",
+                "order_id",
+                "order_number",
+                "days_since_prior_order",
+                "product_id",
+            ]
         ),
     )
     user = table.column("user_id").to_numpy().astype(np.int64)
@@ -142,7 +147,7 @@ def _read_movielens(path: Path) -> tuple[Interactions, dict[str, str]]:
     with lzma.open(path) as handle, warnings.catch_warnings():
         # pickled by an older pandas: it names numpy.core, which numpy 2 still maps (and warns)
         warnings.simplefilter("ignore", DeprecationWarning)
-        frame = pickle.load(handle)  # noqa: S301 — a file of an installed package, not input
+        frame = pickle.load(handle)  # a file of an installed package, not input
     users = frame["userId"].to_numpy().astype(np.int64)
     films = frame["movieId"].to_numpy().astype(np.int64)
     times = frame["timestamp"].to_numpy().astype(np.int64) * 1_000_000

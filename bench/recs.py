@@ -189,7 +189,8 @@ def build_store(
     from opencdp.settings import Settings
     from opencdp.storage import migrate
     from opencdp.storage.db import Database
-    from opencdp.storage.schema import events, inventory, products as products_t
+    from opencdp.storage.schema import events, inventory
+    from opencdp.storage.schema import products as products_t
     from opencdp.storage.schema import profiles as profiles_t
 
     settings = Settings(data_dir=data_dir, database_url=url)

@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from bench.common import bench_server
+from bench.common import TOKEN, basic, bench_server
 from bench.retail import fixed_rate
 from bench.retail import product_id as sku
 
@@ -333,6 +333,26 @@ def train_from_events(data_dir: Path, url: str | None) -> dict[str, Any]:
 # -- the whole benchmark --------------------------------------------------------------------------
 
 
+def warm_up(server: Any, profiles: int, requests: int = 50) -> float:
+    """A few sequential reads before the measurement (the first loads the model's arrays and
+    the catalog snapshot); their mean seconds."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    headers = {"Authorization": basic(TOKEN)}
+    started = time.perf_counter()
+    try:
+        for n in range(requests):
+            conn.request("GET", SERVE_PATH.format(n=(n * 7919) % profiles), headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"warm-up read answered {response.status}")
+    finally:
+        conn.close()
+    return (time.perf_counter() - started) / requests
+
+
 def run(
     backends: list[str],
     *,
@@ -378,6 +398,7 @@ def run(
             )
             server = bench_server(data, url, workers=1).start()
             try:
+                warm = warm_up(server, profiles)
                 serving = fixed_rate(server, SERVE_PATH, profiles, rate, duration)
                 memory = server.memory()
             finally:
@@ -385,7 +406,7 @@ def run(
         out[backend] = {
             **build,
             "from_events": trained,
-            "serving": serving,
+            "serving": {**serving, "warm_up_mean_ms": round(warm * 1000, 2)},
             "server_memory_kib": memory,
         }
     return out

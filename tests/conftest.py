@@ -12,6 +12,7 @@ import pytest
 from opencdp.clock import FrozenClock
 from opencdp.runtime import Runtime
 from opencdp.settings import Settings
+from tests.support.mail import MailServer
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WRITE_KEY = "test-write-key"
@@ -97,3 +98,10 @@ def live_server_any(tmp_path: Path, database_url: str | None) -> Iterator[object
     server = LiveServer(tmp_path / "live", WRITE_KEY, TOKEN, database_url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailServer]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    with MailServer() as server:
+        yield server

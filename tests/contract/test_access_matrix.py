@@ -146,6 +146,15 @@ NEEDS: dict[tuple[str, str], str] = {
     ("PUT", "/api/products/{product_id}"): WRITE,
     ("POST", "/api/products:batch"): WRITE,
     ("GET", "/api/products/{product_id}"): ANY,
+    # recommendations are read where products and profiles are; training is a write, the
+    # rules and a rollback change what every shopper sees (the admin's)
+    ("GET", "/api/products/{product_id}/similar"): ANY,
+    ("GET", "/api/profiles/{profile_id}/recommendations"): ANY,
+    ("POST", "/api/recs/train"): WRITE,
+    ("GET", "/api/recs/models"): READ,
+    ("POST", "/api/recs/rollback"): ADMIN,
+    ("GET", "/api/recs/settings"): READ,
+    ("PUT", "/api/recs/settings"): ADMIN,
     ("GET", "/api/products"): ANY,
     ("PUT", "/api/inventory/{product_id}"): WRITE,
     ("POST", "/api/inventory:batch"): WRITE,

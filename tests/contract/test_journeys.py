@@ -5,7 +5,6 @@ counts, crash safety of the timers, and the 400s bad definitions get."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,6 @@ from tests.support.mail import MailServer
 START = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOUR = 3600.0
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with MailServer() as server:
-        yield server
 
 
 def smtp(client: TestClient, server: MailServer, destination: str = "mail") -> None:

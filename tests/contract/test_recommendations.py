@@ -248,3 +248,48 @@ def test_the_schedule_trains_once_when_due(rt: Runtime, clock: FrozenClock) -> N
     with pytest.raises(Exception, match="running"):
         recs.train(rt, WS)
     rt.recs.release(WS)
+
+
+def test_the_cli_trains_evaluates_lists_and_rolls_back(rt: Runtime, tmp_path: Any) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from opencdp.cli.main import app
+
+    shop(rt)
+    runner = CliRunner()
+    options = ["--data-dir", str(rt.settings.data_dir)]
+    options += ["--database-url", rt.settings.resolved_database_url()]
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = runner.invoke(app, ["recs", *args, *options])
+        return result.exit_code, result.output
+
+    code, out = cli("train")
+    assert code == 0 and "trained v0001" in out and "it is active" in out, out
+    code, out = cli("train", "--json")
+    assert code == 0 and json.loads(out)["version"] == "v0002", out
+    html_file, json_file = tmp_path / "eval.html", tmp_path / "eval.json"
+    code, out = cli("evaluate", "--html", str(html_file), "--out", str(json_file))
+    assert code == 0 and "ndcg@10" in out and "popularity" in out, out
+    page = html_file.read_text()
+    assert "<svg" in page and "NDCG@10 per model" in page and "src=" not in page
+    assert set(json.loads(json_file.read_text())["models"]) >= {"popularity", "cooccurrence"}
+    code, out = cli("evaluate", "--holdout-days", "7", "--json")
+    assert code == 0 and json.loads(out)["holdout"] == "days:7", out
+    code, out = cli("models")
+    assert code == 0 and "v0002 (active)" in out and "v0001" in out, out
+    code, out = cli("rollback")
+    assert code == 0 and "v0001" in out and "active again" in out, out
+    code, out = cli("rollback", "v0042")
+    assert code == 1 and "no version 'v0042'" in out, out
+    settings_file = tmp_path / "recs.yaml"
+    settings_file.write_text("rules:\n  repeatable_categories: [Care]\n  trait_items: 3\n")
+    code, out = cli("settings", "apply", str(settings_file))
+    assert code == 0 and json.loads(out)["rules"]["repeatable_categories"] == ["Care"], out
+    settings_file.write_text("rules:\n  trait_items: 0\n")
+    code, out = cli("settings", "apply", str(settings_file))
+    assert code == 1 and "rules.trait_items" in out, out
+    code, out = cli("settings", "show")
+    assert code == 0 and json.loads(out)["rules"]["trait_items"] == 3, out

@@ -36,6 +36,7 @@ def test_every_operation_is_described_and_none_claims_422(runtime: Runtime) -> N
                 "/api/tracking-plans/{plan_id}/dry-run",
                 "/api/audiences/{key}/recompute",
                 "/api/clv/score",
+                "/api/recs/train",
                 "/api/journeys/{key}/pause",
                 "/api/journeys/{key}/resume",
                 "/api/tokens/{token_id}/rotate",

@@ -7,7 +7,6 @@ become one member with one ledger."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,12 +21,6 @@ from tests.support.server import LiveServer
 pytestmark = pytest.mark.e2e
 
 RUN = uuid.uuid4().hex[:6]
-
-
-@pytest.fixture
-def mail() -> Iterator[MailServer]:
-    with MailServer() as server:
-        yield server
 
 
 class Shop:
@@ -50,7 +43,8 @@ class Shop:
         return dict(r.json().get("traits", {})) if r.status_code == 200 else {}
 
 
-def setup_mail(shop: Shop, mail: MailServer) -> None:
+def smtp_destination(shop: Shop, mail: MailServer) -> None:
+    """The destination ``mail``: the test's SMTP server."""
     shop.call(
         "PUT",
         "/api/destinations/mail",
@@ -64,6 +58,10 @@ def setup_mail(shop: Shop, mail: MailServer) -> None:
             },
         },
     )
+
+
+def setup_mail(shop: Shop, mail: MailServer) -> None:
+    smtp_destination(shop, mail)
     shop.call(
         "PUT", "/api/journeys/welcome", {"preset": "welcome", "settings": {"destination": "mail"}}
     )

@@ -33,6 +33,7 @@ from opencdp.cli.journey_cmd import journey_app
 from opencdp.cli.loyalty_cmd import loyalty_app
 from opencdp.cli.privacy_cmd import privacy_app
 from opencdp.cli.qr_cmd import qr_app
+from opencdp.cli.recs_cmd import recs_app
 from opencdp.services.privacy import install as install_privacy
 
 app = typer.Typer(
@@ -67,6 +68,7 @@ app.add_typer(journey_app, name="journey")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(audiences_app, name="audiences")
 app.add_typer(clv_app, name="clv")
+app.add_typer(recs_app, name="recs")
 app.add_typer(loyalty_app, name="loyalty")
 app.add_typer(qr_app, name="qr")
 app.add_typer(product_app, name="product")

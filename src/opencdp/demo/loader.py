@@ -16,7 +16,7 @@ from rich.table import Table
 
 from opencdp.errors import ConfigurationError
 from opencdp.query.parser import DefinitionKind
-from opencdp.services import clv, compute
+from opencdp.services import clv, compute, recs
 from opencdp.settings import Settings
 from opencdp.storage.admin import DEFAULT_WORKSPACE
 
@@ -89,6 +89,9 @@ def load_demo(runtime: Any, *, customers: int | None, console: Console) -> dict[
         for kind in KINDS:
             compute.apply_preset(runtime, DEFAULT_WORKSPACE, kind, "retail")
             progress.advance(task)
+        task = progress.add_task("training the recommendations", total=1, rate="")
+        truth["recs"] = recs.train(runtime, DEFAULT_WORKSPACE, source="cli")
+        progress.advance(task)
     return truth
 
 
@@ -156,6 +159,11 @@ def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
         table.add_row("loyalty members (card holders)", f"{retail['members']:,}")
         table.add_row("till orders today (earning points)", f"{retail['till_orders']:,}")
         table.add_row("web shop views, adds and orders (60 days)", f"{retail['web_shop_events']:,}")
+    model = truth.get("recs")
+    if model:
+        lift = (model.get("evaluation") or {}).get("lift")
+        versus = "" if lift is None else f", {lift * 100:+.0f} % NDCG@10 over popularity"
+        table.add_row("recommendation model", f"{model['version']} {model['kind']}{versus}")
     definitions = compute.store(runtime)
     for key in ("champions", "at_risk", "high_value", "churn_risk"):
         table.add_row(f"audience {key}", f"{definitions.count(DEFAULT_WORKSPACE, key):,}")

@@ -127,7 +127,7 @@ def _summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
 # -- HTML --------------------------------------------------------------------------------------
 
 
-def _chart(kind: type[Any], title: str, **options: Any) -> Any:
+def chart(kind: type[Any], title: str, **options: Any) -> Any:
     chart = kind(
         js=[],  # no script fetched from a CDN: the page must be self-contained
         style=CleanStyle,
@@ -144,7 +144,7 @@ def _chart(kind: type[Any], title: str, **options: Any) -> Any:
     return chart
 
 
-def _svg(chart: Any) -> str:
+def svg(chart: Any) -> str:
     return _COMMENT.sub("", chart.render(is_unicode=True))
 
 
@@ -153,27 +153,27 @@ def charts(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
     columns = report["columns"]
     if columns:
-        c = _chart(
+        c = chart(
             pygal.HorizontalBar, "Null, empty and invalid values per column (%)", show_legend=True
         )
         c.x_labels = [col["column"] for col in columns]
         c.add("null", [round(col["null_rate"] * 100, 2) for col in columns])
         c.add("empty", [round(col["empty_rate"] * 100, 2) for col in columns])
         c.add("invalid", [round(col.get("invalid_rate", 0) * 100, 2) for col in columns])
-        out.append(_svg(c))
+        out.append(svg(c))
     for col in columns:
         months = col.get("by_month")
         if months:
-            c = _chart(pygal.Bar, f"Rows per month: {col['column']}", x_label_rotation=45)
+            c = chart(pygal.Bar, f"Rows per month: {col['column']}", x_label_rotation=45)
             c.x_labels = list(months)
             c.add(col["column"], list(months.values()))
-            out.append(_svg(c))
+            out.append(svg(c))
         histogram = col.get("histogram")
         if histogram:
-            c = _chart(pygal.Bar, f"Distribution of {col['column']}")
+            c = chart(pygal.Bar, f"Distribution of {col['column']}")
             c.x_labels = list(histogram)
             c.add(col["column"], list(histogram.values()))
-            out.append(_svg(c))
+            out.append(svg(c))
     imported = report.get("imported")
     outcome = {
         "imported": imported["accepted"] if imported else 0,
@@ -184,11 +184,11 @@ def charts(report: dict[str, Any]) -> list[str]:
         outcome["would import"] = max(0, report["rows_readable"] - report["rows_rejected"])
         del outcome["imported"]
     if any(outcome.values()):
-        c = _chart(pygal.Pie, "What happens to the rows", show_legend=True)
+        c = chart(pygal.Pie, "What happens to the rows", show_legend=True)
         for label, n in outcome.items():
             if n:
                 c.add(label, n)
-        out.append(_svg(c))
+        out.append(svg(c))
     return out
 
 
@@ -232,9 +232,22 @@ def render_html(report: dict[str, Any]) -> str:
             )
     figures = "".join(f'<figure class="chart">{svg}</figure>' for svg in charts(report))
     raw = esc(orjson.dumps(report, option=orjson.OPT_INDENT_2, default=str).decode())
+    body = f"""<h2>Summary</h2><table>{summary}</table>
+<h2>Findings</h2><ul>{findings}</ul>
+<h2>Columns</h2>
+<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{col_rows}</table>
+<h2>Examples of invalid values</h2>
+<table><tr><th>row</th><th>column</th><th>value</th><th>problem</th></tr>{"".join(examples)}</table>
+<h2>Charts</h2>{figures}
+<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>"""
+    return page(title, body)
+
+
+def page(title: str, body: str, extra_css: str = "") -> str:
+    """A self-contained HTML report page (inline CSS, no script fetched) around ``body``."""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>{esc(title)}</title>
+<title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 1100px; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
@@ -243,17 +256,10 @@ th {{ background: #f4f4f4; }}
 .chart {{ margin: 1rem 0; max-width: 720px; }}
 .chart svg {{ display: block; width: 100%; height: auto; }}
 pre {{ background: #f8f8f8; padding: 1rem; overflow: auto; max-height: 30rem; }}
-</style></head>
+{extra_css}</style></head>
 <body>
-<h1>{esc(title)}</h1>
-<h2>Summary</h2><table>{summary}</table>
-<h2>Findings</h2><ul>{findings}</ul>
-<h2>Columns</h2>
-<table><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{col_rows}</table>
-<h2>Examples of invalid values</h2>
-<table><tr><th>row</th><th>column</th><th>value</th><th>problem</th></tr>{"".join(examples)}</table>
-<h2>Charts</h2>{figures}
-<h2>Raw report</h2><details><summary>JSON</summary><pre>{raw}</pre></details>
+<h1>{html.escape(title)}</h1>
+{body}
 </body></html>
 """
 

@@ -83,7 +83,9 @@ class Recommender:
         )
         bought = model.purchased(profile_id) | {p for p, kind in recent if kind == PURCHASE}
         recent_items = list(dict.fromkeys(p for p, _ in recent))
-        candidates = model.recommend(profile_id, recent_items, limit * POOL, category)
+        catalog = self.catalogs.get(workspace_id)
+        nameable = catalog.known if catalog.products else None
+        candidates = model.recommend(profile_id, recent_items, limit * POOL, category, nameable)
         return self._serve(loaded, workspace_id, candidates, limit, bought, location, category)
 
     def similar(

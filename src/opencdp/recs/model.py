@@ -9,7 +9,7 @@ Alternating least squares factors, when the evaluation chose them, score known c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,11 +72,13 @@ class TrainedModel:
         recent_items: Sequence[str],
         n: int,
         category: str | None = None,
+        nameable: Callable[[str], bool] | None = None,
     ) -> list[Candidate]:
         """At most ``n`` scored candidates, best first. A known profile is scored by the
         chosen model (its recent products join its history for co-occurrence); an unknown one
         by the products of its recent session; nothing known → popular products (in
-        ``category`` when given). Popular products fill up a short list."""
+        ``category`` when given). Popular products fill up a short list. Reasons name only
+        products that ``nameable`` accepts (the catalog's, for a shop that has one)."""
         import numpy as np
 
         u = self.user_index(profile_id) if profile_id is not None else None
@@ -91,7 +93,7 @@ class TrainedModel:
             scores = np.zeros(len(self.item_ids), dtype=np.float32)
         mask = self._category_mask(category)
         picked = _top(scores, n, positive=True, mask=mask)
-        candidates = self._explain(picked, scores, own, u)
+        candidates = self._explain(picked, scores, own, u, nameable)
         if len(candidates) < n:
             taken = {c.product_id for c in candidates}
             candidates.extend(c for c in self.popular(n, category) if c.product_id not in taken)
@@ -245,11 +247,18 @@ class TrainedModel:
         return mask if mask.any() else None
 
     def _explain(
-        self, picked: list[int], scores: np.ndarray, own: sp.csr_matrix, u: int | None
+        self,
+        picked: list[int],
+        scores: np.ndarray,
+        own: sp.csr_matrix,
+        u: int | None,
+        nameable: Callable[[str], bool] | None = None,
     ) -> list[Candidate]:
         """The ``picked`` items as candidates with why: the customer's product most similar
         to each (one slice of the neighbours for all of them)."""
         had = own.indices
+        if nameable is not None and len(had):  # a reason names a product the shopper knows
+            had = had[[nameable(str(self.item_ids[h])) for h in had]]
         bought = (
             set(
                 self.purchases.indices[

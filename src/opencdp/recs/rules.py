@@ -71,12 +71,14 @@ class Rules:
                 values[key] = _strings(key, document[key])
         if "max_per_category" in document:
             cap = document["max_per_category"]
-            if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-                raise ValueError("rules.max_per_category: expected a whole number ≥ 1, or null")
+            if cap is not None:
+                cap = _whole(cap)
+                if cap is None or cap < 1:
+                    raise ValueError("rules.max_per_category: expected a whole number ≥ 1, or null")
             values["max_per_category"] = cap
         if "trait_items" in document:
-            n = document["trait_items"]
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 50:
+            n = _whole(document["trait_items"])
+            if n is None or not 1 <= n <= 50:
                 raise ValueError("rules.trait_items: expected a whole number from 1 to 50")
             values["trait_items"] = n
         return cls(**values)
@@ -101,6 +103,17 @@ class Rules:
             or category.startswith(prefix + " > ")
             for prefix in self.repeatable_categories
         )
+
+
+def _whole(value: Any) -> int | None:
+    """A whole number (``3`` or ``3.0``, as JSON allows), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return None
 
 
 def _strings(key: str, value: Any) -> tuple[str, ...]:

@@ -243,18 +243,4 @@ def _ensure_definitions(runtime: Runtime, definitions: DefinitionStore, workspac
                     code="key_taken",
                 )
             continue
-        definitions.put(
-            {
-                "workspace_id": workspace_id,
-                "key": key,
-                "kind": "trait",
-                "name": name,
-                "type": "USERS",
-                "query": query,
-                "enabled": True,
-                "status": "computing",
-                "error": None,
-                "created_us": now,
-                "updated_us": now,
-            }
-        )
+        definitions.put_system_trait(workspace_id, key, name, query, now)

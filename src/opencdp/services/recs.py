@@ -60,6 +60,9 @@ def apply_settings(rt: Runtime, workspace_id: str, document: Any) -> dict[str, A
             f"settings.{unknown[0]}: unknown field (fields: {', '.join(SETTINGS_FIELDS)})",
             code="invalid_settings",
         )
+    for key in ("weights", "rules"):
+        if key in document and not isinstance(document[key], dict):
+            raise RequestError(f"settings.{key}: expected an object", code="invalid_settings")
     try:
         Weights.from_document(document.get("weights"))
         Rules.from_document(document.get("rules"))
@@ -115,7 +118,7 @@ def _train_claimed(rt: Runtime, workspace_id: str, source: str) -> ModelVersion:
     now_us = rt.now_us()
     interactions = rt.recs.interactions(workspace_id)
     if not len(interactions):
-        raise RequestError(
+        raise Conflict(
             f"workspace {workspace_id!r} has no product events to learn from yet: send "
             "Order Completed (with products), Product Added or Product Viewed events",
             code="no_interactions",
@@ -194,22 +197,7 @@ def refresh_trait(rt: Runtime, workspace_id: str) -> dict[str, Any] | None:
         existing = None
     query = "recommended_items()"
     if existing is None:
-        now = rt.now_us()
-        definitions.put(
-            {
-                "workspace_id": workspace_id,
-                "key": TRAIT,
-                "kind": "trait",
-                "name": "Recommended items",
-                "type": "USERS",
-                "query": query,
-                "enabled": True,
-                "status": "computing",
-                "error": None,
-                "created_us": now,
-                "updated_us": now,
-            }
-        )
+        definitions.put_system_trait(workspace_id, TRAIT, "Recommended items", query, rt.now_us())
     elif existing.kind != "trait" or existing.query.strip() != query or not existing.enabled:
         log.warning(
             "%s: %r is another definition (%s); recommended_items not refreshed",
@@ -287,7 +275,7 @@ def evaluate(rt: Runtime, workspace_id: str, holdout_days: int | None = None) ->
         raise RequestError(str(error), code="invalid_holdout") from None
     interactions = rt.recs.interactions(workspace_id)
     if not len(interactions):
-        raise RequestError(
+        raise Conflict(
             f"workspace {workspace_id!r} has no product events to evaluate on",
             code="no_interactions",
         )

@@ -69,6 +69,27 @@ class DefinitionStore:
         )
 
     # -- definitions ------------------------------------------------------------------------------
+    def put_system_trait(
+        self, workspace_id: str, key: str, name: str, query: str, now_us: int
+    ) -> None:
+        """Create a computed trait a model provides (``clv('…')``, ``recommended_items()``):
+        enabled, not yet computed."""
+        self.put(
+            {
+                "workspace_id": workspace_id,
+                "key": key,
+                "kind": "trait",
+                "name": name,
+                "type": "USERS",
+                "query": query,
+                "enabled": True,
+                "status": "computing",
+                "error": None,
+                "created_us": now_us,
+                "updated_us": now_us,
+            }
+        )
+
     def put(self, row: Mapping[str, Any]) -> None:
         """Create or replace a definition (its values stay until the next computation)."""
         with self.db.write() as conn:

@@ -38,6 +38,7 @@ BENCHMARKS = (
     "compute",
     "activation",
     "retail",
+    "recs",
 )
 TARGETS = {"ingest": {"sqlite": 50_000, "postgres": 20_000}}
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -102,6 +103,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         help="compute at scale: generated events (default 10,000,000; --quick 100,000; 0: skip)",
+    )
+    p.add_argument(
+        "--recs-rate",
+        type=float,
+        default=500,
+        help="recs: offered GET …/recommendations requests/s (default 500)",
+    )
+    p.add_argument(
+        "--recs-parts",
+        default="quality,training,serving",
+        help="recs: comma-separated parts to run, from: quality, training, serving",
     )
     return p.parse_args(argv)
 
@@ -261,6 +273,21 @@ def main(argv: list[str] | None = None) -> int:
             )
             _save("retail", meta, res, console, since)
             _retail_table(console, res)
+        if "recs" in only:
+            from bench import recs
+
+            since = time.monotonic()
+            res = recs.run(
+                backends,
+                pg=pg,
+                quick=args.quick,
+                duration=args.duration,
+                rate=args.recs_rate,
+                console=console,
+                parts=tuple(p.strip() for p in args.recs_parts.split(",") if p.strip()),
+            )
+            _save("recs", meta, res, console, since)
+            _recs_tables(console, res)
     finally:
         if pg is not None:
             pg.stop()
@@ -677,6 +704,92 @@ def _retail_table(console: Console, res: dict[str, Any]) -> None:
                 str(bad + run["not_sent"]),
             )
     console.print(t)
+
+
+def _recs_tables(console: Console, res: dict[str, Any]) -> None:
+    quality = res.get("quality")
+    if quality:
+        t = Table(title="Recommendations on real data: each model against popularity (top 10)")
+        for col in (
+            "dataset",
+            "holdout",
+            "users",
+            "model",
+            "precision",
+            "recall",
+            "MAP",
+            "NDCG",
+            "coverage",
+            "fit s",
+        ):
+            t.add_column(col)
+        for name, r in quality.items():
+            for model, m in r["models"].items():
+                mark = " (chosen)" if model == r["chosen"] else ""
+                t.add_row(
+                    name,
+                    r["holdout"],
+                    f"{r['users']:,}",
+                    model + mark,
+                    _n(m["precision@10"], 4),
+                    _n(m["recall@10"], 4),
+                    _n(m["map@10"], 4),
+                    _n(m["ndcg@10"], 4),
+                    _n(m["coverage"], 3),
+                    _n(r["seconds"].get(model), 2),
+                )
+            lift = r.get("lift")
+            t.add_row(name, "", "", "NDCG@10 lift", "", "", "", f"{(lift or 0) * 100:+.0f} %")
+        console.print(t)
+    training = res.get("training")
+    if training:
+        t = Table(title="Training (evaluation, choice, refit) on generated interactions")
+        for col in ("interactions", "users", "items", "chosen", "seconds", "peak RSS MiB"):
+            t.add_column(col)
+        t.add_row(
+            f"{training['interactions']:,}",
+            f"{training['users']:,}",
+            f"{training['items']:,}",
+            training["chosen"],
+            _n(training["train_seconds"], 1),
+            _n(training["peak_rss_kib"] / 1024),
+        )
+        console.print(t)
+    backends = [b for b in ("sqlite", "postgres") if b in res]
+    if backends:
+        t = Table(
+            title="From events, and GET /api/profiles/{id}/recommendations?limit=10 as deployed"
+        )
+        for col in (
+            "backend",
+            "events",
+            "read s",
+            "train s",
+            "with trait s",
+            "offered/s",
+            "achieved/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+        ):
+            t.add_column(col)
+        for backend in backends:
+            r = res[backend]
+            run, trained = r["serving"], r["from_events"]
+            bad = sum(v for k, v in run["statuses"].items() if k != "200")
+            t.add_row(
+                backend,
+                f"{r['events']:,}",
+                _n(trained["read_seconds"], 1),
+                _n(trained["train_seconds"], 1),
+                _n(trained["with_trait_seconds"], 1),
+                _n(run["offered_requests_per_s"]),
+                _n(run["achieved_requests_per_s"]),
+                _n(run["p50_ms"], 2),
+                _n(run["p99_ms"], 2),
+                str(bad + run["not_sent"]),
+            )
+        console.print(t)
 
 
 if __name__ == "__main__":

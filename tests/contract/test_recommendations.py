@@ -147,6 +147,8 @@ def test_train_serve_and_roll_back(rt: Runtime, client: TestClient, clock: Froze
     assert body["model"]["version"] == "v0001"
     assert "JACKET" not in ids(body) and "SHIRT" not in ids(body)
     assert len(body["data"]) == 3 and body["data"][0]["name"]
+    by_id = get(client, f"/api/profiles/{body['profile_id']}/recommendations", limit=3).json()
+    assert by_id["profile_id"] == body["profile_id"] and ids(by_id) == ids(body)
     # an anonymous visitor looking at a dress: its shoes, with the reason by name
     ingest(rt, viewed({"anonymousId": "visitor"}, "w1", "DRESS"))
     visitor = get(client, "/api/profiles/anonymous_id:visitor/recommendations", limit=2).json()

@@ -38,6 +38,8 @@ class TrainedModel:
     evaluation: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     _popular_order: np.ndarray | None = field(default=None, repr=False)
+    _item_list: list[str] | None = field(default=None, repr=False)
+    _category_list: list[str | None] | None = field(default=None, repr=False)
 
     # -- lookups ----------------------------------------------------------------------------
 
@@ -62,7 +64,7 @@ class TrainedModel:
         return [str(i) for i in self.item_ids[matrix.indices[start:end]]]
 
     def category_of(self, i: int) -> str | None:
-        return str(self.item_categories[i]) or None
+        return self._lists()[1][i]
 
     # -- scoring ----------------------------------------------------------------------------
 
@@ -83,17 +85,18 @@ class TrainedModel:
 
         u = self.user_index(profile_id) if profile_id is not None else None
         recent = [i for i in (self.item_index(p) for p in recent_items) if i is not None]
-        own = self._history_vector(u, recent)
+        had, weights = self._own(u, recent)
+        links = self._links(had)
         if u is not None and self.kind == "als" and self.user_factors is not None:
             assert self.item_factors is not None
-            scores = self.item_factors @ self.user_factors[u]
+            scores = np.asarray(self.item_factors @ self.user_factors[u], dtype=np.float32)
         elif (u is not None and self.kind != "popularity") or (u is None and recent):
-            scores = self._cooccurrence_scores(own)
+            scores = self._cooccurrence_scores(had, weights, links)
         else:
             scores = np.zeros(len(self.item_ids), dtype=np.float32)
         mask = self._category_mask(category)
         picked = _top(scores, n, positive=True, mask=mask)
-        candidates = self._explain(picked, scores, own, u, nameable)
+        candidates = self._explain(picked, scores, had, links, u, nameable)
         if len(candidates) < n:
             taken = {c.product_id for c in candidates}
             candidates.extend(c for c in self.popular(n, category) if c.product_id not in taken)
@@ -210,28 +213,63 @@ class TrainedModel:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _history_vector(self, u: int | None, recent: list[int]) -> sp.csr_matrix:
+    def _own(self, u: int | None, recent: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The products the customer had (its training history plus ``recent``, each recent
+        one weighing 1) and their summed weights, by product index."""
         import numpy as np
-        import scipy.sparse as sp
 
-        n_items = len(self.item_ids)
-        row = self.history[u] if u is not None else sp.csr_matrix((1, n_items), dtype=np.float32)
+        had: np.ndarray
+        weights: np.ndarray
+        if u is not None:
+            start, end = self.history.indptr[u], self.history.indptr[u + 1]
+            had = np.asarray(self.history.indices[start:end], dtype=np.int64)
+            weights = np.asarray(self.history.data[start:end], dtype=np.float64)
+        else:
+            had = np.zeros(0, dtype=np.int64)
+            weights = np.zeros(0, dtype=np.float64)
         if recent:
-            extra = sp.csr_matrix(
-                (
-                    np.ones(len(recent), dtype=np.float32),
-                    (np.zeros(len(recent), dtype=np.int64), recent),
-                ),
-                shape=(1, n_items),
-            )
-            row = row + extra
-        return sp.csr_matrix(row, dtype=np.float32)
+            had = np.concatenate([had, np.asarray(recent, dtype=np.int64)])
+            weights = np.concatenate([weights, np.ones(len(recent))])
+            had, inverse = np.unique(had, return_inverse=True)
+            weights = np.bincount(inverse, weights=weights)
+        return had, weights
 
-    def _cooccurrence_scores(self, own: sp.csr_matrix) -> np.ndarray:
-        from opencdp.recs import cooccurrence
+    def _links(self, had: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The neighbours of the products ``had``: (from, to, similarity), one entry each."""
+        import numpy as np
 
-        scores: np.ndarray = cooccurrence.scores(own, self.neighbours)[0]
-        return scores
+        indptr = self.neighbours.indptr
+        if not len(had):
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.float32)
+        starts = np.asarray(indptr[had], dtype=np.int64)
+        lengths = np.asarray(indptr[had + 1], dtype=np.int64) - starts
+        total = int(lengths.sum())
+        # the positions of every neighbour entry of every product had, without a Python loop
+        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        positions = np.arange(total, dtype=np.int64) + offsets
+        return (
+            np.repeat(np.arange(len(had)), lengths),
+            np.asarray(self.neighbours.indices[positions], dtype=np.int64),
+            np.asarray(self.neighbours.data[positions], dtype=np.float32),
+        )
+
+    def _cooccurrence_scores(
+        self,
+        had: np.ndarray,
+        weights: np.ndarray,
+        links: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> np.ndarray:
+        """Co-occurrence scores for one customer, as :func:`.cooccurrence.scores` computes
+        them for many: the log weights times the similarities, plus the log weights."""
+        import numpy as np
+
+        source, target, similarity = links
+        logged = np.log1p(weights)
+        n_items = len(self.item_ids)
+        scores = np.bincount(target, weights=logged[source] * similarity, minlength=n_items)
+        scores[had] += logged
+        return np.asarray(scores, dtype=np.float32)
 
     def _category_mask(self, category: str | None) -> np.ndarray | None:
         if not category:
@@ -250,16 +288,30 @@ class TrainedModel:
         self,
         picked: list[int],
         scores: np.ndarray,
-        own: sp.csr_matrix,
+        had: np.ndarray,
+        links: tuple[np.ndarray, np.ndarray, np.ndarray],
         u: int | None,
         nameable: Callable[[str], bool] | None = None,
     ) -> list[Candidate]:
         """The ``picked`` items as candidates with why: the customer's product most similar
-        to each (one slice of the neighbours for all of them)."""
-        had = own.indices
+        to each (among those ``nameable`` accepts)."""
+        import numpy as np
+
+        items, categories = self._lists()
+        source, target, similarity = links
+        keep = np.isin(target, picked)
         if nameable is not None and len(had):  # a reason names a product the shopper knows
-            had = had[[nameable(str(self.item_ids[h])) for h in had]]
-        bought = (
+            allowed = np.array([nameable(items[h]) for h in had.tolist()], dtype=bool)
+            keep &= allowed[source]
+        best: dict[int, int] = {}  # picked item -> the product had that explains it
+        if keep.any():
+            src, dst, sim = source[keep], target[keep], similarity[keep]
+            order = np.lexsort((-sim, dst))
+            first = np.ones(len(order), dtype=bool)
+            first[1:] = dst[order][1:] != dst[order][:-1]
+            for j, h in zip(dst[order][first].tolist(), src[order][first].tolist(), strict=True):
+                best[j] = int(had[h])
+        bought: set[int] = (
             set(
                 self.purchases.indices[
                     self.purchases.indptr[u] : self.purchases.indptr[u + 1]
@@ -269,31 +321,33 @@ class TrainedModel:
             else set()
         )
         owned = set(had.tolist())
-        links = self.neighbours[had][:, picked].toarray() if len(had) and picked else None
         out: list[Candidate] = []
-        for column, i in enumerate(picked):
-            item = str(self.item_ids[i])
-            category = self.category_of(i)
-            score = float(scores[i])
-            if links is not None and links[:, column].max() > 0:
-                h = int(had[int(links[:, column].argmax())])
+        for i in picked:
+            item, category, score = items[i], categories[i], float(scores[i])
+            h = best.get(i)
+            if h is not None:
                 verb = "bought" if h in bought else "viewed"
-                because = str(self.item_ids[h])
-                out.append(
-                    Candidate(item, score, f"{verb} together with {because}", category, because)
-                )
+                because = items[h]
+                reason = f"{verb} together with {because}"
+                out.append(Candidate(item, score, reason, category, because))
             elif i in owned:
-                out.append(
-                    Candidate(
-                        item, score, "bought before" if i in bought else "viewed recently", category
-                    )
-                )
+                reason = "bought before" if i in bought else "viewed recently"
+                out.append(Candidate(item, score, reason, category))
             elif self.kind == "als" and u is not None:
                 out.append(Candidate(item, score, "liked by customers like you", category))
             else:
                 reason = f"popular in {category}" if category else "popular"
                 out.append(Candidate(item, score, reason, category))
         return out
+
+    def _lists(self) -> tuple[list[str], list[str | None]]:
+        """Product ids and categories as Python lists (memory-mapped arrays are slow to index
+        one element at a time), made once."""
+        if self._item_list is None:
+            self._item_list = [str(i) for i in self.item_ids.tolist()]
+            self._category_list = [str(c) or None for c in self.item_categories.tolist()]
+        assert self._category_list is not None
+        return self._item_list, self._category_list
 
 
 def _index(ids: np.ndarray, key: str) -> int | None:

@@ -421,11 +421,14 @@ def for_profile(
 def _profile_id(rt: Runtime, workspace_id: str, ref: str) -> str:
     """The live profile ``ref`` names: an identifier by one hot read; a profile id, or an
     identifier still on a merged profile, the Profile API's way."""
+    reads = rt.recommender.reads
     identifier = parse_ref(rt, ref)
     if identifier is not None:
-        found = rt.recommender.reads.profile_of(workspace_id, "users", *identifier)
-        if found is not None and found[1] is None:
-            return found[0]
+        found = reads.profile_of(workspace_id, "users", *identifier)
+    else:
+        found = reads.profile_by_id(workspace_id, ref)
+    if found is not None and found[1] is None:
+        return found[0]
     located: str = locate_profile(rt, workspace_id, ref).id
     return located
 

@@ -380,6 +380,12 @@ class RecsReads:
             )
         )
         self._profile = hot.prepare(located, ("workspace_id", "collection", "id_type", "id_value"))
+        by_id = select(profiles.c.id, profiles.c.merged_into).where(
+            profiles.c.workspace_id == bindparam("workspace_id"),
+            profiles.c.id == bindparam("profile_id"),
+            profiles.c.collection == "users",
+        )
+        self._by_id = hot.prepare(by_id, ("workspace_id", "profile_id"))
         recent = text(_RECENT_SQLITE if db.dialect.is_sqlite else _RECENT_POSTGRESQL)
         self._recent = hot.prepare(recent, ("workspace_id", "profile_id", "since_us", "limit"))
 
@@ -396,6 +402,11 @@ class RecsReads:
                 "id_value": id_value,
             },
         )
+        return None if not rows else (rows[0][0], rows[0][1])
+
+    def profile_by_id(self, workspace_id: str, profile_id: str) -> tuple[str, str | None] | None:
+        """(profile id, merged into) of the profile with this id, or None."""
+        rows = self.hot.rows(self._by_id, {"workspace_id": workspace_id, "profile_id": profile_id})
         return None if not rows else (rows[0][0], rows[0][1])
 
     def recent_products(

@@ -296,3 +296,23 @@ def test_the_cli_trains_evaluates_lists_and_rolls_back(rt: Runtime, tmp_path: An
     assert code == 1 and "rules.trait_items" in out, out
     code, out = cli("settings", "show")
     assert code == 0 and json.loads(out)["rules"]["trait_items"] == 3, out
+
+
+def test_a_workspace_that_cannot_train_is_not_tried_every_minute(
+    rt: Runtime, clock: FrozenClock
+) -> None:
+    # product events, none with a product id: nothing to learn from
+    ingest(rt, viewed({"userId": "x"}, "bare", ""), order("x", "o-bare"))
+    attempted: dict[str, int] = {}
+    assert recs._scheduled(rt, attempted) == 1
+    for thread in __import__("threading").enumerate():
+        if thread.name == f"recs-{WS}":
+            thread.join(60)
+    assert rt.recs.versions(WS) == []  # no_interactions: nothing recorded
+    clock.advance(61)
+    assert recs._scheduled(rt, attempted) == 0  # not again before the next period
+    clock.advance(25 * 3600)
+    assert recs._scheduled(rt, attempted) == 1
+    for thread in __import__("threading").enumerate():
+        if thread.name == f"recs-{WS}":
+            thread.join(60)

@@ -188,11 +188,8 @@ def _train_claimed(rt: Runtime, workspace_id: str, source: str) -> ModelVersion:
 def _prune(rt: Runtime, workspace_id: str) -> None:
     """Delete the arrays of all but the newest :data:`KEEP_FILES` versions (never the
     active one)."""
-    old = [
-        v
-        for v in rt.recs.versions(workspace_id)[KEEP_FILES:]
-        if v.path is not None and not v.active
-    ]
+    with_files = [v for v in rt.recs.versions(workspace_id) if v.path is not None]
+    old = [v for v in with_files[KEEP_FILES:] if not v.active]
     for version in old:
         shutil.rmtree(rt.settings.data_dir / version.path, ignore_errors=True)  # type: ignore[operator]
     rt.recs.forget_files(workspace_id, [v.version for v in old])
@@ -229,12 +226,13 @@ def install(rt: Runtime) -> None:
     if any(getattr(h, "__wrapped__", None) is _scheduled for h in rt.timer_hooks):
         return
     state = {"last": -1e18}
+    attempted: dict[str, int] = {}
 
     def hook() -> int:
         if rt.clock.monotonic() - state["last"] < SCHEDULE_EVERY_SECONDS:
             return 0
         state["last"] = rt.clock.monotonic()
-        return _scheduled(rt)
+        return _scheduled(rt, attempted)
 
     hook.__wrapped__ = _scheduled  # type: ignore[attr-defined]
     rt.timer_hooks.append(hook)
@@ -243,17 +241,24 @@ def install(rt: Runtime) -> None:
 SCHEDULE_EVERY_SECONDS = 60.0
 
 
-def _scheduled(rt: Runtime) -> int:
-    """Start the trainings that are due; returns how many were started."""
+def _scheduled(rt: Runtime, attempted: dict[str, int] | None = None) -> int:
+    """Start the trainings that are due; returns how many were started. ``attempted`` (the
+    hook's memory) keeps a workspace whose training could not run (events without product
+    ids, a failure) from being tried again before its next period."""
     started = 0
     now_us = rt.now_us()
     for workspace_id in [w.id for w in rt.admin.list_workspaces()]:
         every = settings(rt, workspace_id)["train_every_hours"]
         if not every:
             continue
+        period_us = every * 3_600_000_000
         last = rt.recs.last_trained_us(workspace_id)
-        if last is not None and now_us - last < every * 3_600_000_000:
+        if last is not None and now_us - last < period_us:
             continue
+        if attempted is not None:
+            if now_us - attempted.get(workspace_id, -(2**62)) < period_us:
+                continue
+            attempted[workspace_id] = now_us
         if not rt.recs.has_interactions(workspace_id):
             continue
         thread = threading.Thread(

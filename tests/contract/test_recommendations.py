@@ -18,6 +18,7 @@ from opencdp.services import catalog, recs
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 from opencdp.timeutil import isoformat
 from tests.conftest import TOKEN
+from tests.contract.test_loyalty import ingest
 from tests.e2e.test_audience_membership import wait_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -34,13 +35,6 @@ CATEGORIES = {
     "BOOT": "Women > Shoes",
     "SOAP": "Care > Soap",
 }
-
-
-def ingest(rt: Runtime, *messages: dict[str, Any]) -> None:
-    source = rt.admin.list_sources(WS)[0]
-    result = rt.collector.ingest_messages(source, list(messages))
-    assert result.quarantined == 0, result.errors
-    rt.processor.run_until_idle()
 
 
 def order(

@@ -310,3 +310,61 @@ def test_a_workspace_that_cannot_train_is_not_tried_every_minute(
     for thread in __import__("threading").enumerate():
         if thread.name == f"recs-{WS}":
             thread.join(60)
+
+
+def test_serving_answers_the_brief_cases(
+    rt: Runtime, client: TestClient, clock: FrozenClock
+) -> None:
+    """The 404s in their order, a product outside the catalog, a repeatable category, a
+    profile with no history, a product the model never saw, the trait after a later training."""
+    assert get(client, "/api/products/DRESS/similar").json()["code"] == "no_model"
+    unknown = get(client, "/api/profiles/user_id:nobody/recommendations")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "profile_not_found"
+    assert "user_id:nobody" in unknown.json()["message"]
+    shop(rt)
+    # GHOST is bought with every dress but is not in the catalog; NEW is, without events
+    ingest(rt, *(order(f"g{n}", f"og{n}", "DRESS", "GHOST") for n in range(12)))
+    catalog.put_products_batch(
+        rt, WS, {"products": [{"id": "NEW", "name": "The New", "category": "Women > Shoes"}]}
+    )
+    ingest(rt, {"type": "identify", "userId": "newbie", "messageId": "newbie", "traits": {}})
+    recs.train(rt, WS)
+    assert rt.recs.active(WS) is not None
+    assert rt.recommender.models.get(WS).model.item_index("GHOST") is not None  # type: ignore[union-attr]
+    dress = get(client, "/api/products/DRESS/similar", limit=9).json()
+    assert "SHOE" in ids(dress) and "GHOST" not in ids(dress) and "DRESS" not in ids(dress)
+    assert "GHOST" not in ids(get(client, "/api/profiles/user_id:c4/recommendations").json())
+    # a product only the catalog knows: the popular ones of its category first
+    new = get(client, "/api/products/NEW/similar", limit=2).json()
+    assert set(ids(new)) == {"SHOE", "BOOT"}, new
+    assert {i["reason"] for i in new["data"]} == {"popular in Women > Shoes"}
+    # a profile with no product events: popular products, named by their category
+    newbie = get(client, "/api/profiles/user_id:newbie/recommendations", limit=3).json()
+    assert newbie["data"][0]["product_id"] == "SOAP"
+    assert newbie["data"][0]["reason"] == "popular in Care > Soap"
+    assert all(i["reason"].startswith("popular") for i in newbie["data"])
+    # c0 bought soap: left out, unless soap may repeat
+    path = "/api/profiles/user_id:c0/recommendations"
+    assert "SOAP" not in ids(get(client, path, limit=9).json())
+    put = client.put(
+        "/api/recs/settings", headers=AUTH, json={"rules": {"repeatable_categories": ["Care"]}}
+    )
+    assert put.status_code == 200, put.text
+    assert "SOAP" in ids(get(client, path, limit=9).json())
+    for limit in ("101", "-1", "2.5"):
+        answer = get(client, path, limit=limit)
+        assert answer.status_code == 400 and answer.json()["code"] == "invalid_limit"
+    # a customer first seen after the training gets its own items at the next one
+    ingest(rt, order("late", "o-late", "JACKET"))
+
+    def trait_of(user: str) -> Any:
+        answer = client.get(
+            f"/v1/spaces/default/collections/users/profiles/user_id:{user}/traits", headers=AUTH
+        )
+        return answer.json()["traits"].get("recommended_items")
+
+    assert trait_of("late") is None
+    clock.advance(3600)
+    recs.train(rt, WS)
+    items = trait_of("late")
+    assert isinstance(items, list) and "SHIRT" in items and "JACKET" not in items, items

@@ -425,7 +425,8 @@ def for_profile(
 
 def _profile_id(rt: Runtime, workspace_id: str, ref: str) -> str:
     """The live profile ``ref`` names: an identifier by one hot read; a profile id, or an
-    identifier still on a merged profile, the Profile API's way."""
+    identifier still on a merged profile, the Profile API's way. ``404 profile_not_found``
+    when there is none."""
     reads = rt.recommender.reads
     identifier = parse_ref(rt, ref)
     if identifier is not None:
@@ -434,7 +435,14 @@ def _profile_id(rt: Runtime, workspace_id: str, ref: str) -> str:
         found = reads.profile_by_id(workspace_id, ref)
     if found is not None and found[1] is None:
         return found[0]
-    located: str = locate_profile(rt, workspace_id, ref).id
+    try:
+        located: str = locate_profile(rt, workspace_id, ref).id
+    except NotFound:
+        raise NotFound(
+            f"no profile {ref!r} in workspace {workspace_id!r}: name it by its id or by "
+            "type:value (user_id:u1, anonymous_id:a1, email:ann@example.com)",
+            code="profile_not_found",
+        ) from None
     return located
 
 

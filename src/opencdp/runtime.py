@@ -63,7 +63,7 @@ from opencdp.storage.recs import RecsReads, RecsStore
 from opencdp.storage.regulations import RegulationStore
 from opencdp.storage.stock_requests import StockRequestStore
 from opencdp.timeutil import to_us
-from opencdp.ttl_cache import TtlCache
+from opencdp.ttl_cache import RefreshingCache, TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ class Runtime:
             RecsReads(self.db, self.hot_reads),
             ModelCache(self.recs, settings.data_dir, self.clock, settings.recs_model_ttl),
             CatalogCache(self.recs, self.clock, settings.recs_catalog_ttl),
-            TtlCache(self.clock, settings.recs_model_ttl, max_entries=100),
+            RefreshingCache(self.clock, settings.recs_model_ttl),
+            definitions,
         )
         self.compute = ComputeEngine(
             self.db,

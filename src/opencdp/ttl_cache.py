@@ -66,6 +66,8 @@ class RefreshingCache(Generic[K, V]):
         self.max_entries = max_entries
         self._entries: dict[K, tuple[V, float]] = {}
         self._loading: set[K] = set()
+        #: bumped by :meth:`forget`: a reload begun before it must not store what it read
+        self._generation = 0
         self._lock = threading.Lock()
 
     def get(self, key: K, load: Callable[[], V]) -> V:
@@ -79,13 +81,19 @@ class RefreshingCache(Generic[K, V]):
                 self._loading.add(key)
             if start:
                 threading.Thread(
-                    target=self._reload, args=(key, load), name="cache-refresh", daemon=True
+                    target=self._reload,
+                    args=(key, load, self._generation),
+                    name="cache-refresh",
+                    daemon=True,
                 ).start()
         return hit[0]
 
-    def _reload(self, key: K, load: Callable[[], V]) -> None:
+    def _reload(self, key: K, load: Callable[[], V], generation: int) -> None:
         try:
-            self._store(key, load())
+            value = load()
+            with self._lock:  # unless forgotten meanwhile: the read may predate the change
+                if generation == self._generation:
+                    self._put(key, value)
         except Exception:  # the old value keeps serving; the next expired read tries again
             with self._lock:
                 hit = self._entries.get(key)
@@ -97,13 +105,17 @@ class RefreshingCache(Generic[K, V]):
 
     def _store(self, key: K, value: V) -> V:
         with self._lock:
-            if key not in self._entries and len(self._entries) >= self.max_entries:
-                self._entries.clear()
-            self._entries[key] = (value, self.clock.monotonic())
+            self._put(key, value)
         return value
+
+    def _put(self, key: K, value: V) -> None:
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (value, self.clock.monotonic())
 
     def forget(self, key: K) -> None:
         """Drop one entry: the next read loads it in its own thread (after a change this
         process made itself)."""
         with self._lock:
             self._entries.pop(key, None)
+            self._generation += 1

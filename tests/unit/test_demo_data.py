@@ -7,7 +7,7 @@ the full-size claims are checked through :func:`expected_summary` against the fi
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import itertools
 import re
 import subprocess
@@ -60,7 +60,10 @@ def test_cdnow_path_is_found_without_importing_lifetimes() -> None:
 
 
 def test_cdnow_path_says_how_to_install_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    def missing(name: str) -> object:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(ConfigurationError) as raised:
         cdnow_path()
     assert "make install" in raised.value.message

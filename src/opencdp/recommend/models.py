@@ -12,7 +12,7 @@ from opencdp.clock import Clock
 from opencdp.recs import artifact
 from opencdp.recs.model import TrainedModel
 from opencdp.storage.recs import ModelVersion, RecsStore
-from opencdp.ttl_cache import TtlCache
+from opencdp.ttl_cache import RefreshingCache
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class ModelCache:
     def __init__(self, store: RecsStore, data_dir: Path, clock: Clock, ttl: float) -> None:
         self.store = store
         self.data_dir = data_dir
-        self._active: TtlCache[str, ModelVersion | None] = TtlCache(clock, ttl, max_entries=100)
+        #: the active version, read again in the background after ``ttl`` (never on a request)
+        self._active: RefreshingCache[str, ModelVersion | None] = RefreshingCache(clock, ttl)
         self._loaded: dict[str, Loaded] = {}
         self._lock = threading.Lock()
 
@@ -51,9 +52,6 @@ class ModelCache:
     def forget(self, workspace_id: str) -> None:
         """This process trained or rolled back: look the version up again at once."""
         self._active.forget(workspace_id)
-
-    def path_for(self, workspace_id: str, version: str) -> Path:
-        return self.data_dir / relative_path(workspace_id, version)
 
 
 def relative_path(workspace_id: str, version: str) -> str:

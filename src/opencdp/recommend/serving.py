@@ -17,8 +17,9 @@ from opencdp.recommend.catalog_view import CatalogCache, CatalogSnapshot
 from opencdp.recommend.models import Loaded, ModelCache
 from opencdp.recs.interactions import DAY_US, PURCHASE
 from opencdp.recs.rules import Candidate, Rules, apply
+from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.recs import RecsReads, RecsStore
-from opencdp.ttl_cache import TtlCache
+from opencdp.ttl_cache import RefreshingCache
 
 #: How far back a profile's own events count for its session and its recent purchases.
 RECENT_US = 30 * DAY_US
@@ -42,13 +43,15 @@ class Recommender:
         reads: RecsReads,
         models: ModelCache,
         catalogs: CatalogCache,
-        rules_ttl: TtlCache[str, Rules],
+        rules_ttl: RefreshingCache[str, Rules],
+        definitions: DefinitionStore,
     ) -> None:
         self.store = store
         self.reads = reads
         self.models = models
         self.catalogs = catalogs
         self._rules = rules_ttl
+        self.definitions = definitions
 
     def rules(self, workspace_id: str) -> Rules:
         def load() -> Rules:
@@ -187,12 +190,10 @@ class Recommender:
     ) -> dict[str, Any]:
         """The compute engine's provider of ``recommended_items()`` (see
         :data:`~opencdp.compute.engine.Provider`)."""
-        from opencdp.storage.definitions import DefinitionStore
-
         ids = (
             list(only)
             if only is not None
-            else DefinitionStore(self.store.db).live_profile_ids(workspace_id, "users")
+            else self.definitions.live_profile_ids(workspace_id, "users")
         )
         if self.models.get(workspace_id) is None:
             raise ValueError(

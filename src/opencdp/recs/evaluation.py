@@ -63,20 +63,6 @@ class Report:
             "seconds": self.seconds,
         }
 
-    @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> Report:
-        return cls(
-            holdout=document["holdout"],
-            users=document["users"],
-            interactions=document["interactions"],
-            models=document["models"],
-            chosen=document["chosen"],
-            seconds=document.get("seconds", {}),
-            baseline=document.get("baseline", "popularity"),
-            repeat=document.get("repeat", True),
-            items=document.get("items", 0),
-        )
-
 
 def parse_holdout(spec: str | int | None) -> tuple[str, int]:
     """``last-basket`` | ``days:N`` | ``last:N`` (an int N means ``days:N``) → (mode, N);

@@ -47,10 +47,3 @@ def fit(
         users=np.ascontiguousarray(model.user_factors, dtype=np.float32),
         items=np.ascontiguousarray(model.item_factors, dtype=np.float32),
     )
-
-
-def scores(factors: Factors, users: np.ndarray) -> np.ndarray:
-    """``users`` (row indices) x items scores."""
-    import numpy as np
-
-    return np.asarray(factors.users[users] @ factors.items.T, dtype=np.float32)

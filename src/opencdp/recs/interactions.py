@@ -18,7 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import scipy.sparse as sp
 
 PURCHASE, CART, VIEW = 0, 1, 2
-KIND_NAMES = ("purchase", "cart", "view")
 #: The events each kind is read from.
 KIND_OF_EVENT = {"Order Completed": PURCHASE, "Product Added": CART, "Product Viewed": VIEW}
 DAY_US = 86_400_000_000
@@ -120,10 +119,6 @@ class Interactions:
             times_us=self.times_us[mask],
             counts=self.counts[mask],
         )
-
-    def total(self) -> float:
-        """How many interactions the rows stand for."""
-        return float(self.counts.sum()) if len(self) else 0.0
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from opencdp.catalog.products import CatalogError, Product, category_path, produ
 from opencdp.catalog.view import product_view, stock_view
 from opencdp.errors import NotFound, RequestError
 from opencdp.runtime import Runtime
+from opencdp.services.query_params import whole_number
 from opencdp.storage.catalog import MAX_PAGE, ProductFilter
 from opencdp.timeutil import isoformat_us
 
@@ -99,7 +100,7 @@ def list_products(
         q=_filter_text(q, "q"),
         in_stock=_flag(in_stock, "in_stock"),
     )
-    page = _whole(limit, "limit", DEFAULT_PAGE, MAX_PAGE)
+    page = whole_number(limit, "limit", default=DEFAULT_PAGE, high=MAX_PAGE)
     after = decode_cursor(next_cursor) if next_cursor else None
     found = rt.catalog.list_page(workspace_id, where, limit=page, after=after)
     data = [
@@ -178,7 +179,7 @@ def inventory_history(
     rt: Runtime, workspace_id: str, product_id: str, limit: str | int | None = None
 ) -> dict[str, Any]:
     """A product's stock changes, newest first."""
-    size = _whole(limit, "limit", 100, MAX_HISTORY)
+    size = whole_number(limit, "limit", default=100, high=MAX_HISTORY)
     rows = rt.inventory.history(workspace_id, product_id, size)
     if not rows and rt.catalog.get(workspace_id, product_id) is None:
         raise _not_found(product_id)
@@ -358,17 +359,3 @@ def _filter_text(value: str | None, name: str) -> str | None:
     if "\x00" in value:
         raise RequestError(f"{name}: a NUL character matches nothing", code="invalid_request")
     return value.strip() or None
-
-
-def _whole(value: str | int | None, name: str, default: int, maximum: int) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise RequestError(
-            f"{name}: a whole number, not {value!r}", code="invalid_request"
-        ) from None
-    if not 1 <= number <= maximum:
-        raise RequestError(f"{name}: between 1 and {maximum}", code="invalid_request")
-    return number

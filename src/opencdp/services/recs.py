@@ -20,6 +20,7 @@ from opencdp.recs.training import TrainConfig
 from opencdp.recs.training import train as train_model
 from opencdp.runtime import Runtime
 from opencdp.services.profile_lookup import locate_profile, parse_ref
+from opencdp.services.query_params import whole_number
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.recs import ModelVersion
 from opencdp.timeutil import isoformat_us
@@ -379,18 +380,7 @@ def version_document(v: ModelVersion) -> dict[str, Any]:
 
 def check_limit(limit: Any, default: int = 10) -> int:
     """``limit`` as a whole number from 1 to :data:`MAX_LIMIT` (query strings allowed)."""
-    if limit is None or limit == "":
-        return default
-    try:
-        number = int(limit) if not isinstance(limit, bool) else None
-    except (TypeError, ValueError):
-        number = None
-    if number is None or str(number) != str(limit).strip() or not 1 <= number <= MAX_LIMIT:
-        raise RequestError(
-            f"limit: expected a whole number from 1 to {MAX_LIMIT}, not {limit!r}",
-            code="invalid_limit",
-        )
-    return number
+    return whole_number(limit, "limit", default=default, high=MAX_LIMIT, code="invalid_limit")
 
 
 def for_profile(

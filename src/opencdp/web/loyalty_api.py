@@ -13,6 +13,7 @@ from starlette.responses import Response
 from opencdp.errors import OpenCDPError, RequestError
 from opencdp.runtime import Runtime
 from opencdp.services import loyalty as service
+from opencdp.services.query_params import whole_number
 from opencdp.storage.admin import AccessToken
 from opencdp.web.auth import answer, authenticate, note_profile
 from opencdp.web.inputs import json_body
@@ -228,13 +229,4 @@ async def _object(request: Request, allowed: set[str]) -> dict[str, Any]:
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise RequestError(f"{name}: a whole number", code="invalid_request") from None
-    if not low <= value <= high:
-        raise RequestError(f"{name}: {low} to {high}", code="invalid_request")
-    return value
+    return whole_number(request.query_params.get(name), name, default=default, low=low, high=high)

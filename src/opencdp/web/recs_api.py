@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from opencdp.errors import RequestError
 from opencdp.runtime import Runtime
 from opencdp.services import recs
 from opencdp.storage.admin import AccessToken
@@ -93,8 +94,6 @@ def recs_router(runtime: Runtime) -> APIRouter:
                 or set(body) - {"version"}
                 or (version is not None and not isinstance(version, str))
             ):
-                from opencdp.errors import RequestError
-
                 raise RequestError(
                     'expected {"version": "v0001"} or an empty body', code="invalid_request"
                 )

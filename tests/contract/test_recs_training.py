@@ -1,10 +1,12 @@
 """Training's edges on both backends: a failed training is recorded and keeps the active
 version, old versions lose their files (not their rows) and cannot be made active again, a due
-training runs once across two processes, and the training routes' 4xx."""
+training runs once across two processes, the training routes' 4xx, and an erased customer
+leaves every stored version (also one trained while the erasure ran)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,7 +14,9 @@ from fastapi.testclient import TestClient
 from opencdp.clock import FrozenClock
 from opencdp.errors import RequestError
 from opencdp.runtime import Runtime
-from opencdp.services import recs
+from opencdp.services import privacy, recs
+from opencdp.services.profile_lookup import locate_profile
+from opencdp.services.recs_erasure import scrub_models
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 from tests.conftest import TOKEN, make_settings
 from tests.contract.test_recommendations import shop
@@ -199,3 +203,57 @@ def test_hooks_hear_of_each_version_made_active(rt: Runtime) -> None:
         patch.setattr(recs, "train_model", lambda *a, **k: broken(WS, ""))
         recs.train(rt, WS)
     assert len(heard) == 3
+
+
+def _files_naming(rt: Runtime, profile_id: str) -> list[str]:
+    """The model files that hold ``profile_id`` (numpy keeps text as UTF-32)."""
+    needles = (profile_id.encode(), profile_id.encode("utf-32-le"))
+    return [
+        str(path.relative_to(rt.settings.data_dir))
+        for path in sorted((rt.settings.data_dir / "recs").rglob("*"))
+        if path.is_file() and any(n in path.read_bytes() for n in needles)
+    ]
+
+
+def test_an_erased_customer_leaves_every_stored_model(rt: Runtime) -> None:
+    # Given two trained versions that both learnt from c1
+    shop(rt, 8)
+    recs.train(rt, WS)
+    recs.train(rt, WS)
+    c1 = locate_profile(rt, WS, "user_id:c1").id
+    assert len(_files_naming(rt, c1)) >= 2
+    before = {v.version: v for v in rt.recs.versions(WS)}
+    # When c1 is erased
+    privacy.create_regulation(rt, WS, "DELETE_ONLY", "USER_ID", ["c1"], requested_by="test")
+    privacy.run_regulations(rt)
+    # Then no model file holds c1 any more, and both versions were rewritten without it
+    assert _files_naming(rt, c1) == []
+    after = {v.version: v for v in rt.recs.versions(WS)}
+    for version in ("v0001", "v0002"):
+        assert after[version].path != before[version].path
+        assert after[version].users == before[version].users - 1
+        assert not (rt.settings.data_dir / before[version].path).exists()  # type: ignore[operator]
+    # and the others are still served, by the active version and after a rollback
+    assert recs.for_profile(rt, WS, "user_id:c2")["data"]
+    assert recs.rollback(rt, WS, "v0001")["version"] == "v0001"
+    assert recs.for_profile(rt, WS, "user_id:c2")["data"]
+    # a second scrub finds nothing to do
+    assert scrub_models(rt, WS) == 0
+
+
+def test_a_customer_erased_while_a_training_runs_is_not_in_its_version(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop(rt, 8)
+    c3 = locate_profile(rt, WS, "user_id:c3").id
+    real = recs.train_model
+
+    def erased_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        # the interactions were read (c3 among them); the deletion runs at once
+        privacy.create_regulation(rt, WS, "DELETE_ONLY", "USER_ID", ["c3"], requested_by="test")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recs, "train_model", erased_meanwhile)
+    trained = recs.train(rt, WS)
+    assert _files_naming(rt, c3) == []
+    assert trained["users"] == 7

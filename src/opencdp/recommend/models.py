@@ -36,11 +36,11 @@ class ModelCache:
         if version is None or version.path is None:
             return None
         loaded = self._loaded.get(workspace_id)
-        if loaded is not None and loaded.version.version == version.version:
+        if loaded is not None and _same(loaded.version, version):
             return loaded
         with self._lock:
             loaded = self._loaded.get(workspace_id)
-            if loaded is None or loaded.version.version != version.version:
+            if loaded is None or not _same(loaded.version, version):
                 try:
                     model = artifact.load(self.data_dir / version.path)
                 except (OSError, ValueError):
@@ -52,6 +52,12 @@ class ModelCache:
     def forget(self, workspace_id: str) -> None:
         """This process trained or rolled back: look the version up again at once."""
         self._active.forget(workspace_id)
+
+
+def _same(loaded: ModelVersion, active: ModelVersion) -> bool:
+    """The loaded files are the active version's (an erasure rewrites a version's files under
+    a new path)."""
+    return loaded.version == active.version and loaded.path == active.path
 
 
 def relative_path(workspace_id: str, version: str) -> str:

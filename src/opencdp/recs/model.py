@@ -10,7 +10,7 @@ Alternating least squares factors, when the evaluation chose them, score known c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from opencdp.recs.rules import Candidate
@@ -40,6 +40,17 @@ class TrainedModel:
     _popular_order: np.ndarray | None = field(default=None, repr=False)
     _item_list: list[str] | None = field(default=None, repr=False)
     _category_list: list[str | None] | None = field(default=None, repr=False)
+
+    def keeping_users(self, keep: np.ndarray) -> TrainedModel:
+        """This model without the customers whose ``keep`` is False (an erasure): their rows
+        of history, purchases and ALS factors go; what was learnt about products stays."""
+        return replace(
+            self,
+            user_ids=self.user_ids[keep],
+            history=self.history[keep],
+            purchases=self.purchases[keep],
+            user_factors=None if self.user_factors is None else self.user_factors[keep],
+        )
 
     # -- lookups ----------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from opencdp.privacy.regulations import (
 from opencdp.runtime import Runtime
 from opencdp.services.erasure import erase_in, redact_report_files, scrub_files
 from opencdp.services.import_runs import REPORTS_DIR
+from opencdp.services.recs_erasure import scrub_models
 from opencdp.storage.outbox import DEAD, DELIVERED, PENDING
 from opencdp.storage.regulations import Regulation, Suppression
 from opencdp.timeutil import isoformat_us
@@ -395,7 +396,9 @@ def _forget_subjects(rt: Runtime, regulation: Regulation) -> Regulation:
 
 
 def _finish(rt: Runtime, regulation: Regulation) -> Regulation:
-    scrub_files(rt)  # before the status says so: a crash here scrubs again
+    # before the status says so: a crash here scrubs again
+    scrub_models(rt, regulation.workspace_id)
+    scrub_files(rt)
     now = rt.now_us()
     with rt.db.write() as conn:
         locked = rt.regulations.lock(conn, regulation.workspace_id, regulation.id)

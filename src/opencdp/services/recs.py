@@ -21,6 +21,7 @@ from opencdp.recs.training import train as train_model
 from opencdp.runtime import Runtime
 from opencdp.services.profile_lookup import locate_profile, parse_ref
 from opencdp.services.query_params import whole_number
+from opencdp.services.recs_erasure import scrub_models
 from opencdp.storage.definitions import DefinitionStore
 from opencdp.storage.recs import ModelVersion
 from opencdp.timeutil import isoformat_us
@@ -180,6 +181,8 @@ def _train_claimed(rt: Runtime, workspace_id: str, source: str) -> ModelVersion:
         activate=True,
     )
     rt.recommender.forget(workspace_id)
+    # a profile erased while this training ran is in its files: rewritten without it
+    scrub_models(rt, workspace_id, [version])
     _prune(rt, workspace_id)
     active = rt.recs.active(workspace_id)
     assert active is not None

@@ -94,6 +94,10 @@ GROUP BY profile_id, item, kind, day
 """
 
 
+#: ids bound per ``IN`` list (below SQLite's and psycopg's limits on bound parameters)
+_ID_CHUNK = 5000
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     workspace_id: str
@@ -242,6 +246,38 @@ class RecsStore:
                 )
                 .values(path=None)
             )
+
+    def move_files(
+        self, workspace_id: str, version: str, old_path: str, new_path: str, users: int
+    ) -> bool:
+        """The version's artifact was rewritten to ``new_path`` (with ``users`` customers):
+        record it, unless the path is no longer ``old_path`` (pruned or rewritten by another
+        process meanwhile). Returns whether it was recorded."""
+        with self.db.write() as conn:
+            moved = conn.execute(
+                update(recs_models)
+                .where(
+                    recs_models.c.workspace_id == workspace_id,
+                    recs_models.c.version == version,
+                    recs_models.c.path == old_path,
+                )
+                .values(path=new_path, users=users)
+            )
+            return bool(moved.rowcount)
+
+    def existing_profiles(self, workspace_id: str, profile_ids: list[str]) -> set[str]:
+        """Which of ``profile_ids`` still have a profile row (live or merged) in the
+        workspace: the others were erased."""
+        found: set[str] = set()
+        query = select(profiles.c.id).where(
+            profiles.c.workspace_id == workspace_id,
+            profiles.c.id.in_(bindparam("ids", expanding=True)),
+        )
+        with self.db.read() as conn:
+            for start in range(0, len(profile_ids), _ID_CHUNK):
+                chunk = profile_ids[start : start + _ID_CHUNK]
+                found.update(conn.execute(query, {"ids": chunk}).scalars())
+        return found
 
     # -- settings and the training claim -----------------------------------------------------
 

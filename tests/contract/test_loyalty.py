@@ -1,19 +1,23 @@
 """The loyalty ledger on both backends: enrolment binds a member to its profile, orders earn
 exactly once per order id (online or at the till), refunds reverse, redemptions never overdraw
 (also when two race), balances equal the ledger's sums, the traits and events reach the
-profile, two cards or two e-mails joined by one purchase become one member with one ledger,
-and time expires points and moves tiers."""
+profile, two cards or two e-mails joined by one purchase become one member with one ledger, a
+lost card is revoked and a new one earns for the same member, and time expires points and
+moves tiers."""
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from opencdp.clock import FrozenClock
-from opencdp.errors import Conflict, RequestError
+from opencdp.errors import Conflict, NotFound, RequestError
 from opencdp.runtime import Runtime
 from opencdp.services import loyalty
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
@@ -242,6 +246,88 @@ def test_two_cards_joined_by_one_purchase_become_one_member_with_one_ledger(
     assert loyalty.member_view(rt, WS, gone)["cards"] == ["CARD-A-1", "CARD-B-2"]
 
 
+def test_two_emails_joined_by_one_purchase_become_one_member_with_one_ledger(
+    rt: Runtime,
+) -> None:
+    # Given one shopper enrolled twice online, with her home and her work e-mail
+    home = enrolled(rt, email="ivy@home.example")
+    work = enrolled(rt, email="ivy@work.example")
+    assert home["id"] != work["id"]
+    # and an order on each: the home one from her laptop, the work one from her phone
+    laptop = {"anonymousId": "laptop-ivy", "context": {"traits": {"email": "ivy@home.example"}}}
+    phone = {"anonymousId": "phone-ivy", "context": {"traits": {"email": "ivy@work.example"}}}
+    ingest(rt, order(laptop, "h-1", 100))  # 150 with the bonus
+    ingest(rt, order(phone, "w-1", 20))  # 70 with the bonus
+    # When she checks out on the laptop with her work e-mail
+    ingest(
+        rt,
+        order(
+            {"anonymousId": "laptop-ivy", "context": {"traits": {"email": "ivy@work.example"}}},
+            "hw-1",
+            10,
+        ),
+    )
+    # Then both e-mails lead to one member whose ledger holds every order once
+    one = loyalty.member_view(rt, WS, "email:ivy@home.example")
+    other = loyalty.member_view(rt, WS, "email:ivy@work.example")
+    assert (
+        one["id"]
+        == other["id"]
+        == min((home, work), key=lambda m: (m["enrolled_at"], m["id"]))["id"]
+    )
+    ledger = loyalty.ledger_of(rt, WS, one["id"])["data"]
+    assert sorted(e["order_id"] for e in ledger) == ["h-1", "hw-1", "w-1"]
+    assert one["balance"] == 150 + 70 + 10
+    assert rt.loyalty.ledger_sums(WS) == {one["id"]: 230}
+    assert traits_of(rt, one["profile_id"])["points_balance"] == 230
+    # both digital tokens still work at the till, for the one member
+    for token in (home["token"], work["token"]):
+        assert loyalty.lookup_token(rt, WS, token)["member_id"] == one["id"]
+
+
+def test_a_lost_card_is_revoked_and_a_new_one_earns_for_the_same_member(rt: Runtime) -> None:
+    # Given a member with a card she used at the till
+    member = enrolled(rt, card_number="LOST-0001", channel="store", store_id="s1")
+    ingest(rt, order(card("LOST-0001"), "c-1", 40))  # 90 with the bonus
+    # When she reports it lost and the store revokes it
+    view = loyalty.revoke_card(rt, WS, member["id"], "LOST-0001")
+    # Then the till no longer finds it, and she keeps her points
+    assert view["cards"] == [] and view["balance"] == 90
+    assert [t["status"] for t in view["tokens"] if t["token"] == "LOST-0001"] == ["revoked"]
+    with pytest.raises(NotFound):
+        loyalty.lookup_token(rt, WS, "LOST-0001")
+    # and the number is never issued again, to her or to anyone
+    for give in (
+        lambda: loyalty.add_card(rt, WS, member["id"], "LOST-0001", actor="t"),
+        lambda: loyalty.enrol(
+            rt, WS, {"email": "x@example.com", "card_number": "LOST-0001"}, actor="t"
+        ),
+    ):
+        with pytest.raises(Conflict) as refused:
+            give()
+        assert refused.value.code == "card_revoked"
+    with pytest.raises(NotFound) as twice:
+        loyalty.revoke_card(rt, WS, member["id"], "LOST-0001")
+    assert twice.value.code == "card_not_found"
+    # When the store hands her a new card
+    added, view = loyalty.add_card(rt, WS, member["id"], "NEW-0002", actor="t")
+    assert added and view["cards"] == ["NEW-0002"]
+    assert loyalty.add_card(rt, WS, member["id"], " NEW-0002 ", actor="t")[0] is False
+    rt.processor.run_until_idle()
+    # Then the till finds it, and an order with it (and no other identifier) earns for her
+    assert loyalty.lookup_token(rt, WS, "NEW-0002")["member_id"] == member["id"]
+    ingest(rt, order(card("NEW-0002"), "c-2", 10))
+    assert loyalty.member_view(rt, WS, member["id"])["balance"] == 100
+    assert loyalty.member_view(rt, WS, "loyalty_card:NEW-0002")["id"] == member["id"]
+    # and nobody else can take it
+    other = enrolled(rt, email="oz@example.com")
+    with pytest.raises(Conflict) as taken:
+        loyalty.add_card(rt, WS, other["id"], "NEW-0002", actor="t")
+    assert taken.value.code == "card_taken"
+    with pytest.raises(RequestError):
+        loyalty.add_card(rt, WS, other["id"], "no spaces allowed", actor="t")
+
+
 def test_enrolling_twice_keeps_one_member(rt: Runtime) -> None:
     first = enrolled(rt, email="fay@example.com")
     created, again = loyalty.enrol(
@@ -360,6 +446,20 @@ def test_the_member_api_answers_with_clear_errors(rt: Runtime) -> None:
         )
         assert unknown.status_code == 400 and "unknown fields" in unknown.json()["message"]
         assert client.get("/api/loyalty/tokens/NOPE-NOPE", headers=auth).status_code == 404
+        cards = f"/api/loyalty/members/{member}/cards"
+        given = client.post(cards, json={"card_number": "LU-CARD-1"}, headers=auth)
+        assert given.status_code == 201 and given.json()["cards"] == ["LU-CARD-1"], given.text
+        again = client.post(cards, json={"card_number": "LU-CARD-1"}, headers=auth)
+        assert again.status_code == 200
+        for wrong in ({}, {"card_number": "x"}, {"card_number": "LU-CARD-2", "extra": 1}):
+            refused = client.post(cards, json=wrong, headers=auth)
+            assert refused.status_code == 400 and refused.json()["code"] == "invalid_member"
+        revoked = client.delete(f"{cards}/LU-CARD-1", headers=auth)
+        assert revoked.status_code == 200 and revoked.json()["cards"] == []
+        gone = client.delete(f"{cards}/LU-CARD-1", headers=auth)
+        assert gone.status_code == 404 and gone.json()["code"] == "card_not_found"
+        back = client.post(cards, json={"card_number": "LU-CARD-1"}, headers=auth)
+        assert back.status_code == 409 and back.json()["code"] == "card_revoked"
         png = client.get(f"/api/loyalty/members/{member}/card.png", headers=auth)
         assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
         bad_programme = client.put(
@@ -432,3 +532,58 @@ def test_an_order_in_the_birthday_month_earns_the_bonus(rt: Runtime) -> None:
         ingest(rt, order({"userId": user}, f"{user}-o", 40))
     assert loyalty.member_view(rt, WS, "user_id:liv")["balance"] == 80
     assert loyalty.member_view(rt, WS, "user_id:ole")["balance"] == 40
+
+
+def test_the_cli_runs_the_programme_members_cards_and_ledger(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from opencdp.cli.main import app as cli_app
+
+    def cli(*args: str, code: int = 0) -> str:
+        options = ["--data-dir", str(runtime.settings.data_dir)]
+        options += ["--database-url", runtime.settings.resolved_database_url()]
+        result = CliRunner().invoke(cli_app, [*args, *options])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    # Given a programme kept as a file
+    document = tmp_path / "programme.yaml"
+    document.write_text(yaml.safe_dump(PROGRAMME))
+    assert "applied Glow Rewards" in cli("loyalty", "programme", "apply", str(document))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**PROGRAMME, "points_per_unit": -1}))
+    assert "points_per_unit" in cli("loyalty", "programme", "apply", str(broken), code=1)
+    # When the till enrols a member with a card and she orders with it
+    enrolled_out = cli("loyalty", "member", "enrol", "--card", "CLI-CARD-1", "--store", "s1")
+    member_id = enrolled_out.split()[1].rstrip(",")
+    ingest(runtime, order(card("CLI-CARD-1"), "k-1", 10))  # 60 with the bonus
+    # Then the member, the hand-made adjustment and the ledger show through the CLI
+    shown = json.loads(cli("loyalty", "member", "show", "CLI-CARD-1", "--json"))
+    assert shown["id"] == member_id and shown["balance"] == 60
+    assert "+5 points (goodwill); balance 65" in cli(
+        "loyalty", "member", "adjust", member_id, "--points", "5", "--reason", "goodwill"
+    )
+    assert "does not have 100 points" in cli(
+        "loyalty", "member", "adjust", member_id, "--points", "-100", "--reason", "x", code=1
+    )
+    ledger = json.loads(cli("loyalty", "ledger", member_id, "--json"))
+    assert [e["kind"] for e in ledger["data"]] == ["adjust", "earn"]
+    # When the card is lost: revoked, and a new one handed out
+    assert "revoked card CLI-CARD-1" in cli(
+        "loyalty", "member", "revoke-card", member_id, "CLI-CARD-1"
+    )
+    assert "no active card" in cli(
+        "loyalty", "member", "revoke-card", member_id, "CLI-CARD-1", code=1
+    )
+    assert "added card CLI-CARD-2" in cli("loyalty", "member", "add-card", member_id, "CLI-CARD-2")
+    assert "was revoked" in cli("loyalty", "member", "add-card", member_id, "CLI-CARD-1", code=1)
+    rotated = cli("loyalty", "member", "rotate-token", "CLI-CARD-2")
+    assert rotated.split()[-1] == loyalty.member_view(runtime, WS, member_id)["token"]
+    out = tmp_path / "card.svg"
+    cli("loyalty", "member", "card", member_id, "--out", str(out))
+    assert "Glow Rewards" in out.read_text()
+    assert "--out must end in .svg or .png" in cli(
+        "loyalty", "member", "card", member_id, "--out", str(tmp_path / "card.gif"), code=2
+    )

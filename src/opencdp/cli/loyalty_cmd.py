@@ -1,5 +1,6 @@
 """``opencdp loyalty …``: the programme (``programme apply FILE``, ``programme show``), members
-(``member enrol``, ``member show``, ``member adjust``, ``member card``) and the points ledger
+(``member enrol``, ``member show``, ``member adjust``, ``member card``, ``member add-card``,
+``member revoke-card``, ``member rotate-token``) and the points ledger
 (``ledger ID``). Thin: every command calls :mod:`opencdp.services.loyalty`."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from opencdp.services.audit import cli_actor
 
 loyalty_app = typer.Typer(help="The loyalty programme, its members and their points.")
 programme_app = typer.Typer(help="The workspace's loyalty programme.")
-member_app = typer.Typer(help="Loyalty members: enrol, show, adjust points, print the card.")
+member_app = typer.Typer(
+    help="Loyalty members: enrol, show, adjust points, print the card, replace cards and tokens."
+)
 loyalty_app.add_typer(programme_app, name="programme")
 loyalty_app.add_typer(member_app, name="member")
 
@@ -197,6 +200,72 @@ def member_card(
         content, _profile = card(rt, workspace, ref, extension)
     out.write_bytes(content)
     console.print(f"wrote {out}")
+
+
+CardNumber = Annotated[str, typer.Argument(help="The physical card's number.")]
+
+
+@member_app.command("add-card")
+def member_add_card(
+    ref: MemberRef,
+    card_number: CardNumber,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Give the member a physical card (a replacement for a lost one, or a second card)."""
+    from opencdp.services.loyalty import add_card
+
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "loyalty.card.add") as note,
+    ):
+        added, view = add_card(rt, workspace, ref, card_number, actor=cli_actor())
+        note.target = view["id"]
+        rt.processor.run_until_idle()  # the card becomes an identifier now, as a worker would
+    verb = "added" if added else "already the member's:"
+    console.print(f"{verb} card {card_number.strip()}; cards {', '.join(view['cards'])}")
+
+
+@member_app.command("revoke-card")
+def member_revoke_card(
+    ref: MemberRef,
+    card_number: CardNumber,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Revoke a lost or stolen card: the till no longer finds it; points stay."""
+    from opencdp.services.loyalty import revoke_card
+
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "loyalty.card.revoke") as note,
+    ):
+        view = revoke_card(rt, workspace, ref, card_number)
+        note.target = view["id"]
+    console.print(
+        f"revoked card {card_number} of {view['id']}; cards {', '.join(view['cards']) or '-'}"
+    )
+
+
+@member_app.command("rotate-token")
+def member_rotate_token(
+    ref: MemberRef,
+    workspace: Workspace = "default",
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Revoke the member's digital token (a lost phone, a leaked image) and issue a new one."""
+    from opencdp.services.loyalty import rotate_token
+
+    with (
+        runtime_for(settings_from(data_dir, database_url)) as rt,
+        audited(rt, workspace, "loyalty.token.rotate") as note,
+    ):
+        view = rotate_token(rt, workspace, ref)
+        note.target = view["id"]
+    console.print(f"new token for {view['id']}: {view['token']}")
 
 
 @loyalty_app.command("ledger")

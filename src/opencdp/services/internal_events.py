@@ -72,6 +72,12 @@ def emit(
     RequestError when the collector refuses it (the refusal is in the quarantine)."""
     address = addressed_to(rt, workspace_id, profile_id)
     context = {**address.get("context", {}), **message.get("context", {})}
+    if "externalIds" in address.get("context", {}) and "externalIds" in message.get("context", {}):
+        # the message's identifiers add to the profile's, never replace them
+        context["externalIds"] = [
+            *address["context"]["externalIds"],
+            *message["context"]["externalIds"],
+        ]
     context["opencdp"] = {"channel": channel, "actor": actor}
     context.setdefault("library", {"name": f"opencdp-{channel}"})
     full = {**message, **{k: v for k, v in address.items() if k != "context"}}

@@ -22,8 +22,9 @@ from opencdp.retail.loyalty_book import EXPIRING_HORIZON, member_traits
 from opencdp.retail.loyalty_listener import CARD_TYPE, ENROLLED, new_member_id
 from opencdp.runtime import Runtime
 from opencdp.services.profile_lookup import locate_profile
+from opencdp.storage.db import Connection
 from opencdp.storage.loyalty import Member, member_row, token_row
-from opencdp.storage.loyalty_ledger import DUPLICATE_ENTRY
+from opencdp.storage.loyalty_ledger import ACTIVE, DUPLICATE_ENTRY
 from opencdp.timeutil import isoformat_us
 
 MAX_POINTS = 10_000_000
@@ -73,12 +74,11 @@ def enrol(rt: Runtime, workspace_id: str, body: Any, *, actor: str) -> tuple[boo
     card = request.get("card_number")
     now = rt.now_us()
     with rt.db.write() as conn:
-        if card is not None:
-            holder = rt.loyalty.lookup_in(conn, workspace_id, card)
-            if holder is not None and (existing is None or holder["id"] != existing.id):
-                raise Conflict(f"card {card} belongs to another member", code="card_taken")
+        new_card = card is not None and _card_is_new(
+            rt, conn, workspace_id, card, existing.id if existing is not None else None
+        )
         if existing is not None:
-            if card is not None and not rt.loyalty.token_taken(conn, workspace_id, card):
+            if card is not None and new_card:
                 rt.loyalty.add_tokens(
                     conn,
                     [token_row(workspace_id, existing.id, existing.profile_id, card, "card", now)],
@@ -132,10 +132,8 @@ def _enrolment(body: Any) -> dict[str, Any]:
                 f"{key}: a non-empty text of at most 200 characters", code="invalid_member"
             )
         out[key] = value.strip()
-    if "card_number" in out and not is_token_shaped(out["card_number"]):
-        raise RequestError(
-            "card_number: 4 to 64 letters, digits, '-' or '_'", code="invalid_member"
-        )
+    if "card_number" in out:
+        out["card_number"] = _card_number(out["card_number"])
     if not any(k in out for k in _IDENTIFYING):
         raise RequestError(
             "name the person: user_id, email, phone, anonymous_id, profile_id or card_number",
@@ -201,14 +199,7 @@ def _enrol_messages(
             traits[key] = request[key]
     external = list(context.get("externalIds", []))
     if "card_number" in request:
-        external.append(
-            {
-                "id": request["card_number"],
-                "type": CARD_TYPE,
-                "collection": "users",
-                "encoding": "none",
-            }
-        )
+        external.append(_card_identifier(request["card_number"]))
     if external:
         context["externalIds"] = external
     properties = {
@@ -351,6 +342,88 @@ def rotate_token(rt: Runtime, workspace_id: str, ref: str) -> dict[str, Any]:
             conn, [token_row(workspace_id, member.id, member.profile_id, token, "digital", now)]
         )
     return member_view(rt, workspace_id, member.id)
+
+
+def add_card(
+    rt: Runtime, workspace_id: str, ref: str, card_number: Any, *, actor: str
+) -> tuple[bool, dict[str, Any]]:
+    """Give the member a physical card (a replacement for a lost one, a second card):
+    (added, the member view). The card is an identifier of the member's profile from then
+    on, so a till that sends it with an order earns for this member. A card of another
+    member is refused (``card_taken``), and so is a revoked one (``card_revoked``)."""
+    number = _card_number(card_number)
+    member = find_member(rt, workspace_id, ref)
+    with rt.db.write() as conn:
+        rt.loyalty.lock_members(conn, workspace_id, [member.id])
+        added = _card_is_new(rt, conn, workspace_id, number, member.id)
+        if added:
+            rt.loyalty.add_tokens(
+                conn,
+                [
+                    token_row(
+                        workspace_id, member.id, member.profile_id, number, "card", rt.now_us()
+                    )
+                ],
+            )
+    if added and member.profile_id is not None:
+        from opencdp.services.internal_events import emit
+
+        emit(
+            rt,
+            workspace_id,
+            member.profile_id,
+            {
+                "type": "identify",
+                "context": {"externalIds": [_card_identifier(number)]},
+                "messageId": f"card-{workspace_id}-{number}",
+            },
+            channel="loyalty",
+            actor=actor,
+        )
+    return added, member_view(rt, workspace_id, member.id)
+
+
+def revoke_card(rt: Runtime, workspace_id: str, ref: str, card_number: str) -> dict[str, Any]:
+    """Revoke one of the member's physical cards (lost or stolen): the till no longer finds
+    it, it is never issued again, and the member keeps their points and other cards."""
+    member = find_member(rt, workspace_id, ref)
+    with rt.db.write() as conn:
+        if not rt.loyalty.revoke_card(conn, workspace_id, member.id, card_number, rt.now_us()):
+            raise NotFound(
+                f"member {member.id} has no active card {card_number!r}", code="card_not_found"
+            )
+    return member_view(rt, workspace_id, member.id)
+
+
+def _card_number(value: Any) -> str:
+    if not isinstance(value, str) or not is_token_shaped(value.strip()):
+        raise RequestError(
+            "card_number: 4 to 64 letters, digits, '-' or '_'", code="invalid_member"
+        )
+    return value.strip()
+
+
+def _card_identifier(number: str) -> dict[str, str]:
+    return {"id": number, "type": CARD_TYPE, "collection": "users", "encoding": "none"}
+
+
+def _card_is_new(
+    rt: Runtime, conn: Connection, workspace_id: str, card: str, member_id: str | None
+) -> bool:
+    """Whether ``card`` is still to be given to ``member_id`` (False: it is theirs already).
+    Raises Conflict when another member holds it (``card_taken``) or it was revoked
+    (``card_revoked``: a lost card never comes back)."""
+    found = rt.loyalty.token_in(conn, workspace_id, card)
+    if found is None:
+        return True
+    if found["status"] != ACTIVE:
+        raise Conflict(
+            f"card {card} was revoked (lost or stolen): hand out another card",
+            code="card_revoked",
+        )
+    if found["member_id"] != member_id or found["kind"] != "card":
+        raise Conflict(f"card {card} belongs to another member", code="card_taken")
+    return False
 
 
 # -- points ----------------------------------------------------------------------------------
@@ -553,6 +626,7 @@ def _entry_view(row: Mapping[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "ProgrammeError",
+    "add_card",
     "adjust",
     "apply_programme",
     "card",
@@ -563,5 +637,6 @@ __all__ = [
     "lookup_token",
     "member_view",
     "redeem",
+    "revoke_card",
     "rotate_token",
 ]

@@ -403,15 +403,18 @@ class LoyaltyStore(LedgerStore):
             return [plain(r) for r in rows]
 
     def token_taken(self, conn: Connection, workspace_id: str, token: str) -> bool:
-        return (
-            conn.execute(
-                select(loyalty_tokens.c.token).where(
-                    loyalty_tokens.c.workspace_id == workspace_id,
-                    loyalty_tokens.c.token == token,
-                )
-            ).first()
-            is not None
-        )
+        return self.token_in(conn, workspace_id, token) is not None
+
+    def token_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
+        """The ``loyalty_tokens`` row of ``token`` in any status (a revoked number is never
+        issued again), or None."""
+        row = conn.execute(
+            select(loyalty_tokens).where(
+                loyalty_tokens.c.workspace_id == workspace_id,
+                loyalty_tokens.c.token == token,
+            )
+        ).first()
+        return plain(row) if row is not None else None
 
     def add_tokens(self, conn: Connection, tokens: Sequence[Mapping[str, Any]]) -> None:
         """Insert tokens; a token or card number another member got meanwhile raises
@@ -440,6 +443,24 @@ class LoyaltyStore(LedgerStore):
             .values(status=REVOKED, revoked_us=now_us)
         )
         return int(result.rowcount or 0)
+
+    def revoke_card(
+        self, conn: Connection, workspace_id: str, member_id: str, card: str, now_us: int
+    ) -> bool:
+        """Revoke one of the member's active physical cards (lost or stolen); False when
+        ``card`` is not one."""
+        result = conn.execute(
+            update(loyalty_tokens)
+            .where(
+                loyalty_tokens.c.workspace_id == workspace_id,
+                loyalty_tokens.c.member_id == member_id,
+                loyalty_tokens.c.token == card,
+                loyalty_tokens.c.kind == "card",
+                loyalty_tokens.c.status == ACTIVE,
+            )
+            .values(status=REVOKED, revoked_us=now_us)
+        )
+        return bool(result.rowcount)
 
 
 def token_row(

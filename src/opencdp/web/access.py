@@ -109,6 +109,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/loyalty/members/{member_id}/rotate-token"): _write(
         WRITE, "loyalty.token.rotate"
     ),
+    ("POST", "/api/loyalty/members/{member_id}/cards"): _write(WRITE, "loyalty.card.add"),
+    ("DELETE", "/api/loyalty/members/{member_id}/cards/{card_number}"): _write(
+        WRITE, "loyalty.card.revoke"
+    ),
     ("POST", "/api/loyalty/members/{member_id}/redemptions"): _write(WRITE, "loyalty.redeem"),
     ("POST", "/api/loyalty/members/{member_id}/adjustments"): _write(ADMIN, "loyalty.adjust"),
     ("GET", "/api/loyalty/members/{member_id}/ledger"): _read(R_PROFILES, "loyalty.ledger"),

@@ -1,5 +1,6 @@
 """The loyalty programme under ``/api/loyalty``: the programme, enrolment (web shop and till),
-members, their cards (``card.svg`` / ``card.png``), token rotation, redemptions, adjustments,
+members, their cards (``card.svg`` / ``card.png``), token rotation, physical cards added and
+revoked, redemptions, adjustments,
 the ledger, and the till's token lookup."""
 
 from __future__ import annotations
@@ -101,6 +102,52 @@ def loyalty_router(runtime: Runtime) -> APIRouter:
         async def handler(request: Request, token: AccessToken) -> Any:
             view = await run_in_threadpool(
                 service.rotate_token, runtime, token.workspace_id, member_id
+            )
+            if view.get("profile_id"):
+                note_profile(request, view["profile_id"])
+            return view
+
+        return await answer(runtime, request, handler)
+
+    @router.post("/members/{member_id}/cards", summary="Give the member a physical card")
+    async def add_card(member_id: str, request: Request) -> Response:
+        """``{"card_number"}``: a replacement for a lost card, or a second card. ``201`` with
+        the member; ``200`` when the card is the member's already; ``409 card_taken`` when
+        another member holds it, ``409 card_revoked`` when it was revoked. The card becomes an
+        identifier of the member's profile (a till that sends it with an order earns here)."""
+        try:
+            token = authenticate(runtime, request)
+            body = await json_body(request)
+            if not isinstance(body, dict) or set(body) != {"card_number"}:
+                raise RequestError(
+                    'send {"card_number": "…"} and nothing else', code="invalid_member"
+                )
+            added, view = await run_in_threadpool(
+                lambda: service.add_card(
+                    runtime,
+                    token.workspace_id,
+                    member_id,
+                    body["card_number"],
+                    actor=_actor(token),
+                )
+            )
+        except OpenCDPError as exc:
+            return from_exception(exc)
+        if view.get("profile_id"):
+            note_profile(request, view["profile_id"])
+        return JSON(view, status_code=201 if added else 200)
+
+    @router.delete(
+        "/members/{member_id}/cards/{card_number}", summary="Revoke a lost or stolen card"
+    )
+    async def revoke_card(member_id: str, card_number: str, request: Request) -> Response:
+        """The till no longer finds the card and it is never issued again; the member keeps
+        their points, their token and their other cards. ``404 card_not_found`` when the
+        card is not one of the member's active cards."""
+
+        async def handler(request: Request, token: AccessToken) -> Any:
+            view = await run_in_threadpool(
+                service.revoke_card, runtime, token.workspace_id, member_id, card_number
             )
             if view.get("profile_id"):
                 note_profile(request, view["profile_id"])

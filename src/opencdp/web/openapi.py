@@ -39,6 +39,7 @@ from opencdp.web.wire_schemas import (
     IDENTITY_RULES,
     JOURNEY,
     LOYALTY_ADJUSTMENT,
+    LOYALTY_CARD_NEW,
     LOYALTY_MEMBER_NEW,
     LOYALTY_PROGRAMME,
     LOYALTY_REDEMPTION,
@@ -475,6 +476,10 @@ OPERATIONS: Final[dict[tuple[str, str], Doc]] = {
         (401, 403, 404), media_type="image/png", ok={"type": "string", "format": "binary"}
     ),
     ("post", "/api/loyalty/members/{member_id}/rotate-token"): Doc((401, 403, 404)),
+    ("post", "/api/loyalty/members/{member_id}/cards"): Doc(
+        (400, 401, 403, 404, 409, 413), body=LOYALTY_CARD_NEW, created=True
+    ),
+    ("delete", "/api/loyalty/members/{member_id}/cards/{card_number}"): Doc((401, 403, 404)),
     ("post", "/api/loyalty/members/{member_id}/redemptions"): Doc(
         (400, 401, 403, 404, 409, 413), body=LOYALTY_REDEMPTION, created=True
     ),

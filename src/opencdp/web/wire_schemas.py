@@ -678,6 +678,7 @@ _ID_TEXT: Final[Schema] = {
     "maxLength": 200,
     "pattern": TEXT_PATTERN,
 }
+_CARD_NUMBER: Final[Schema] = {"type": "string", "pattern": "^[A-Za-z0-9_\\-]{4,64}$"}
 LOYALTY_MEMBER_NEW: Final[Schema] = _strict(
     {
         "user_id": _ID_TEXT,
@@ -685,7 +686,7 @@ LOYALTY_MEMBER_NEW: Final[Schema] = _strict(
         "email": _ID_TEXT,
         "phone": _ID_TEXT,
         "profile_id": _ID_TEXT,
-        "card_number": {"type": "string", "pattern": "^[A-Za-z0-9_\\-]{4,64}$"},
+        "card_number": _CARD_NUMBER,
         "channel": {"type": "string", "enum": ["online", "store"]},
         "store_id": _ID_TEXT,
         "traits": {"type": "object", "maxProperties": 50},
@@ -698,6 +699,10 @@ _REFERENCE: Final[Schema] = {
     "maxLength": 200,
     "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
 }
+LOYALTY_CARD_NEW: Final[Schema] = _strict(
+    {"card_number": _CARD_NUMBER},
+    ("card_number",),
+)
 LOYALTY_REDEMPTION: Final[Schema] = _strict(
     {
         "points": {"type": "integer", "minimum": 1, "maximum": 10000000},

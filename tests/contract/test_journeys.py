@@ -592,6 +592,7 @@ def test_the_demos_journeys_mail_into_its_mailbox(
             "abandoned-cart",
             "welcome",
             "back-in-stock",
+            "loyalty-welcome",
         }
         # When a new customer identifies and fills a cart
         send(

@@ -43,6 +43,10 @@ class Shop:
         return dict(r.json().get("traits", {})) if r.status_code == 200 else {}
 
 
+def subjects_to(mail: MailServer, address: str) -> list[str]:
+    return [str(m.message["Subject"]) for m in mail.mails if m.rcpt_tos == [address]]
+
+
 def smtp_destination(shop: Shop, mail: MailServer) -> None:
     """The destination ``mail``: the test's SMTP server."""
     shop.call(
@@ -62,9 +66,12 @@ def smtp_destination(shop: Shop, mail: MailServer) -> None:
 
 def setup_mail(shop: Shop, mail: MailServer) -> None:
     smtp_destination(shop, mail)
-    shop.call(
-        "PUT", "/api/journeys/welcome", {"preset": "welcome", "settings": {"destination": "mail"}}
-    )
+    for preset in ("welcome", "loyalty-welcome"):
+        shop.call(
+            "PUT",
+            f"/api/journeys/{preset}",
+            {"preset": preset, "settings": {"destination": "mail"}},
+        )
     confirmation = {
         "name": "Points confirmation",
         "entry": {"event": 'event = "Points Earned"'},
@@ -100,13 +107,19 @@ def test_a_member_enrols_earns_online_and_at_the_till_and_a_refund_reverses(
     user = f"ann-{RUN}"
     errors: list[Any] = []
     web = segment_client(server, lambda *a: errors.append(a))
-    # Given Ann signs up in the web shop and enrols online
+    # Given Ann signed up in the web shop and was welcomed
     web.identify(user, {"email": email, "first_name": "Ann"})
     web.flush()
+    assert wait_for(lambda: subjects_to(mail, email) == ["Welcome, Ann"]), mail.mails
+    # When she enrols online
     member = shop.call("POST", "/api/loyalty/members", {"user_id": user, "email": email}, ok=(201,))
     token = member["token"]
-    # Then the welcome e-mail confirms it
-    assert wait_for(lambda: any(m.rcpt_tos == [email] for m in mail.mails)), mail.mails
+    # Then the programme's welcome confirms the enrolment, with her member number
+    joined = "Welcome to Glow Rewards"
+    assert wait_for(lambda: joined in subjects_to(mail, email)), subjects_to(mail, email)
+    [confirmation] = [m for m in mail.mails if m.message["Subject"] == joined]
+    text = confirmation.message.get_body(("plain",)).get_content()
+    assert "Hello Ann," in text and member["id"] in text, text
     # When she orders online (the Segment SDK)
     web.track(user, "Order Completed", {"order_id": f"web-{RUN}", "total": 40, "currency": "EUR"})
     web.flush()

@@ -61,11 +61,11 @@ def preset_problem(body: dict[str, Any]) -> str:
     [
         (
             {"preset": "nope"},
-            "preset: 'nope' is not a preset; known: abandoned-cart, welcome, back-in-stock",
+            "preset: 'nope' is not a preset; known: abandoned-cart, welcome, back-in-stock, loyalty-welcome",
         ),
         (
             {"settings": {}},
-            "preset: None is not a preset; known: abandoned-cart, welcome, back-in-stock",
+            "preset: None is not a preset; known: abandoned-cart, welcome, back-in-stock, loyalty-welcome",
         ),
         (
             {**cart_preset(), "colour": "red"},
@@ -420,3 +420,49 @@ def test_the_welcome_mail(traits: dict[str, Any], subject: str, hello: str) -> N
         "We are glad to have you with us.\n"
     )
     assert str(html.get_content()).startswith(f"<p>Hello {hello},</p>\n<p>welcome, ")
+
+
+@pytest.mark.parametrize(
+    ("properties", "subject", "card_line"),
+    [
+        (
+            {"member_id": "mem_1", "programme": "Glow Rewards", "card_number": "CARD-7"},
+            "Welcome to Glow Rewards",
+            "Your card: CARD-7\n",
+        ),
+        ({"member_id": "mem_1"}, "Welcome to our loyalty programme", ""),
+    ],
+)
+def test_the_loyalty_welcome_mail(properties: dict[str, Any], subject: str, card_line: str) -> None:
+    j = parse_journey(
+        "loyalty-welcome",
+        expand_preset({"preset": "loyalty-welcome", "settings": {"destination": "mail"}}),
+    )
+    assert j.reentry == "once" and j.name == "Loyalty welcome"
+    (trigger,) = j.triggers
+    assert trigger.condition is not None
+    assert trigger.condition.matches({"event": "Loyalty Enrolled"})
+    assert not trigger.condition.matches({"event": "Signed Up"})
+    inst = Instance("default", "loyalty-welcome", "ji_1", "p1", "", "m", T0, T0 + 365 * 24 * HOUR)
+    enrolled = {
+        "type": "track",
+        "event": "Loyalty Enrolled",
+        "messageId": "e1",
+        "properties": properties,
+    }
+    (send,) = start(j, inst, enrolled, T0, lambda _p: {}).sends
+    assert send.step.event_name == "Loyalty Welcome Sent"
+    mail = mail_of(j, send, {"email": "ann@example.com", "first_name": "Ann"})
+    assert mail["Subject"] == subject
+    text, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert text is not None and html is not None
+    programme = properties.get("programme", "our loyalty programme")
+    assert (
+        str(text.get_content())
+        .replace("\r\n", "\n")
+        .startswith(
+            f"Hello Ann,\n\nwelcome to {programme}: you are a member now.\n\n"
+            f"Your member number: mem_1\n{card_line}\n"
+        )
+    )
+    assert f"<strong>{programme}</strong>" in str(html.get_content())

@@ -13,6 +13,10 @@ definition (shown by ``GET /api/journeys/{key}``, editable like any other).
 * ``welcome``: a ``Signed Up`` or ``Loyalty Enrolled`` event, or a new profile that comes with
   an e-mail (its first identify, a Contact API call), gets one confirmation e-mail, once per
   profile.
+* ``loyalty-welcome``: the loyalty programme's own welcome: each ``Loyalty Enrolled`` (the
+  enrolment API online or at the till, the self-service profile, any SDK) gets one e-mail that
+  names the programme, the member number and the card handed out, also for a customer the
+  ``welcome`` journey greeted long before. Once per profile.
 
 Settings: ``destination`` (required: where the e-mail goes, an ``smtp`` destination, or any
 other that takes the message), ``wait`` (abandoned cart), ``subject``, ``event_name``.
@@ -82,6 +86,25 @@ WELCOME_HTML = (
     "We are glad to have you with us.</p>\n"
 )
 
+_MEMBER = (
+    "{%- set m = properties.journey_context['Loyalty Enrolled'] -%}"
+    "{%- set programme = m.programme or 'our loyalty programme' -%}\n"
+)
+LOYALTY_WELCOME_TEXT = (
+    _MEMBER + f"Hello {_NAME},\n\nwelcome to {{{{ programme }}}}: you are a member now.\n\n"
+    "Your member number: {{ m.member_id }}\n"
+    "{% if m.card_number %}Your card: {{ m.card_number }}\n{% endif %}"
+    "\nShow your member card at the till (the card you were given, or the one in your "
+    "account), or sign in when you shop online: every purchase earns points.\n"
+)
+LOYALTY_WELCOME_HTML = (
+    _MEMBER + f"<p>Hello {_NAME},</p>\n<p>welcome to <strong>{{{{ programme }}}}</strong>: "
+    "you are a member now.</p>\n<p>Your member number: {{ m.member_id }}"
+    "{% if m.card_number %}<br>Your card: {{ m.card_number }}{% endif %}</p>\n"
+    "<p>Show your member card at the till (the card you were given, or the one in your "
+    "account), or sign in when you shop online: every purchase earns points.</p>\n"
+)
+
 _STOCK = "{%- set p = properties.journey_context['Back In Stock'] -%}\n"
 BACK_IN_STOCK_TEXT = (
     _STOCK + f"Hello {_NAME},\n\n{{{{ p.name or p.product_id }}}} is back in stock"
@@ -107,6 +130,7 @@ _ALLOWED = {
     "abandoned-cart": {"destination", "wait", "subject", "event_name"},
     "welcome": {"destination", "subject", "event_name"},
     "back-in-stock": {"destination", "subject", "event_name"},
+    "loyalty-welcome": {"destination", "subject", "event_name"},
 }
 
 
@@ -214,10 +238,38 @@ def back_in_stock(settings: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def loyalty_welcome(settings: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "Loyalty welcome",
+        "description": "A new member (online, at the till, from any SDK) gets one confirmation.",
+        "entry": {"event": 'event = "Loyalty Enrolled"'},
+        "reentry": "once",
+        "steps": [
+            {
+                "key": "confirmation",
+                "send": {
+                    "destination": settings["destination"],
+                    "event_name": settings.get("event_name", "Loyalty Welcome Sent"),
+                    "template": {
+                        "subject": settings.get(
+                            "subject",
+                            "Welcome to {{ properties.journey_context['Loyalty Enrolled']"
+                            ".programme or 'our loyalty programme' }}",
+                        ),
+                        "text": LOYALTY_WELCOME_TEXT,
+                        "html": LOYALTY_WELCOME_HTML,
+                    },
+                },
+            }
+        ],
+    }
+
+
 PRESETS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "abandoned-cart": abandoned_cart,
     "welcome": welcome,
     "back-in-stock": back_in_stock,
+    "loyalty-welcome": loyalty_welcome,
 }
 
 

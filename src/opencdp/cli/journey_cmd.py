@@ -42,7 +42,11 @@ def apply(
         str | None, typer.Option("--key", help="Its key (default: the file's key, or its name).")
     ] = None,
     preset: Annotated[
-        str | None, typer.Option("--preset", help="abandoned-cart or welcome, instead of a file.")
+        str | None,
+        typer.Option(
+            "--preset",
+            help="abandoned-cart, welcome, back-in-stock or loyalty-welcome, instead of a file.",
+        ),
     ] = None,
     destination: Annotated[
         str | None, typer.Option("--destination", help="A preset's destination id.")

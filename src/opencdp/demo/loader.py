@@ -100,8 +100,8 @@ DEMO_CART_WAIT = "2 minutes"
 
 
 def start_journeys(runtime: Any, mail_port: int) -> None:
-    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart, welcome and
-    back-in-stock presets sending through it."""
+    """An ``smtp`` destination to the demo's mailbox, and the abandoned-cart, welcome,
+    back-in-stock and loyalty-welcome presets sending through it."""
     from opencdp.services import destinations, journeys
 
     destinations.put_destination(
@@ -123,18 +123,13 @@ def start_journeys(runtime: Any, mail_port: int) -> None:
     journeys.put_journey(
         runtime, DEFAULT_WORKSPACE, "abandoned-cart", {"preset": "abandoned-cart", "settings": cart}
     )
-    journeys.put_journey(
-        runtime,
-        DEFAULT_WORKSPACE,
-        "welcome",
-        {"preset": "welcome", "settings": {"destination": "mail"}},
-    )
-    journeys.put_journey(
-        runtime,
-        DEFAULT_WORKSPACE,
-        "back-in-stock",
-        {"preset": "back-in-stock", "settings": {"destination": "mail"}},
-    )
+    for preset in ("welcome", "back-in-stock", "loyalty-welcome"):
+        journeys.put_journey(
+            runtime,
+            DEFAULT_WORKSPACE,
+            preset,
+            {"preset": preset, "settings": {"destination": "mail"}},
+        )
 
 
 def summarize(runtime: Any, truth: dict[str, Any], console: Console) -> None:
@@ -186,7 +181,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
         if mailbox is not None:
             start_journeys(rt, mailbox.port)
             console.print(
-                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}), welcome and back-in-stock "
+                f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}), welcome, back-in-stock and "
+                "loyalty-welcome "
                 "are on; their "
                 f"e-mails land in {mailbox.directory} (an SMTP server on 127.0.0.1:{mailbox.port})."
             )

@@ -69,7 +69,7 @@ def enrol(rt: Runtime, workspace_id: str, body: Any, *, actor: str) -> tuple[boo
     ``traits``). Returns (created, the member view): a person who is a member already keeps
     their member (a new card is added to it)."""
     request = _enrolment(body)
-    get_programme(rt, workspace_id)  # no programme, no members
+    programme = get_programme(rt, workspace_id)["programme"]  # no programme, no members
     existing = _existing_member(rt, workspace_id, request)
     card = request.get("card_number")
     now = rt.now_us()
@@ -103,7 +103,7 @@ def enrol(rt: Runtime, workspace_id: str, body: Any, *, actor: str) -> tuple[boo
             rt.derived.append(
                 conn,
                 workspace_id,
-                _enrol_messages(rt, workspace_id, request, member_id),
+                _enrol_messages(rt, workspace_id, request, member_id, str(programme["name"])),
                 channel="api",
                 actor=actor,
             )
@@ -173,7 +173,7 @@ def _existing_member(rt: Runtime, workspace_id: str, request: Mapping[str, Any])
 
 
 def _enrol_messages(
-    rt: Runtime, workspace_id: str, request: Mapping[str, Any], member_id: str
+    rt: Runtime, workspace_id: str, request: Mapping[str, Any], member_id: str, programme: str
 ) -> list[dict[str, Any]]:
     ids: dict[str, Any] = {}
     traits = dict(request["traits"])
@@ -204,6 +204,7 @@ def _enrol_messages(
         context["externalIds"] = external
     properties = {
         "member_id": member_id,
+        "programme": programme,
         "channel": request["channel"],
         **({"card_number": request["card_number"]} if "card_number" in request else {}),
         **({"store_id": request["store_id"]} if "store_id" in request else {}),

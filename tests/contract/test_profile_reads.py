@@ -47,6 +47,7 @@ def test_a_dropped_connection_is_one_error_then_a_new_connection(runtime: Runtim
     if runtime.db.dialect.is_sqlite:
         pytest.skip("a server that drops connections is PostgreSQL's case")
     reads = runtime.profile_reads
+    runtime.hot_reads.keep_connection_in_this_thread()  # as a serving thread does
     assert reads.profile_traits(DEFAULT_WORKSPACE, "users", "user_id", "x") is None
     # When the server terminates the reader's session
     with runtime.db.write() as conn:

@@ -1,15 +1,17 @@
 """Hot reads: the few statements that every page of a shop or every scan at a till runs, at a
 thousand a second — a profile's traits, a product, a member token.
 
-Each is compiled once and run on a driver connection that each thread keeps for itself: no
-pool checkout, no ``BEGIN``/``COMMIT`` round trips, no SQLAlchemy statement building per
-request. A single statement reads a consistent snapshot on both databases (SQLite: its implicit
+Each is compiled once and run on a driver connection that each serving thread (an event loop's,
+or a dedicated read thread) keeps for itself: no pool checkout, no ``BEGIN``/``COMMIT`` round
+trips, no SQLAlchemy statement building per request. Other threads borrow a connection from the
+pool for the one read and give it back. A single statement reads a consistent snapshot on both databases (SQLite: its implicit
 read transaction; PostgreSQL: autocommit ``READ COMMITTED``), and on SQLite in WAL mode it never
 waits for a writer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Mapping, Sequence
@@ -53,7 +55,8 @@ class HotReads:
         database cannot answer."""
         given = {**prepared.constants, **values}
         params: Any = tuple(given[k] for k in prepared.order) if prepared.positional else given
-        raw = self._connection()
+        kept = self._kept()
+        raw = kept if kept is not None else self.db.engine.raw_connection()
         try:
             cursor = raw.cursor()
             try:
@@ -64,21 +67,45 @@ class HotReads:
         except Exception as exc:
             # A connection the server dropped (restart, failover) is not used again: the
             # next call opens a new one.
-            self._forget(raw)
+            if kept is not None:
+                self._forget(raw)
+            else:
+                with contextlib.suppress(Exception):
+                    raw.invalidate()
             raise StorageUnavailable(f"database read failed: {exc}") from exc
+        finally:
+            if kept is None:
+                with contextlib.suppress(Exception):  # back to the pool
+                    raw.close()
 
-    def _connection(self) -> Any:
+    def keep_connection_in_this_thread(self) -> None:
+        """Have this thread keep a connection for its hot reads (a thread that serves them
+        all day, such as a dedicated read thread)."""
+        self._local.keeps = True
+
+    def _kept(self) -> Any:
+        """This thread's own connection, made on first use; None for a thread that only
+        borrows one per read. An event loop's thread and the threads that asked keep one:
+        they serve the hot reads. Any other thread (a request's thread pool, of which there
+        may be dozens) borrows from the pool and gives it back, so that the pool is never
+        held empty by threads that read once in a while."""
         raw = getattr(self._local, "connection", None)
-        if raw is None:
-            # Checked out of the engine's pool for good (returned by close()); the pool's
-            # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
-            raw = self.db.engine.raw_connection()
-            driver: Any = raw.driver_connection
-            if not self.db.dialect.is_sqlite:
-                driver.autocommit = True  # one statement, no idle-in-transaction session
-            self._local.connection = raw
-            with self._lock:
-                self._held.append(raw)
+        if raw is not None:
+            return raw
+        if not getattr(self._local, "keeps", False):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return None
+        # Checked out of the engine's pool for good (returned by close()); the pool's
+        # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
+        raw = self.db.engine.raw_connection()
+        driver: Any = raw.driver_connection
+        if not self.db.dialect.is_sqlite:
+            driver.autocommit = True  # one statement, no idle-in-transaction session
+        self._local.connection = raw
+        with self._lock:
+            self._held.append(raw)
         return raw
 
     def _forget(self, raw: Any) -> None:

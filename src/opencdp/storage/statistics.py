@@ -1,4 +1,4 @@
-"""Planner statistics of the tables the worker reads as they grow (PostgreSQL).
+"""Planner statistics of the tables the worker and the hot reads use as they grow (PostgreSQL).
 
 PostgreSQL plans from statistics that ``ANALYZE`` gathers; autovacuum refreshes them only once
 a minute, after 10 % of a table changed. A store filling fast (a first import, a backlog) is
@@ -15,8 +15,20 @@ from sqlalchemy import text
 
 from opencdp.storage.db import Database
 
-#: The tables whose plans the worker depends on.
-TABLES = ("events", "inbox", "identifiers", "profiles", "traits", "computed_values")
+#: The tables whose plans the worker and the hot reads depend on (a catalog or a loyalty
+#: programme loaded in bulk is read at once, on every page and at every till).
+TABLES = (
+    "events",
+    "inbox",
+    "identifiers",
+    "profiles",
+    "traits",
+    "computed_values",
+    "products",
+    "inventory",
+    "loyalty_members",
+    "loyalty_tokens",
+)
 #: Analyze a table when more rows changed since its last analysis than this share of its rows
 #: (and at least MIN_CHANGES).
 STALE_SHARE = 0.2

@@ -368,3 +368,46 @@ def test_serving_answers_the_brief_cases(
     recs.train(rt, WS)
     items = trait_of("late")
     assert isinstance(items, list) and "SHIRT" in items and "JACKET" not in items, items
+
+
+def test_the_catalog_snapshot_takes_in_changes_and_reads_everything_now_and_then(
+    rt: Runtime, clock: FrozenClock
+) -> None:
+    from opencdp.catalog.products import product_from
+    from opencdp.recommend.catalog_view import FULL_READ_EVERY
+
+    cache = rt.recommender.catalogs
+    catalog.put_product(rt, WS, "A", {"name": "Anorak", "category": "Men > Jackets"})
+    first = cache.get(WS)
+    assert first.name("A") == "Anorak" and not first.known("B")
+    # When a product is added, another renamed and sold out on the web
+    clock.advance(30)
+    catalog.put_product(rt, WS, "B", {"name": "Beanie"})
+    catalog.put_product(rt, WS, "A", {"name": "Anorak II", "category": "Men > Jackets"})
+    catalog.set_inventory(rt, WS, "A", {"location": "web", "quantity": 0}, reference="t")
+    # and a catalog source's event stamps a product with a time long past
+    past = rt.now_us() - 3_600_000_000
+    with rt.db.write() as conn:
+        rt.catalog.upsert_products(
+            conn,
+            WS,
+            [product_from({"id": "OLD", "name": "Old stock"})],
+            rt.now_us(),
+            times={"OLD": past},
+        )
+    # Then the next read after the snapshot expired brings in what was written since
+    clock.advance(rt.settings.recs_catalog_ttl + 1)
+    cache.get(WS)  # answers the snapshot it has and brings it up to date in the background
+    assert wait_for(lambda: cache.get(WS).known("B"))
+    now = cache.get(WS)
+    assert now is first  # updated in place, not read again
+    assert now.name("A") == "Anorak II" and not now.in_stock("A", "web")
+    assert now.in_stock("A", "store-1") and not now.known("OLD")
+    # and the whole catalog, the late-stamped product too, at the next whole read
+    clock.advance(FULL_READ_EVERY + 1)
+    cache.get(WS)
+    assert wait_for(lambda: cache.get(WS).known("OLD"))
+    assert cache.get(WS) is not first
+    # a forgotten workspace is read whole at its next use
+    cache.forget(WS)
+    assert cache.get(WS).known("OLD") and cache.get(WS).name("A") == "Anorak II"

@@ -3,9 +3,9 @@ they are in stock at a location — a snapshot of the workspace's products and s
 kept per process for a few seconds (``OPENCDP_RECS_CATALOG_TTL``) and brought up to date in
 the background when older (requests keep reading it meanwhile).
 
-Bringing it up to date reads only the rows stamped since the newest one it holds, less a
-minute (so that a transaction that stamped its rows earlier but committed later is not
-missed), and the whole catalog every five minutes: rereading it all every ten seconds held the
+Bringing it up to date reads only the rows stamped since its previous read began, less a
+minute (so that a transaction that stamped its rows earlier but committed later, or a clock
+a little behind on another machine, is not missed), and the whole catalog every five minutes: rereading it all every ten seconds held the
 serving process's interpreter long enough to put 6 ms into the p99 of the recommendation reads
 (``docs/benchmarks.md``). Products are never deleted, so changes are all there is to apply. A
 product written by a ``Product Updated`` event stamped more than a minute in the past (a
@@ -19,6 +19,7 @@ from typing import Any
 
 from opencdp.clock import Clock
 from opencdp.storage.recs import RecsStore
+from opencdp.timeutil import to_us
 from opencdp.ttl_cache import RefreshingCache
 
 
@@ -31,27 +32,23 @@ class CatalogSnapshot:
         self,
         products: Sequence[dict[str, Any]],
         stock: Sequence[tuple[str, str, int]],
-        newest_us: int = 0,
+        read_us: int = 0,
         read_at: float = 0.0,
     ) -> None:
         self.products = {str(p["id"]): p for p in products}
         self._levels = {(pid, location): quantity for pid, location, quantity in stock}
-        #: the newest ``updated_us`` the snapshot holds
-        self.newest_us = newest_us
+        #: when the last read of the database began (the clock's time, microseconds)
+        self.read_us = read_us
         #: when the whole catalog was read (the clock's monotonic seconds)
         self.read_at = read_at
 
     def apply(
-        self,
-        products: Sequence[dict[str, Any]],
-        stock: Sequence[tuple[str, str, int]],
-        newest_us: int,
+        self, products: Sequence[dict[str, Any]], stock: Sequence[tuple[str, str, int]]
     ) -> None:
         """Take in products and stock levels written since (each replaces its key: a
         lookup in the meantime sees the old row or the new one)."""
         self.products.update((str(p["id"]), p) for p in products)
         self._levels.update(((pid, location), quantity) for pid, location, quantity in stock)
-        self.newest_us = max(self.newest_us, newest_us)
 
     def known(self, product_id: str) -> bool:
         return not self.products or product_id in self.products
@@ -77,7 +74,7 @@ class CatalogSnapshot:
         }
 
 
-#: rows stamped this long before the newest one seen are read again
+#: rows stamped this long before the previous read began are read again
 LOOKBACK_US = 60_000_000
 #: the whole catalog is read again this often (seconds)
 FULL_READ_EVERY = 300.0
@@ -96,13 +93,17 @@ class CatalogCache:
 
     def _load(self, workspace_id: str) -> CatalogSnapshot:
         now = self.clock.monotonic()
+        started_us = to_us(self.clock.now())
         generation = self._generation
         old = self._snapshots.get(workspace_id)
         if old is None or now - old.read_at >= FULL_READ_EVERY:
-            snapshot = CatalogSnapshot(*self.store.catalog_snapshot(workspace_id), read_at=now)
+            snapshot = CatalogSnapshot(
+                *self.store.catalog_snapshot(workspace_id), read_us=started_us, read_at=now
+            )
         else:
-            since = max(0, old.newest_us - LOOKBACK_US)
+            since = max(0, old.read_us - LOOKBACK_US)
             old.apply(*self.store.catalog_snapshot(workspace_id, since_us=since))
+            old.read_us = started_us
             snapshot = old
         if generation == self._generation:  # forgotten meanwhile: the next load reads it all
             self._snapshots[workspace_id] = snapshot

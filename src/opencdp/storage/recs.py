@@ -155,11 +155,10 @@ class RecsStore:
 
     def catalog_snapshot(
         self, workspace_id: str, since_us: int | None = None
-    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, int]], int]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, int]]]:
         """What serving shows and checks: the products (id, name, category, brand, price,
-        currency, url, image_url) and stock levels (product, location, quantity) written at
-        or after ``since_us`` (every one without it), in two statements; and the newest
-        ``updated_us`` among them (0 when there are none)."""
+        currency, url, image_url) and stock levels (product, location, quantity) stamped at or
+        after ``since_us`` (every one without it), in two statements."""
         product_filter = [products.c.workspace_id == workspace_id]
         stock_filter = [inventory.c.workspace_id == workspace_id]
         if since_us is not None:
@@ -176,24 +175,14 @@ class RecsStore:
                     products.c.currency,
                     products.c.url,
                     products.c.image_url,
-                    products.c.updated_us,
                 ).where(*product_filter)
             ).all()
             stock = conn.execute(
-                select(
-                    inventory.c.product_id,
-                    inventory.c.location,
-                    inventory.c.quantity,
-                    inventory.c.updated_us,
-                ).where(*stock_filter)
+                select(inventory.c.product_id, inventory.c.location, inventory.c.quantity).where(
+                    *stock_filter
+                )
             ).all()
-        newest = max(
-            (int(r.updated_us) for r in (*rows, *stock) if r.updated_us is not None), default=0
-        )
-        found = [plain(r) for r in rows]
-        for row in found:
-            del row["updated_us"]
-        return found, [(p, loc, int(q)) for p, loc, q, _at in stock], newest
+        return [plain(r) for r in rows], [(p, loc, int(q)) for p, loc, q in stock]
 
     # -- versions ----------------------------------------------------------------------------
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
+from opencdp.errors import StorageUnavailable
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
 
@@ -42,26 +45,51 @@ def test_the_event_loops_thread_keeps_one_connection(runtime: Runtime) -> None:
         for _ in range(5):
             read(runtime)
 
-    done = threading.Thread(target=lambda: asyncio.run(serve()))
+    during: list[int] = []
+
+    async def serve_and_count() -> None:
+        await serve()
+        during.append(held(runtime))
+
+    done = threading.Thread(target=lambda: asyncio.run(serve_and_count()))
     done.start()
     done.join(timeout=20)
-    # one connection, kept for the next request (and given back at close)
-    assert held(runtime) == before + 1
-    runtime.hot_reads.close()
+    # one connection while the loop's thread lives, kept from request to request
+    assert during == [before + 1]
+    # and given back when the thread ends
     assert held(runtime) == before
 
 
 def test_a_dedicated_read_thread_keeps_one_connection(runtime: Runtime) -> None:
     before = held(runtime)
 
+    release = threading.Event()
+    reading = threading.Event()
+
     def reader() -> None:
         runtime.hot_reads.keep_connection_in_this_thread()
         for _ in range(5):
             read(runtime)
+        reading.set()
+        release.wait(20)
 
     t = threading.Thread(target=reader)
     t.start()
-    t.join(timeout=20)
-    assert held(runtime) == before + 1
-    runtime.hot_reads.close()
+    assert reading.wait(20)
+    assert held(runtime) == before + 1  # one, for all its reads
+    runtime.hot_reads.close()  # shutdown gives it back
     assert held(runtime) == before
+    release.set()
+    t.join(timeout=20)
+    assert held(runtime) == before
+
+
+def test_a_database_that_cannot_answer_is_storage_unavailable(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down() -> None:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(runtime.db.engine, "raw_connection", down)
+    with pytest.raises(StorageUnavailable):  # a 503 with Retry-After, not a 500
+        read(runtime)

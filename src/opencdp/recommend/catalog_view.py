@@ -4,16 +4,18 @@ kept per process for a few seconds (``OPENCDP_RECS_CATALOG_TTL``) and brought up
 the background when older (requests keep reading it meanwhile).
 
 Bringing it up to date reads only the rows stamped since its previous read began, less a
-minute (so that a transaction that stamped its rows earlier but committed later, or a clock
-a little behind on another machine, is not missed), and the whole catalog every five minutes: rereading it all every ten seconds held the
-serving process's interpreter long enough to put 6 ms into the p99 of the recommendation reads
-(``docs/benchmarks.md``). Products are never deleted, so changes are all there is to apply. A
-product written by a ``Product Updated`` event stamped more than a minute in the past (a
-replay, a late batch) is stamped with that time: it reaches the snapshot at the next whole
-read, within five minutes."""
+minute (so that a transaction that stamped its rows earlier but committed later, or a clock a
+little behind on another machine, is not missed), and the whole catalog every five minutes:
+rereading it all every ten seconds held the serving process's interpreter long enough to put
+6 ms into the p99 of the recommendation reads (``docs/benchmarks.md``). Products are never
+deleted, so changes are all there is to apply. Products and stock written from events carry
+the event's time: an event that arrives more than a minute after it happened (a device that
+was offline, an SDK's queue, a replay) reaches the snapshot at the next whole read, within
+five minutes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,31 +88,34 @@ class CatalogCache:
         self.clock = clock
         self._cache: RefreshingCache[str, CatalogSnapshot] = RefreshingCache(clock, ttl)
         self._snapshots: dict[str, CatalogSnapshot] = {}
-        self._generation = 0
+        #: one load or forget at a time: two loads updating one snapshot could put an older
+        #: read over a newer one, and a forget must not be undone by a load begun before it
+        self._lock = threading.Lock()
 
     def get(self, workspace_id: str) -> CatalogSnapshot:
         return self._cache.get(workspace_id, lambda: self._load(workspace_id))
 
     def _load(self, workspace_id: str) -> CatalogSnapshot:
-        now = self.clock.monotonic()
-        started_us = to_us(self.clock.now())
-        generation = self._generation
-        old = self._snapshots.get(workspace_id)
-        if old is None or now - old.read_at >= FULL_READ_EVERY:
-            snapshot = CatalogSnapshot(
-                *self.store.catalog_snapshot(workspace_id), read_us=started_us, read_at=now
-            )
-        else:
-            since = max(0, old.read_us - LOOKBACK_US)
-            old.apply(*self.store.catalog_snapshot(workspace_id, since_us=since))
-            old.read_us = started_us
-            snapshot = old
-        if generation == self._generation:  # forgotten meanwhile: the next load reads it all
-            self._snapshots[workspace_id] = snapshot
-        return snapshot
+        with self._lock:
+            now = self.clock.monotonic()
+            started_us = to_us(self.clock.now())
+            old = self._snapshots.pop(workspace_id, None)
+            if old is None or now - old.read_at >= FULL_READ_EVERY:
+                snapshot = CatalogSnapshot(
+                    *self.store.catalog_snapshot(workspace_id), read_us=started_us, read_at=now
+                )
+            else:
+                since = max(0, old.read_us - LOOKBACK_US)
+                old.apply(*self.store.catalog_snapshot(workspace_id, since_us=since))
+                old.read_us = started_us
+                snapshot = old
+            self._snapshots[workspace_id] = snapshot  # the newest last
+            while len(self._snapshots) > self._cache.max_entries:
+                del self._snapshots[next(iter(self._snapshots))]  # the least recently loaded
+            return snapshot
 
     def forget(self, workspace_id: str) -> None:
         """Read the workspace's whole catalog at its next use."""
-        self._generation += 1
-        self._snapshots.pop(workspace_id, None)
+        with self._lock:
+            self._snapshots.pop(workspace_id, None)
         self._cache.forget(workspace_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,15 @@ class Prepared:
     order: tuple[str, ...]
     #: the values the statement itself binds (constants such as ``status = 'active'``)
     constants: Mapping[str, Any]
+
+
+class _Kept:
+    """A thread's own connection, held by the thread's local storage."""
+
+    __slots__ = ("__weakref__", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
 
 
 class HotReads:
@@ -55,8 +65,11 @@ class HotReads:
         database cannot answer."""
         given = {**prepared.constants, **values}
         params: Any = tuple(given[k] for k in prepared.order) if prepared.positional else given
-        kept = self._kept()
-        raw = kept if kept is not None else self.db.engine.raw_connection()
+        try:
+            kept = self._kept()
+            raw = kept if kept is not None else self.db.engine.raw_connection()
+        except Exception as exc:  # the database is down, or the pool had none to give
+            raise StorageUnavailable(f"database read failed: {exc}") from exc
         try:
             cursor = raw.cursor()
             try:
@@ -89,9 +102,9 @@ class HotReads:
         they serve the hot reads. Any other thread (a request's thread pool, of which there
         may be dozens) borrows from the pool and gives it back, so that the pool is never
         held empty by threads that read once in a while."""
-        raw = getattr(self._local, "connection", None)
-        if raw is not None:
-            return raw
+        holder = getattr(self._local, "connection", None)
+        if holder is not None:
+            return holder.raw
         if not getattr(self._local, "keeps", False):
             try:
                 asyncio.get_running_loop()
@@ -103,16 +116,33 @@ class HotReads:
         driver: Any = raw.driver_connection
         if not self.db.dialect.is_sqlite:
             driver.autocommit = True  # one statement, no idle-in-transaction session
-        self._local.connection = raw
+        holder = _Kept(raw)
+        # A thread that ends (an event loop's that stopped, a test client's) drops its
+        # thread-local holder: the connection goes back to the pool then, not at close().
+        weakref.finalize(holder, self._release, raw)
+        self._local.connection = holder
         with self._lock:
             self._held.append(raw)
         return raw
 
-    def _forget(self, raw: Any) -> None:
-        self._local.connection = None
+    def _release(self, raw: Any) -> None:
         with self._lock:
+            if raw not in self._held:
+                return  # forgotten (invalidated) or closed already
+            self._held.remove(raw)
+        self._give_back(raw)
+
+    def _give_back(self, raw: Any) -> None:
+        with contextlib.suppress(Exception):  # a connection going away: nothing left to do
+            if not self.db.dialect.is_sqlite:
+                raw.driver_connection.autocommit = False  # as the pool hands them out
+            raw.close()
+
+    def _forget(self, raw: Any) -> None:
+        with self._lock:  # first: the holder's finalizer then leaves the connection alone
             if raw in self._held:
                 self._held.remove(raw)
+        self._local.connection = None
         with contextlib.suppress(Exception):
             raw.invalidate()
 
@@ -121,6 +151,5 @@ class HotReads:
         with self._lock:
             held, self._held = self._held, []
         for raw in held:
-            with contextlib.suppress(Exception):  # closing at shutdown: nothing left to do
-                raw.close()
+            self._give_back(raw)
         self._local = threading.local()

@@ -148,27 +148,12 @@ def build_store(data_dir: Path, url: str | None, products: int, members: int) ->
             conn.execute(loyalty_members.insert(), m_rows)
             conn.execute(loyalty_tokens.insert(), t_rows)
             conn.execute(loyalty_ledger.insert(), l_rows)
-    settle(db, ("products", "inventory", "loyalty_members", "loyalty_tokens", "loyalty_ledger"))
     db.dispose()
     return {
         "products": products,
         "members": members,
         "build_seconds": round(time.monotonic() - started, 1),
     }
-
-
-def settle(db: Any, tables: tuple[str, ...]) -> None:
-    """Bring a store just loaded in bulk to rest, as its owner's next quiet hour would:
-    PostgreSQL vacuums and analyzes the tables and writes a checkpoint (else autovacuum's pass
-    over the fresh rows and the checkpoint run inside the first measured minute, on the same
-    two cores); SQLite folds its write-ahead log into the database file."""
-    with db.engine.connect() as conn:
-        if db.dialect.is_sqlite:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            return
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        conn.exec_driver_sql("VACUUM ANALYZE " + ", ".join(tables))
-        conn.exec_driver_sql("CHECKPOINT")
 
 
 def fixed_rate(

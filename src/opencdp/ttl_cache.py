@@ -108,6 +108,11 @@ class RefreshingCache(Generic[K, V]):
             self._put(key, value)
         return value
 
+    def peek(self, key: K) -> V | None:
+        """The value held for ``key``, expired or not, without loading one (None: none)."""
+        hit = self._entries.get(key)
+        return None if hit is None else hit[0]
+
     def _put(self, key: K, value: V) -> None:
         if key not in self._entries and len(self._entries) >= self.max_entries:
             self._entries.clear()

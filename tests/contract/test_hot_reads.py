@@ -1,5 +1,5 @@
-"""The hot reads' connections on both backends: the threads that serve them (an event loop's,
-a dedicated read thread) keep one each; any other thread borrows one for the read and gives it
+"""The hot reads' connections on both backends: the thread that serves them (an event loop's)
+keeps one; any other thread borrows one for the read and gives it
 back, so that dozens of request threads reading now and then never hold the pool empty."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 from opencdp.errors import StorageUnavailable
 from opencdp.runtime import Runtime
 from opencdp.storage.admin import DEFAULT_WORKSPACE as WS
+from tests.e2e.test_audience_membership import wait_for
 
 
 def held(rt: Runtime) -> int:
@@ -60,20 +61,18 @@ def test_the_event_loops_thread_keeps_one_connection(runtime: Runtime) -> None:
     assert held(runtime) == before
 
 
-def test_a_dedicated_read_thread_keeps_one_connection(runtime: Runtime) -> None:
+def test_a_serving_thread_keeps_one_connection_until_close(runtime: Runtime) -> None:
     before = held(runtime)
-
     release = threading.Event()
     reading = threading.Event()
 
-    def reader() -> None:
-        runtime.hot_reads.keep_connection_in_this_thread()
+    async def serve_then_wait() -> None:
         for _ in range(5):
             read(runtime)
         reading.set()
         release.wait(20)
 
-    t = threading.Thread(target=reader)
+    t = threading.Thread(target=lambda: asyncio.run(serve_then_wait()))
     t.start()
     assert reading.wait(20)
     assert held(runtime) == before + 1  # one, for all its reads
@@ -93,3 +92,20 @@ def test_a_database_that_cannot_answer_is_storage_unavailable(
     monkeypatch.setattr(runtime.db.engine, "raw_connection", down)
     with pytest.raises(StorageUnavailable):  # a 503 with Retry-After, not a 500
         read(runtime)
+
+
+def test_a_catalog_loaded_in_bulk_gets_fresh_planner_statistics(runtime: Runtime) -> None:
+    from opencdp.services import catalog
+    from opencdp.storage.statistics import refresh_stale
+
+    # Given a catalog just loaded in bulk
+    for start in (0, 1000):
+        batch = [{"id": f"P-{n:05d}", "name": f"Product {n}"} for n in range(start, start + 1000)]
+        catalog.put_products_batch(runtime, WS, {"products": batch})
+    # Then a check of the worker's (every few seconds: PostgreSQL reports a backend's row
+    # counts when it goes idle) analyzes it; SQLite plans without statistics
+    if runtime.db.dialect.is_sqlite:
+        assert refresh_stale(runtime.db) == []
+        return
+    assert wait_for(lambda: "products" in refresh_stale(runtime.db), timeout=20)
+    assert "products" not in refresh_stale(runtime.db)  # and not again until it changes

@@ -182,9 +182,8 @@ def run_demo(settings: Settings, *, customers: int | None, serve: bool, console:
             start_journeys(rt, mailbox.port)
             console.print(
                 f"Journeys abandoned-cart (wait {DEMO_CART_WAIT}), welcome, back-in-stock and "
-                "loyalty-welcome "
-                "are on; their "
-                f"e-mails land in {mailbox.directory} (an SMTP server on 127.0.0.1:{mailbox.port})."
+                f"loyalty-welcome are on; their e-mails land in {mailbox.directory} "
+                f"(an SMTP server on 127.0.0.1:{mailbox.port})."
             )
         console.print(
             "\n[bold]Try it[/bold] (write key [green]demo-write-key[/green], "

@@ -15,7 +15,6 @@ five minutes."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,35 +86,26 @@ class CatalogCache:
         self.store = store
         self.clock = clock
         self._cache: RefreshingCache[str, CatalogSnapshot] = RefreshingCache(clock, ttl)
-        self._snapshots: dict[str, CatalogSnapshot] = {}
-        #: one load or forget at a time: two loads updating one snapshot could put an older
-        #: read over a newer one, and a forget must not be undone by a load begun before it
-        self._lock = threading.Lock()
 
     def get(self, workspace_id: str) -> CatalogSnapshot:
         return self._cache.get(workspace_id, lambda: self._load(workspace_id))
 
     def _load(self, workspace_id: str) -> CatalogSnapshot:
-        with self._lock:
-            now = self.clock.monotonic()
-            started_us = to_us(self.clock.now())
-            old = self._snapshots.pop(workspace_id, None)
-            if old is None or now - old.read_at >= FULL_READ_EVERY:
-                snapshot = CatalogSnapshot(
-                    *self.store.catalog_snapshot(workspace_id), read_us=started_us, read_at=now
-                )
-            else:
-                since = max(0, old.read_us - LOOKBACK_US)
-                old.apply(*self.store.catalog_snapshot(workspace_id, since_us=since))
-                old.read_us = started_us
-                snapshot = old
-            self._snapshots[workspace_id] = snapshot  # the newest last
-            while len(self._snapshots) > self._cache.max_entries:
-                del self._snapshots[next(iter(self._snapshots))]  # the least recently loaded
-            return snapshot
+        """The snapshot the cache holds, brought up to date; a whole read when it holds none
+        or read it whole long enough ago. (The cache runs one reload of a workspace at a
+        time, and a forget() drops the snapshot, so no two loads update one snapshot.)"""
+        now = self.clock.monotonic()
+        started_us = to_us(self.clock.now())
+        old = self._cache.peek(workspace_id)
+        if old is None or now - old.read_at >= FULL_READ_EVERY:
+            return CatalogSnapshot(
+                *self.store.catalog_snapshot(workspace_id), read_us=started_us, read_at=now
+            )
+        since = max(0, old.read_us - LOOKBACK_US)
+        old.apply(*self.store.catalog_snapshot(workspace_id, since_us=since))
+        old.read_us = started_us
+        return old
 
     def forget(self, workspace_id: str) -> None:
         """Read the workspace's whole catalog at its next use."""
-        with self._lock:
-            self._snapshots.pop(workspace_id, None)
         self._cache.forget(workspace_id)

@@ -1,12 +1,12 @@
 """Hot reads: the few statements that every page of a shop or every scan at a till runs, at a
 thousand a second — a profile's traits, a product, a member token.
 
-Each is compiled once and run on a driver connection that each serving thread (an event loop's,
-or a dedicated read thread) keeps for itself: no pool checkout, no ``BEGIN``/``COMMIT`` round
-trips, no SQLAlchemy statement building per request. Other threads borrow a connection from the
-pool for the one read and give it back. A single statement reads a consistent snapshot on both databases (SQLite: its implicit
-read transaction; PostgreSQL: autocommit ``READ COMMITTED``), and on SQLite in WAL mode it never
-waits for a writer.
+Each is compiled once and run on a driver connection that an event loop's thread (the thread
+that serves the requests) keeps for itself: no pool checkout, no ``BEGIN``/``COMMIT`` round
+trips, no SQLAlchemy statement building per request. Any other thread borrows a connection
+from the pool for the one read and gives it back. A single statement reads a consistent
+snapshot on both databases (SQLite: its implicit read transaction; PostgreSQL: autocommit
+``READ COMMITTED``), and on SQLite in WAL mode it never waits for a writer.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ class _Kept:
 
 
 class HotReads:
-    """Runs prepared statements on one driver connection per thread."""
+    """Runs prepared statements on the serving thread's own driver connection, or on one
+    borrowed from the pool."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -91,25 +92,19 @@ class HotReads:
                 with contextlib.suppress(Exception):  # back to the pool
                     raw.close()
 
-    def keep_connection_in_this_thread(self) -> None:
-        """Have this thread keep a connection for its hot reads (a thread that serves them
-        all day, such as a dedicated read thread)."""
-        self._local.keeps = True
-
     def _kept(self) -> Any:
         """This thread's own connection, made on first use; None for a thread that only
-        borrows one per read. An event loop's thread and the threads that asked keep one:
-        they serve the hot reads. Any other thread (a request's thread pool, of which there
-        may be dozens) borrows from the pool and gives it back, so that the pool is never
-        held empty by threads that read once in a while."""
+        borrows one per read. An event loop's thread keeps one: it serves the hot reads. Any
+        other thread (a request's thread pool, of which there may be dozens) borrows from the
+        pool and gives it back, so that the pool is never held empty by threads that read
+        once in a while."""
         holder = getattr(self._local, "connection", None)
         if holder is not None:
             return holder.raw
-        if not getattr(self._local, "keeps", False):
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
         # Checked out of the engine's pool for good (returned by close()); the pool's
         # connect hooks have run, so SQLite is in WAL mode with pysqlite's autocommit.
         raw = self.db.engine.raw_connection()
@@ -117,7 +112,7 @@ class HotReads:
         if not self.db.dialect.is_sqlite:
             driver.autocommit = True  # one statement, no idle-in-transaction session
         holder = _Kept(raw)
-        # A thread that ends (an event loop's that stopped, a test client's) drops its
+        # A thread that ends (one whose event loop stopped, a test client's) drops its
         # thread-local holder: the connection goes back to the pool then, not at close().
         weakref.finalize(holder, self._release, raw)
         self._local.connection = holder

@@ -84,7 +84,6 @@ class LoyaltyStore(LedgerStore):
                 loyalty_tokens.c.status == ACTIVE,
             )
         )
-        self._lookup = lookup
         self._lookup_hot = self.hot.prepare(lookup, ("ws", "token"))
         self._upsert_programme = db.dialect.upsert(
             loyalty_programmes, ["workspace_id"], ["definition", "version", "updated_us"]
@@ -385,10 +384,6 @@ class LoyaltyStore(LedgerStore):
             return None
         keys = ("token", "kind", "id", "profile_id", "status", "balance", "tier")
         return dict(zip(keys, rows[0], strict=True))
-
-    def lookup_in(self, conn: Connection, workspace_id: str, token: str) -> dict[str, Any] | None:
-        row = conn.execute(self._lookup, {"ws": workspace_id, "token": token}).first()
-        return plain(row) if row is not None else None
 
     def tokens_of(self, workspace_id: str, member_id: str) -> list[dict[str, Any]]:
         with self.db.read() as conn:

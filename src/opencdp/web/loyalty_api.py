@@ -1,7 +1,6 @@
 """The loyalty programme under ``/api/loyalty``: the programme, enrolment (web shop and till),
 members, their cards (``card.svg`` / ``card.png``), token rotation, physical cards added and
-revoked, redemptions, adjustments,
-the ledger, and the till's token lookup."""
+revoked, redemptions, adjustments, the ledger, and the till's token lookup."""
 
 from __future__ import annotations
 
